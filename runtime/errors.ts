@@ -31,3 +31,10 @@ export class RequestError extends BrigError {}
 
 /** A language is described but its toolchain is missing from the image. */
 export class LanguageUnavailableError extends BrigError {}
+
+/** The caller cancelled the step; its sandbox was killed. */
+export class CancelledError extends BrigError {
+  constructor(message = 'the run was cancelled') {
+    super('cancelled', message);
+  }
+}

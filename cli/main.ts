@@ -1,0 +1,55 @@
+import { BrigError, ConfigError, HostError, LanguageUnavailableError, RequestError } from '../runtime/errors.ts';
+import { doctorCommand } from './commands/doctor.ts';
+import { runCommand } from './commands/run.ts';
+import { EXIT } from './exit-codes.ts';
+
+const HELP = `brig: sandboxed code execution for online judges and playgrounds
+
+Usage:
+  brig run [options] FILE...   compile and run files in a local sandbox (no Redis)
+  brig doctor                  check every kernel feature and tool Brig needs
+  brig help                    show this help
+
+Run 'brig COMMAND --help' for a command's options.
+
+Exit codes:
+  0  the command worked (run: the sandbox worked, whatever the verdict)
+  1  Brig failed (sandbox error), or a doctor check failed
+  2  bad usage (options, files, language, limits)
+  3  the host is not ready (not root, kernel feature, launcher, profile)
+`;
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  run: runCommand,
+  doctor: doctorCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(HELP);
+    return command ? EXIT.OK : EXIT.USAGE;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    process.stderr.write(`brig: unknown command ${JSON.stringify(command)}; run 'brig --help'\n`);
+    return EXIT.USAGE;
+  }
+  try {
+    return await handler(rest);
+  } catch (error) {
+    process.stderr.write(`brig: ${error instanceof Error ? error.message : String(error)}\n`);
+    return exitCodeFor(error);
+  }
+}
+
+/** The one place where errors become exit codes. */
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof RequestError || error instanceof LanguageUnavailableError) return EXIT.USAGE;
+  if (error instanceof HostError || error instanceof ConfigError) return EXIT.HOST;
+  if (error instanceof BrigError) return EXIT.FAILURE;
+  if ((error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return EXIT.USAGE;
+  return EXIT.FAILURE;
+}
+
+process.exitCode = await main(process.argv.slice(2));

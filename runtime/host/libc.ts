@@ -1,0 +1,70 @@
+import koffi from 'koffi';
+import { HostError } from '../errors.ts';
+
+/** The few libc calls Node has no API for, through koffi. Loaded on first use. */
+interface Libc {
+  mount(source: string, target: string, fstype: string, flags: number, data: string | null): number;
+  umount2(target: string, flags: number): number;
+  flock(fd: number, operation: number): number;
+}
+
+export const MNT_DETACH = 2;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+
+let libc: Libc | undefined;
+
+function load(): Libc {
+  if (libc) return libc;
+  try {
+    const lib = koffi.load('libc.so.6');
+    libc = {
+      mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+      umount2: lib.func('int umount2(const char *target, int flags)'),
+      flock: lib.func('int flock(int fd, int operation)'),
+    };
+    return libc;
+  } catch (cause) {
+    throw new HostError('libc_unavailable', 'cannot load libc.so.6 through koffi: Brig needs glibc', { cause });
+  }
+}
+
+/** Throws with the errno the kernel gave; returns normally on success. */
+export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
+  if (load().mount(source, target, fstype, flags, data) !== 0) {
+    throw errnoError('mount', target, koffi.errno());
+  }
+}
+
+export function unmount(target: string, flags: number): void {
+  if (load().umount2(target, flags) !== 0) {
+    throw errnoError('umount2', target, koffi.errno());
+  }
+}
+
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+
+/** Takes an exclusive lock without waiting; false when another process holds it. The kernel drops it when the holder dies. */
+export function tryLockExclusive(fd: number, path: string): boolean {
+  if (load().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const errno = koffi.errno();
+  if (errno === EWOULDBLOCK) return false;
+  throw errnoError('flock', path, errno);
+}
+
+const EWOULDBLOCK = 11;
+
+/** Error shaped like Node's own fs errors, so callers can test `.code`. */
+function errnoError(call: string, path: string, errno: number): NodeJS.ErrnoException {
+  const name = ERRNO_NAMES[errno] ?? `E${errno}`;
+  const error: NodeJS.ErrnoException = new Error(`${call} ${path}: ${name}`);
+  error.code = name;
+  error.errno = errno;
+  error.syscall = call;
+  error.path = path;
+  return error;
+}
+
+const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 16: 'EBUSY', 19: 'ENODEV', 20: 'ENOTDIR', 22: 'EINVAL' };

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+
+const absolutePath = z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').refine((p) => !p.split('/').includes('..'), 'must not contain ..');
+
+const bindSchema = z.strictObject({
+  source: absolutePath,
+  target: absolutePath,
+  /** Skip quietly when the source is missing on this host (e.g. a JDK that isn't installed). */
+  optional: z.boolean().default(false),
+});
+
+const base = { name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/), description: z.string().optional(), binds: z.array(bindSchema).default([]) };
+
+/**
+ * An image is data: `host` exposes chosen host paths read-only over a
+ * generated skeleton; `directory` uses any rootfs folder (debootstrap, an
+ * exported container image) as the read-only lower layer.
+ */
+export const imageProfileSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ ...base, kind: z.literal('host') }),
+  z.strictObject({ ...base, kind: z.literal('directory'), rootfs: absolutePath }),
+]);
+
+export type ImageProfile = z.infer<typeof imageProfileSchema>;
+export type BindSpec = z.infer<typeof bindSchema>;
+
+export function loadImageProfile(path: string): ImageProfile {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new ConfigError('image_profile_unreadable', `cannot read image profile ${path}: ${(cause as Error).message}`, { cause });
+  }
+  const parsed = imageProfileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError('image_profile_invalid', `image profile ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`, { field: issue.path.join('.') });
+  }
+  return parsed.data;
+}

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { posix } from 'node:path';
+import { RequestError } from './errors.ts';
+import { expandCommand, type LanguageProfile } from './languages/profile.ts';
+import { resolveLimits, type Limits } from './limits.ts';
+import type { StepResult } from './result.ts';
+import type { Runtime, Slot } from './runtime.ts';
+import { runStep } from './sandbox.ts';
+import type { SubmissionFile } from './workspace/files.ts';
+import { Workspace } from './workspace/workspace.ts';
+import { mbToBytes } from './units.ts';
+
+/** The environment every program starts with. Nothing of the service's own leaks in. */
+const BASE_ENV: Record<string, string> = {
+  PATH: '/usr/local/bin:/usr/bin:/bin',
+  HOME: '/tmp',
+  LANG: 'C.UTF-8',
+  LC_ALL: 'C.UTF-8',
+  TMPDIR: '/tmp',
+};
+const BOX = '/box';
+
+export interface JobSpec {
+  language: string;
+  files: SubmissionFile[];
+  /** Which file is the entry point; default: the first. */
+  main?: string;
+  args?: string[];
+  /** Requested limits for the run steps and the compile step. */
+  limits?: Partial<Limits>;
+  compileLimits?: Partial<Limits>;
+  signal?: AbortSignal;
+}
+
+/**
+ * One submission: a slot, a workspace holding its files, an optional compile
+ * step, then any number of run steps, each in a fresh sandbox over the same
+ * compiled workspace (judge mode runs every test this way). Always close().
+ */
+export class Job {
+  readonly runLimits: Limits;
+  readonly compileLimits: Limits;
+  private closed = false;
+
+  private constructor(
+    private readonly runtime: Runtime,
+    private readonly slot: Slot,
+    private readonly workspace: Workspace,
+    readonly language: LanguageProfile,
+    private readonly spec: JobSpec,
+    private readonly main: string,
+    limits: { run: Limits; compile: Limits },
+  ) {
+    this.runLimits = limits.run;
+    this.compileLimits = limits.compile;
+  }
+
+  static async open(runtime: Runtime, spec: JobSpec): Promise<Job> {
+    const language = runtime.language(spec.language);
+    if (spec.files.length === 0) throw new RequestError('files_empty', 'a submission needs at least one file', { field: 'files' });
+    const main = spec.main ?? spec.files[0]!.name;
+    if (!spec.files.some((f) => f.name === main)) throw new RequestError('main_missing', `the entry file ${JSON.stringify(main)} is not among the files`, { field: 'main' });
+    const { defaults, maxima } = runtime.config;
+    const limits = {
+      run: resolveLimits(spec.limits, language.limits, defaults, maxima),
+      compile: resolveLimits(spec.compileLimits, { ...language.limits, ...language.compileLimits }, defaults, maxima),
+    };
+    const slot = await runtime.pool.acquire(spec.signal);
+    try {
+      const workspace = Workspace.create({
+        runsDir: slot.runsDir,
+        id: randomUUID(),
+        sizeBytes: mbToBytes(Math.max(limits.run.diskMb, limits.compile.diskMb)),
+        ownerUid: slot.lease.userHostId,
+        ownerGid: slot.lease.userHostId,
+        files: spec.files,
+      });
+      return new Job(runtime, slot, workspace, language, spec, main, limits);
+    } catch (error) {
+      runtime.pool.release(slot);
+      throw error;
+    }
+  }
+
+  /** Compiles in a sandbox that may write the workspace; null for interpreted languages. */
+  async compile(): Promise<StepResult | null> {
+    if (!this.language.compile) return null;
+    return this.step(this.language.compile, 'rw', Buffer.alloc(0), this.compileLimits, []);
+  }
+
+  /** Runs the program in a fresh sandbox over the (compiled) workspace; writes vanish with it. */
+  async run(stdin: Buffer, limits: Limits = this.runLimits): Promise<StepResult> {
+    return this.step(this.language.run, 'overlay', stdin, limits, this.spec.args ?? []);
+  }
+
+  /** Runs an arbitrary command of the image over the workspace (e.g. the language's version command). */
+  async runCommand(argv: string[], stdin: Buffer, limits: Limits = this.runLimits): Promise<StepResult> {
+    return this.step(argv, 'overlay', stdin, limits, []);
+  }
+
+  private step(template: string[], mode: 'rw' | 'overlay', stdin: Buffer, limits: Limits, args: string[]): Promise<StepResult> {
+    const sources = this.spec.files.map((f) => f.name).filter((n) => this.language.extensions.includes(posix.extname(n).toLowerCase()));
+    const argv = [...expandCommand(template, { main: this.main, sources, memoryMb: limits.memoryMb }), ...args];
+    const { runtime, slot } = this;
+    return runStep(
+      { launcherPath: runtime.config.launcherPath, seccompFd: runtime.seccompFd, cpuQuotaCores: runtime.config.cpuQuotaCores, cgroup: slot.cgroup },
+      {
+        image: runtime.image,
+        scratchDir: runtime.scratchDir,
+        rootHostId: slot.lease.rootHostId,
+        userHostId: slot.lease.userHostId,
+        box: { dir: this.workspace.dir, mode },
+        cwd: BOX,
+        env: { ...BASE_ENV, ...this.language.env },
+        argv,
+        limits,
+        stdin,
+        signal: this.spec.signal,
+      },
+    );
+  }
+
+  /** Idempotent: drops the workspace and gives the slot back. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.workspace.release();
+    } finally {
+      this.runtime.pool.release(this.slot);
+    }
+  }
+}
+
+export interface SubmissionResult {
+  compile: StepResult | null;
+  run: StepResult | null;
+}
+
+/** Compile (when the language has a step for it), then run once if that succeeded. */
+export async function runSubmission(runtime: Runtime, spec: JobSpec, stdin: Buffer): Promise<SubmissionResult> {
+  const job = await Job.open(runtime, spec);
+  try {
+    const compile = await job.compile();
+    if (compile && compile.verdict !== 'ok') return { compile, run: null };
+    return { compile, run: await job.run(stdin) };
+  } finally {
+    job.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Mirror of runtime/native/protocol.h. test/unit/runtime/launcher/protocol.test.ts
+ * parses the header and checks that every constant here matches it.
+ */
+export const FD_SECCOMP = 3;
+export const FD_GO = 4;
+export const FD_STATUS = 5;
+
+export const GO_BYTE = 'g';
+
+export const EXIT_OK = 0;
+export const EXIT_USAGE = 64;
+export const EXIT_SETUP = 70;
+export const EXIT_ABORTED = 71;
+
+export const INNER_UID = 1000;
+export const INNER_GID = 1000;
+export const EXIT_EXEC_FAILED = 127;
+
+/** The constants above by their C names, for the parity test. */
+export const HEADER_CONSTANTS: Record<string, number | string> = {
+  BRIG_FD_SECCOMP: FD_SECCOMP,
+  BRIG_FD_GO: FD_GO,
+  BRIG_FD_STATUS: FD_STATUS,
+  BRIG_GO_BYTE: GO_BYTE,
+  BRIG_EXIT_OK: EXIT_OK,
+  BRIG_EXIT_USAGE: EXIT_USAGE,
+  BRIG_EXIT_SETUP: EXIT_SETUP,
+  BRIG_EXIT_ABORTED: EXIT_ABORTED,
+  BRIG_INNER_UID: INNER_UID,
+  BRIG_INNER_GID: INNER_GID,
+  BRIG_EXIT_EXEC_FAILED: EXIT_EXEC_FAILED,
+};
+
+export type StatusEvent =
+  | { kind: 'ready'; initPid: number }
+  | { kind: 'exit'; exitCode: number | null; signal: number | null; wallUs: number | null }
+  | { kind: 'error'; errno: number; text: string };
+
+/** Parses one status line; null for a line that is not part of the protocol. */
+export function parseStatusLine(line: string): StatusEvent | null {
+  const [kind, ...fields] = line.split(' ');
+  if (kind === 'ready' && fields.length === 1) {
+    const initPid = toInt(fields[0]);
+    return initPid === null ? null : { kind, initPid };
+  }
+  if (kind === 'exit' && fields.length === 3) {
+    const [code, signal, wallUs] = fields.map(toInt);
+    if (code === null || signal === null || wallUs === null) return null;
+    return {
+      kind,
+      exitCode: code < 0 ? null : code,
+      signal: signal === 0 ? null : signal,
+      wallUs: wallUs < 0 ? null : wallUs,
+    };
+  }
+  if (kind === 'error' && fields.length >= 1) {
+    const errno = toInt(fields[0]);
+    return errno === null ? null : { kind, errno, text: fields.slice(1).join(' ') };
+  }
+  return null;
+}
+
+function toInt(text: string | undefined): number | null {
+  if (text === undefined || !/^-?\d+$/.test(text)) return null;
+  return Number(text);
+}

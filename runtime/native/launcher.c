@@ -1,0 +1,492 @@
+/*
+ * brig-launcher: builds one throwaway container and runs one program in it.
+ *
+ * Node cannot do this itself: it is multi-threaded, and a multi-threaded
+ * process cannot unshare a user namespace. So, like runc's nsexec, this small
+ * program does only what the runtime cannot: clone into namespaces, write the
+ * id maps, mount the root filesystem, pivot_root, drop privileges, load the
+ * seccomp filter and exec. Every decision (which limits, which filter, which
+ * image) is made by the TypeScript runtime and arrives on argv and fds; see
+ * protocol.h for the wire protocol. Any failure ends the sandbox: we fail closed.
+ *
+ * Three processes take part:
+ *   launcher  (host root)    writes the id maps, joins cgroups, relays status
+ *   init      (pid 1 inside) builds the mounts, waits for go, reaps, reports
+ *   program   (pid 2 inside) drops to the inner user, seccomp, execve
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+#define MAX_ITEMS 32
+#define MAX_BPF_BYTES (64 * 1024)
+#define PATH_BYTES 4096
+#define DEV_TMPFS_OPTS "size=65536,mode=0755"
+
+struct bind { const char *src, *dst; };
+struct rlim { int resource; rlim_t value; };
+
+static struct {
+  unsigned long map_root, map_user;
+  const char *lower[MAX_ITEMS]; int n_lower;
+  struct bind binds[MAX_ITEMS]; int n_binds;
+  const char *cgroups[MAX_ITEMS]; int n_cgroups;
+  char *env[MAX_ITEMS + 1]; int n_env;
+  struct rlim rlimits[MAX_ITEMS]; int n_rlimits;
+  const char *box, *scratch, *cwd, *hostname;
+  int box_rw;
+  unsigned long long root_bytes, tmp_bytes;
+  char **argv;
+} cfg = { .cwd = "/box", .hostname = "brig" };
+
+/* What init and the program tell the launcher, over a private pipe. One
+ * struct per write, well under PIPE_BUF, so each arrives whole. */
+struct report {
+  char kind; /* 'R' ready, 'E' error, 'X' exit */
+  int err, code, sig;
+  long long wall_us;
+  char text[200];
+};
+
+static int report_fd = -1;
+
+static void report_error(const char *stage, int err) {
+  struct report r = { .kind = 'E', .err = err };
+  snprintf(r.text, sizeof r.text, "%s", stage);
+  if (write(report_fd, &r, sizeof r) != sizeof r) { /* nothing left to tell */ }
+  _exit(BRIG_EXIT_SETUP);
+}
+
+/* Every syscall in setup is checked: a sandbox that is half built must never run. */
+#define CHECK(expr, stage) do { if ((expr) < 0) report_error(stage, errno); } while (0)
+
+static void usage(const char *why) {
+  dprintf(BRIG_FD_STATUS, "error %d argv: %s\n", EINVAL, why);
+  _exit(BRIG_EXIT_USAGE);
+}
+
+static unsigned long long parse_num(const char *s) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end || !*s) usage("not a number");
+  return v;
+}
+
+static int rlimit_resource(const char *name) {
+  static const struct { const char *name; int resource; } table[] = {
+    { "cpu", RLIMIT_CPU }, { "fsize", RLIMIT_FSIZE }, { "nofile", RLIMIT_NOFILE },
+    { "stack", RLIMIT_STACK }, { "nproc", RLIMIT_NPROC }, { "core", RLIMIT_CORE },
+    { "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE },
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    if (!strcmp(name, table[i].name)) return table[i].resource;
+  usage("unknown rlimit");
+  return -1;
+}
+
+static void parse_args(int argc, char **argv) {
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *o = argv[i];
+    if (!strcmp(o, "--")) { i++; break; }
+    if (i + 1 >= argc) usage("option without value");
+    const char *v = argv[++i];
+#define ADD(arr, n) do { if (n >= MAX_ITEMS) usage("too many items"); arr[n++] = v; } while (0)
+    if (!strcmp(o, "--map-root")) cfg.map_root = parse_num(v);
+    else if (!strcmp(o, "--map-user")) cfg.map_user = parse_num(v);
+    else if (!strcmp(o, "--lower")) ADD(cfg.lower, cfg.n_lower);
+    else if (!strcmp(o, "--cgroup")) ADD(cfg.cgroups, cfg.n_cgroups);
+    else if (!strcmp(o, "--env")) { if (cfg.n_env >= MAX_ITEMS) usage("too many items"); cfg.env[cfg.n_env++] = (char *)v; }
+    else if (!strcmp(o, "--bind-ro")) {
+      if (i + 1 >= argc || cfg.n_binds >= MAX_ITEMS) usage("--bind-ro needs SRC DST");
+      cfg.binds[cfg.n_binds++] = (struct bind){ v, argv[++i] };
+    } else if (!strcmp(o, "--rlimit")) {
+      if (i + 1 >= argc || cfg.n_rlimits >= MAX_ITEMS) usage("--rlimit needs NAME VALUE");
+      cfg.rlimits[cfg.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_num(argv[++i]) };
+    }
+    else if (!strcmp(o, "--box")) cfg.box = v;
+    else if (!strcmp(o, "--box-mode")) {
+      if (strcmp(v, "rw") && strcmp(v, "overlay")) usage("--box-mode is rw or overlay");
+      cfg.box_rw = !strcmp(v, "rw");
+    }
+    else if (!strcmp(o, "--scratch")) cfg.scratch = v;
+    else if (!strcmp(o, "--root-bytes")) cfg.root_bytes = parse_num(v);
+    else if (!strcmp(o, "--tmp-bytes")) cfg.tmp_bytes = parse_num(v);
+    else if (!strcmp(o, "--cwd")) cfg.cwd = v;
+    else if (!strcmp(o, "--hostname")) cfg.hostname = v;
+    else usage("unknown option");
+#undef ADD
+  }
+  cfg.argv = argv + i;
+  /* The program's uid must never be host root, nor the init's: both ids are
+   * ordinary unprivileged host ids that the runtime leases per slot. */
+  if (!cfg.map_root || !cfg.map_user || cfg.map_root == cfg.map_user) usage("--map-root and --map-user must be distinct non-zero ids");
+  if (!cfg.n_lower || !cfg.box || !cfg.scratch || !cfg.root_bytes || !cfg.tmp_bytes) usage("--lower, --box, --scratch, --root-bytes and --tmp-bytes are required");
+  if (!cfg.argv[0] || cfg.argv[0][0] != '/') usage("the program must be an absolute path");
+}
+
+static void read_filter(struct sock_fprog *prog) {
+  static struct sock_filter filter[MAX_BPF_BYTES / sizeof(struct sock_filter)];
+  /* pread, not read: the runtime shares one open file between launchers. */
+  ssize_t n = pread(BRIG_FD_SECCOMP, filter, sizeof filter, 0);
+  if (n <= 0 || n % sizeof(struct sock_filter) || n == sizeof filter) usage("fd 3 must hold a seccomp filter");
+  prog->len = n / sizeof(struct sock_filter);
+  prog->filter = filter;
+  close(BRIG_FD_SECCOMP);
+}
+
+/* Launcher-side failure: tell the runtime and stop. */
+static void fail(int err, const char *stage, const char *what) {
+  dprintf(BRIG_FD_STATUS, "error %d %s %s: %s\n", err, stage, what, strerror(err));
+  _exit(BRIG_EXIT_SETUP);
+}
+
+static void write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) fail(errno, "open", path);
+  ssize_t want = strlen(text);
+  if (write(fd, text, want) != want) fail(errno, "write", path);
+  close(fd);
+}
+
+/* ---- inside: mounts --------------------------------------------------- */
+
+static char root[PATH_BYTES];
+
+static const char *in_root(const char *path, char *buf) {
+  if (snprintf(buf, PATH_BYTES, "%s%s", root, path) >= PATH_BYTES) report_error("path too long", ENAMETOOLONG);
+  return buf;
+}
+
+static void mkdir_p(const char *path) {
+  char buf[PATH_BYTES];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) report_error("mkdir mountpoint", errno);
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) < 0 && errno != EEXIST) report_error("mkdir mountpoint", errno);
+}
+
+static void touch(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  CHECK(fd, "create mountpoint");
+  close(fd);
+}
+
+/* A read-only remount of a bind mount inside a user namespace must keep the
+ * flags the kernel locked on the source mount (nosuid, nodev, noexec, atime),
+ * or mount(2) fails with EPERM. */
+static unsigned long locked_flags(const char *src) {
+  struct statvfs s;
+  CHECK(statvfs(src, &s), "statvfs bind source");
+  unsigned long f = 0;
+  if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (s.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+static void bind_mount(const char *src, const char *dst_in_root, unsigned long flags) {
+  char dst[PATH_BYTES];
+  struct stat st;
+  CHECK(stat(src, &st), "stat bind source");
+  in_root(dst_in_root, dst);
+  if (S_ISDIR(st.st_mode)) mkdir_p(dst); else touch(dst);
+  /* Not MS_REC: submounts of a host path are not ours to expose. */
+  CHECK(mount(src, dst, NULL, MS_BIND, NULL), "bind mount");
+  CHECK(mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags | locked_flags(src), NULL), "remount bind");
+}
+
+static void tmpfs(const char *dst, const char *opts, unsigned long flags) {
+  mkdir_p(dst);
+  CHECK(mount("tmpfs", dst, "tmpfs", flags, opts), "mount tmpfs");
+}
+
+static void overlay(const char *lowers, const char *upper, const char *work, const char *dst) {
+  char opts[PATH_BYTES * 2];
+  mkdir_p(upper);
+  mkdir_p(work);
+  mkdir_p(dst);
+  if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lowers, upper, work) >= (int)sizeof opts)
+    report_error("overlay options too long", ENAMETOOLONG);
+  CHECK(mount("overlay", dst, "overlay", MS_NOSUID | MS_NODEV, opts), "mount overlay");
+}
+
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  CHECK(s, "socket for loopback");
+  struct ifreq ifr = { 0 };
+  strcpy(ifr.ifr_name, "lo");
+  CHECK(ioctl(s, SIOCGIFFLAGS, &ifr), "get loopback flags");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  CHECK(ioctl(s, SIOCSIFFLAGS, &ifr), "bring loopback up");
+  close(s);
+}
+
+static void build_rootfs(void) {
+  char a[PATH_BYTES], b[PATH_BYTES], c[PATH_BYTES], lowers[PATH_BYTES] = "";
+  char opts[64];
+
+  /* Mounts made from here on must never propagate back to the host. */
+  CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make mounts private");
+
+  /* One capped tmpfs holds every writable layer, so whatever the program
+   * writes lives in memory and vanishes with this mount namespace. */
+  snprintf(opts, sizeof opts, "size=%llu,mode=0755", cfg.root_bytes);
+  CHECK(mount("tmpfs", cfg.scratch, "tmpfs", MS_NOSUID | MS_NODEV, opts), "mount scratch tmpfs");
+  snprintf(root, sizeof root, "%s/root", cfg.scratch);
+
+  for (int i = 0; i < cfg.n_lower; i++) {
+    if (strchr(cfg.lower[i], ':') || strchr(cfg.lower[i], ',')) report_error("lower layer path has ':' or ','", EINVAL);
+    if (i) strncat(lowers, ":", sizeof lowers - strlen(lowers) - 1);
+    strncat(lowers, cfg.lower[i], sizeof lowers - strlen(lowers) - 1);
+  }
+  snprintf(a, sizeof a, "%s/upper", cfg.scratch);
+  snprintf(b, sizeof b, "%s/work", cfg.scratch);
+  overlay(lowers, a, b, root);
+
+  for (int i = 0; i < cfg.n_binds; i++) bind_mount(cfg.binds[i].src, cfg.binds[i].dst, MS_RDONLY | MS_NOSUID | MS_NODEV);
+
+  if (cfg.box_rw) {
+    bind_mount(cfg.box, "/box", MS_NOSUID | MS_NODEV);
+  } else {
+    if (strchr(cfg.box, ':') || strchr(cfg.box, ',')) report_error("box path has ':' or ','", EINVAL);
+    snprintf(a, sizeof a, "%s/box-upper", cfg.scratch);
+    snprintf(b, sizeof b, "%s/box-work", cfg.scratch);
+    mkdir_p(a);
+    /* The overlay's top directory takes the upper dir's owner: the program's. */
+    CHECK(chown(a, BRIG_INNER_UID, BRIG_INNER_GID), "chown box upper");
+    overlay(cfg.box, a, b, in_root("/box", c));
+  }
+
+  snprintf(opts, sizeof opts, "size=%llu,mode=1777", cfg.tmp_bytes);
+  tmpfs(in_root("/tmp", a), opts, MS_NOSUID | MS_NODEV);
+
+  /* A minimal /dev: no mknod in a user namespace, so the few harmless host
+   * devices are bind-mounted onto empty files. */
+  tmpfs(in_root("/dev", a), DEV_TMPFS_OPTS, MS_NOSUID | MS_NOEXEC);
+  static const char *devices[] = { "null", "zero", "full", "random", "urandom" };
+  for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+    snprintf(b, sizeof b, "/dev/%s", devices[i]);
+    bind_mount(b, b, MS_NOSUID | MS_NOEXEC);
+  }
+  static const char *links[][2] = {
+    { "/proc/self/fd", "/dev/fd" }, { "/proc/self/fd/0", "/dev/stdin" },
+    { "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
+  };
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) CHECK(symlink(links[i][0], in_root(links[i][1], a)), "dev symlink");
+  tmpfs(in_root("/dev/shm", a), opts, MS_NOSUID | MS_NODEV);
+
+  /* We are pid 1 of a new pid namespace, so this /proc shows only the sandbox. */
+  mkdir_p(in_root("/proc", a));
+  CHECK(mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc");
+
+  /* pivot_root(".", ".") stacks the old root under the new one; detaching it
+   * leaves no path back to the host's filesystem. */
+  CHECK(chdir(root), "chdir new root");
+  CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root");
+  CHECK(umount2(".", MNT_DETACH), "detach old root");
+  CHECK(chdir("/"), "chdir /");
+}
+
+/* ---- inside: the program ---------------------------------------------- */
+
+static void exec_program(const struct sock_fprog *filter) {
+  CHECK(setsid(), "setsid");
+  /* Whatever fd the runtime might have leaked stops at this execve. */
+  CHECK(syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
+  for (int i = 0; i < cfg.n_rlimits; i++) {
+    struct rlimit rl = { cfg.rlimits[i].value, cfg.rlimits[i].value };
+    /* RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later. */
+    if (cfg.rlimits[i].resource == RLIMIT_CPU) rl.rlim_max = rl.rlim_cur + 1;
+    CHECK(setrlimit(cfg.rlimits[i].resource, &rl), "setrlimit");
+  }
+  /* Drop the bounding set while we still hold CAP_SETPCAP; the uid change
+   * below then clears permitted, effective and ambient capabilities. */
+  for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
+  CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
+  CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
+  CHECK(chdir(cfg.cwd), "chdir cwd");
+  CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+  /* Loaded last: from here on only what the profile allows can run, and execve must be among it. */
+  CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter), "load seccomp filter");
+  execve(cfg.argv[0], cfg.argv, cfg.env);
+  report_error("execve", errno);
+}
+
+static long long now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static void init_main(int sync_fd, const struct sock_fprog *filter) {
+  char byte;
+  /* If the launcher dies at any point, the whole sandbox goes with it. */
+  CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+  if (read(sync_fd, &byte, 1) != 1) _exit(BRIG_EXIT_SETUP);
+  close(sync_fd);
+
+  CHECK(setresgid(0, 0, 0), "become inner root gid");
+  CHECK(setresuid(0, 0, 0), "become inner root");
+  /* The launcher moved us into the run's cgroups; a new cgroup namespace
+   * now makes them the root of what the sandbox can see. */
+  CHECK(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
+  build_rootfs();
+  CHECK(sethostname(cfg.hostname, strlen(cfg.hostname)), "sethostname");
+  loopback_up();
+
+  struct report r = { .kind = 'R' };
+  CHECK(write(report_fd, &r, sizeof r), "report ready");
+  if (read(BRIG_FD_GO, &byte, 1) != 1 || byte != BRIG_GO_BYTE) _exit(BRIG_EXIT_ABORTED);
+  close(BRIG_FD_GO);
+
+  long long start_us = now_us();
+  pid_t program = fork();
+  CHECK(program, "fork program");
+  if (program == 0) exec_program(filter);
+
+  /* Init keeps no copy of the program's pipes: once the program and its
+   * descendants are gone, the runtime sees EOF. */
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  CHECK(devnull, "open /dev/null");
+  for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
+
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) continue;
+    CHECK(pid, "waitpid");
+    if (pid != program) continue; /* an orphan reparented to us */
+    r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1 };
+    if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
+    else r.sig = WTERMSIG(status);
+    CHECK(write(report_fd, &r, sizeof r), "report exit");
+    /* Returning kills every process left in the pid namespace. */
+    _exit(0);
+  }
+}
+
+/* ---- outside: the launcher -------------------------------------------- */
+
+static void write_id_maps(pid_t child) {
+  char path[64], map[128];
+  snprintf(map, sizeof map, "0 %lu 1\n%d %lu 1\n", cfg.map_root, BRIG_INNER_UID, cfg.map_user);
+  snprintf(path, sizeof path, "/proc/%d/uid_map", child);
+  write_file(path, map);
+  /* setgroups stays denied so no process inside can ever rejoin a group. */
+  snprintf(path, sizeof path, "/proc/%d/setgroups", child);
+  write_file(path, "deny");
+  snprintf(map, sizeof map, "0 %lu 1\n%d %lu 1\n", cfg.map_root, BRIG_INNER_GID, cfg.map_user);
+  snprintf(path, sizeof path, "/proc/%d/gid_map", child);
+  write_file(path, map);
+}
+
+static void join_cgroups(pid_t child) {
+  char path[PATH_BYTES], pid[32];
+  snprintf(pid, sizeof pid, "%d", child);
+  for (int i = 0; i < cfg.n_cgroups; i++) {
+    snprintf(path, sizeof path, "%s/cgroup.procs", cfg.cgroups[i]);
+    write_file(path, pid);
+  }
+}
+
+int main(int argc, char **argv) {
+  struct sock_fprog filter;
+  int sync_pipe[2], report_pipe[2];
+
+  /* The runtime dying must take every sandbox with it. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "prctl", "pdeathsig");
+  parse_args(argc, argv);
+  read_filter(&filter);
+  for (int i = 0; i < cfg.n_env; i++) if (!strchr(cfg.env[i], '=')) usage("--env needs NAME=VALUE");
+  cfg.env[cfg.n_env] = NULL;
+
+  /* Root's supplementary groups would follow the child into the sandbox
+   * (unmapped, but still honoured by permission checks on host files). */
+  if (setgroups(0, NULL) < 0) fail(errno, "setgroups", "drop");
+  if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0) fail(errno, "pipe", "create");
+
+  /* A raw clone without a stack behaves like fork; the cgroup namespace is
+   * unshared later, after the child has been moved into its cgroups. */
+  pid_t child = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (child < 0) fail(errno, "clone", "namespaces");
+  if (child == 0) {
+    close(BRIG_FD_STATUS);
+    close(sync_pipe[1]);
+    close(report_pipe[0]);
+    report_fd = report_pipe[1];
+    init_main(sync_pipe[0], &filter);
+    _exit(BRIG_EXIT_SETUP);
+  }
+
+  close(sync_pipe[0]);
+  close(report_pipe[1]);
+  close(BRIG_FD_GO);
+  /* Hold no copy of the program's stdio: the runtime waits for their EOF. */
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0) fail(errno, "open", "/dev/null");
+  for (int fd = 0; fd < 3; fd++) dup2(devnull, fd);
+
+  write_id_maps(child);
+  join_cgroups(child);
+  if (write(sync_pipe[1], "M", 1) != 1) fail(errno, "write", "sync pipe");
+  close(sync_pipe[1]);
+
+  int code = BRIG_EXIT_ABORTED;
+  struct report r;
+  while (read(report_pipe[0], &r, sizeof r) == sizeof r) {
+    r.text[sizeof r.text - 1] = 0;
+    if (r.kind == 'R') {
+      dprintf(BRIG_FD_STATUS, "ready %d\n", child);
+    } else if (r.kind == 'E') {
+      dprintf(BRIG_FD_STATUS, "error %d %s: %s\n", r.err, r.text, strerror(r.err));
+      code = BRIG_EXIT_SETUP;
+      break;
+    } else if (r.kind == 'X') {
+      dprintf(BRIG_FD_STATUS, "exit %d %d %lld\n", r.code, r.sig, r.wall_us);
+      code = BRIG_EXIT_OK;
+      break;
+    }
+  }
+  int status;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+  /* Init killed from outside (the OOM killer, say) before it could report. */
+  if (code == BRIG_EXIT_ABORTED && WIFSIGNALED(status)) {
+    dprintf(BRIG_FD_STATUS, "exit -1 %d -1\n", WTERMSIG(status));
+    code = BRIG_EXIT_OK;
+  }
+  return code;
+}

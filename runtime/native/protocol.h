@@ -1,0 +1,42 @@
+/*
+ * The wire protocol between the TypeScript runtime and brig-launcher.
+ * runtime/launcher/protocol.ts mirrors every constant here, and
+ * test/unit/runtime/launcher/protocol.test.ts checks that they match.
+ *
+ * File descriptors the runtime hands to the launcher:
+ *   0,1,2  the program's stdin, stdout and stderr (pipes)
+ *   3      the seccomp filter: a regular file holding struct sock_filter[]
+ *   4      go: the runtime writes one byte when the program may start;
+ *          EOF without that byte aborts the sandbox before anything runs
+ *   5      status: the launcher writes text lines, one event each
+ *
+ * Status lines (ASCII, '\n'-terminated, fields separated by one space):
+ *   "ready <init_host_pid>"          the sandbox is built, waiting for go
+ *   "exit <code> <signal> <wall_us>" the program ended (code -1 when killed by a signal)
+ *   "error <errno> <text>"           the launcher failed; it then exits
+ *                                    with BRIG_EXIT_SETUP (or BRIG_EXIT_USAGE)
+ */
+#ifndef BRIG_PROTOCOL_H
+#define BRIG_PROTOCOL_H
+
+#define BRIG_FD_SECCOMP 3
+#define BRIG_FD_GO 4
+#define BRIG_FD_STATUS 5
+
+#define BRIG_GO_BYTE 'g'
+
+/* Launcher exit codes. */
+#define BRIG_EXIT_OK 0      /* the program ran; its outcome is in the exit line */
+#define BRIG_EXIT_USAGE 64  /* bad argv: a bug in the runtime */
+#define BRIG_EXIT_SETUP 70  /* the sandbox could not be built: Brig's fault */
+#define BRIG_EXIT_ABORTED 71 /* go never came: the runtime cancelled */
+
+/* The program inside runs as this uid/gid; the init and setup run as 0.
+ * Both are mapped to unprivileged host ids given on argv. */
+#define BRIG_INNER_UID 1000
+#define BRIG_INNER_GID 1000
+
+/* Exit code of the program's process when execve itself fails. */
+#define BRIG_EXIT_EXEC_FAILED 127
+
+#endif

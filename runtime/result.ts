@@ -1,0 +1,45 @@
+/** What one sandboxed step (compile or run) produced. Units are in the names. */
+export type Verdict = 'ok' | 'runtime_error' | 'time_limit' | 'memory_limit' | 'output_limit' | 'internal_error';
+
+export interface StepResult {
+  stdout: string;
+  stderr: string;
+  /** Exit status when the program exited; null when a signal ended it. */
+  exitCode: number | null;
+  /** Signal number that ended the program, or null. */
+  signal: number | null;
+  verdict: Verdict;
+  /** CPU time of every process of the step, from the cgroup. */
+  cpuMs: number;
+  wallMs: number;
+  /** Peak memory of the step's cgroup (anonymous memory, page cache and tmpfs it added). */
+  memoryKb: number;
+  /** True when stdout or stderr was cut at the output limit. */
+  truncated: boolean;
+}
+
+/** Kernel facts about how a step ended, from which the verdict is derived. */
+export interface StepFacts {
+  exitCode: number | null;
+  signal: number | null;
+  cpuMs: number;
+  wallMs: number;
+  oomKills: number;
+  /** Why the runtime itself killed the step, if it did. */
+  killedFor: 'time_limit' | 'output_limit' | 'cancelled' | null;
+  cpuLimitMs: number;
+  wallLimitMs: number;
+}
+
+/**
+ * The verdict comes from what the kernel counted, never from guessing at exit
+ * codes: the cgroup's own OOM-kill counter, measured CPU and wall time, and the
+ * runtime's record of why it killed the step.
+ */
+export function classify(f: StepFacts): Verdict {
+  if (f.killedFor === 'output_limit') return 'output_limit';
+  if (f.oomKills > 0) return 'memory_limit';
+  if (f.killedFor === 'time_limit' || f.cpuMs >= f.cpuLimitMs || f.wallMs >= f.wallLimitMs) return 'time_limit';
+  if (f.signal !== null || f.exitCode !== 0) return 'runtime_error';
+  return 'ok';
+}

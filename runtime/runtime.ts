@@ -1,0 +1,137 @@
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RuntimeConfig } from '../services/shared/config.ts';
+import { detectCgroups, type CgroupManager, type RunCgroup } from './cgroups/manager.ts';
+import { HostError, LanguageUnavailableError, RequestError } from './errors.ts';
+import { MNT_DETACH, unmount } from './host/libc.ts';
+import { layoutImage, resolveInImage, type ImageLayout } from './images/layout.ts';
+import { loadImageProfile } from './images/profile.ts';
+import { loadLanguageProfiles, type LanguageProfile } from './languages/profile.ts';
+import { loadAndCompile } from './seccomp/compile.ts';
+import { leaseSlots, type SlotLease } from './slots/lease.ts';
+import { SlotPool } from './slots/pool.ts';
+
+/** A leased slot with the cgroup it runs its steps in. */
+export interface Slot {
+  lease: SlotLease;
+  cgroup: RunCgroup;
+  /** Where this slot's job workspaces are mounted. */
+  runsDir: string;
+}
+
+const STATE_DIR_MODE = 0o711; // sandboxes (unprivileged host uids) must traverse to their workspace
+const SLOT_NAME = /^slot-\d+$/;
+
+/**
+ * Everything a worker process sets up once: profiles loaded and checked,
+ * seccomp compiled, cgroups detected, slots leased and their leftovers swept.
+ * A malformed profile or a missing kernel feature fails here, at start, not
+ * in the middle of somebody's run.
+ */
+export class Runtime {
+  private closed = false;
+
+  private constructor(
+    readonly config: RuntimeConfig,
+    readonly image: ImageLayout,
+    readonly languages: Map<string, LanguageProfile>,
+    readonly cgroups: CgroupManager,
+    readonly seccompFd: number,
+    readonly scratchDir: string,
+    private readonly slots: Slot[],
+    readonly pool: SlotPool<Slot>,
+  ) {}
+
+  static async create(config: RuntimeConfig): Promise<Runtime> {
+    if (process.getuid?.() !== 0) throw new HostError('not_root', 'the Brig runtime must run as root: it builds namespaces, cgroups and mounts');
+    try {
+      accessSync(config.launcherPath, constants.X_OK);
+    } catch {
+      throw new HostError('launcher_missing', `the launcher ${config.launcherPath} is missing: run "npm run build"`);
+    }
+    const stateDir = config.stateDir;
+    for (const dir of [stateDir, join(stateDir, 'runs'), join(stateDir, 'scratch'), join(stateDir, 'seccomp')]) {
+      mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
+    }
+    const image = layoutImage(loadImageProfile(join(config.profilesDir, 'images', `${config.image}.json`)), join(stateDir, 'images'));
+    const languages = loadLanguageProfiles(join(config.profilesDir, 'languages'));
+    const seccompFd = openSeccompFilter(join(config.profilesDir, 'seccomp', `${config.seccompProfile}.json`), join(stateDir, 'seccomp'));
+
+    const cgroups = detectCgroups({ parentName: config.cgroupParent, version: config.cgroupVersion === 'auto' ? undefined : (Number(config.cgroupVersion) as 1 | 2) });
+    cgroups.ensureParent();
+    const leases = leaseSlots({ locksDir: join(stateDir, 'slots'), count: config.slots, maxSlots: config.maxSlots, uidBase: config.uidBase });
+    const ours = new Set(leases.map((l) => l.name));
+    // Leftovers of our slots (a crashed holder) and anything not named like a slot are ours to sweep.
+    await cgroups.sweep((name) => SLOT_NAME.test(name) && !ours.has(name));
+    const slots = leases.map((lease) => {
+      const runsDir = join(stateDir, 'runs', lease.name);
+      mkdirSync(runsDir, { recursive: true, mode: STATE_DIR_MODE });
+      sweepWorkspaces(runsDir);
+      return { lease, cgroup: cgroups.open(lease.name), runsDir };
+    });
+    return new Runtime(config, image, languages, cgroups, seccompFd, join(stateDir, 'scratch'), slots, new SlotPool(slots));
+  }
+
+  language(name: string): LanguageProfile {
+    const language = this.languages.get(name);
+    if (!language) {
+      throw new RequestError('language_unknown', `unknown language ${JSON.stringify(name)}: choose one of ${[...this.languages.keys()].join(', ')}`, { field: 'language' });
+    }
+    const missing = this.missingTools(language);
+    if (missing.length) {
+      throw new LanguageUnavailableError('language_unavailable', `language ${name} is not available in image ${this.image.name}: ${missing.join(', ')} not found`, { field: 'language' });
+    }
+    return language;
+  }
+
+  /** The toolchain binaries of a language that the image lacks. */
+  missingTools(language: LanguageProfile): string[] {
+    const tools = [language.compile?.[0], language.run[0], language.versionCommand[0]].filter((t): t is string => !!t && !t.startsWith('/box/'));
+    return [...new Set(tools)].filter((tool) => resolveInImage(this.image, tool) === null);
+  }
+
+  /** Idempotent: kills what still runs in our cgroups, removes them, releases the slots. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pool.close();
+    for (const slot of this.slots) {
+      await slot.cgroup.destroy();
+      sweepWorkspaces(slot.runsDir);
+      slot.lease.release();
+    }
+    closeSync(this.seccompFd);
+  }
+}
+
+/**
+ * Compiles the profile (once per content hash) and keeps the BPF in a file
+ * whose fd every launcher inherits as fd 3 and reads with pread.
+ */
+function openSeccompFilter(profilePath: string, dir: string): number {
+  if (!existsSync(profilePath)) throw new HostError('seccomp_profile_missing', `seccomp profile ${profilePath} does not exist: check BRIG_SECCOMP_PROFILE`);
+  const compiled = loadAndCompile(profilePath);
+  const path = join(dir, `${compiled.sha256}.bpf`);
+  if (!existsSync(path)) {
+    const staging = `${path}.tmp-${process.pid}`;
+    writeFileSync(staging, compiled.bpf, { mode: 0o644 });
+    renameSync(staging, path);
+  }
+  return openSync(path, 'r');
+}
+
+/**
+ * Unmounts and removes workspaces left by a crashed holder of the slot. Each is
+ * its own tmpfs, so a lazy unmount drops the hostile content without reading it.
+ */
+function sweepWorkspaces(runsDir: string): void {
+  for (const name of readdirSync(runsDir)) {
+    const dir = join(runsDir, name);
+    try {
+      unmount(dir, MNT_DETACH);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+    }
+    rmdirSync(dir);
+  }
+}

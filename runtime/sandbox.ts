@@ -1,0 +1,167 @@
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import type { RunCgroup } from './cgroups/manager.ts';
+import { CancelledError, SandboxError } from './errors.ts';
+import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
+import { OutputCollector } from './launcher/output.ts';
+import { EXIT_OK, FD_GO, FD_STATUS, GO_BYTE, parseStatusLine, type StatusEvent } from './launcher/protocol.ts';
+import type { Limits } from './limits.ts';
+import { classify, type StepResult } from './result.ts';
+import { bytesToKb, mbToBytes, msToNs, nsToMs, usToMs } from './units.ts';
+
+/** Building a sandbox takes milliseconds; this long means something is stuck. */
+const SETUP_TIMEOUT_MS = 10_000;
+/** After a kill, the kernel needs a moment to tear down the pid namespace. */
+const CGROUP_EMPTY_TIMEOUT_MS = 5_000;
+const SIGKILL = 9;
+const CPU_POLL_MIN_MS = 5;
+const CPU_POLL_MAX_MS = 25;
+/** Poll often enough that a runaway overshoots the CPU limit by ~1% at most. */
+const CPU_POLL_SHARE_OF_LIMIT = 0.01;
+
+export interface StepSpec extends Omit<LaunchSpec, 'cgroupDirs'> {
+  stdin: Buffer;
+  limits: Limits;
+  signal?: AbortSignal;
+}
+
+export interface StepHost {
+  launcherPath: string;
+  /** Open file holding the compiled seccomp filter; handed to the launcher as fd 3. */
+  seccompFd: number;
+  cpuQuotaCores: number;
+  cgroup: RunCgroup;
+}
+
+type KillReason = 'time_limit' | 'output_limit' | 'cancelled';
+
+/**
+ * One step in one fresh sandbox: spawn the launcher, wait until the sandbox is
+ * built, reset the cgroup's counters, let the program go, enforce the limits
+ * while it runs, and account for it from the kernel's counters once the
+ * sandbox is gone. Resolves with a result for every program outcome; rejects
+ * with SandboxError only when Brig itself failed, CancelledError on abort.
+ */
+export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResult> {
+  const { cgroup, cpuQuotaCores } = host;
+  if (spec.signal?.aborted) throw new CancelledError();
+  cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
+
+  const child = spawn(host.launcherPath, launcherArgs({ ...spec, cgroupDirs: cgroup.dirs }), {
+    stdio: ['pipe', 'pipe', 'pipe', host.seccompFd, 'pipe', 'pipe'],
+    env: {},
+  });
+  const stdin = child.stdin!;
+  const go = child.stdio[FD_GO] as Writable;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  const spawnError = new Promise<never>((_, reject) => {
+    child.once('error', (cause) => reject(new SandboxError('launcher_spawn_failed', `cannot start the launcher ${host.launcherPath}: ${cause.message}`, { cause })));
+  });
+  spawnError.catch(() => {});
+  stdin.on('error', () => {}); // the program may exit without reading its input
+  go.on('error', () => {});
+
+  let killedFor: KillReason | null = null;
+  const kill = (reason: KillReason) => {
+    killedFor ??= reason;
+    child.kill('SIGKILL'); // init has PDEATHSIG: the whole pid namespace follows
+  };
+  const output = new OutputCollector(spec.limits.outputBytes, () => kill('output_limit'));
+  const drained = Promise.all([output.attach('stdout', child.stdout!), output.attach('stderr', child.stderr!)]);
+
+  const events = statusEvents((child.stdio as unknown as Readable[])[FD_STATUS]!);
+  const onAbort = () => kill('cancelled');
+  spec.signal?.addEventListener('abort', onAbort, { once: true });
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    const setupTimer = setTimeout(() => child.kill('SIGKILL'), SETUP_TIMEOUT_MS);
+    const first = await Promise.race([events.next(), spawnError]);
+    clearTimeout(setupTimer);
+    if (first.kind !== 'ready') {
+      await exited;
+      if (killedFor === 'cancelled') throw new CancelledError();
+      throw setupFailure(first, await exited);
+    }
+
+    cgroup.resetCounters();
+    const goAt = performance.now();
+    go.end(GO_BYTE);
+    stdin.end(spec.stdin);
+    timers.push(setTimeout(() => kill('time_limit'), spec.limits.wallMs));
+    const cpuLimitNs = msToNs(spec.limits.cpuMs);
+    const pollMs = Math.min(CPU_POLL_MAX_MS, Math.max(CPU_POLL_MIN_MS, spec.limits.cpuMs * CPU_POLL_SHARE_OF_LIMIT));
+    timers.push(setInterval(() => {
+      if (cgroup.cpuNs() >= cpuLimitNs) kill('time_limit');
+    }, pollMs));
+
+    const end = await events.next();
+    const launcher = await exited;
+    const nodeWallMs = performance.now() - goAt;
+    for (const t of timers) clearTimeout(t);
+    await drained;
+    await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS);
+    if (killedFor === 'cancelled') throw new CancelledError();
+
+    let exitCode: number | null = null;
+    let signal: number | null = SIGKILL;
+    let wallMs = nodeWallMs;
+    if (end.kind === 'exit') {
+      ({ exitCode, signal } = end);
+      if (end.wallUs !== null) wallMs = usToMs(end.wallUs);
+    } else if (killedFor === null) {
+      throw setupFailure(end, launcher);
+    }
+    const usage = cgroup.usage();
+    const cpuMs = nsToMs(usage.cpuNs);
+    wallMs = Math.round(wallMs);
+    return {
+      stdout: output.text('stdout'),
+      stderr: output.text('stderr'),
+      exitCode,
+      signal,
+      verdict: classify({ exitCode, signal, cpuMs, wallMs, oomKills: usage.oomKills, killedFor, cpuLimitMs: spec.limits.cpuMs, wallLimitMs: spec.limits.wallMs }),
+      cpuMs,
+      wallMs,
+      memoryKb: bytesToKb(usage.memoryPeakBytes),
+      truncated: output.truncated,
+    };
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    spec.signal?.removeEventListener('abort', onAbort);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS).catch(() => cgroup.killAll());
+  }
+}
+
+type EndEvent = StatusEvent | { kind: 'eof' };
+
+/** The launcher's status lines as an async sequence; 'eof' once it closes the fd. */
+function statusEvents(stream: Readable): { next(): Promise<EndEvent> } {
+  const lines = createInterface({ input: stream, crlfDelay: Infinity })[Symbol.asyncIterator]();
+  return {
+    async next() {
+      for (;;) {
+        const { value, done } = await lines.next();
+        if (done) return { kind: 'eof' };
+        const event = parseStatusLine(value);
+        if (event) return event;
+      }
+    },
+  };
+}
+
+function setupFailure(event: EndEvent, exit: { code: number | null; signal: NodeJS.Signals | null }): SandboxError {
+  const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+  if (event.kind === 'error') {
+    return new SandboxError('sandbox_setup_failed', `the sandbox could not be built: ${event.text} (errno ${event.errno}, launcher ${how})`);
+  }
+  const status = exit.code === EXIT_OK ? 'without reporting' : how;
+  return new SandboxError('sandbox_setup_failed', `the launcher ended ${status} before the program ran`);
+}

@@ -1,0 +1,69 @@
+import { chownSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { SandboxError } from '../errors.ts';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, mount, unmount } from '../host/libc.ts';
+import { checkFiles, type SubmissionFile } from './files.ts';
+
+/**
+ * A job's working directory: a size-capped tmpfs of its own on the host, so
+ * nothing a program writes ever reaches the host disk, and the compile step's
+ * artifacts survive for the run steps. The compile sandbox binds it
+ * read-write at /box; run sandboxes see it as the read-only lower layer of an
+ * overlay, so every run starts from the same compiled state.
+ *
+ * Once a sandbox has touched it, its content is hostile: we never read,
+ * follow, write or chown anything inside again. Release is a lazy unmount
+ * and an rmdir of the (then empty) mount point.
+ */
+export class Workspace {
+  private released = false;
+
+  private constructor(readonly dir: string) {}
+
+  static create(opts: { runsDir: string; id: string; sizeBytes: number; ownerUid: number; ownerGid: number; files: SubmissionFile[] }): Workspace {
+    checkFiles(opts.files);
+    const dir = join(opts.runsDir, opts.id);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (cause) {
+      throw new SandboxError('workspace_create_failed', `cannot create workspace mount point ${dir}`, { cause });
+    }
+    const workspace = new Workspace(dir);
+    try {
+      mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${opts.sizeBytes},mode=0755,uid=${opts.ownerUid},gid=${opts.ownerGid}`);
+      // The tmpfs is fresh and no sandbox has seen it yet: writing here is safe.
+      for (const file of opts.files) {
+        const path = join(dir, file.name);
+        const parent = dirname(path);
+        if (parent !== dir) {
+          mkdirSync(parent, { recursive: true, mode: 0o755 });
+          chownTree(dir, parent, opts.ownerUid, opts.ownerGid);
+        }
+        writeFileSync(path, file.content, { mode: 0o644, flag: 'wx' });
+        chownSync(path, opts.ownerUid, opts.ownerGid);
+      }
+    } catch (cause) {
+      workspace.release();
+      if (cause instanceof SandboxError) throw cause;
+      throw new SandboxError('workspace_create_failed', `cannot prepare workspace ${dir}: ${(cause as Error).message}`, { cause });
+    }
+    return workspace;
+  }
+
+  /** Idempotent. Never walks the tree: the unmount drops it whole. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    try {
+      unmount(this.dir, MNT_DETACH);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error; // EINVAL: not mounted (creation failed early)
+    }
+    rmdirSync(this.dir);
+  }
+}
+
+/** chown each directory from below root down to leaf (all freshly made by us). */
+function chownTree(root: string, leaf: string, uid: number, gid: number): void {
+  for (let dir = leaf; dir !== root && dir.startsWith(root); dir = dirname(dir)) chownSync(dir, uid, gid);
+}

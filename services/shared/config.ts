@@ -1,0 +1,88 @@
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ConfigError } from '../../runtime/errors.ts';
+import type { Limits } from '../../runtime/limits.ts';
+
+/**
+ * The only module that reads process.env. Everything is parsed and checked
+ * once at start, then passed down. Every variable, its default and its
+ * meaning is listed in the README.
+ */
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const defaultLimits: Limits = {
+  cpuMs: 2000, wallMs: 5000, memoryMb: 256, processes: 16, outputBytes: 1 << 20,
+  fileSizeMb: 16, openFiles: 64, stackMb: 64, diskMb: 64,
+};
+const maxLimits: Limits = {
+  cpuMs: 30000, wallMs: 60000, memoryMb: 2048, processes: 256, outputBytes: 16 << 20,
+  fileSizeMb: 256, openFiles: 1024, stackMb: 1024, diskMb: 1024,
+};
+
+function limitsFromEnv(prefix: string, fallback: Limits) {
+  return z.object({
+    cpuMs: int(fallback.cpuMs), wallMs: int(fallback.wallMs), memoryMb: int(fallback.memoryMb),
+    processes: int(fallback.processes), outputBytes: int(fallback.outputBytes), fileSizeMb: int(fallback.fileSizeMb),
+    openFiles: int(fallback.openFiles), stackMb: int(fallback.stackMb), diskMb: int(fallback.diskMb),
+  }).transform((l) => l as Limits).describe(prefix);
+}
+
+const LIMIT_ENV: Record<keyof Limits, string> = {
+  cpuMs: 'CPU_MS', wallMs: 'WALL_MS', memoryMb: 'MEMORY_MB', processes: 'PROCESSES', outputBytes: 'OUTPUT_BYTES',
+  fileSizeMb: 'FILE_SIZE_MB', openFiles: 'OPEN_FILES', stackMb: 'STACK_MB', diskMb: 'DISK_MB',
+};
+
+const runtimeSchema = z.object({
+  stateDir: z.string().startsWith('/').default('/var/lib/brig'),
+  profilesDir: z.string().startsWith('/').default(join(repoRoot, 'profiles')),
+  launcherPath: z.string().startsWith('/').default(join(repoRoot, 'build', 'brig-launcher')),
+  image: z.string().default('host'),
+  seccompProfile: z.string().default('default'),
+  slots: int(availableParallelism()),
+  maxSlots: int(1024),
+  uidBase: int(600000),
+  cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('brig'),
+  cgroupVersion: z.enum(['auto', '1', '2']).default('auto'),
+  cpuQuotaCores: z.coerce.number().positive().default(1),
+  defaults: limitsFromEnv('BRIG_DEFAULT_', defaultLimits),
+  maxima: limitsFromEnv('BRIG_MAX_', maxLimits),
+});
+
+export type RuntimeConfig = z.infer<typeof runtimeSchema>;
+
+/** Env variable → config key, for the runtime section. */
+const RUNTIME_ENV: Record<string, string> = {
+  BRIG_STATE_DIR: 'stateDir', BRIG_PROFILES_DIR: 'profilesDir', BRIG_LAUNCHER: 'launcherPath', BRIG_IMAGE: 'image',
+  BRIG_SECCOMP_PROFILE: 'seccompProfile', BRIG_SLOTS: 'slots', BRIG_MAX_SLOTS: 'maxSlots', BRIG_UID_BASE: 'uidBase',
+  BRIG_CGROUP_PARENT: 'cgroupParent', BRIG_CGROUP_VERSION: 'cgroupVersion', BRIG_CPU_QUOTA_CORES: 'cpuQuotaCores',
+};
+
+export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, unknown>> = {}): RuntimeConfig {
+  const raw: Record<string, unknown> = { defaults: {}, maxima: {} };
+  for (const [name, key] of Object.entries(RUNTIME_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
+  for (const [key, suffix] of Object.entries(LIMIT_ENV)) {
+    if (env[`BRIG_DEFAULT_${suffix}`]) (raw.defaults as Record<string, unknown>)[key] = env[`BRIG_DEFAULT_${suffix}`];
+    if (env[`BRIG_MAX_${suffix}`]) (raw.maxima as Record<string, unknown>)[key] = env[`BRIG_MAX_${suffix}`];
+  }
+  Object.assign(raw, overrides);
+  const parsed = runtimeSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join('.');
+    const envName = Object.entries(RUNTIME_ENV).find(([, k]) => k === key)?.[0] ?? key;
+    throw new ConfigError('config_invalid', `configuration ${envName}: ${issue.message}`, { field: envName });
+  }
+  const config = parsed.data;
+  for (const key of Object.keys(LIMIT_ENV) as (keyof Limits)[]) {
+    if (config.defaults[key] > config.maxima[key]) {
+      throw new ConfigError('config_invalid', `configuration BRIG_DEFAULT_${LIMIT_ENV[key]}=${config.defaults[key]} is over BRIG_MAX_${LIMIT_ENV[key]}=${config.maxima[key]}`, { field: `BRIG_DEFAULT_${LIMIT_ENV[key]}` });
+    }
+  }
+  return config;
+}
+
+export const LIMIT_ENV_SUFFIXES = LIMIT_ENV;

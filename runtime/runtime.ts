@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RuntimeConfig } from '../services/shared/config.ts';
 import { detectCgroups, type CgroupManager, type RunCgroup } from './cgroups/manager.ts';
@@ -52,6 +52,7 @@ export class Runtime {
     const stateDir = config.stateDir;
     for (const dir of [stateDir, join(stateDir, 'runs'), join(stateDir, 'scratch'), join(stateDir, 'seccomp')]) {
       mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
+      chmodSync(dir, STATE_DIR_MODE); // mkdir keeps an existing dir's mode (e.g. a 0700 mkdtemp)
     }
     const image = layoutImage(loadImageProfile(join(config.profilesDir, 'images', `${config.image}.json`)), join(stateDir, 'images'));
     const languages = loadLanguageProfiles(join(config.profilesDir, 'languages'));

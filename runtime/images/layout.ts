@@ -1,8 +1,8 @@
-import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import type { ImageProfile } from './profile.ts';
-import { ensureHostSkeleton } from './skeleton.ts';
+import { ensureSkeleton } from './skeleton.ts';
 
 /** What the launcher needs to build an image's root: overlay lower layers (top first) and read-only binds. */
 export interface ImageLayout {
@@ -21,13 +21,15 @@ export function layoutImage(profile: ImageProfile, imagesDir: string): ImageLayo
       throw new ConfigError('image_bind_missing', `image ${profile.name}: bind source ${b.source} does not exist on this host`, { field: 'binds' });
     })
     .map(({ source, target }) => ({ source, target }));
+  const mountpoints = binds.map((b) => ({ path: b.target, directory: statSync(b.source).isDirectory() }));
   if (profile.kind === 'directory') {
     if (!existsSync(profile.rootfs) || !lstatSync(profile.rootfs).isDirectory()) {
       throw new ConfigError('image_rootfs_missing', `image ${profile.name}: rootfs ${profile.rootfs} is not a directory`, { field: 'rootfs' });
     }
-    return { name: profile.name, lowers: [profile.rootfs], binds };
+    const skeleton = ensureSkeleton(imagesDir, { host: false, mountpoints });
+    return { name: profile.name, lowers: [skeleton.rootfs, profile.rootfs], binds };
   }
-  const skeleton = ensureHostSkeleton(imagesDir);
+  const skeleton = ensureSkeleton(imagesDir, { host: true, mountpoints });
   return {
     name: profile.name,
     lowers: [skeleton.rootfs],

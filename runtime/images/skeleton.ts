@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { INNER_GID, INNER_UID } from '../launcher/protocol.ts';
 
 /** Top-level names that merged-/usr hosts make symlinks into /usr. */
 const ROOT_LINK_CANDIDATES = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
-const MOUNTPOINTS = ['box', 'tmp', 'proc', 'dev', 'usr', 'etc'];
+const MOUNTPOINTS = ['box', 'tmp', 'proc', 'dev'];
 
 /** Files the host image generates instead of exposing the host's own. */
 function generatedFiles(): Record<string, string> {
@@ -18,33 +18,50 @@ function generatedFiles(): Record<string, string> {
   };
 }
 
+export interface SkeletonSpec {
+  /** Mirror the host's merged-/usr symlinks and generate /etc files (the host image). */
+  host: boolean;
+  /** Bind targets to pre-create, with whether each is a directory. */
+  mountpoints: { path: string; directory: boolean }[];
+}
+
 /**
- * Builds the lower layer of the host image: empty mount points, the
- * merged-/usr symlinks the host has, and generated /etc files. It is
- * content-addressed, so a changed layout gets a new folder and running
- * sandboxes keep the old one. Returns the folder and the host top-level
- * directories (non-merged-/usr hosts) that must be bound too.
+ * Builds the top lower layer of an image: every mount point the launcher
+ * needs (it cannot create them later: inside the sandbox, a directory owned by
+ * host root is unmapped, so not even the sandbox's root may write to it) and,
+ * for the host image, the merged-/usr symlinks the host has and generated
+ * /etc files. It is content-addressed: a changed layout gets a new folder and
+ * running sandboxes keep the old one. Returns the folder and, on hosts
+ * without merged /usr, the top-level directories that must be bound too.
  */
-export function ensureHostSkeleton(imagesDir: string, hostRoot = '/'): { rootfs: string; extraBinds: string[] } {
+export function ensureSkeleton(imagesDir: string, spec: SkeletonSpec, hostRoot = '/'): { rootfs: string; extraBinds: string[] } {
   const links: Record<string, string> = {};
   const extraBinds: string[] = [];
-  for (const name of ROOT_LINK_CANDIDATES) {
-    const hostPath = join(hostRoot, name);
-    if (!existsSync(hostPath)) continue;
-    if (lstatSync(hostPath).isSymbolicLink()) links[name] = readlinkSync(hostPath);
-    else extraBinds.push(`/${name}`);
+  if (spec.host) {
+    for (const name of ROOT_LINK_CANDIDATES) {
+      const hostPath = join(hostRoot, name);
+      if (!existsSync(hostPath)) continue;
+      if (lstatSync(hostPath).isSymbolicLink()) links[name] = readlinkSync(hostPath);
+      else extraBinds.push(`/${name}`);
+    }
   }
-  const files = generatedFiles();
-  const digest = createHash('sha256').update(JSON.stringify({ links, files, MOUNTPOINTS, extraBinds })).digest('hex').slice(0, 16);
-  const rootfs = join(imagesDir, `host-${digest}`);
+  const files = spec.host ? generatedFiles() : {};
+  const dirs = [...MOUNTPOINTS, ...extraBinds, ...spec.mountpoints.filter((m) => m.directory).map((m) => m.path)].map((p) => p.replace(/^\/+/, ''));
+  const emptyFiles = spec.mountpoints.filter((m) => !m.directory).map((m) => m.path.replace(/^\/+/, ''));
+  const digest = createHash('sha256').update(JSON.stringify({ links, files, dirs, emptyFiles })).digest('hex').slice(0, 16);
+  const rootfs = join(imagesDir, `${spec.host ? 'host' : 'mountpoints'}-${digest}`);
   if (existsSync(rootfs)) return { rootfs, extraBinds };
 
   mkdirSync(imagesDir, { recursive: true, mode: 0o755 });
   const staging = `${rootfs}.tmp-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { mode: 0o755 });
-  for (const dir of [...MOUNTPOINTS, ...extraBinds.map((p) => p.slice(1))]) mkdirSync(join(staging, dir), { recursive: true, mode: 0o755 });
+  for (const dir of dirs) mkdirSync(join(staging, dir), { recursive: true, mode: 0o755 });
   for (const [name, target] of Object.entries(links)) symlinkSync(target, join(staging, name));
+  for (const name of emptyFiles) {
+    mkdirSync(dirname(join(staging, name)), { recursive: true, mode: 0o755 });
+    writeFileSync(join(staging, name), '', { mode: 0o644 });
+  }
   for (const [name, content] of Object.entries(files)) writeFileSync(join(staging, name), content, { mode: 0o644 });
   try {
     renameSync(staging, rootfs);

@@ -197,7 +197,7 @@ static void mkdir_p(const char *path) {
 }
 
 static void touch(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644); /* O_RDONLY: the image may already hold a root-owned file here */
   CHECK(fd, "create mountpoint");
   close(fd);
 }

@@ -1,5 +1,5 @@
-import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { RuntimeConfig } from '../services/shared/config.ts';
 import { detectCgroups, type CgroupManager, type RunCgroup } from './cgroups/manager.ts';
 import { HostError, LanguageUnavailableError, RequestError } from './errors.ts';
@@ -54,6 +54,7 @@ export class Runtime {
       mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
       chmodSync(dir, STATE_DIR_MODE); // mkdir keeps an existing dir's mode (e.g. a 0700 mkdtemp)
     }
+    checkAncestorsSearchable(stateDir);
     const image = layoutImage(loadImageProfile(join(config.profilesDir, 'images', `${config.image}.json`)), join(stateDir, 'images'));
     const languages = loadLanguageProfiles(join(config.profilesDir, 'languages'));
     const seccompFd = openSeccompFilter(join(config.profilesDir, 'seccomp', `${config.seccompProfile}.json`), join(stateDir, 'seccomp'));
@@ -104,6 +105,21 @@ export class Runtime {
     closeSync(this.seccompFd);
   }
 }
+
+/**
+ * Sandboxes set up their mounts as unprivileged host uids, so every folder
+ * above the state dir must let others pass through (o+x).
+ */
+function checkAncestorsSearchable(stateDir: string): void {
+  for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & SEARCH_BY_OTHERS) === 0) {
+      throw new HostError('state_dir_unreachable', `${dir}, above the state dir ${stateDir}, is not searchable by other users: sandboxes run as unprivileged host uids and must reach their workspace; chmod o+x ${dir} or choose another BRIG_STATE_DIR`);
+    }
+    if (dir === '/') return;
+  }
+}
+
+const SEARCH_BY_OTHERS = 0o001;
 
 /**
  * Compiles the profile (once per content hash) and keeps the BPF in a file

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import type { RunCgroup } from './cgroups/manager.ts';
+import type { CgroupLimits, RunCgroup } from './cgroups/manager.ts';
 import { CancelledError, SandboxError } from './errors.ts';
 import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
 import { OutputCollector } from './launcher/output.ts';
@@ -47,7 +47,7 @@ type KillReason = 'time_limit' | 'output_limit' | 'cancelled';
 export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResult> {
   const { cgroup, cpuQuotaCores } = host;
   if (spec.signal?.aborted) throw new CancelledError();
-  cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
+  applyLimitsOnce(cgroup, { memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
 
   const child = spawn(host.launcherPath, launcherArgs({ ...spec, cgroupDirs: cgroup.dirs }), {
     stdio: ['pipe', 'pipe', 'pipe', host.seccompFd, 'pipe', 'pipe'],
@@ -77,6 +77,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   const onAbort = () => kill('cancelled');
   spec.signal?.addEventListener('abort', onAbort, { once: true });
   const timers: NodeJS.Timeout[] = [];
+  let cgroupEmpty = false;
   try {
     const setupTimer = setTimeout(() => child.kill('SIGKILL'), SETUP_TIMEOUT_MS);
     const first = await Promise.race([events.next(), spawnError]);
@@ -104,6 +105,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     for (const t of timers) clearTimeout(t);
     await drained;
     await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS);
+    cgroupEmpty = true;
     if (killedFor === 'cancelled') throw new CancelledError();
 
     let exitCode: number | null = null;
@@ -136,8 +138,19 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
       child.kill('SIGKILL');
       await exited;
     }
-    await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS).catch(() => cgroup.killAll());
+    if (!cgroupEmpty) await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS).catch(() => cgroup.killAll());
   }
+}
+
+/** Limits last written to each cgroup: a slot usually runs the same limits again, so skip the writes. */
+const appliedLimits = new WeakMap<RunCgroup, string>();
+
+function applyLimitsOnce(cgroup: RunCgroup, limits: CgroupLimits): void {
+  const key = `${limits.memoryBytes}/${limits.cpuQuotaCores}/${limits.pids}`;
+  if (appliedLimits.get(cgroup) === key) return;
+  appliedLimits.delete(cgroup); // a failed write must not leave a stale key behind
+  cgroup.applyLimits(limits);
+  appliedLimits.set(cgroup, key);
 }
 
 type EndEvent = StatusEvent | { kind: 'eof' };

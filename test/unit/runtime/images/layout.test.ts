@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { layoutImage, resolveInImage } from '../../../../runtime/images/layout.ts';
+import { loadImageProfile } from '../../../../runtime/images/profile.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'brig-image-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+test('the host image exposes /usr read-only over a skeleton with a generated passwd and no host secrets', () => {
+  const profile = loadImageProfile(new URL('../../../../profiles/images/host.json', import.meta.url).pathname);
+  const image = layoutImage(profile, join(work, 'images'));
+  assert.ok(image.binds.some((b) => b.source === '/usr' && b.target === '/usr'));
+  for (const bind of image.binds) {
+    assert.ok(!/^\/(root|home|var|proc|sys)(\/|$)/.test(bind.source), `host image must not bind ${bind.source}`);
+    assert.notEqual(bind.source, '/etc/shadow');
+    assert.notEqual(bind.source, '/etc');
+  }
+  const passwd = readFileSync(join(image.lowers[0]!, 'etc/passwd'), 'utf8');
+  assert.match(passwd, /^brig:x:1000:1000:/m);
+  assert.deepEqual(passwd.split('\n').filter(Boolean).map((l) => l.split(':')[0]), ['root', 'brig', 'nobody']);
+  // The same layout twice reuses the same content-addressed skeleton.
+  assert.deepEqual(layoutImage(profile, join(work, 'images')), image);
+});
+
+test('a directory image uses the rootfs folder below a mount-point layer, and resolves symlinks inside the image', () => {
+  const rootfs = join(work, 'rootfs');
+  mkdirSync(join(rootfs, 'usr/bin'), { recursive: true });
+  writeFileSync(join(rootfs, 'usr/bin/python3.11'), '');
+  symlinkSync('python3.11', join(rootfs, 'usr/bin/python3'));
+  symlinkSync('usr/bin', join(rootfs, 'bin'));
+  const profilePath = join(work, 'dir.json');
+  writeFileSync(profilePath, JSON.stringify({ name: 'dir', kind: 'directory', rootfs }));
+  const image = layoutImage(loadImageProfile(profilePath), join(work, 'images'));
+  assert.equal(image.lowers.at(-1), rootfs);
+  assert.equal(resolveInImage(image, '/bin/python3'), join(rootfs, 'usr/bin/python3.11'));
+  assert.equal(resolveInImage(image, '/usr/bin/java'), null);
+});
+
+test('an image profile with a relative path or an unknown field is refused', () => {
+  const bad = join(work, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ name: 'x', kind: 'directory', rootfs: 'relative/path' }));
+  assert.throws(() => loadImageProfile(bad), { code: 'image_profile_invalid' });
+  writeFileSync(bad, JSON.stringify({ name: 'x', kind: 'host', extra: true }));
+  assert.throws(() => loadImageProfile(bad), { code: 'image_profile_invalid' });
+});

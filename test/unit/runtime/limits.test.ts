@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { RequestError } from '../../../runtime/errors.ts';
+import { resolveLimits, type Limits } from '../../../runtime/limits.ts';
+import { classify } from '../../../runtime/result.ts';
+
+const defaults: Limits = { cpuMs: 1000, wallMs: 2000, memoryMb: 128, processes: 8, outputBytes: 1024, fileSizeMb: 1, openFiles: 32, stackMb: 8, diskMb: 16 };
+const maxima: Limits = { cpuMs: 5000, wallMs: 10000, memoryMb: 512, processes: 64, outputBytes: 4096, fileSizeMb: 8, openFiles: 64, stackMb: 64, diskMb: 64 };
+
+test('limits resolve request over language over server default', () => {
+  const limits = resolveLimits({ cpuMs: 3000 }, { cpuMs: 2000, memoryMb: 256 }, defaults, maxima);
+  assert.equal(limits.cpuMs, 3000);
+  assert.equal(limits.memoryMb, 256);
+  assert.equal(limits.wallMs, 2000);
+});
+
+test('a limit over the server maximum is refused with the field and the maximum, never clamped', () => {
+  assert.throws(() => resolveLimits({ memoryMb: 1024 }, {}, defaults, maxima), (e: unknown) => {
+    assert.ok(e instanceof RequestError);
+    assert.equal(e.code, 'limit_over_maximum');
+    assert.equal(e.field, 'limits.memoryMb');
+    assert.match(e.message, /512/);
+    return true;
+  });
+});
+
+test('a zero, negative or non-finite limit is refused', () => {
+  for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => resolveLimits({ cpuMs: bad }, {}, defaults, maxima), { code: 'limit_invalid' });
+  }
+});
+
+const facts = { exitCode: 0, signal: null, cpuMs: 10, wallMs: 10, oomKills: 0, killedFor: null, cpuLimitMs: 1000, wallLimitMs: 2000 } as const;
+
+test('verdicts come from kernel facts, in order: output, memory, time, exit status', () => {
+  assert.equal(classify(facts), 'ok');
+  assert.equal(classify({ ...facts, exitCode: 1 }), 'runtime_error');
+  assert.equal(classify({ ...facts, exitCode: null, signal: 11 }), 'runtime_error');
+  assert.equal(classify({ ...facts, cpuMs: 1000 }), 'time_limit');
+  assert.equal(classify({ ...facts, wallMs: 2000 }), 'time_limit');
+  assert.equal(classify({ ...facts, exitCode: null, signal: 9, killedFor: 'time_limit' }), 'time_limit');
+  assert.equal(classify({ ...facts, exitCode: null, signal: 9, oomKills: 1 }), 'memory_limit');
+  assert.equal(classify({ ...facts, exitCode: null, signal: 9, oomKills: 1, killedFor: 'output_limit' }), 'output_limit');
+});

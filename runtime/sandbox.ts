@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import type { CgroupLimits, RunCgroup } from './cgroups/manager.ts';
+import type { RunCgroup } from './cgroups/manager.ts';
 import { CancelledError, SandboxError } from './errors.ts';
 import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
 import { OutputCollector } from './launcher/output.ts';
@@ -16,6 +17,10 @@ const SETUP_TIMEOUT_MS = 10_000;
 /** After a kill, the kernel needs a moment to tear down the pid namespace. */
 const CGROUP_EMPTY_TIMEOUT_MS = 5_000;
 const SIGKILL = 9;
+/** How long the launcher gets to reap a killed sandbox before it is killed itself. */
+const LAUNCHER_KILL_GRACE_MS = 2_000;
+/** How long output may keep flowing after the launcher exited before we kill stragglers. */
+const DRAIN_GRACE_MS = 1_000;
 const CPU_POLL_MIN_MS = 5;
 const CPU_POLL_MAX_MS = 25;
 /** Poll often enough that a runaway overshoots the CPU limit by ~1% at most. */
@@ -47,7 +52,7 @@ type KillReason = 'time_limit' | 'output_limit' | 'cancelled';
 export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResult> {
   const { cgroup, cpuQuotaCores } = host;
   if (spec.signal?.aborted) throw new CancelledError();
-  applyLimitsOnce(cgroup, { memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
+  cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
 
   const child = spawn(host.launcherPath, launcherArgs({ ...spec, cgroupDirs: cgroup.dirs }), {
     stdio: ['pipe', 'pipe', 'pipe', host.seccompFd, 'pipe', 'pipe'],
@@ -68,7 +73,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   let killedFor: KillReason | null = null;
   const kill = (reason: KillReason) => {
     killedFor ??= reason;
-    child.kill('SIGKILL'); // init has PDEATHSIG: the whole pid namespace follows
+    stopSandbox(child, cgroup);
   };
   const output = new OutputCollector(spec.limits.outputBytes, () => kill('output_limit'));
   const drained = Promise.all([output.attach('stdout', child.stdout!), output.attach('stderr', child.stderr!)]);
@@ -79,7 +84,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   const timers: NodeJS.Timeout[] = [];
   let cgroupEmpty = false;
   try {
-    const setupTimer = setTimeout(() => child.kill('SIGKILL'), SETUP_TIMEOUT_MS);
+    const setupTimer = setTimeout(() => stopSandbox(child, cgroup), SETUP_TIMEOUT_MS);
     const first = await Promise.race([events.next(), spawnError]);
     clearTimeout(setupTimer);
     if (first.kind !== 'ready') {
@@ -103,7 +108,12 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     const launcher = await exited;
     const nodeWallMs = performance.now() - goAt;
     for (const t of timers) clearTimeout(t);
-    await drained;
+    // The pipes close when the last sandbox process dies. Should anything
+    // outlive the launcher, the cgroup finds and kills it.
+    if (await Promise.race([drained.then(() => true), sleep(DRAIN_GRACE_MS).then(() => false)]) === false) {
+      cgroup.killAll();
+      await drained;
+    }
     await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS);
     cgroupEmpty = true;
     if (killedFor === 'cancelled') throw new CancelledError();
@@ -135,22 +145,24 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     for (const t of timers) clearTimeout(t);
     spec.signal?.removeEventListener('abort', onAbort);
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
+      stopSandbox(child, cgroup);
       await exited;
     }
     if (!cgroupEmpty) await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS).catch(() => cgroup.killAll());
   }
 }
 
-/** Limits last written to each cgroup: a slot usually runs the same limits again, so skip the writes. */
-const appliedLimits = new WeakMap<RunCgroup, string>();
-
-function applyLimitsOnce(cgroup: RunCgroup, limits: CgroupLimits): void {
-  const key = `${limits.memoryBytes}/${limits.cpuQuotaCores}/${limits.pids}`;
-  if (appliedLimits.get(cgroup) === key) return;
-  appliedLimits.delete(cgroup); // a failed write must not leave a stale key behind
-  cgroup.applyLimits(limits);
-  appliedLimits.set(cgroup, key);
+/**
+ * SIGTERM asks the launcher to kill init (and so the pid namespace) and reap
+ * it; the cgroup kill catches anything that might outlive that. Should the
+ * launcher not exit, it is killed outright after a grace period.
+ */
+function stopSandbox(child: ChildProcess, cgroup: RunCgroup): void {
+  child.kill('SIGTERM');
+  cgroup.killAll();
+  setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }, LAUNCHER_KILL_GRACE_MS).unref();
 }
 
 type EndEvent = StatusEvent | { kind: 'eof' };

@@ -22,6 +22,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -354,13 +355,20 @@ static long long now_us(void) {
 
 static void init_main(int sync_fd, const struct sock_fprog *filter) {
   char byte;
-  /* If the launcher dies at any point, the whole sandbox goes with it. */
   CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
   if (read(sync_fd, &byte, 1) != 1) _exit(BRIG_EXIT_SETUP);
-  close(sync_fd);
 
   CHECK(setresgid(0, 0, 0), "become inner root gid");
   CHECK(setresuid(0, 0, 0), "become inner root");
+  /* If the launcher dies at any point, the whole sandbox goes with it. A
+   * credential change clears the parent-death signal (commit_creds), so it
+   * is set again now, and then we check that the launcher did not die in
+   * between: it holds the sync pipe's write end until it exits. */
+  CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+  struct pollfd launcher_alive = { .fd = sync_fd, .events = POLLIN };
+  CHECK(poll(&launcher_alive, 1, 0), "poll sync pipe");
+  if (launcher_alive.revents & (POLLHUP | POLLERR)) _exit(BRIG_EXIT_ABORTED);
+  close(sync_fd);
   /* The launcher moved us into the run's cgroups; a new cgroup namespace
    * now makes them the root of what the sandbox can see. */
   CHECK(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
@@ -400,6 +408,16 @@ static void init_main(int sync_fd, const struct sock_fprog *filter) {
 }
 
 /* ---- outside: the launcher -------------------------------------------- */
+
+static volatile pid_t sandbox_init;
+
+/* SIGTERM from the runtime means "stop this sandbox now". We kill init rather
+ * than die ourselves: init is our child, so we reap it (no zombie left for a
+ * host pid 1 that may not reap) and still report how the program ended. */
+static void on_sigterm(int sig) {
+  (void)sig;
+  if (sandbox_init > 0) kill(sandbox_init, SIGKILL);
+}
 
 static void write_id_maps(pid_t child) {
   char path[64], map[128];
@@ -452,6 +470,9 @@ int main(int argc, char **argv) {
     _exit(BRIG_EXIT_SETUP);
   }
 
+  sandbox_init = child;
+  struct sigaction stop = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
+  if (sigaction(SIGTERM, &stop, NULL) < 0) { kill(child, SIGKILL); fail(errno, "sigaction", "SIGTERM"); }
   close(sync_pipe[0]);
   close(report_pipe[1]);
   close(BRIG_FD_GO);
@@ -462,8 +483,8 @@ int main(int argc, char **argv) {
 
   write_id_maps(child);
   join_cgroups(child);
+  /* The write end stays open until we exit: init watches it for our death. */
   if (write(sync_pipe[1], "M", 1) != 1) fail(errno, "write", "sync pipe");
-  close(sync_pipe[1]);
 
   int code = BRIG_EXIT_ABORTED;
   struct report r;

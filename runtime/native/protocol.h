@@ -10,6 +10,10 @@
  *          EOF without that byte aborts the sandbox before anything runs
  *   5      status: the launcher writes text lines, one event each
  *
+ * Signals: SIGTERM to the launcher kills the sandbox (init, and with it the
+ * whole pid namespace); the launcher still reaps init and reports "exit".
+ * If the launcher itself dies, init follows it (parent-death signal).
+ *
  * Status lines (ASCII, '\n'-terminated, fields separated by one space):
  *   "ready <init_host_pid>"          the sandbox is built, waiting for go
  *   "exit <code> <signal> <wall_us>" the program ended (code -1 when killed by a signal)

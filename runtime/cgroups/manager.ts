@@ -1,0 +1,146 @@
+/**
+ * One cgroup interface with a v1 and a v2 implementation behind it (as runc's
+ * fs/ and fs2/). Callers see only CgroupManager and RunCgroup; detectCgroups()
+ * picks the implementation the host supports.
+ */
+import { ConfigError, HostError } from '../errors.ts';
+import { hostDirOps, readText, type CgroupDirOps } from './files.ts';
+import { isValidCgroupName } from './lifecycle.ts';
+import { cgroup2MountPoints, findV1Controllers, parseCgroupMounts, type CgroupMount } from './mountinfo.ts';
+import { parseNameList } from './parse.ts';
+import { V1CgroupManager, V1_CONTROLLERS, type V1MountPoints } from './v1/manager.ts';
+import { V2CgroupManager, V2_CONTROLLERS } from './v2/manager.ts';
+
+export interface CgroupLimits {
+  memoryBytes: number;
+  /** e.g. 1 → quota = period. */
+  cpuQuotaCores: number;
+  pids: number;
+}
+
+export interface CgroupUsage {
+  /** CPU time of all processes since reset. */
+  cpuNs: number;
+  /** Peak since reset, minus the usage at reset. */
+  memoryPeakBytes: number;
+  /** OOM kills since reset. */
+  oomKills: number;
+}
+
+export interface RunCgroup {
+  readonly name: string;
+  /** Directories the sandbox's init must be moved into: one per v1 hierarchy (memory, cpu, cpuacct, pids — deduplicated when co-mounted), or the single v2 dir. The launcher writes its child's pid to <dir>/cgroup.procs. */
+  readonly dirs: string[];
+  /**
+   * Memory limit with swap disabled, CPU quota, pids.max. Call before every
+   * run, before the sandbox's init is moved in: it writes nothing when the
+   * limits are unchanged, and on v2 kernels whose memory.peak cannot be reset
+   * (< 6.12) it is where a used cgroup is recreated so the next peak is exact.
+   */
+  applyLimits(limits: CgroupLimits): void;
+  /** Called after the sandbox is built and before the program starts: the next usage() must describe only what happens from now on. */
+  resetCounters(): void;
+  /** Cheap enough to call every ~20 ms while a program runs. On v2 before kernel 6.12 see v2/memory-peak.ts for how exact the peak is. */
+  usage(): CgroupUsage;
+  /** Just the CPU counter since reset, the cheapest possible read. */
+  cpuNs(): number;
+  /** No processes left (a removed cgroup has none). */
+  isEmpty(): boolean;
+  /** SIGKILL every process in it. */
+  killAll(): void;
+  /** Poll until no processes are left; SandboxError on timeout. */
+  waitEmpty(timeoutMs: number): Promise<void>;
+  /** Idempotent: killAll, waitEmpty, rmdir every dir. */
+  destroy(): Promise<void>;
+}
+
+export interface CgroupCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export interface CgroupManager {
+  readonly version: 1 | 2;
+  /** Default 'brig'. */
+  readonly parentName: string;
+  /** Create the parent cgroup(s) and, on v2, enable memory, cpu and pids for its children. */
+  ensureParent(): void;
+  /** A cgroup for one sandbox slot, created if missing. May be reused from run to run by the same slot. */
+  open(name: string): RunCgroup;
+  /** Remove leftover children of the parent whose name `isLive(name)` rejects: kill their processes, rmdir. Returns the removed names. */
+  sweep(isLive: (name: string) => boolean): Promise<string[]>;
+  /** For `brig doctor`: one entry per check. */
+  describe(): CgroupCheck[];
+}
+
+export interface DetectCgroupsOptions {
+  /** The cgroup2 mount to prefer, default /sys/fs/cgroup. v1 mount points always come from mountinfo. */
+  root?: string;
+  mountinfoPath?: string;
+  parentName?: string;
+  /** Force a version instead of detecting it. */
+  version?: 1 | 2;
+  /** For tests on a fake cgroupfs: how cgroup dirs are made and removed. */
+  dirOps?: CgroupDirOps;
+}
+
+export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
+export const DEFAULT_MOUNTINFO_PATH = '/proc/self/mountinfo';
+export const DEFAULT_PARENT_NAME = 'brig';
+
+export function detectCgroups(opts: DetectCgroupsOptions = {}): CgroupManager {
+  const parentName = opts.parentName ?? DEFAULT_PARENT_NAME;
+  if (!isValidCgroupName(parentName)) {
+    throw new ConfigError('cgroup_invalid_name', `cgroup parent name "${parentName}" must be one path component of letters, digits, '.', '_' or '-'`);
+  }
+  const dirOps = opts.dirOps ?? hostDirOps;
+  const mounts = readMounts(opts.mountinfoPath ?? DEFAULT_MOUNTINFO_PATH);
+  const problems: string[] = [];
+
+  if (opts.version !== 1) {
+    const root = findUsableCgroup2(mounts, opts.root ?? DEFAULT_CGROUP_ROOT, problems);
+    if (root !== undefined) return new V2CgroupManager(root, parentName, dirOps);
+  }
+  if (opts.version !== 2) {
+    const found = findV1Controllers(mounts, V1_CONTROLLERS);
+    const missing = V1_CONTROLLERS.filter((controller) => !found.has(controller));
+    if (missing.length === 0) return new V1CgroupManager(v1MountPoints(found), parentName, dirOps);
+    problems.push(`cgroup v1 lacks the ${missing.join(', ')} controller(s)`);
+  }
+  const wanted = opts.version === undefined ? 'cgroup v2 with memory, cpu and pids, or cgroup v1 with memory, cpu, cpuacct and pids' : `cgroup v${opts.version}`;
+  throw new HostError('cgroup_unavailable', `no usable cgroup hierarchy (${problems.join('; ')}): mount ${wanted}, e.g. boot with systemd.unified_cgroup_hierarchy=1`);
+}
+
+function v1MountPoints(found: Map<string, string>): V1MountPoints {
+  const at = (controller: string): string => found.get(controller) ?? '';
+  return { memory: at('memory'), cpu: at('cpu'), cpuacct: at('cpuacct'), pids: at('pids') };
+}
+
+function readMounts(mountinfoPath: string): CgroupMount[] {
+  try {
+    return parseCgroupMounts(readText(mountinfoPath));
+  } catch (err) {
+    throw new HostError('cgroup_unavailable', `cannot read ${mountinfoPath} to find cgroup mounts: is /proc mounted?`, { cause: err });
+  }
+}
+
+/** The first cgroup2 mount, `preferredRoot` first, whose cgroup.controllers offers every controller Brig needs. */
+function findUsableCgroup2(mounts: CgroupMount[], preferredRoot: string, problems: string[]): string | undefined {
+  const candidates = cgroup2MountPoints(mounts).sort((a, b) => Number(b === preferredRoot) - Number(a === preferredRoot));
+  if (candidates.length === 0) problems.push('no cgroup2 mount');
+  for (const mountPoint of candidates) {
+    let controllers: string[];
+    try {
+      controllers = parseNameList(readText(`${mountPoint}/cgroup.controllers`));
+    } catch {
+      problems.push(`cannot read ${mountPoint}/cgroup.controllers`);
+      continue;
+    }
+    const missing = V2_CONTROLLERS.filter((controller) => !controllers.includes(controller));
+    if (missing.length === 0) return mountPoint;
+    problems.push(`cgroup2 at ${mountPoint} lacks the ${missing.join(', ')} controller(s)`);
+  }
+  return undefined;
+}

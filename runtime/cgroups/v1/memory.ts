@@ -1,0 +1,76 @@
+/**
+ * v1 memory controller: the limit with swap shut off, the peak since reset and
+ * the OOM-kill counter.
+ */
+import { OpenCgroupFile, pathExists, readText, writeText } from '../files.ts';
+import { counterDelta, parseCounter, parseKeyedCounter } from '../parse.ts';
+
+export class V1MemoryController {
+  private readonly limitPath: string;
+  private readonly swapLimitPath: string;
+  private readonly maxUsagePath: string;
+  private readonly usagePath: string;
+  private readonly oomControlPath: string;
+  private maxUsageFile?: OpenCgroupFile;
+  private oomControlFile?: OpenCgroupFile;
+  private baselineUsageBytes = 0n;
+  private baselineOomKills = 0n;
+
+  constructor(dir: string) {
+    this.limitPath = `${dir}/memory.limit_in_bytes`;
+    // memory + swap; absent when the kernel does no swap accounting (swapaccount=0).
+    this.swapLimitPath = `${dir}/memory.memsw.limit_in_bytes`;
+    this.maxUsagePath = `${dir}/memory.max_usage_in_bytes`;
+    this.usagePath = `${dir}/memory.usage_in_bytes`;
+    this.oomControlPath = `${dir}/memory.oom_control`;
+  }
+
+  /** Setting memory+swap equal to memory leaves no room for swap. */
+  applyLimit(memoryBytes: number): void {
+    const value = String(memoryBytes);
+    if (!pathExists(this.swapLimitPath)) {
+      writeText(this.limitPath, value);
+      return;
+    }
+    // The kernel keeps memory ≤ memory+swap at every step, so when raising the
+    // limit past the current memsw value, memsw has to go first.
+    const currentSwapLimitBytes = parseCounter(readText(this.swapLimitPath), this.swapLimitPath);
+    if (BigInt(memoryBytes) > currentSwapLimitBytes) {
+      writeText(this.swapLimitPath, value);
+      writeText(this.limitPath, value);
+    } else {
+      writeText(this.limitPath, value);
+      writeText(this.swapLimitPath, value);
+    }
+  }
+
+  /**
+   * Writing max_usage_in_bytes makes the kernel restart the watermark at the
+   * current usage; that usage (mostly page cache left by earlier runs, which
+   * force_empty would evict at a cost to every run) is the baseline.
+   */
+  reset(): void {
+    writeText(this.maxUsagePath, '0');
+    this.baselineUsageBytes = parseCounter(readText(this.usagePath), this.usagePath);
+    this.baselineOomKills = this.readOomKills();
+  }
+
+  peakBytes(): number {
+    this.maxUsageFile ??= OpenCgroupFile.openForReading(this.maxUsagePath);
+    return counterDelta(parseCounter(this.maxUsageFile.read(), this.maxUsagePath), this.baselineUsageBytes);
+  }
+
+  oomKills(): number {
+    return counterDelta(this.readOomKills(), this.baselineOomKills);
+  }
+
+  close(): void {
+    this.maxUsageFile?.close();
+    this.oomControlFile?.close();
+  }
+
+  private readOomKills(): bigint {
+    this.oomControlFile ??= OpenCgroupFile.openForReading(this.oomControlPath);
+    return parseKeyedCounter(this.oomControlFile.read(), 'oom_kill', this.oomControlPath);
+  }
+}

@@ -102,6 +102,7 @@ export class Runtime {
       sweepWorkspaces(slot.runsDir);
       slot.lease.release();
     }
+    this.cgroups.removeParentIfUnused();
     closeSync(this.seccompFd);
   }
 }

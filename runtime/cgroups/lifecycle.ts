@@ -94,3 +94,15 @@ export async function teardownCgroup(target: TeardownTarget, timeoutMs: number =
   const deadlineMs = Date.now() + timeoutMs;
   for (const dir of target.dirs) await removeCgroupTree(target.dirOps, dir, deadlineMs);
 }
+
+/** rmdir each parent that has no child cgroup left; a busy one (a racing worker) is left alone. */
+export function removeParentsIfUnused(ops: CgroupDirOps, parents: readonly string[]): void {
+  for (const parent of parents) {
+    if (listChildCgroups(parent).length > 0) continue;
+    try {
+      removeCgroupDir(ops, parent);
+    } catch (err) {
+      if (!(err instanceof BrigError && err.code === 'cgroup_busy')) throw err;
+    }
+  }
+}

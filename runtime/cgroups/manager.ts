@@ -73,6 +73,8 @@ export interface CgroupManager {
   sweep(isLive: (name: string) => boolean): Promise<string[]>;
   /** For `brig doctor`: one entry per check. */
   describe(): CgroupCheck[];
+  /** Removes the parent when no slot of any process is left under it (another worker may still use it). */
+  removeParentIfUnused(): void;
 }
 
 export interface DetectCgroupsOptions {

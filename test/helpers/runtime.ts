@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSubmission, type JobSpec, type SubmissionResult } from '../../runtime/job.ts';
@@ -18,8 +18,41 @@ export interface TestRuntime {
   close(): Promise<void>;
 }
 
+const CGROUP_ROOT = '/sys/fs/cgroup';
+const TEST_PARENT = /^brig-test-(\d+)$/;
+
+/**
+ * Test parents are named after the test process, so a test killed mid-run
+ * (a timeout, say) leaves its parent behind. Remove those of dead processes;
+ * their slots were already swept of processes by the kernel's namespace
+ * teardown, so only empty directories remain.
+ */
+function removeStaleTestParents(): void {
+  for (const hierarchy of readdirSync(CGROUP_ROOT)) {
+    const base = join(CGROUP_ROOT, hierarchy);
+    let names: string[];
+    try {
+      names = readdirSync(base);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const pid = TEST_PARENT.exec(name)?.[1];
+      if (!pid || existsSync(`/proc/${pid}`)) continue;
+      const parent = join(base, name);
+      try {
+        for (const slot of readdirSync(parent, { withFileTypes: true })) if (slot.isDirectory()) rmdirSync(join(parent, slot.name));
+        rmdirSync(parent);
+      } catch {
+        // still busy: leave it for a later run
+      }
+    }
+  }
+}
+
 /** A real runtime (real cgroups, real sandboxes) in a private state dir and cgroup parent. */
 export async function startTestRuntime(overrides: Partial<RuntimeConfig> = {}): Promise<TestRuntime> {
+  removeStaleTestParents();
   const stateDir = mkdtempSync(join(tmpdir(), 'brig-test-state-'));
   const config = { ...loadRuntimeConfig({}), stateDir, cgroupParent: `brig-test-${process.pid}`, uidBase: TEST_UID_BASE, slots: 2, ...overrides };
   const runtime = await Runtime.create(config);

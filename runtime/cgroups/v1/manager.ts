@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { SandboxError } from '../../errors.ts';
 import { listChildCgroups, makeCgroupDir, pathExists, type CgroupDirOps } from '../files.ts';
-import { isValidCgroupName } from '../lifecycle.ts';
+import { isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
 import type { CgroupCheck, CgroupManager, RunCgroup } from '../manager.ts';
 import { describeV1 } from './describe.ts';
 import { V1RunCgroup, uniqueDirs, type V1ControllerDirs } from './run-cgroup.ts';
@@ -53,6 +53,10 @@ export class V1CgroupManager implements CgroupManager {
       removed.push(name);
     }
     return removed;
+  }
+
+  removeParentIfUnused(): void {
+    removeParentsIfUnused(this.dirOps, uniqueDirs(this.parents));
   }
 
   describe(): CgroupCheck[] {

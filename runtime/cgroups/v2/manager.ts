@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { HostError, SandboxError } from '../../errors.ts';
 import { listChildCgroups, makeCgroupDir, pathExists, readText, writeText, type CgroupDirOps } from '../files.ts';
-import { isValidCgroupName } from '../lifecycle.ts';
+import { isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
 import type { CgroupCheck, CgroupManager, RunCgroup } from '../manager.ts';
 import { parseNameList } from '../parse.ts';
 import { describeV2 } from './describe.ts';
@@ -68,6 +68,10 @@ export class V2CgroupManager implements CgroupManager {
       removed.push(name);
     }
     return removed;
+  }
+
+  removeParentIfUnused(): void {
+    removeParentsIfUnused(this.dirOps, [this.parent]);
   }
 
   describe(): CgroupCheck[] {

@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Readable, Writable } from 'node:stream';
-import { createInterface } from 'node:readline';
 import type { RunCgroup } from './cgroups/manager.ts';
 import { CancelledError, SandboxError } from './errors.ts';
+import { spawnProcess, type SpawnedProcess } from './host/spawn.ts';
 import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
 import { OutputCollector } from './launcher/output.ts';
-import { EXIT_OK, FD_GO, FD_STATUS, GO_BYTE, parseStatusLine, type StatusEvent } from './launcher/protocol.ts';
+import { EXIT_OK, FD_GO, FD_STATUS, GO_BYTE, type StatusEvent } from './launcher/protocol.ts';
+import { StatusReader } from './launcher/status.ts';
 import type { Limits } from './limits.ts';
 import { classify, type StepResult } from './result.ts';
 import { bytesToKb, mbToBytes, msToNs, nsToMs, usToMs } from './units.ts';
@@ -16,11 +16,11 @@ import { bytesToKb, mbToBytes, msToNs, nsToMs, usToMs } from './units.ts';
 const SETUP_TIMEOUT_MS = 10_000;
 /** After a kill, the kernel needs a moment to tear down the pid namespace. */
 const CGROUP_EMPTY_TIMEOUT_MS = 5_000;
-const SIGKILL = 9;
 /** How long the launcher gets to reap a killed sandbox before it is killed itself. */
 const LAUNCHER_KILL_GRACE_MS = 2_000;
 /** How long output may keep flowing after the launcher exited before we kill stragglers. */
 const DRAIN_GRACE_MS = 1_000;
+const SIGKILL = 9;
 const CPU_POLL_MIN_MS = 5;
 const CPU_POLL_MAX_MS = 25;
 /** Poll often enough that a runaway overshoots the CPU limit by ~1% at most. */
@@ -54,49 +54,41 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   if (spec.signal?.aborted) throw new CancelledError();
   cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
 
-  const child = spawn(host.launcherPath, launcherArgs({ ...spec, cgroupDirs: cgroup.dirs }), {
-    stdio: ['pipe', 'pipe', 'pipe', host.seccompFd, 'pipe', 'pipe'],
-    env: {},
-  });
-  const stdin = child.stdin!;
-  const go = child.stdio[FD_GO] as Writable;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  const spawnError = new Promise<never>((_, reject) => {
-    child.once('error', (cause) => reject(new SandboxError('launcher_spawn_failed', `cannot start the launcher ${host.launcherPath}: ${cause.message}`, { cause })));
-  });
-  spawnError.catch(() => {});
-  stdin.on('error', () => {}); // the program may exit without reading its input
-  go.on('error', () => {});
+  // fds 0-5 of the launcher; see runtime/native/protocol.h.
+  const launcher = spawnProcess(host.launcherPath, [host.launcherPath, ...launcherArgs({ ...spec, cgroupDirs: cgroup.dirs })], ['in', 'out', 'out', { shared: host.seccompFd }, 'in', 'out']);
+  const [stdin, stdout, stderr, , go, statusStream] = [0, 1, 2, 3, FD_GO, FD_STATUS].map((fd) => launcher.streams.get(fd)!);
+  stdin!.on('error', () => {}); // the program may exit without reading its input
+  go!.on('error', () => {});
+  const status = new StatusReader(statusStream as Readable);
+  // The launcher holds the status fd until it exits: its EOF is our cue to reap.
+  const exited = status.closed.then(() => launcher.reap());
 
   let killedFor: KillReason | null = null;
   const kill = (reason: KillReason) => {
     killedFor ??= reason;
-    stopSandbox(child, cgroup);
+    stopSandbox(launcher, cgroup);
   };
   const output = new OutputCollector(spec.limits.outputBytes, () => kill('output_limit'));
-  const drained = Promise.all([output.attach('stdout', child.stdout!), output.attach('stderr', child.stderr!)]);
+  const drained = Promise.all([output.attach('stdout', stdout as Readable), output.attach('stderr', stderr as Readable)]);
 
-  const events = statusEvents((child.stdio as unknown as Readable[])[FD_STATUS]!);
   const onAbort = () => kill('cancelled');
   spec.signal?.addEventListener('abort', onAbort, { once: true });
   const timers: NodeJS.Timeout[] = [];
   let cgroupEmpty = false;
   try {
-    const setupTimer = setTimeout(() => stopSandbox(child, cgroup), SETUP_TIMEOUT_MS);
-    const first = await Promise.race([events.next(), spawnError]);
+    const setupTimer = setTimeout(() => stopSandbox(launcher, cgroup), SETUP_TIMEOUT_MS);
+    const first = await status.next();
     clearTimeout(setupTimer);
     if (first.kind !== 'ready') {
-      await exited;
+      const how = await exited;
       if (killedFor === 'cancelled') throw new CancelledError();
-      throw setupFailure(first, await exited);
+      throw setupFailure(first, how);
     }
 
     cgroup.resetCounters();
     const goAt = performance.now();
-    go.end(GO_BYTE);
-    stdin.end(spec.stdin);
+    go!.end(GO_BYTE);
+    stdin!.end(spec.stdin);
     timers.push(setTimeout(() => kill('time_limit'), spec.limits.wallMs));
     const cpuLimitNs = msToNs(spec.limits.cpuMs);
     const pollMs = Math.min(CPU_POLL_MAX_MS, Math.max(CPU_POLL_MIN_MS, spec.limits.cpuMs * CPU_POLL_SHARE_OF_LIMIT));
@@ -104,8 +96,8 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
       if (cgroup.cpuNs() >= cpuLimitNs) kill('time_limit');
     }, pollMs));
 
-    const end = await events.next();
-    const launcher = await exited;
+    const end = await status.next();
+    const how = await exited;
     const nodeWallMs = performance.now() - goAt;
     for (const t of timers) clearTimeout(t);
     // The pipes close when the last sandbox process dies. Should anything
@@ -125,7 +117,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
       ({ exitCode, signal } = end);
       if (end.wallUs !== null) wallMs = usToMs(end.wallUs);
     } else if (killedFor === null) {
-      throw setupFailure(end, launcher);
+      throw setupFailure(end, how);
     }
     const usage = cgroup.usage();
     const cpuMs = nsToMs(usage.cpuNs);
@@ -144,11 +136,12 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   } finally {
     for (const t of timers) clearTimeout(t);
     spec.signal?.removeEventListener('abort', onAbort);
-    if (child.exitCode === null && child.signalCode === null) {
-      stopSandbox(child, cgroup);
-      await exited;
+    if (!cgroupEmpty) {
+      stopSandbox(launcher, cgroup);
+      await exited.catch(() => {});
+      for (const stream of launcher.streams.values()) stream.destroy();
+      await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS).catch(() => cgroup.killAll());
     }
-    if (!cgroupEmpty) await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS).catch(() => cgroup.killAll());
   }
 }
 
@@ -157,32 +150,15 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
  * it; the cgroup kill catches anything that might outlive that. Should the
  * launcher not exit, it is killed outright after a grace period.
  */
-function stopSandbox(child: ChildProcess, cgroup: RunCgroup): void {
-  child.kill('SIGTERM');
+function stopSandbox(launcher: SpawnedProcess, cgroup: RunCgroup): void {
+  launcher.kill('SIGTERM');
   cgroup.killAll();
-  setTimeout(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }, LAUNCHER_KILL_GRACE_MS).unref();
+  setTimeout(() => launcher.kill('SIGKILL'), LAUNCHER_KILL_GRACE_MS).unref();
 }
 
 type EndEvent = StatusEvent | { kind: 'eof' };
 
-/** The launcher's status lines as an async sequence; 'eof' once it closes the fd. */
-function statusEvents(stream: Readable): { next(): Promise<EndEvent> } {
-  const lines = createInterface({ input: stream, crlfDelay: Infinity })[Symbol.asyncIterator]();
-  return {
-    async next() {
-      for (;;) {
-        const { value, done } = await lines.next();
-        if (done) return { kind: 'eof' };
-        const event = parseStatusLine(value);
-        if (event) return event;
-      }
-    },
-  };
-}
-
-function setupFailure(event: EndEvent, exit: { code: number | null; signal: NodeJS.Signals | null }): SandboxError {
+function setupFailure(event: EndEvent, exit: { code: number | null; signal: number | null }): SandboxError {
   const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
   if (event.kind === 'error') {
     return new SandboxError('sandbox_setup_failed', `the sandbox could not be built: ${event.text} (errno ${event.errno}, launcher ${how})`);

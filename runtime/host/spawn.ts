@@ -1,0 +1,191 @@
+import { closeSync } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import koffi from 'koffi';
+import { HostError, SandboxError } from '../errors.ts';
+
+/**
+ * Starts a process with posix_spawn(3) instead of child_process.spawn.
+ *
+ * Why: libuv spawns with fork(), which copies the page tables of the whole
+ * Node process before exec; measured here, that is ~1.9 ms per spawn against
+ * ~0.4 ms for glibc's posix_spawn (clone with CLONE_VM|CLONE_VFORK). A sandbox
+ * run spawns one launcher, so this is most of the difference between Brig and
+ * the bare namespace floor.
+ *
+ * The child gets exactly the fds it is given (each mapped to a target
+ * number), default signal dispositions, an empty signal mask and an empty
+ * environment. libuv does not know this child, so we reap it ourselves with
+ * waitpid once the caller says it has gone (its status pipe hit EOF).
+ */
+
+const O_CLOEXEC = 0o2000000;
+const F_DUPFD_CLOEXEC = 1030;
+const WNOHANG = 1;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+/** Opaque glibc structs, sized with room to spare (x86_64: 80, 336 and 128 bytes). */
+const FILE_ACTIONS_BYTES = 256;
+const SPAWNATTR_BYTES = 1024;
+const SIGSET_BYTES = 256;
+/** Child-side fd numbers below this could be clobbered by an earlier dup2; sources are moved above it. */
+const SAFE_FD_FLOOR = 16;
+const REAP_RETRY_MS = 1;
+const REAP_MAX_TRIES = 5000;
+
+interface Libc {
+  pipe2(fds: number[], flags: number): number;
+  fcntl(fd: number, cmd: number, arg: number): number;
+  posix_spawn(pid: number[], path: string, actions: Buffer, attr: Buffer, argv: (string | null)[], envp: (string | null)[]): number;
+  posix_spawn_file_actions_init(actions: Buffer): number;
+  posix_spawn_file_actions_adddup2(actions: Buffer, fd: number, target: number): number;
+  posix_spawn_file_actions_destroy(actions: Buffer): number;
+  posix_spawnattr_init(attr: Buffer): number;
+  posix_spawnattr_setflags(attr: Buffer, flags: number): number;
+  posix_spawnattr_setsigmask(attr: Buffer, set: Buffer): number;
+  posix_spawnattr_setsigdefault(attr: Buffer, set: Buffer): number;
+  posix_spawnattr_destroy(attr: Buffer): number;
+  sigemptyset(set: Buffer): number;
+  sigfillset(set: Buffer): number;
+  waitpid(pid: number, status: number[], options: number): number;
+}
+
+let libc: Libc | undefined;
+
+function load(): Libc {
+  if (libc) return libc;
+  try {
+    const lib = koffi.load('libc.so.6');
+    libc = {
+      pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as unknown as Libc['pipe2'],
+      fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
+      posix_spawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
+      posix_spawn_file_actions_init: lib.func('int posix_spawn_file_actions_init(void *actions)'),
+      posix_spawn_file_actions_adddup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int target)'),
+      posix_spawn_file_actions_destroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
+      posix_spawnattr_init: lib.func('int posix_spawnattr_init(void *attr)'),
+      posix_spawnattr_setflags: lib.func('int posix_spawnattr_setflags(void *attr, short flags)'),
+      posix_spawnattr_setsigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, void *set)'),
+      posix_spawnattr_setsigdefault: lib.func('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
+      posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
+      sigemptyset: lib.func('int sigemptyset(void *set)'),
+      sigfillset: lib.func('int sigfillset(void *set)'),
+      waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+    };
+    return libc;
+  } catch (cause) {
+    throw new HostError('libc_unavailable', 'cannot load libc.so.6 through koffi: Brig needs glibc', { cause });
+  }
+}
+
+/** A pipe end the child gets ('in': the child reads, 'out': the child writes), or an fd of ours to share. */
+export type ChildFd = 'in' | 'out' | { shared: number };
+
+export interface SpawnedProcess {
+  pid: number;
+  /** Our ends of the pipes, by child fd number: Writable for 'in', Readable for 'out'. */
+  streams: Map<number, Socket>;
+  kill(signal: NodeJS.Signals): void;
+  /** Reaps the child (call once it is known to be exiting); resolves with how it ended. */
+  reap(): Promise<{ code: number | null; signal: number | null }>;
+}
+
+export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): SpawnedProcess {
+  const c = load();
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  const streams = new Map<number, Socket>();
+  const actions = Buffer.alloc(FILE_ACTIONS_BYTES);
+  const attr = Buffer.alloc(SPAWNATTR_BYTES);
+  try {
+    check(c.posix_spawn_file_actions_init(actions), 'posix_spawn_file_actions_init');
+    check(c.posix_spawnattr_init(attr), 'posix_spawnattr_init');
+    const none = Buffer.alloc(SIGSET_BYTES);
+    const all = Buffer.alloc(SIGSET_BYTES);
+    c.sigemptyset(none);
+    c.sigfillset(all);
+    check(c.posix_spawnattr_setsigmask(attr, none), 'posix_spawnattr_setsigmask');
+    // Node ignores SIGPIPE; the child must not inherit that (nor any handler state).
+    check(c.posix_spawnattr_setsigdefault(attr, all), 'posix_spawnattr_setsigdefault');
+    check(c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF), 'posix_spawnattr_setflags');
+
+    const sources: number[] = [];
+    fds.forEach((spec, target) => {
+      if (typeof spec === 'object') {
+        sources.push(aboveFloor(c, spec.shared, theirs));
+        return;
+      }
+      const pair = [0, 0];
+      if (c.pipe2(pair, O_CLOEXEC) !== 0) throw new SandboxError('spawn_failed', `pipe2 failed (errno ${koffi.errno()})`);
+      const [readEnd, writeEnd] = pair as [number, number];
+      const [mine, child] = spec === 'in' ? [writeEnd, readEnd] : [readEnd, writeEnd];
+      ours.push(mine);
+      theirs.push(child);
+      sources.push(aboveFloor(c, child, theirs));
+      streams.set(target, new Socket({ fd: mine, readable: spec === 'out', writable: spec === 'in' }));
+    });
+    sources.forEach((source, target) => check(c.posix_spawn_file_actions_adddup2(actions, source, target), 'posix_spawn_file_actions_adddup2'));
+
+    const pid = [0];
+    const rc = c.posix_spawn(pid, path, actions, attr, [...argv.map(String), null], [null]);
+    if (rc !== 0) throw new SandboxError('spawn_failed', `cannot start ${path}: errno ${rc}`);
+    return makeProcess(c, pid[0]!, streams);
+  } catch (error) {
+    for (const stream of streams.values()) stream.destroy();
+    throw error;
+  } finally {
+    for (const fd of new Set(theirs)) closeSync(fd);
+    c.posix_spawn_file_actions_destroy(actions);
+    c.posix_spawnattr_destroy(attr);
+  }
+}
+
+/** A copy of fd numbered at least SAFE_FD_FLOOR (recorded in `owned` to be closed after the spawn). */
+function aboveFloor(c: Libc, fd: number, owned: number[]): number {
+  if (fd >= SAFE_FD_FLOOR) return fd;
+  const copy = c.fcntl(fd, F_DUPFD_CLOEXEC, SAFE_FD_FLOOR);
+  if (copy < 0) throw new SandboxError('spawn_failed', `fcntl(F_DUPFD_CLOEXEC) failed (errno ${koffi.errno()})`);
+  owned.push(copy);
+  return copy;
+}
+
+function makeProcess(c: Libc, pid: number, streams: Map<number, Socket>): SpawnedProcess {
+  let ended: Promise<{ code: number | null; signal: number | null }> | undefined;
+  let reaped = false;
+  return {
+    pid,
+    streams,
+    kill(signal) {
+      if (reaped) return; // the pid may belong to someone else by now
+      try {
+        process.kill(pid, signal);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+    },
+    reap() {
+      ended ??= (async () => {
+        const status = [0];
+        for (let tries = 0; tries < REAP_MAX_TRIES; tries++) {
+          const rc = c.waitpid(pid, status, WNOHANG);
+          if (rc === pid) {
+            reaped = true;
+            const s = status[0]!;
+            const signal = s & 0x7f;
+            return signal === 0 ? { code: (s >> 8) & 0xff, signal: null } : { code: null, signal };
+          }
+          if (rc < 0) throw new SandboxError('spawn_failed', `waitpid(${pid}) failed (errno ${koffi.errno()})`);
+          await new Promise((resolve) => setTimeout(resolve, tries === 0 ? 0 : REAP_RETRY_MS));
+        }
+        throw new SandboxError('launcher_stuck', `launcher ${pid} did not exit`);
+      })();
+      return ended;
+    },
+  };
+}
+
+function check(rc: number, call: string): void {
+  if (rc !== 0) throw new SandboxError('spawn_failed', `${call} failed (errno ${rc})`);
+}
+
+export type { Readable, Writable };

@@ -23,12 +23,12 @@ const maxLimits: Limits = {
   fileSizeMb: 256, openFiles: 1024, stackMb: 1024, diskMb: 1024,
 };
 
-function limitsFromEnv(prefix: string, fallback: Limits) {
+function limitsSchema(fallback: Limits) {
   return z.object({
     cpuMs: int(fallback.cpuMs), wallMs: int(fallback.wallMs), memoryMb: int(fallback.memoryMb),
     processes: int(fallback.processes), outputBytes: int(fallback.outputBytes), fileSizeMb: int(fallback.fileSizeMb),
     openFiles: int(fallback.openFiles), stackMb: int(fallback.stackMb), diskMb: int(fallback.diskMb),
-  }).transform((l) => l as Limits).describe(prefix);
+  }).transform((l) => l as Limits);
 }
 
 const LIMIT_ENV: Record<keyof Limits, string> = {
@@ -48,8 +48,8 @@ const runtimeSchema = z.object({
   cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('brig'),
   cgroupVersion: z.enum(['auto', '1', '2']).default('auto'),
   cpuQuotaCores: z.coerce.number().positive().default(1),
-  defaults: limitsFromEnv('BRIG_DEFAULT_', defaultLimits),
-  maxima: limitsFromEnv('BRIG_MAX_', maxLimits),
+  defaults: limitsSchema(defaultLimits),
+  maxima: limitsSchema(maxLimits),
 });
 
 export type RuntimeConfig = z.infer<typeof runtimeSchema>;

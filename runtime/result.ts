@@ -2,8 +2,11 @@
 export type Verdict = 'ok' | 'runtime_error' | 'time_limit' | 'memory_limit' | 'output_limit' | 'internal_error';
 
 export interface StepResult {
+  /** UTF-8 text, or base64 when the bytes are not valid UTF-8 (then stdoutEncoding is 'base64'). */
   stdout: string;
   stderr: string;
+  stdoutEncoding?: 'base64';
+  stderrEncoding?: 'base64';
   /** Exit status when the program exited; null when a signal ended it. */
   exitCode: number | null;
   /** Signal number that ended the program, or null. */
@@ -42,4 +45,18 @@ export function classify(f: StepFacts): Verdict {
   if (f.killedFor === 'time_limit' || f.cpuMs >= f.cpuLimitMs || f.wallMs >= f.wallLimitMs) return 'time_limit';
   if (f.signal !== null || f.exitCode !== 0) return 'runtime_error';
   return 'ok';
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Output as JSON can carry it: text when it is valid UTF-8, else base64 and a
+ * marker, so that no byte is lost or replaced behind the caller's back.
+ */
+export function encodeOutput(name: 'stdout' | 'stderr', bytes: Buffer): Partial<StepResult> {
+  try {
+    return { [name]: strictUtf8.decode(bytes) };
+  } catch {
+    return { [name]: bytes.toString('base64'), [`${name}Encoding`]: 'base64' };
+  }
 }

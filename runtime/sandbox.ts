@@ -9,7 +9,7 @@ import { OutputCollector } from './launcher/output.ts';
 import { EXIT_OK, FD_GO, FD_STATUS, GO_BYTE, type StatusEvent } from './launcher/protocol.ts';
 import { StatusReader } from './launcher/status.ts';
 import type { Limits } from './limits.ts';
-import { classify, type StepResult } from './result.ts';
+import { classify, encodeOutput, type StepResult } from './result.ts';
 import { bytesToKb, mbToBytes, msToNs, nsToMs, usToMs } from './units.ts';
 
 /** Building a sandbox takes milliseconds; this long means something is stuck. */
@@ -123,8 +123,10 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     const cpuMs = nsToMs(usage.cpuNs);
     wallMs = Math.round(wallMs);
     return {
-      stdout: output.text('stdout'),
-      stderr: output.text('stderr'),
+      stdout: '',
+      stderr: '',
+      ...encodeOutput('stdout', output.bytes('stdout')),
+      ...encodeOutput('stderr', output.bytes('stderr')),
       exitCode,
       signal,
       verdict: classify({ exitCode, signal, cpuMs, wallMs, oomKills: usage.oomKills, killedFor, cpuLimitMs: spec.limits.cpuMs, wallLimitMs: spec.limits.wallMs }),

@@ -35,7 +35,7 @@ export class OutputCollector {
     }
   }
 
-  text(name: 'stdout' | 'stderr'): string {
-    return Buffer.concat(this.chunks[name]).toString('utf8');
+  bytes(name: 'stdout' | 'stderr'): Buffer {
+    return Buffer.concat(this.chunks[name]);
   }
 }

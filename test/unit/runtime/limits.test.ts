@@ -42,3 +42,12 @@ test('verdicts come from kernel facts, in order: output, memory, time, exit stat
   assert.equal(classify({ ...facts, exitCode: null, signal: 9, oomKills: 1 }), 'memory_limit');
   assert.equal(classify({ ...facts, exitCode: null, signal: 9, oomKills: 1, killedFor: 'output_limit' }), 'output_limit');
 });
+
+test('output that is not valid UTF-8 is carried as base64 and marked, never mangled', async () => {
+  const { encodeOutput } = await import('../../../runtime/result.ts');
+  assert.deepEqual(encodeOutput('stdout', Buffer.from('héllo\n')), { stdout: 'héllo\n' });
+  const bytes = Buffer.from([0x66, 0xff, 0xfe, 0x00, 0x0a]);
+  const encoded = encodeOutput('stderr', bytes);
+  assert.equal(encoded.stderrEncoding, 'base64');
+  assert.deepEqual(Buffer.from(encoded.stderr!, 'base64'), bytes);
+});

@@ -1,0 +1,117 @@
+/**
+ * The contract between the API and the workers: queue name, Redis keys, the
+ * job payload, the run record and its events. Both sides import these and
+ * nothing else of each other.
+ *
+ * Lifecycle of a run (id = RunId):
+ *  1. API validates the request, writes the record {status: 'queued'} at
+ *     keys.run(id) with the result TTL, and adds a BullMQ job (jobId = id,
+ *     data = RunJobData) to QUEUE_NAME.
+ *  2. A worker takes the job, sets {status: 'running', startedAt} and reports
+ *     progress with job.updateProgress(RunEvent) at each step ('started',
+ *     'compiled', 'test' per test, and finally 'done'); it writes the final
+ *     record {status: 'done', verdict, compile, run | tests, finishedAt}
+ *     before returning the record as the job's return value.
+ *  3. The API follows runs through BullMQ QueueEvents ('progress',
+ *     'completed', 'failed', 'removed') and the record; SSE and wait=true are
+ *     built on that.
+ *  4. Cancel: the API sets keys.cancel(id) (TTL) and publishes the id on
+ *     CANCEL_CHANNEL. A waiting job is removed by the API and its record set
+ *     to {status: 'cancelled'}; an active one is aborted by the worker that
+ *     holds it (which listens on CANCEL_CHANNEL, and checks keys.cancel(id)
+ *     before it starts a job), which then writes {status: 'cancelled'}.
+ *  5. A worker that dies mid-run loses its lock; BullMQ's stalled-job check
+ *     hands the job to another worker, which runs it from the start.
+ */
+import type { Limits } from '../../runtime/limits.ts';
+import type { StepResult, Verdict as StepVerdict } from '../../runtime/result.ts';
+
+export const QUEUE_NAME = 'brig-runs';
+export const JOB_NAME = 'run';
+export const CANCEL_CHANNEL = 'brig:cancel';
+
+export const keys = {
+  /** JSON RunRecord, with the result TTL. */
+  run: (id: string) => `brig:run:${id}`,
+  /** '1' when a cancel was asked for; TTL = the result TTL. */
+  cancel: (id: string) => `brig:cancel:${id}`,
+  /** JSON WorkerHeartbeat, with a short TTL renewed by the worker. */
+  worker: (workerId: string) => `brig:worker:${workerId}`,
+  workerPattern: 'brig:worker:*',
+  /** Fixed-window rate limit counter. */
+  rate: (subject: string, windowStart: number) => `brig:rate:${subject}:${windowStart}`,
+};
+
+export type CompareMode = 'exact' | 'trim' | 'tokens' | { float: number };
+
+/** Byte fields travel base64-encoded so that any bytes survive JSON. */
+export interface RunJobData {
+  id: string;
+  language: string;
+  files: { name: string; contentBase64: string }[];
+  stdinBase64: string;
+  args: string[];
+  limits: Partial<Limits>;
+  /** Judge mode when non-empty: each test runs in a fresh sandbox from the one compiled workspace. */
+  tests: { name: string; stdinBase64: string; expectedOutputBase64: string }[];
+  compare: CompareMode;
+  callbackUrl?: string;
+  requestId?: string;
+  /** ms since the epoch, when the API accepted the run. */
+  createdAt: number;
+}
+
+export type RunStatus = 'queued' | 'running' | 'done' | 'cancelled';
+
+export type RunVerdict = StepVerdict | 'wrong_answer' | 'compile_error';
+
+/** A step as the API shows it: the runtime's StepResult (non-UTF-8 output comes base64 with *Encoding set). */
+export type StepView = StepResult;
+
+export interface TestView extends Omit<StepView, 'verdict'> {
+  name: string;
+  verdict: RunVerdict;
+}
+
+export interface RunRecord {
+  id: string;
+  language: string;
+  status: RunStatus;
+  /** Null until the run is done. */
+  verdict: RunVerdict | null;
+  compile: StepView | null;
+  /** Native mode. */
+  run?: StepView | null;
+  /** Judge mode. */
+  tests?: TestView[];
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Set when the verdict is internal_error: what went wrong on Brig's side. */
+  error?: { code: string; message: string };
+}
+
+export type RunEvent =
+  | { type: 'queued'; id: string }
+  | { type: 'started'; id: string; workerId: string }
+  | { type: 'compiled'; id: string; compile: StepView | null }
+  | { type: 'test'; id: string; index: number; test: TestView }
+  | { type: 'done'; id: string; record: RunRecord }
+  | { type: 'cancelled'; id: string };
+
+/** What each worker publishes at keys.worker(id) every HEARTBEAT_INTERVAL_MS. */
+export interface WorkerHeartbeat {
+  workerId: string;
+  hostname: string;
+  pid: number;
+  slots: number;
+  activeRuns: number;
+  /** Only the languages whose toolchain this worker's image really has. */
+  languages: { name: string; displayName: string; version: string; limits: Limits; compileLimits: Limits | null }[];
+  startedAt: number;
+  at: number;
+}
+
+export const HEARTBEAT_INTERVAL_MS = 2_000;
+/** A worker whose heartbeat is older than this is gone. */
+export const HEARTBEAT_TTL_MS = 10_000;

@@ -86,3 +86,46 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, override
 }
 
 export const LIMIT_ENV_SUFFIXES = LIMIT_ENV;
+
+const serviceSchema = z.object({
+  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  host: z.string().default('0.0.0.0'),
+  redisUrl: z.string().url().optional(),
+  apiKeys: z.string().default('').transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean)),
+  rateLimitPerMinute: z.coerce.number().int().min(0).default(600),
+  queueCapacity: z.coerce.number().int().positive().default(1000),
+  resultTtlSeconds: z.coerce.number().int().positive().default(3600),
+  bodyLimitBytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+  maxFiles: z.coerce.number().int().positive().default(32),
+  maxTests: z.coerce.number().int().positive().default(100),
+  maxCompileOutputBytes: z.coerce.number().int().positive().default(64 * 1024),
+  waitTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  shutdownGraceMs: z.coerce.number().int().positive().default(30_000),
+  workerMetricsPort: z.coerce.number().int().min(0).max(65535).default(9464),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type ServiceConfig = z.infer<typeof serviceSchema>;
+
+/** Env variable → config key, for the service section. */
+const SERVICE_ENV: Record<string, string> = {
+  PORT: 'port', HOST: 'host', REDIS_URL: 'redisUrl', BRIG_API_KEYS: 'apiKeys', BRIG_RATE_LIMIT_PER_MINUTE: 'rateLimitPerMinute',
+  BRIG_QUEUE_CAPACITY: 'queueCapacity', BRIG_RESULT_TTL_SECONDS: 'resultTtlSeconds', BRIG_BODY_LIMIT_BYTES: 'bodyLimitBytes',
+  BRIG_MAX_FILES: 'maxFiles', BRIG_MAX_TESTS: 'maxTests', BRIG_MAX_COMPILE_OUTPUT_BYTES: 'maxCompileOutputBytes',
+  BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs', BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs', BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',
+  LOG_LEVEL: 'logLevel',
+};
+
+export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, unknown>> = {}): ServiceConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(SERVICE_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
+  Object.assign(raw, overrides);
+  const parsed = serviceSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join('.');
+    const envName = Object.entries(SERVICE_ENV).find(([, k]) => k === key)?.[0] ?? key;
+    throw new ConfigError('config_invalid', `configuration ${envName}: ${issue.message}`, { field: envName });
+  }
+  return parsed.data;
+}

@@ -8,7 +8,7 @@ import { layoutImage, resolveInImage, type ImageLayout } from './images/layout.t
 import { loadImageProfile } from './images/profile.ts';
 import { loadLanguageProfiles, type LanguageProfile } from './languages/profile.ts';
 import { loadAndCompile } from './seccomp/compile.ts';
-import { leaseSlots, type SlotLease } from './slots/lease.ts';
+import { leaseSlots, tryLeaseSlot, type SlotLease } from './slots/lease.ts';
 import { SlotPool } from './slots/pool.ts';
 
 /** A leased slot with the cgroup it runs its steps in. */
@@ -90,6 +90,37 @@ export class Runtime {
   missingTools(language: LanguageProfile): string[] {
     const tools = [language.compile?.[0], language.run[0], language.versionCommand[0]].filter((t): t is string => !!t && !t.startsWith('/box/'));
     return [...new Set(tools)].filter((tool) => resolveInImage(this.image, tool) === null);
+  }
+
+  /**
+   * Cleans the slots of Brig processes that died (kill -9, a crash): their
+   * launchers died with them, but cgroups and workspace mounts stay until the
+   * slot is leased again. Each free slot found in the cgroup tree or the runs
+   * folder is leased for a moment, swept and released. Returns what was swept.
+   */
+  async sweepFreeSlots(): Promise<string[]> {
+    if (this.closed) return [];
+    const { stateDir, uidBase } = this.config;
+    const locksDir = join(stateDir, 'slots');
+    const ours = new Set(this.slots.map((s) => s.lease.name));
+    const seen = new Set([...this.cgroups.childNames(), ...readdirSync(join(stateDir, 'runs'))]);
+    const swept: string[] = [];
+    for (const name of [...seen].filter((n) => SLOT_NAME.test(n) && !ours.has(n)).sort()) {
+      const lease = tryLeaseSlot(locksDir, Number(name.slice('slot-'.length)), uidBase);
+      if (!lease) continue;
+      try {
+        await this.cgroups.sweep((n) => n !== name);
+        const runsDir = join(stateDir, 'runs', name);
+        if (existsSync(runsDir)) {
+          sweepWorkspaces(runsDir);
+          rmdirSync(runsDir);
+        }
+        swept.push(name);
+      } finally {
+        lease.release();
+      }
+    }
+    return swept;
   }
 
   /** Idempotent: kills what still runs in our cgroups, removes them, releases the slots. */

@@ -73,6 +73,8 @@ export interface CgroupManager {
   sweep(isLive: (name: string) => boolean): Promise<string[]>;
   /** For `brig doctor`: one entry per check. */
   describe(): CgroupCheck[];
+  /** Names of the child cgroups under the parent (in any hierarchy). */
+  childNames(): string[];
   /** Removes the parent when no slot of any process is left under it (another worker may still use it). */
   removeParentIfUnused(): void;
 }

@@ -55,6 +55,10 @@ export class V1CgroupManager implements CgroupManager {
     return removed;
   }
 
+  childNames(): string[] {
+    return [...new Set(uniqueDirs(this.parents).flatMap(listChildCgroups))].sort();
+  }
+
   removeParentIfUnused(): void {
     removeParentsIfUnused(this.dirOps, uniqueDirs(this.parents));
   }

@@ -70,6 +70,10 @@ export class V2CgroupManager implements CgroupManager {
     return removed;
   }
 
+  childNames(): string[] {
+    return listChildCgroups(this.parent);
+  }
+
   removeParentIfUnused(): void {
     removeParentsIfUnused(this.dirOps, [this.parent]);
   }

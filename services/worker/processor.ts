@@ -1,0 +1,220 @@
+import type { Job as QueueJob } from 'bullmq';
+import { Job } from '../../runtime/job.ts';
+import type { StepResult } from '../../runtime/result.ts';
+import type { Runtime } from '../../runtime/runtime.ts';
+import { BYTES_PER_KB, MS_PER_S } from '../../runtime/units.ts';
+import type { ServiceConfig } from '../shared/config.ts';
+import type { RunEvent, RunJobData, RunRecord, RunVerdict, StepView, TestView } from '../shared/contract.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Metrics } from '../shared/metrics.ts';
+import { abortKind } from './active-runs.ts';
+import type { CallbackSender } from './callback.ts';
+import { compareOutput } from './compare.ts';
+import { describeFailure, queueWillRetry } from './failures.ts';
+import { defaultCompileLimits } from './language-limits.ts';
+import type { RunRecords } from './records.ts';
+
+export interface ProcessorContext {
+  runtime: Runtime;
+  records: RunRecords;
+  callbacks: CallbackSender;
+  serviceConfig: ServiceConfig;
+  metrics: Metrics;
+  logger: Logger;
+  workerId: string;
+}
+
+/**
+ * Thrown when this worker's shutdown aborted the run: the run is neither
+ * done nor cancelled, and the job goes back to the queue for another worker.
+ */
+export class RunRequeued extends Error {
+  constructor(readonly runId: string) {
+    super(`run ${runId} was stopped by the worker's shutdown and goes back to the queue`);
+    this.name = 'RunRequeued';
+  }
+}
+
+/** What the steps produced so far; kept when the run ends early (cancel, internal error). */
+interface RunParts {
+  compile: StepView | null;
+  run?: StepView | null;
+  tests?: TestView[];
+}
+
+type Phase = 'queued' | 'setup' | 'compile' | 'run' | 'cleanup';
+
+/**
+ * One run, from the queue job to its final record. The order is the
+ * contract's: running record and 'started', the steps with their events, then
+ * the final record written before it is returned (the job's return value) and
+ * before 'done' is emitted, so whoever hears 'done' can read it.
+ *
+ * A program's outcome is always a verdict, never a thrown error. Brig's own
+ * failures become internal_error, unless BullMQ will retry the job (then the
+ * error is thrown and the record goes back to queued).
+ */
+export async function processRun(job: QueueJob<RunJobData, RunRecord>, signal: AbortSignal, ctx: ProcessorContext): Promise<RunRecord> {
+  const data = job.data;
+  const log = ctx.logger.child({ runId: data.id, reqId: data.requestId, attempt: job.attemptsStarted });
+  const emit = (event: RunEvent) => job.updateProgress(event);
+  const queued = queuedRecord(data);
+
+  if (await ctx.records.cancelRequested(data.id)) {
+    log.info('run cancelled before it started');
+    return finish(job, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
+  }
+
+  const startedAt = Date.now();
+  observePhase(ctx.metrics, 'queued', startedAt - data.createdAt);
+  const running: RunRecord = { ...queued, status: 'running', startedAt };
+  await ctx.records.write(running);
+  await emit({ type: 'started', id: data.id, workerId: ctx.workerId });
+  log.info({ language: data.language, tests: data.tests.length }, 'run started');
+
+  const parts: RunParts = { compile: null };
+  let ended: Pick<RunRecord, 'status' | 'verdict' | 'error'>;
+  try {
+    ended = { status: 'done', verdict: await execute(data, signal, ctx, parts, emit) };
+  } catch (error) {
+    ended = await afterFailure(job, error, signal, ctx, log);
+  }
+  return finish(job, { ...running, ...parts, ...ended, finishedAt: Date.now() }, ctx, log);
+}
+
+/**
+ * How a run that threw ends: cancelled, handed back to the queue (shutdown,
+ * or a Brig failure BullMQ will retry: then this throws), or internal_error.
+ */
+async function afterFailure(job: QueueJob<RunJobData, RunRecord>, error: unknown, signal: AbortSignal, ctx: ProcessorContext, log: Logger): Promise<Pick<RunRecord, 'status' | 'verdict' | 'error'>> {
+  const aborted = abortKind(signal);
+  if (aborted === 'cancel') {
+    log.info('run cancelled while running');
+    return { status: 'cancelled', verdict: null };
+  }
+  if (aborted === 'shutdown') {
+    log.info('run stopped by shutdown: back to the queue');
+    await ctx.records.write(queuedRecord(job.data));
+    throw new RunRequeued(job.data.id);
+  }
+  const failure = describeFailure(error);
+  ctx.metrics.sandboxErrors.inc({ code: failure.code });
+  const retry = failure.retryable && queueWillRetry(job);
+  // A job the runtime refuses is the sender's mistake; a sandbox that failed is ours.
+  if (failure.retryable) log.error({ err: error, code: failure.code, retry }, 'run failed on the worker side');
+  else log.warn({ err: error, code: failure.code }, 'job refused by the runtime');
+  if (retry) {
+    await ctx.records.write(queuedRecord(job.data));
+    throw error;
+  }
+  return { status: 'done', verdict: 'internal_error', error: { code: failure.code, message: failure.message } };
+}
+
+/** The record as the API wrote it; a run handed back to the queue returns to it. */
+function queuedRecord(data: RunJobData): RunRecord {
+  return { id: data.id, language: data.language, status: 'queued', verdict: null, compile: null, createdAt: data.createdAt };
+}
+
+/** Records the final state, counts it, tells the listeners, and hands it to the callback. */
+async function finish(job: QueueJob<RunJobData, RunRecord>, record: RunRecord, ctx: ProcessorContext, log: Logger): Promise<RunRecord> {
+  await ctx.records.write(record);
+  if (record.status === 'cancelled') await job.updateProgress({ type: 'cancelled', id: record.id });
+  else await job.updateProgress({ type: 'done', id: record.id, record });
+  ctx.metrics.runs.inc({ language: record.language, verdict: record.verdict ?? record.status });
+  log.info({ status: record.status, verdict: record.verdict, ms: (record.finishedAt ?? Date.now()) - (record.startedAt ?? record.createdAt) }, 'run finished');
+  if (job.data.callbackUrl) ctx.callbacks.send(job.data.callbackUrl, record, log);
+  return record;
+}
+
+async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, emit: (e: RunEvent) => Promise<void>): Promise<RunVerdict> {
+  const { runtime, metrics } = ctx;
+  const language = runtime.language(data.language);
+  const compileLimits = defaultCompileLimits(runtime.config, language, ctx.serviceConfig.maxCompileOutputBytes) ?? undefined;
+  const files = data.files.map((f) => ({ name: f.name, content: fromBase64(f.contentBase64) }));
+
+  const job = await timed(metrics, 'setup', () => Job.open(runtime, { language: data.language, files, limits: data.limits, compileLimits, args: data.args, signal }));
+  try {
+    const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => job.compile()));
+    parts.compile = compile;
+    await emit({ type: 'compiled', id: data.id, compile });
+    const judge = data.tests.length > 0;
+    if (compile && compile.verdict !== 'ok') {
+      if (judge) parts.tests = [];
+      else parts.run = null;
+      return 'compile_error';
+    }
+    if (!judge) {
+      const run = await timed(metrics, 'run', () => runStep(metrics, () => job.run(fromBase64(data.stdinBase64))));
+      parts.run = run;
+      return run.verdict;
+    }
+    return await timed(metrics, 'run', async () => {
+      const tests: TestView[] = (parts.tests = []);
+      let verdict: RunVerdict = 'ok';
+      for (const [index, test] of data.tests.entries()) {
+        const step = await runStep(metrics, () => job.run(fromBase64(test.stdinBase64)));
+        const view: TestView = { ...step, name: test.name, verdict: testVerdict(step, test.expectedOutputBase64, data) };
+        tests.push(view);
+        await emit({ type: 'test', id: data.id, index, test: view });
+        if (verdict === 'ok') verdict = view.verdict;
+      }
+      return verdict;
+    });
+  } finally {
+    const cleanupStart = performance.now();
+    job.close();
+    observePhase(metrics, 'cleanup', performance.now() - cleanupStart);
+  }
+}
+
+/** A step that did not end well keeps its own verdict; a clean one is judged on its output. */
+function testVerdict(step: StepResult, expectedBase64: string, data: RunJobData): RunVerdict {
+  if (step.verdict !== 'ok') return step.verdict;
+  const actual = step.stdoutEncoding === 'base64' ? fromBase64(step.stdout) : step.stdout;
+  return compareOutput(actual, textOrBytes(fromBase64(expectedBase64)), data.compare ?? 'trim') ? 'ok' : 'wrong_answer';
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Expected output as text when it is UTF-8; as bytes (compared byte for byte) when not. */
+function textOrBytes(bytes: Buffer): string | Buffer {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return bytes;
+  }
+}
+
+function fromBase64(text: string): Buffer {
+  return Buffer.from(text, 'base64');
+}
+
+async function timed<T>(metrics: Metrics, phase: Phase, fn: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  try {
+    return await fn();
+  } finally {
+    observePhase(metrics, phase, performance.now() - start);
+  }
+}
+
+function observePhase(metrics: Metrics, phase: Phase, ms: number): void {
+  metrics.phaseDuration.observe({ phase }, Math.max(0, ms) / MS_PER_S);
+}
+
+async function sandboxed<T>(metrics: Metrics, fn: () => Promise<T>): Promise<T> {
+  metrics.activeSandboxes.inc();
+  try {
+    return await fn();
+  } finally {
+    metrics.activeSandboxes.dec();
+  }
+}
+
+/** A run step (not the compile): its CPU time and peak memory feed the per-step histograms. */
+async function runStep(metrics: Metrics, fn: () => Promise<StepResult>): Promise<StepResult> {
+  const step = await sandboxed(metrics, fn);
+  metrics.runCpuSeconds.observe(step.cpuMs / MS_PER_S);
+  metrics.runMemoryBytes.observe(step.memoryKb * BYTES_PER_KB);
+  return step;
+}

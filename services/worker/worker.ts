@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { WaitingError, Worker, type Job as QueueJob } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Runtime } from '../../runtime/runtime.ts';
+import type { RuntimeConfig, ServiceConfig } from '../shared/config.ts';
+import { CANCEL_CHANNEL, QUEUE_NAME, type RunJobData, type RunRecord, type WorkerHeartbeat } from '../shared/contract.ts';
+import type { Logger } from '../shared/logger.ts';
+import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { ActiveRuns } from './active-runs.ts';
+import { CallbackSender } from './callback.ts';
+import { Heartbeat } from './heartbeat.ts';
+import { probeLanguages } from './languages.ts';
+import { serveMetrics } from './metrics-server.ts';
+import { processRun, RunRequeued, type ProcessorContext } from './processor.ts';
+import { RunRecords } from './records.ts';
+import { SlotSweeper } from './slot-sweeper.ts';
+
+/**
+ * How quickly a dead worker's runs go to another worker. A live worker
+ * renews its locks every lockDurationMs/2 (BullMQ's default), so a busy
+ * event loop is never mistaken for a dead worker; one killed with SIGKILL
+ * stops renewing, its locks expire after lockDurationMs, and the stalled
+ * check of any worker (every stalledIntervalMs) puts the job back in wait.
+ * A run can stall maxStalledCount times before BullMQ fails it.
+ */
+export interface WorkerTiming {
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+  /** How often slots left by dead workers on this machine are swept. */
+  slotSweepIntervalMs: number;
+}
+
+export const DEFAULT_TIMING: WorkerTiming = {
+  lockDurationMs: 30_000,
+  stalledIntervalMs: 5_000,
+  maxStalledCount: 2,
+  slotSweepIntervalMs: 30_000,
+};
+
+export interface WorkerOptions {
+  runtimeConfig: RuntimeConfig;
+  serviceConfig: ServiceConfig;
+  redisUrl: string;
+  logger: Logger;
+  /** Shared with the API when both run in one process; else the worker makes its own. */
+  metrics?: Metrics;
+  workerId?: string;
+  /** For tests that cannot wait 30 s for a lock to expire. */
+  timing?: Partial<WorkerTiming>;
+}
+
+export interface BrigWorker {
+  workerId: string;
+  /** Where this worker's Prometheus metrics are served. */
+  metricsUrl: string;
+  /**
+   * Graceful and idempotent: stops taking jobs, lets the active runs finish
+   * within serviceConfig.shutdownGraceMs, hands the rest back to the queue,
+   * then releases everything the worker holds.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * A worker: one Runtime (its sandbox slots), a BullMQ Worker taking as many
+ * runs at once as there are slots, a heartbeat, a cancel listener, and a
+ * /metrics endpoint.
+ */
+export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
+  const { runtimeConfig, serviceConfig, redisUrl } = opts;
+  const timing = { ...DEFAULT_TIMING, ...opts.timing };
+  const workerId = opts.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const logger = opts.logger.child({ workerId });
+  const metrics = opts.metrics ?? createMetrics();
+  const startedAt = Date.now();
+  // Undone in reverse if the start fails half-way.
+  const undo: (() => Promise<unknown>)[] = [];
+  try {
+    const runtime = await Runtime.create(runtimeConfig);
+    undo.push(() => runtime.close());
+    const sweeper = new SlotSweeper(runtime, logger);
+    await sweeper.sweep();
+    const languages = await probeLanguages(runtime, serviceConfig, logger);
+
+    const redis = new Redis(redisUrl);
+    undo.push(() => redis.quit());
+    const activeRuns = new ActiveRuns();
+    const subscriber = redis.duplicate();
+    undo.push(() => subscriber.quit());
+    subscriber.on('message', (_channel: string, runId: string) => {
+      if (activeRuns.abort(runId, 'cancel')) logger.info({ runId }, 'cancel request: aborting the run');
+    });
+    await subscriber.subscribe(CANCEL_CHANNEL);
+
+    const metricsServer = await serveMetrics(metrics.registry, { host: serviceConfig.host, port: serviceConfig.workerMetricsPort });
+    undo.push(() => metricsServer.close());
+
+    const heartbeat = new Heartbeat(redis, workerId, (): WorkerHeartbeat => ({
+      workerId, hostname: hostname(), pid: process.pid, slots: runtimeConfig.slots, activeRuns: activeRuns.size, languages, startedAt, at: Date.now(),
+    }), logger);
+    await heartbeat.start();
+    undo.push(() => heartbeat.stop());
+
+    const callbacks = new CallbackSender();
+    const ctx: ProcessorContext = { runtime, records: new RunRecords(redis, serviceConfig.resultTtlSeconds), callbacks, serviceConfig, metrics, logger, workerId };
+    const worker = new Worker<RunJobData, RunRecord>(
+      QUEUE_NAME,
+      async (job: QueueJob<RunJobData, RunRecord>, token?: string) => {
+        const signal = activeRuns.start(job.data.id);
+        try {
+          return await processRun(job, signal, ctx);
+        } catch (error) {
+          if (!(error instanceof RunRequeued)) throw error;
+          // Back to the head of the wait list, lock released, no attempt spent;
+          // WaitingError tells BullMQ the job has already been moved.
+          await job.moveToWait(token);
+          throw new WaitingError();
+        } finally {
+          activeRuns.finish(job.data.id, signal);
+        }
+      },
+      {
+        connection: { url: redisUrl, maxRetriesPerRequest: null },
+        name: workerId,
+        concurrency: runtimeConfig.slots,
+        lockDuration: timing.lockDurationMs,
+        stalledInterval: timing.stalledIntervalMs,
+        maxStalledCount: timing.maxStalledCount,
+      },
+    );
+    worker.on('error', (error) => logger.error({ err: error }, 'queue worker error'));
+    worker.on('stalled', (jobId) => logger.warn({ runId: jobId }, 'a stalled run was put back in the queue'));
+    undo.push(() => worker.close(true));
+    await worker.waitUntilReady();
+    sweeper.every(timing.slotSweepIntervalMs);
+    logger.info({ slots: runtimeConfig.slots, metricsUrl: metricsServer.url }, 'worker started');
+
+    let closing: Promise<void> | null = null;
+    const close = async () => {
+      logger.info({ activeRuns: activeRuns.size }, 'worker closing');
+      await sweeper.stop();
+      // worker.close() stops fetching and waits for the active runs; past the
+      // grace period they are aborted and handed back to the queue.
+      const grace = setTimeout(() => {
+        const aborted = activeRuns.abortAll('shutdown');
+        if (aborted) logger.warn({ aborted, graceMs: serviceConfig.shutdownGraceMs }, 'grace period over: handing the remaining runs back to the queue');
+      }, serviceConfig.shutdownGraceMs);
+      try {
+        await worker.close();
+      } finally {
+        clearTimeout(grace);
+      }
+      // Every step runs even if one before it failed: the runtime must give
+      // back its cgroups and slots whatever became of Redis.
+      await runAll(logger, [
+        ['heartbeat', () => heartbeat.stop()],
+        ['cancel listener', () => subscriber.quit()],
+        ['callbacks', () => callbacks.drain()],
+        ['metrics server', () => metricsServer.close()],
+        ['runtime', () => runtime.close()],
+        ['redis', () => redis.quit()],
+      ]);
+      logger.info('worker closed');
+    };
+    return {
+      workerId,
+      metricsUrl: metricsServer.url,
+      close: () => (closing ??= close()),
+    };
+  } catch (error) {
+    for (const step of undo.reverse()) await step().catch(() => {});
+    throw error;
+  }
+}
+
+/** Runs each step in order, logs the ones that fail, and throws the first failure once all have run. */
+async function runAll(logger: Logger, steps: [name: string, step: () => Promise<unknown>][]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const [name, step] of steps) {
+    try {
+      await step();
+    } catch (error) {
+      logger.error({ err: error, step: name }, 'worker close step failed');
+      failures.push(error);
+    }
+  }
+  if (failures.length) throw failures[0];
+}

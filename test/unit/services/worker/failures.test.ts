@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CancelledError, HostError, LanguageUnavailableError, RequestError, SandboxError } from '../../../../runtime/errors.ts';
+import { abortKind, ActiveRuns } from '../../../../services/worker/active-runs.ts';
+import { describeFailure, queueWillRetry } from '../../../../services/worker/failures.ts';
+
+test('a sandbox that could not be built is internal_error worth another attempt', () => {
+  const failure = describeFailure(new SandboxError('sandbox_setup_failed', 'the sandbox could not be built: mount failed'));
+  assert.deepEqual(failure, { code: 'sandbox_setup_failed', message: 'the sandbox could not be built: mount failed', retryable: true });
+});
+
+test('a bad job or a missing toolchain is never retried: it would fail the same way', () => {
+  assert.equal(describeFailure(new RequestError('limit_over_maximum', 'limit cpuMs=99999 is over the server maximum')).retryable, false);
+  assert.equal(describeFailure(new LanguageUnavailableError('language_unavailable', 'no java')).retryable, false);
+  assert.equal(describeFailure(new RequestError('limit_invalid', 'x')).code, 'limit_invalid');
+});
+
+test('an unexpected error keeps its details out of the record', () => {
+  const failure = describeFailure(new TypeError('Cannot read properties of undefined (reading \'secret\')'));
+  assert.equal(failure.code, 'worker_failed');
+  assert.doesNotMatch(failure.message, /secret/);
+  assert.equal(describeFailure(new HostError('x', 'y')).code, 'x');
+  assert.equal(describeFailure(new CancelledError()).code, 'cancelled');
+});
+
+test('BullMQ retries while attempts remain', () => {
+  assert.equal(queueWillRetry({ attemptsMade: 0, opts: {} }), false, 'one attempt by default');
+  assert.equal(queueWillRetry({ attemptsMade: 0, opts: { attempts: 2 } }), true);
+  assert.equal(queueWillRetry({ attemptsMade: 1, opts: { attempts: 2 } }), false);
+});
+
+test('active runs: the first abort reason wins, and finish forgets only its own run', () => {
+  const runs = new ActiveRuns();
+  const signal = runs.start('a');
+  assert.equal(abortKind(signal), null);
+  assert.equal(runs.abort('b', 'cancel'), false);
+  assert.equal(runs.abort('a', 'cancel'), true);
+  runs.abortAll('shutdown');
+  assert.equal(abortKind(signal), 'cancel');
+  const again = runs.start('a');
+  runs.finish('a', signal);
+  assert.equal(runs.size, 1, 'a stale finish removed the newer run');
+  runs.finish('a', again);
+  assert.equal(runs.size, 0);
+});

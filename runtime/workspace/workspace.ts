@@ -1,6 +1,6 @@
 import { chownSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SandboxError } from '../errors.ts';
+import { RequestError, SandboxError } from '../errors.ts';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, mount, unmount } from '../host/libc.ts';
 import { checkFiles, type SubmissionFile } from './files.ts';
 
@@ -45,6 +45,9 @@ export class Workspace {
     } catch (cause) {
       workspace.release();
       if (cause instanceof SandboxError) throw cause;
+      if ((cause as NodeJS.ErrnoException).code === 'ENOSPC') {
+        throw new RequestError('files_too_large', `the submitted files do not fit in the ${opts.sizeBytes}-byte workspace: send less, or raise limits.diskMb`, { field: 'files', cause });
+      }
       throw new SandboxError('workspace_create_failed', `cannot prepare workspace ${dir}: ${(cause as Error).message}`, { cause });
     }
     return workspace;

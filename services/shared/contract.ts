@@ -22,6 +22,13 @@
  *     before it starts a job), which then writes {status: 'cancelled'}.
  *  5. A worker that dies mid-run loses its lock; BullMQ's stalled-job check
  *     hands the job to another worker, which runs it from the start.
+ *
+ * A record may go running → queued → running again (a shutdown hands a run
+ * back, or a sandbox failure is retried), so 'started' can repeat. A
+ * cancelled active run completes its BullMQ job with the cancelled record as
+ * the return value. A QueueEvents 'failed' happens only when BullMQ gives up
+ * by itself (stalled more than maxStalledCount): the record is then still
+ * 'running', and the API records internal_error with code 'worker_lost'.
  */
 import type { Limits } from '../../runtime/limits.ts';
 import type { StepResult, Verdict as StepVerdict } from '../../runtime/result.ts';
@@ -29,6 +36,8 @@ import type { StepResult, Verdict as StepVerdict } from '../../runtime/result.ts
 export const QUEUE_NAME = 'brig-runs';
 export const JOB_NAME = 'run';
 export const CANCEL_CHANNEL = 'brig:cancel';
+/** Jobs are added with this many attempts: a failed sandbox build is retried once; a program's outcome never is. */
+export const RUN_JOB_ATTEMPTS = 2;
 
 export const keys = {
   /** JSON RunRecord, with the result TTL. */

@@ -194,19 +194,19 @@ test('a job asking for limits over the server maximum is internal_error naming t
   assert.equal((await QueueJob.fromId(clients.queue, id))!.attemptsStarted, 1);
 });
 
-test('a Brig-side failure (a workspace that cannot be built) is retried once, then recorded as internal_error', async () => {
+test('files that do not fit the workspace are the request\'s fault: internal_error files_too_large, not retried', async () => {
   const tooBig = Buffer.alloc((DISK_MB + 2) * 1024 * 1024, 0x23);
   const id = await enqueue(clients.queue, clients.redis, { language: 'python', files: [{ name: 'main.py', content: 'print(1)\n' }, { name: 'data.bin', content: tooBig }] });
   const record = await waitForRecord(clients.redis, id);
   assert.equal(record.status, 'done');
   assert.equal(record.verdict, 'internal_error');
-  assert.equal(record.error?.code, 'workspace_create_failed');
+  assert.equal(record.error?.code, 'files_too_large');
   const job = (await QueueJob.fromId(clients.queue, id))!;
   await job.waitUntilFinished(clients.queueEvents, 5_000);
   const finished = (await QueueJob.fromId(clients.queue, id))!;
-  assert.equal(finished.attemptsStarted, 2, 'the job was not retried');
+  assert.equal(finished.attemptsStarted, 1, 'a request error must not be retried');
   assert.deepEqual(finished.returnvalue, record);
-  assert.deepEqual(clients.events.types(id), ['started', 'started', 'done']);
+  assert.deepEqual(clients.events.types(id), ['started', 'done']);
 });
 
 test('an unknown language is internal_error with its code', async () => {
@@ -300,7 +300,7 @@ test('/metrics is served with the run counters and phase durations', async () =>
   assert.match(text, /brig_runs_total\{language="c",verdict="compile_error"\} [1-9]/);
   for (const phase of ['queued', 'setup', 'compile', 'run', 'cleanup']) assert.match(text, new RegExp(`brig_phase_duration_seconds_count\\{phase="${phase}"\\} [1-9]`));
   assert.match(text, /brig_sandbox_errors_total\{code="limit_over_maximum"\} 1/);
-  assert.match(text, /brig_sandbox_errors_total\{code="workspace_create_failed"\} 2/);
+  assert.match(text, /brig_sandbox_errors_total\{code="files_too_large"\} 1/);
   assert.match(text, /brig_run_cpu_seconds_count [1-9]/);
   assert.match(text, /brig_active_sandboxes 0/);
   assert.equal((await fetch(worker.metricsUrl.replace('/metrics', '/other'))).status, 404);

@@ -1,0 +1,140 @@
+/**
+ * What a sandbox may have left in the host: processes running as a slot's
+ * host uids, cgroup directories, mounts. Read straight from /proc and
+ * /sys/fs/cgroup, not through the runtime, so a runtime bug cannot hide itself.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { IDS_PER_SLOT } from '../../../runtime/slots/lease.ts';
+import type { RuntimeConfig } from '../../../services/shared/config.ts';
+
+const CGROUP_V1_ROOT = '/sys/fs/cgroup';
+
+export interface HostProcess {
+  pid: number;
+  uids: number[];
+  name: string;
+  /** The State: letter, e.g. S, R, or Z for a zombie (dead, not yet reaped by its parent). */
+  state: string;
+}
+
+/** Every host uid the runtime's slots may run sandboxes as (inner root and inner user of each slot). */
+export function slotHostUids(config: Pick<RuntimeConfig, 'uidBase' | 'slots'>): number[] {
+  return Array.from({ length: config.slots * IDS_PER_SLOT }, (_, i) => config.uidBase + i);
+}
+
+/** Host processes whose real, effective, saved or fs uid is one of `uids`. */
+export function hostProcessesOwnedBy(uids: readonly number[]): HostProcess[] {
+  const wanted = new Set(uids);
+  const found: HostProcess[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${entry}/status`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    const processUids = (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '').split(/\s+/).map(Number);
+    if (processUids.some((uid) => wanted.has(uid))) {
+      found.push({
+        pid: Number(entry),
+        uids: processUids,
+        name: /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '?',
+        state: /^State:\s+(\S+)/m.exec(status)?.[1] ?? '?',
+      });
+    }
+  }
+  return found;
+}
+
+/** `<hierarchy>/<parent>` and every cgroup below it, in every hierarchy mounted under /sys/fs/cgroup. */
+export function cgroupDirsUnder(parentName: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    found.push(dir);
+    for (const entry of readdirSync(dir)) {
+      const child = join(dir, entry);
+      if (statSync(child).isDirectory()) walk(child);
+    }
+  };
+  for (const hierarchy of readdirSync(CGROUP_V1_ROOT)) {
+    const parent = join(CGROUP_V1_ROOT, hierarchy, parentName);
+    if (existsSync(parent) && statSync(parent).isDirectory()) walk(parent);
+  }
+  return found;
+}
+
+/** Slot cgroups (children of the parent) in the pids hierarchy. */
+export function slotPidsCgroups(parentName: string): string[] {
+  const parent = join(CGROUP_V1_ROOT, 'pids', parentName);
+  if (!existsSync(parent)) return [];
+  return readdirSync(parent).map((name) => join(parent, name)).filter((dir) => statSync(dir).isDirectory());
+}
+
+/**
+ * The most tasks (processes and threads) any slot cgroup holds right now,
+ * counted from its tasks file. Not pids.current: a fork that the limit
+ * refuses is charged and reverted, so that counter can read over pids.max
+ * for an instant while nothing is over.
+ */
+export function maxSlotTasks(parentName: string): number {
+  let max = 0;
+  for (const dir of slotPidsCgroups(parentName)) {
+    try {
+      max = Math.max(max, readFileSync(join(dir, 'tasks'), 'utf8').split('\n').filter(Boolean).length);
+    } catch {
+      // the slot cgroup was removed meanwhile
+    }
+  }
+  return max;
+}
+
+/** Processes listed in any cgroup.procs below the parent. */
+export function processesInCgroups(parentName: string): number[] {
+  return cgroupDirsUnder(parentName).flatMap((dir) => {
+    try {
+      return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * Host processes running as one of `uids`, zombies left out: a zombie runs
+ * nothing, it only waits for its parent to reap it. When a launcher is killed
+ * outright (one test does it), the sandbox's init is reparented to the host's
+ * pid 1 and stays a zombie until that reaps it, which some hosts do lazily.
+ */
+export function liveHostProcessesOwnedBy(uids: readonly number[]): HostProcess[] {
+  return hostProcessesOwnedBy(uids).filter((p) => p.state !== 'Z');
+}
+
+/** Lines of the host's mount table naming `path`. */
+export function mountsNaming(path: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(path));
+}
+
+/** Live children of `parentPid` whose command name is `name`. */
+export function childProcessesNamed(parentPid: number, name: string): number[] {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return stat.startsWith(`${pid} (${name})`) && Number(ppid) === parentPid && state !== 'Z';
+    } catch {
+      return false; // exited while we looked
+    }
+  });
+}
+
+/** True while `pid` exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Whatever a program writes vanishes with its sandbox: test/probes/persist.c
+ * leaves marks in /box, /tmp, /dev/shm, /etc and /, tampers with its own
+ * source and binary, and a later run looks for them. Across jobs nothing is
+ * shared; within a job the run steps share only what the compile step made.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Job } from '../../../runtime/job.ts';
+import type { Limits } from '../../../runtime/limits.ts';
+import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
+import { explain, parseReport, probeSource } from './probes.ts';
+
+const UID_BASE = 730000;
+const LIMITS: Partial<Limits> = { cpuMs: 1000, wallMs: 3000, memoryMb: 64, processes: 8, diskMb: 16 };
+const MARKS = ['/box/new.txt', '/box/sub/deep.txt', '/tmp/x', '/dev/shm/x'];
+/** Not writable by the program at all; listed so a change in that shows up here. */
+const READ_ONLY_MARKS = ['/etc/x', '/x'];
+const SOURCE = probeSource('persist.c');
+
+let rt: TestRuntime;
+before(async () => {
+  rt = await startTestRuntime({ slots: 2, uidBase: UID_BASE });
+});
+after(async () => {
+  await rt?.close();
+});
+
+/** The files of every job workspace currently mounted under the state dir. */
+function workspaces(): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  const runs = join(rt.stateDir, 'runs');
+  for (const slot of readdirSync(runs)) {
+    for (const id of readdirSync(join(runs, slot))) found.set(`${slot}/${id}`, readdirSync(join(runs, slot, id)).sort());
+  }
+  return found;
+}
+
+test('a run writes to /box, /tmp and /dev/shm but not to /etc or /', async () => {
+  const r = await rt.run('c', SOURCE, { stdin: 'write first', limits: LIMITS });
+  assert.equal(r.compile?.verdict, 'ok', explain(r.compile));
+  assert.equal(r.run?.verdict, 'ok', explain(r.run));
+  const report = parseReport(r.run!.stdout);
+  for (const mark of MARKS) assert.equal(report.get(`write ${mark}`), 'ok', `${mark} could not be written:\n${explain(r.run)}`);
+  for (const mark of READ_ONLY_MARKS) assert.equal(report.get(`write ${mark}`), 'EACCES', explain(r.run));
+  assert.equal(report.get('unlink /box/main'), 'ok', `the overlay should let a run replace its own binary:\n${explain(r.run)}`);
+});
+
+test('a new job sees none of the files an earlier job wrote', async () => {
+  const first = await rt.run('c', SOURCE, { stdin: 'write first', limits: LIMITS });
+  assert.equal(first.run?.verdict, 'ok', explain(first.run));
+  const second = await rt.run('c', SOURCE, { stdin: 'check', limits: LIMITS });
+  assert.equal(second.run?.verdict, 'ok', explain(second.run));
+  const report = parseReport(second.run!.stdout);
+  for (const mark of [...MARKS, ...READ_ONLY_MARKS]) {
+    assert.equal(report.get(`read ${mark}`), 'ENOENT', `${mark} survived into another job:\n${explain(second.run)}`);
+  }
+  assert.deepEqual([...workspaces().keys()], [], 'finished jobs left workspaces under the state dir');
+});
+
+test('within one job, a run step sees neither the writes nor the tampering of an earlier run step, only the compile step\'s artifact', async () => {
+  const job = await Job.open(rt.runtime, { language: 'c', files: [{ name: 'main.c', content: Buffer.from(SOURCE) }], limits: LIMITS });
+  try {
+    const compile = await job.compile();
+    assert.equal(compile?.verdict, 'ok', explain(compile));
+    const compiled = workspaces();
+    assert.deepEqual([...compiled.values()], [['main', 'main.c']], 'the workspace after compile should hold the source and the binary');
+
+    const first = await job.run(Buffer.from('write first'));
+    assert.equal(first.verdict, 'ok', explain(first));
+    const firstReport = parseReport(first.stdout);
+    assert.match(firstReport.get('stat /box/main') ?? '', /^ok \(\d+ bytes, mode 755\)$/, `the first run does not see the compiled binary:\n${explain(first)}`);
+    assert.deepEqual(workspaces(), compiled, 'the first run\'s writes reached the job workspace in the host');
+
+    const second = await job.run(Buffer.from('check'));
+    assert.equal(second.verdict, 'ok', explain(second));
+    assert.doesNotMatch(second.stdout, /tampered/, `the first run's replacement binary ran:\n${explain(second)}`);
+    const secondReport = parseReport(second.stdout);
+    for (const mark of [...MARKS, ...READ_ONLY_MARKS]) {
+      assert.equal(secondReport.get(`read ${mark}`), 'ENOENT', `${mark} written by the first run step is visible to the second:\n${explain(second)}`);
+    }
+    assert.equal(secondReport.get('stat /box/main'), firstReport.get('stat /box/main'), `the compiled binary changed between runs:\n${explain(second)}`);
+    assert.equal(secondReport.get('stat /box/main.c'), firstReport.get('stat /box/main.c'), `the appended source survived into the second run:\n${explain(second)}`);
+  } finally {
+    job.close();
+  }
+  assert.deepEqual([...workspaces().keys()], [], 'the closed job left its workspace under the state dir');
+});

@@ -258,6 +258,7 @@ static void loopback_up(void) {
 
 static void build_rootfs(void) {
   char a[PATH_BYTES], b[PATH_BYTES], c[PATH_BYTES], lowers[PATH_BYTES] = "";
+  size_t used = 0;
   char opts[64];
 
   /* Mounts made from here on must never propagate back to the host. */
@@ -267,29 +268,30 @@ static void build_rootfs(void) {
    * writes lives in memory and vanishes with this mount namespace. */
   snprintf(opts, sizeof opts, "size=%llu,mode=0755", cfg.root_bytes);
   CHECK(mount("tmpfs", cfg.scratch, "tmpfs", MS_NOSUID | MS_NODEV, opts), "mount scratch tmpfs");
-  snprintf(root, sizeof root, "%s/root", cfg.scratch);
-
+  /* Overlay options show up in /proc/self/mountinfo. Binding every layer
+   * into the scratch tmpfs and naming them relative to it keeps host paths
+   * (state dir, workspace) out of what the program can read. */
+  CHECK(chdir(cfg.scratch), "chdir scratch");
+  snprintf(root, sizeof root, "root");
   for (int i = 0; i < cfg.n_lower; i++) {
-    if (strchr(cfg.lower[i], ':') || strchr(cfg.lower[i], ',')) report_error("lower layer path has ':' or ','", EINVAL);
-    if (i) strncat(lowers, ":", sizeof lowers - strlen(lowers) - 1);
-    strncat(lowers, cfg.lower[i], sizeof lowers - strlen(lowers) - 1);
+    snprintf(a, sizeof a, "l%d", i);
+    mkdir_p(a);
+    CHECK(mount(cfg.lower[i], a, NULL, MS_BIND, NULL), "bind lower layer");
+    used += snprintf(lowers + used, sizeof lowers - used, "%s%s", i ? ":" : "", a);
   }
-  snprintf(a, sizeof a, "%s/upper", cfg.scratch);
-  snprintf(b, sizeof b, "%s/work", cfg.scratch);
-  overlay(lowers, a, b, root);
+  overlay(lowers, "upper", "work", root);
 
   for (int i = 0; i < cfg.n_binds; i++) bind_mount(cfg.binds[i].src, cfg.binds[i].dst, MS_RDONLY | MS_NOSUID | MS_NODEV);
 
   if (cfg.box_rw) {
     bind_mount(cfg.box, "/box", MS_NOSUID | MS_NODEV);
   } else {
-    if (strchr(cfg.box, ':') || strchr(cfg.box, ',')) report_error("box path has ':' or ','", EINVAL);
-    snprintf(a, sizeof a, "%s/box-upper", cfg.scratch);
-    snprintf(b, sizeof b, "%s/box-work", cfg.scratch);
-    mkdir_p(a);
+    mkdir_p("box-lower");
+    CHECK(mount(cfg.box, "box-lower", NULL, MS_BIND, NULL), "bind box lower");
+    mkdir_p("box-upper");
     /* The overlay's top directory takes the upper dir's owner: the program's. */
-    CHECK(chown(a, BRIG_INNER_UID, BRIG_INNER_GID), "chown box upper");
-    overlay(cfg.box, a, b, in_root("/box", c));
+    CHECK(chown("box-upper", BRIG_INNER_UID, BRIG_INNER_GID), "chown box upper");
+    overlay("box-lower", "box-upper", "box-work", in_root("/box", c));
   }
 
   snprintf(opts, sizeof opts, "size=%llu,mode=1777", cfg.tmp_bytes);
@@ -310,9 +312,10 @@ static void build_rootfs(void) {
   for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) CHECK(symlink(links[i][0], in_root(links[i][1], a)), "dev symlink");
   tmpfs(in_root("/dev/shm", a), opts, MS_NOSUID | MS_NODEV);
 
-  /* We are pid 1 of a new pid namespace, so this /proc shows only the sandbox. */
+  /* We are pid 1 of a new pid namespace, so this /proc shows only the
+   * sandbox; hidepid=2 also hides init (inner root) from the program. */
   mkdir_p(in_root("/proc", a));
-  CHECK(mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc");
+  CHECK(mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2"), "mount proc");
 
   /* pivot_root(".", ".") stacks the old root under the new one; detaching it
    * leaves no path back to the host's filesystem. */

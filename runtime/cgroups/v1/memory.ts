@@ -8,6 +8,7 @@ import { counterDelta, parseCounter, parseKeyedCounter } from '../parse.ts';
 export class V1MemoryController {
   private readonly limitPath: string;
   private readonly swapLimitPath: string;
+  private readonly tcpLimitPath: string;
   private readonly maxUsagePath: string;
   private readonly usagePath: string;
   private readonly oomControlPath: string;
@@ -20,14 +21,18 @@ export class V1MemoryController {
     this.limitPath = `${dir}/memory.limit_in_bytes`;
     // memory + swap; absent when the kernel does no swap accounting (swapaccount=0).
     this.swapLimitPath = `${dir}/memory.memsw.limit_in_bytes`;
+    // v1 charges TCP socket buffers to a counter of their own, and only once
+    // this limit has been written; v2 counts them in memory.current anyway.
+    this.tcpLimitPath = `${dir}/memory.kmem.tcp.limit_in_bytes`;
     this.maxUsagePath = `${dir}/memory.max_usage_in_bytes`;
     this.usagePath = `${dir}/memory.usage_in_bytes`;
     this.oomControlPath = `${dir}/memory.oom_control`;
   }
 
-  /** Setting memory+swap equal to memory leaves no room for swap. */
+  /** Setting memory+swap equal to memory leaves no room for swap; TCP buffers get the same cap. */
   applyLimit(memoryBytes: number): void {
     const value = String(memoryBytes);
+    if (pathExists(this.tcpLimitPath)) writeText(this.tcpLimitPath, value);
     if (!pathExists(this.swapLimitPath)) {
       writeText(this.limitPath, value);
       return;

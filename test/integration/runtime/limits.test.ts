@@ -97,7 +97,6 @@ const KERNEL_BUFFER_CASES = [
     kind: 'tcp',
     buffers: 'TCP socket buffers',
     openFiles: 64, // ~7 MB of queues per loopback connection: this is already ~220 MB, more would strain the host
-    todo: 'weakness: on cgroup v1 the runtime never sets memory.kmem.tcp.limit_in_bytes, so TCP socket buffers are not charged to the sandbox; loopback connections pin ~220 MB of host kernel memory under memoryMb=64 with openFiles=64, and it grows with openFiles (max 1024)',
   },
 ];
 for (const { kind, buffers, openFiles, todo } of KERNEL_BUFFER_CASES) {

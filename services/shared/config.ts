@@ -102,6 +102,9 @@ const serviceSchema = z.object({
   waitTimeoutMs: z.coerce.number().int().positive().default(30_000),
   shutdownGraceMs: z.coerce.number().int().positive().default(30_000),
   workerMetricsPort: z.coerce.number().int().min(0).max(65535).default(9464),
+  jobLockMs: z.coerce.number().int().positive().default(30_000),
+  stalledCheckMs: z.coerce.number().int().positive().default(5_000),
+  slotSweepMs: z.coerce.number().int().positive().default(30_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -113,6 +116,7 @@ const SERVICE_ENV: Record<string, string> = {
   BRIG_QUEUE_CAPACITY: 'queueCapacity', BRIG_RESULT_TTL_SECONDS: 'resultTtlSeconds', BRIG_BODY_LIMIT_BYTES: 'bodyLimitBytes',
   BRIG_MAX_FILES: 'maxFiles', BRIG_MAX_TESTS: 'maxTests', BRIG_MAX_COMPILE_OUTPUT_BYTES: 'maxCompileOutputBytes',
   BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs', BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs', BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',
+  BRIG_JOB_LOCK_MS: 'jobLockMs', BRIG_STALLED_CHECK_MS: 'stalledCheckMs', BRIG_SLOT_SWEEP_MS: 'slotSweepMs',
   LOG_LEVEL: 'logLevel',
 };
 

@@ -32,12 +32,18 @@ export interface WorkerTiming {
   slotSweepIntervalMs: number;
 }
 
-export const DEFAULT_TIMING: WorkerTiming = {
-  lockDurationMs: 30_000,
-  stalledIntervalMs: 5_000,
-  maxStalledCount: 2,
-  slotSweepIntervalMs: 30_000,
-};
+/** Timing from the service config (BRIG_JOB_LOCK_MS, BRIG_STALLED_CHECK_MS, BRIG_SLOT_SWEEP_MS). */
+function timingFrom(config: ServiceConfig): WorkerTiming {
+  return {
+    lockDurationMs: config.jobLockMs,
+    stalledIntervalMs: config.stalledCheckMs,
+    maxStalledCount: MAX_STALLED_COUNT,
+    slotSweepIntervalMs: config.slotSweepMs,
+  };
+}
+
+/** A run may stall (its worker die) this many times before BullMQ fails it as worker_lost. */
+const MAX_STALLED_COUNT = 2;
 
 export interface WorkerOptions {
   runtimeConfig: RuntimeConfig;
@@ -70,7 +76,7 @@ export interface BrigWorker {
  */
 export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
   const { runtimeConfig, serviceConfig, redisUrl } = opts;
-  const timing = { ...DEFAULT_TIMING, ...opts.timing };
+  const timing = { ...timingFrom(serviceConfig), ...opts.timing };
   const workerId = opts.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const logger = opts.logger.child({ workerId });
   const metrics = opts.metrics ?? createMetrics();

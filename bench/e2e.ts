@@ -1,0 +1,114 @@
+/**
+ * npm run bench:e2e — what HTTP and the queue cost on top of the runtime.
+ *
+ * In one run:
+ *   direct  BENCH_RUNS python hello-world runs through the runtime in this
+ *           process, BENCH_CONCURRENCY at a time
+ *   http    the same runs as POST /v1/runs?wait=true against `brig serve`
+ *           (API + worker + a private Redis, as users start it), driven by
+ *           autocannon with the same concurrency; loadtest/k6/hello.js is the
+ *           same scenario for k6 users
+ * Prints throughput for both, their ratio, the p50/p95 latency of each and
+ * what HTTP plus the queue add; the last line is exactly
+ *   http/direct throughput ratio: X.XX
+ * Environment: BENCH_RUNS (default 500), BENCH_CONCURRENCY (default 2 × cores).
+ */
+import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runSubmission } from '../runtime/job.ts';
+import { Runtime } from '../runtime/runtime.ts';
+import { freePort } from '../services/shared/redis-server.ts';
+import { loadRuntimeConfig } from '../services/shared/config.ts';
+
+const CORES = availableParallelism();
+const RUNS = Number(process.env.BENCH_RUNS ?? 500);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 2 * CORES);
+const SOURCE = 'print("hello world")\n';
+const BRIG = new URL('../bin/brig.js', import.meta.url).pathname;
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+async function direct(stateDir: string): Promise<{ seconds: number; latencies: number[] }> {
+  const runtime = await Runtime.create({ ...loadRuntimeConfig(), stateDir, cgroupParent: `brig-bench-${process.pid}`, slots: CORES });
+  try {
+    const once = async () => {
+      const start = performance.now();
+      const result = await runSubmission(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(SOURCE) }] }, Buffer.alloc(0));
+      if (result.run?.stdout !== 'hello world\n') throw new Error(`direct run failed: ${JSON.stringify(result.run)}`);
+      return performance.now() - start;
+    };
+    for (let i = 0; i < CONCURRENCY; i++) await once(); // warm-up
+    const latencies: number[] = [];
+    let next = 0;
+    const start = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < RUNS) latencies.push(await once());
+    }));
+    return { seconds: (performance.now() - start) / 1000, latencies: latencies.sort((a, b) => a - b) };
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function http(stateDir: string): Promise<{ seconds: number; p50: number; p95: number; non2xx: number; wrong: number }> {
+  const port = await freePort();
+  const server = spawn(process.execPath, [BRIG, 'serve'], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-bench-${process.pid}`, BRIG_SLOTS: String(CORES), BRIG_WORKER_METRICS_PORT: '0', BRIG_RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn', REDIS_URL: '' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+      if (ready) break;
+      if (i > 600) throw new Error('brig serve did not become ready in 60 s');
+      await sleep(100);
+    }
+    const body = JSON.stringify({ language: 'python', source: SOURCE });
+    const request = { method: 'POST' as const, path: '/v1/runs?wait=true', headers: { 'content-type': 'application/json' }, body };
+    await autocannon({ url, connections: CONCURRENCY, amount: CONCURRENCY, requests: [request] }); // warm-up
+    let wrong = 0;
+    const latencies: number[] = [];
+    const result = await autocannon({
+      url, connections: CONCURRENCY, amount: RUNS, timeout: 60, requests: [request],
+      setupClient: (client) => {
+        client.on('body', (b: Buffer) => {
+          if (!b.toString().includes('"stdout":"hello world\\n"')) wrong++;
+        });
+        client.on('response', (_status: number, _bytes: number, responseTimeMs: number) => latencies.push(responseTimeMs));
+      },
+    });
+    latencies.sort((a, b) => a - b);
+    return { seconds: result.duration, p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), non2xx: result.non2xx, wrong };
+  } finally {
+    server.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'brig-bench-e2e-'));
+  chmodSync(dir, 0o711);
+  try {
+    console.log(`brig e2e benchmark: ${RUNS} python hello-world runs at concurrency ${CONCURRENCY}, ${CORES} cores, ${CORES} sandbox slots`);
+    const d = await direct(join(dir, 'direct'));
+    const directRate = RUNS / d.seconds;
+    console.log(`direct: ${directRate.toFixed(1)} runs/s, latency p50 ${quantile(d.latencies, 0.5).toFixed(1)} ms, p95 ${quantile(d.latencies, 0.95).toFixed(1)} ms`);
+    const h = await http(join(dir, 'http'));
+    const httpRate = RUNS / h.seconds;
+    console.log(`http:   ${httpRate.toFixed(1)} runs/s, latency p50 ${h.p50.toFixed(1)} ms, p95 ${h.p95.toFixed(1)} ms, non-2xx ${h.non2xx}, wrong output ${h.wrong}`);
+    console.log(`added by HTTP + queue: p50 ${(h.p50 - quantile(d.latencies, 0.5)).toFixed(1)} ms, p95 ${(h.p95 - quantile(d.latencies, 0.95)).toFixed(1)} ms`);
+    if (h.non2xx > 0 || h.wrong > 0) console.log('warning: some HTTP runs failed; the throughput ratio overstates the service');
+    console.log(`http/direct throughput ratio: ${(httpRate / directRate).toFixed(2)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

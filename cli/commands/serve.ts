@@ -1,0 +1,84 @@
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { HostError } from '../../runtime/errors.ts';
+import { startApi } from '../../services/api/server.ts';
+import { loadRuntimeConfig, loadServiceConfig } from '../../services/shared/config.ts';
+import { createLogger } from '../../services/shared/logger.ts';
+import { createMetrics } from '../../services/shared/metrics.ts';
+import { startPrivateRedis, type PrivateRedis } from '../../services/shared/redis-server.ts';
+import { startWorker } from '../../services/worker/worker.ts';
+import { EXIT } from '../exit-codes.ts';
+
+type Part = 'serve' | 'api' | 'worker';
+
+const HELP: Record<Part, string> = {
+  serve: `Usage: brig serve
+
+Runs the HTTP API and a worker in one process. Without REDIS_URL it starts a
+private redis-server on loopback with its data in $BRIG_STATE_DIR/redis, and
+stops it on exit. Every setting is an environment variable (see the README).
+SIGTERM or SIGINT shut down in order: the API stops accepting and drains, the
+worker finishes its runs within BRIG_SHUTDOWN_GRACE_MS, then Redis stops.
+`,
+  api: `Usage: brig api
+
+Runs only the HTTP API on PORT (default 8080), against REDIS_URL.
+`,
+  worker: `Usage: brig worker
+
+Runs only a worker against REDIS_URL: BRIG_SLOTS sandboxes at once, metrics on
+BRIG_WORKER_METRICS_PORT. Start as many as you like, on as many machines.
+`,
+};
+
+/** `brig serve`, `brig api` and `brig worker`: long-running parts of the service. */
+export function serviceCommand(part: Part) {
+  return async (argv: string[]): Promise<number> => {
+    const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h', default: false } } });
+    if (values.help) {
+      process.stdout.write(HELP[part]);
+      return EXIT.OK;
+    }
+    const runtimeConfig = loadRuntimeConfig();
+    const serviceConfig = loadServiceConfig();
+    const logger = createLogger({ level: serviceConfig.logLevel, name: `brig-${part}` });
+    const metrics = createMetrics();
+    const stops: (() => Promise<void>)[] = [];
+
+    let redis: PrivateRedis | undefined;
+    let redisUrl = serviceConfig.redisUrl;
+    if (!redisUrl) {
+      if (part !== 'serve') throw new HostError('redis_url_missing', `brig ${part} needs REDIS_URL (only brig serve starts a private Redis)`);
+      redis = await startPrivateRedis(join(runtimeConfig.stateDir, 'redis'));
+      redisUrl = redis.url;
+      logger.info({ redisUrl }, 'started a private redis-server');
+    }
+    try {
+      if (part !== 'worker') {
+        const api = await startApi({ config: { ...serviceConfig, redisUrl }, runtimeConfig, logger, metrics });
+        stops.push(() => api.close());
+        logger.info({ url: api.url }, 'api listening');
+      }
+      if (part !== 'api') {
+        const worker = await startWorker({ runtimeConfig, serviceConfig, redisUrl, logger, metrics });
+        stops.push(() => worker.close());
+        logger.info({ workerId: worker.workerId, metricsUrl: worker.metricsUrl }, 'worker running');
+      }
+    } catch (error) {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+      await redis?.stop();
+      throw error;
+    }
+
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    logger.info({ signal }, 'shutting down');
+    // The API first (no new runs), then the worker (finish or hand back runs), then Redis.
+    for (const stop of stops) await stop();
+    await redis?.stop();
+    logger.info('stopped');
+    return EXIT.OK;
+  };
+}

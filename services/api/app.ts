@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import express, { type Express } from 'express';
+import { loadLanguageProfiles } from '../../runtime/languages/profile.ts';
+import { ERROR_CODES } from '../shared/errors.ts';
+import { buildOpenApiDocument } from '../shared/openapi.ts';
+import { RunStore } from '../shared/run-store.ts';
+import {
+  errorBodySchema, healthSchema, languagesSchema, readinessSchema, runAcceptedSchema, runEventSchema, runRecordSchema, runRequestSchema,
+} from '../shared/schemas.ts';
+import type { ApiContext, ApiDeps } from './context.ts';
+import { accessLog } from './middleware/access-log.ts';
+import { requireApiKey } from './middleware/auth.ts';
+import { errorHandler, notFound } from './middleware/errors.ts';
+import { jsonBody } from './middleware/json-body.ts';
+import { rateLimit } from './middleware/rate-limit.ts';
+import { requestContext } from './middleware/request-context.ts';
+import { healthRoutes } from './routes/health.ts';
+import { languageRoutes } from './routes/languages.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { openApiRoutes } from './routes/openapi.ts';
+import { asyncHandler, type Route } from './routes/route.ts';
+import { runEventRoutes } from './routes/run-events.ts';
+import { runRoutes } from './routes/runs.ts';
+import { RunEventHub } from './runs/event-hub.ts';
+import { LiveWorkers } from './workers/live-workers.ts';
+
+export type { ApiDeps } from './context.ts';
+
+const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/**
+ * The HTTP API as an Express app, without listening: the caller owns the
+ * server and every connection in deps. Each request passes: request id and
+ * logger → access log and metrics → (for /v1) API key → rate limit → (for a
+ * body) content type and JSON → the route → the one error handler.
+ */
+export function createApp(deps: ApiDeps): Express {
+  const store = new RunStore(deps.redis, deps.config.resultTtlSeconds);
+  const profiles = loadLanguageProfiles(join(deps.runtimeConfig.profilesDir, 'languages'));
+  const ctx: ApiContext = {
+    ...deps,
+    store,
+    hub: new RunEventHub(deps.queueEvents, store, deps.logger),
+    workers: new LiveWorkers(deps.redis, new Map([...profiles.values()].map((p) => [p.name, p.sourceFile])), deps.logger),
+    shutdownSignal: deps.shutdownSignal ?? new AbortController().signal,
+    runRequestSchema: runRequestSchema(deps.config),
+  };
+
+  let document: Record<string, unknown> = {};
+  const routes: Route[] = [
+    ...runRoutes(ctx), ...runEventRoutes(ctx), ...languageRoutes(ctx),
+    ...healthRoutes(ctx), ...metricsRoutes(ctx), ...openApiRoutes(() => document),
+  ];
+  document = buildOpenApiDocument({
+    title: 'Brig',
+    version: packageVersion,
+    description: 'Sandboxed code execution for online judges. Every error answer is {"error": {"code", "message", "field"}}; the codes:\n\n'
+      + Object.entries(ERROR_CODES).map(([code, { status, description }]) => `- \`${code}\` (${status}): ${description}`).join('\n'),
+    routes,
+    schemas: {
+      RunRequest: ctx.runRequestSchema, RunAccepted: runAcceptedSchema, RunRecord: runRecordSchema, RunEvent: runEventSchema,
+      Languages: languagesSchema, Health: healthSchema, Readiness: readinessSchema, Error: errorBodySchema,
+    },
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  // Flat query strings only: ?a[b]=c stays a string, never an object.
+  app.set('query parser', 'simple');
+  app.use(requestContext(deps.logger, ctx.shutdownSignal), accessLog(deps.metrics));
+  const guard = [requireApiKey(deps.config.apiKeys), rateLimit(deps.redis, deps.config.rateLimitPerMinute)];
+  const body = jsonBody(deps.config.bodyLimitBytes);
+  for (const r of routes) {
+    app[r.method](r.path, ...(r.auth ? guard : []), ...(r.body ? body : []), asyncHandler(r.handler));
+  }
+  app.use(notFound(routes));
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,51 @@
+import type { Queue, QueueEvents } from 'bullmq';
+import type { Response } from 'express';
+import type { RuntimeConfig, ServiceConfig } from '../shared/config.ts';
+import type { RunJobData, RunRecord } from '../shared/contract.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Metrics } from '../shared/metrics.ts';
+import type { Redis } from '../shared/redis.ts';
+import type { RunStore } from '../shared/run-store.ts';
+import type { runRequestSchema } from '../shared/schemas.ts';
+import type { RunEventHub } from './runs/event-hub.ts';
+import type { LiveWorkers } from './workers/live-workers.ts';
+
+/** What createApp needs; the caller owns every connection and closes it. */
+export interface ApiDeps {
+  config: ServiceConfig;
+  /** For the limits' defaults and maxima, and the language profiles (default file names). */
+  runtimeConfig: RuntimeConfig;
+  /** Commands (records, rate limit, heartbeats, cancel). */
+  redis: Redis;
+  queue: Queue<RunJobData, RunRecord>;
+  /** The one QueueEvents of this process; the app adds its listeners. */
+  queueEvents: QueueEvents;
+  metrics: Metrics;
+  logger: Logger;
+  /** Aborted when the server shuts down: event streams and waits end at once, and connections are not kept alive. */
+  shutdownSignal?: AbortSignal;
+}
+
+/** The deps plus what the app builds on them, handed to every route. */
+export interface ApiContext extends ApiDeps {
+  store: RunStore;
+  hub: RunEventHub;
+  workers: LiveWorkers;
+  shutdownSignal: AbortSignal;
+  /** The request validator, built once from the config (max files, max tests); the document shows the same one. */
+  runRequestSchema: ReturnType<typeof runRequestSchema>;
+}
+
+/** Per-request values, in res.locals. */
+export interface RequestLocals {
+  requestId: string;
+  log: Logger;
+  /** Set once the request names a run, for the access log. */
+  runId?: string;
+  /** Who the rate limit counts against: a hash of the API key. */
+  rateSubject?: string;
+}
+
+export function locals(res: Response): RequestLocals {
+  return res.locals as RequestLocals;
+}

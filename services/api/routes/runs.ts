@@ -1,0 +1,127 @@
+import type { Request, Response } from 'express';
+import { JOB_NAME, type RunRecord } from '../../shared/contract.ts';
+import { runQuerySchema } from '../../shared/schemas.ts';
+import { locals, type ApiContext } from '../context.ts';
+import { parseInput } from '../middleware/validate.ts';
+import { cancelRun } from '../runs/cancel.ts';
+import { checkCapacity } from '../runs/capacity.ts';
+import { missingRunError, newRunId } from '../runs/ids.ts';
+import { runJobOptions } from '../runs/job-options.ts';
+import { findLanguage, toJobData } from '../runs/submission.ts';
+import { waitForFinal } from '../runs/wait.ts';
+import { route, type Route } from './route.ts';
+
+const ID_PARAM = { id: 'the run id from POST /v1/runs' };
+
+/** POST, GET and DELETE of /v1/runs. */
+export function runRoutes(ctx: ApiContext): Route[] {
+  const { config, store } = ctx;
+
+  async function submit(req: Request, res: Response): Promise<void> {
+    const query = parseInput(runQuerySchema, req.query);
+    const body = parseInput(ctx.runRequestSchema, req.body);
+    let languages = await ctx.workers.languages();
+    // A worker may have come up since the last read.
+    if (!languages.has(body.language)) languages = await ctx.workers.languages({ refresh: true });
+    const language = findLanguage(languages, body.language);
+    const { requestId, log } = locals(res);
+    const createdAt = Date.now();
+    const id = newRunId(createdAt);
+    const job = toJobData(body, language, { id, createdAt, requestId, defaults: ctx.runtimeConfig.defaults, maxima: ctx.runtimeConfig.maxima });
+    await checkCapacity(ctx.queue, config.queueCapacity);
+
+    locals(res).runId = id;
+    const record: RunRecord = { id, language: language.name, status: 'queued', verdict: null, compile: null, createdAt };
+    if (!(await store.create(record))) throw new Error(`run id ${id} is already taken`);
+    // Followed before it is queued, so that even a run finished at once is seen.
+    const wait = query.wait === 'true' || query.wait === '1'
+      ? waitForFinal({ hub: ctx.hub, store, id, timeoutMs: config.waitTimeoutMs, signal: ctx.shutdownSignal })
+      : null;
+    try {
+      await ctx.queue.add(JOB_NAME, job, runJobOptions(id, config.resultTtlSeconds));
+    } catch (error) {
+      wait?.stop();
+      await store.delete(id).catch(() => {});
+      throw error;
+    }
+    log.info({ runId: id, language: language.name, files: job.files.length, tests: job.tests.length, wait: wait !== null }, 'run queued');
+    res.location(`/v1/runs/${id}`);
+    if (!wait) {
+      res.status(202).json({ id, status: 'queued' });
+      return;
+    }
+    res.once('close', () => wait.stop());
+    const final = await wait.result;
+    if (res.destroyed) return;
+    if (final) {
+      res.status(200).json(final);
+      return;
+    }
+    const current = await store.get(id);
+    res.status(202).json({ id, status: current?.status ?? 'queued' });
+  }
+
+  async function get(req: Request, res: Response): Promise<void> {
+    const id = req.params.id!;
+    locals(res).runId = id;
+    const record = await store.get(id);
+    if (!record) throw missingRunError(id, config.resultTtlSeconds);
+    res.json(record);
+  }
+
+  async function cancel(req: Request, res: Response): Promise<void> {
+    const id = req.params.id!;
+    locals(res).runId = id;
+    const outcome = await cancelRun(store, ctx.queue, id, locals(res).log);
+    if (outcome.kind === 'not_found') throw missingRunError(id, config.resultTtlSeconds);
+    if (outcome.kind === 'final') {
+      res.status(200).json(outcome.record);
+      return;
+    }
+    locals(res).log.info({ runId: id, status: outcome.record.status }, 'run cancel requested');
+    res.status(202).json({ id, status: outcome.record.status });
+  }
+
+  return [
+    route({
+      method: 'post', path: '/v1/runs', auth: true, body: true, handler: submit,
+      doc: {
+        operationId: 'createRun', tags: ['runs'], summary: 'Queue a run',
+        description: 'Validates the submission and queues it. Nothing is queued or stored when the request is refused. '
+          + 'With wait=true the answer is the final record when the run ends within the server\'s wait timeout.',
+        requestBody: 'RunRequest', query: runQuerySchema,
+        responses: {
+          200: { description: 'wait=true and the run ended in time: its final record', schema: 'RunRecord' },
+          202: { description: 'queued (or, with wait=true, still going when the wait timed out)', schema: 'RunAccepted', headers: { Location: 'the run\'s URL' } },
+          400: { description: 'invalid request: request_invalid, body_invalid_json, language_unknown, limit_over_maximum, file_name_invalid, file_name_duplicate, files_too_many, tests_too_many, content_invalid_base64, source_missing, source_conflict', schema: 'Error' },
+          413: { description: 'body_too_large', schema: 'Error' },
+          415: { description: 'content_type_unsupported', schema: 'Error' },
+          503: { description: 'queue_full or workers_unavailable', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
+        },
+      },
+    }),
+    route({
+      method: 'get', path: '/v1/runs/:id', auth: true, handler: get,
+      doc: {
+        operationId: 'getRun', tags: ['runs'], summary: 'A run\'s record', params: ID_PARAM,
+        responses: {
+          200: { description: 'the run record', schema: 'RunRecord' },
+          404: { description: 'run_not_found, or run_expired when its result is past the retention time', schema: 'Error' },
+        },
+      },
+    }),
+    route({
+      method: 'delete', path: '/v1/runs/:id', auth: true, handler: cancel,
+      doc: {
+        operationId: 'cancelRun', tags: ['runs'], summary: 'Cancel a run',
+        description: 'A queued run is cancelled at once; a running one is aborted by its worker. A finished run stays as it was.',
+        params: ID_PARAM,
+        responses: {
+          200: { description: 'the run had already ended: its record, unchanged', schema: 'RunRecord' },
+          202: { description: 'cancelled, or cancel asked of the worker that runs it', schema: 'RunAccepted' },
+          404: { description: 'run_not_found or run_expired', schema: 'Error' },
+        },
+      },
+    }),
+  ];
+}

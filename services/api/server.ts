@@ -1,0 +1,164 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue, QueueEvents } from 'bullmq';
+import type { Express } from 'express';
+import { ConfigError, HostError } from '../../runtime/errors.ts';
+import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../shared/config.ts';
+import { QUEUE_NAME, type RunJobData, type RunRecord } from '../shared/contract.ts';
+import { createLogger, type Logger } from '../shared/logger.ts';
+import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { closeRedis, createRedisClient, type Redis } from '../shared/redis.ts';
+import { createApp } from './app.ts';
+
+export interface StartApiOptions {
+  /** Defaults to loadServiceConfig(); redisUrl is required. */
+  config?: ServiceConfig;
+  /** Defaults to loadRuntimeConfig(): limits and language profiles. */
+  runtimeConfig?: RuntimeConfig;
+  logger?: Logger;
+  /** Shared with a worker in the same process (brig serve); else the API makes its own. */
+  metrics?: Metrics;
+}
+
+export interface RunningApi {
+  /** http://host:port, with a loopback host when listening on every address. */
+  url: string;
+  port: number;
+  app: Express;
+  /**
+   * Stops accepting, ends event streams and waits, lets in-flight requests
+   * finish within config.shutdownGraceMs (then drops them), and closes
+   * QueueEvents, Queue and Redis in that order. Idempotent; never exits the process.
+   */
+  close(): Promise<void>;
+}
+
+/** How long the connections may take to come up before the start fails. */
+const STARTUP_TIMEOUT_MS = 10_000;
+/** A close step that takes longer is given up on (and logged), so that close() always returns. */
+const CLOSE_STEP_TIMEOUT_MS = 2_000;
+/** While draining, connections that went idle are closed this often. */
+const IDLE_SWEEP_MS = 100;
+
+function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable url)';
+  }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms); });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Logs a connection's errors once per outage, not once per reconnect attempt. */
+function logOutages(client: Redis, name: string, logger: Logger): void {
+  let down = false;
+  client.on('error', (error: Error) => {
+    if (!down) logger.warn({ err: error, connection: name }, 'redis connection lost');
+    down = true;
+  });
+  client.on('ready', () => {
+    if (down) logger.info({ connection: name }, 'redis connection back');
+    down = false;
+  });
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> {
+  const config = opts.config ?? loadServiceConfig();
+  const runtimeConfig = opts.runtimeConfig ?? loadRuntimeConfig();
+  const logger = (opts.logger ?? createLogger({ level: config.logLevel, name: 'brig-api' })).child({ component: 'api' });
+  const metrics = opts.metrics ?? createMetrics();
+  if (!config.redisUrl) throw new ConfigError('redis_url_missing', 'the API needs REDIS_URL, the Redis its workers use');
+
+  const redis = createRedisClient(config.redisUrl, { name: 'brig-api' });
+  // QueueEvents blocks on XREAD: it gets a connection of its own.
+  const eventsRedis = createRedisClient(config.redisUrl, { name: 'brig-api-events', blocking: true });
+  logOutages(redis, 'commands', logger);
+  logOutages(eventsRedis, 'events', logger);
+  const queue = new Queue<RunJobData, RunRecord>(QUEUE_NAME, { connection: redis });
+  const queueEvents = new QueueEvents(QUEUE_NAME, { connection: eventsRedis });
+  queue.on('error', (error: Error) => logger.debug({ err: error }, 'queue error'));
+  queueEvents.on('error', (error: Error) => logger.debug({ err: error }, 'queue events error'));
+
+  const closeBullmq: [string, () => Promise<void>][] = [['queue events', () => queueEvents.close()], ['queue', () => queue.close()]];
+  const closeClients: [string, () => Promise<void>][] = [['redis events', () => closeRedis(eventsRedis)], ['redis', () => closeRedis(redis)]];
+  const runSteps = async (steps: [string, () => Promise<void>][]) => {
+    for (const [name, step] of steps) {
+      await withTimeout(step(), CLOSE_STEP_TIMEOUT_MS, `closing ${name}`).catch((error: unknown) => logger.warn({ err: error, step: name }, 'api close step failed'));
+    }
+  };
+  // Connected: BullMQ first, so that it stops its reads cleanly, then the clients.
+  const closeConnections = () => runSteps([...closeBullmq, ...closeClients]);
+  // Never connected: BullMQ's close waits for a connection that will not come,
+  // and its loops reconnect a client dropped under them. So: mark BullMQ closing,
+  // drop the clients (for good: see closeRedis), give the closes a moment, and
+  // drop the clients again.
+  const abandonConnections = async () => {
+    const closing = Promise.all(closeBullmq.map(([, step]) => step().catch(() => {})));
+    await Promise.all(closeClients.map(([, step]) => step()));
+    await withTimeout(closing, CLOSE_STEP_TIMEOUT_MS, 'closing the queue').catch((error: unknown) => logger.debug({ err: error }, 'queue not closed'));
+    await Promise.all(closeClients.map(([, step]) => step()));
+  };
+
+  try {
+    await withTimeout(Promise.all([redis.ping(), queue.waitUntilReady(), queueEvents.waitUntilReady()]), STARTUP_TIMEOUT_MS, 'connecting to Redis');
+  } catch (error) {
+    await abandonConnections();
+    throw new HostError('redis_unreachable', `cannot reach Redis at ${redactedUrl(config.redisUrl)}: ${(error as Error).message}`, { cause: error });
+  }
+
+  const shutdown = new AbortController();
+  let app: Express;
+  let server: Server;
+  let address: AddressInfo;
+  try {
+    app = createApp({ config, runtimeConfig, redis, queue, queueEvents, metrics, logger, shutdownSignal: shutdown.signal });
+    server = createServer(app);
+    address = await listen(server, config.port, config.host);
+  } catch (error) {
+    await closeConnections();
+    throw error;
+  }
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const host = wildcard ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info({ url }, 'api listening');
+
+  let closing: Promise<void> | null = null;
+  const close = async () => {
+    logger.info('api closing: no new connections, draining requests');
+    shutdown.abort();
+    const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+    const grace = setTimeout(() => {
+      logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over: dropping the remaining connections');
+      server.closeAllConnections();
+    }, config.shutdownGraceMs);
+    try {
+      await drained;
+    } finally {
+      clearInterval(sweep);
+      clearTimeout(grace);
+    }
+    await closeConnections();
+    logger.info('api closed');
+  };
+  return { url, port: address.port, app, close: () => (closing ??= close()) };
+}

@@ -1,0 +1,81 @@
+import { HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../../shared/contract.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { scanKeys, type Redis } from '../../shared/redis.ts';
+import type { LanguageView } from '../../shared/schemas.ts';
+
+/**
+ * The workers whose heartbeat is fresh, and the languages they can run, read
+ * from keys.worker(*). A submission asks on every request, so the answer is
+ * kept for a moment; a caller that did not find what it looked for may ask
+ * for a fresh read (a worker that just came up), at most every
+ * MIN_REFRESH_INTERVAL_MS.
+ */
+const CACHE_MS = 1_000;
+const MIN_REFRESH_INTERVAL_MS = 200;
+
+export class LiveWorkers {
+  private cached: { atMs: number; heartbeats: Promise<WorkerHeartbeat[]> } | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    /** Language name → the file a lone source goes into, from the language profiles. */
+    private readonly sourceFiles: ReadonlyMap<string, string>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Fresh heartbeats, sorted by worker id. */
+  heartbeats(opts: { refresh?: boolean } = {}): Promise<WorkerHeartbeat[]> {
+    const now = Date.now();
+    const age = this.cached ? now - this.cached.atMs : Infinity;
+    if (age > CACHE_MS || (opts.refresh && age > MIN_REFRESH_INTERVAL_MS)) {
+      const heartbeats = this.read(now);
+      this.cached = { atMs: now, heartbeats };
+      // A failed read must not stick: the next caller tries again.
+      heartbeats.catch(() => { if (this.cached?.heartbeats === heartbeats) this.cached = null; });
+    }
+    return this.cached!.heartbeats;
+  }
+
+  /** The union of the live workers' languages, by name. */
+  async languages(opts: { refresh?: boolean } = {}): Promise<Map<string, LanguageView>> {
+    const languages = new Map<string, LanguageView>();
+    for (const heartbeat of await this.heartbeats(opts)) {
+      for (const language of heartbeat.languages) {
+        const known = languages.get(language.name);
+        if (known) {
+          known.workers += 1;
+          if (!known.versions.includes(language.version)) known.versions.push(language.version);
+          continue;
+        }
+        languages.set(language.name, {
+          name: language.name,
+          displayName: language.displayName,
+          versions: [language.version],
+          sourceFile: this.sourceFiles.get(language.name) ?? null,
+          limits: language.limits,
+          compileLimits: language.compileLimits,
+          workers: 1,
+        });
+      }
+    }
+    return new Map([...languages].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  private async read(now: number): Promise<WorkerHeartbeat[]> {
+    const names = await scanKeys(this.redis, keys.workerPattern);
+    if (names.length === 0) return [];
+    const values = await this.redis.mget(...names);
+    const heartbeats: WorkerHeartbeat[] = [];
+    values.forEach((raw, index) => {
+      if (raw === null) return; // expired between SCAN and MGET
+      try {
+        const heartbeat = JSON.parse(raw) as WorkerHeartbeat;
+        // The key's own TTL drops a dead worker; the timestamp also catches a stuck one.
+        if (now - heartbeat.at <= HEARTBEAT_TTL_MS && Array.isArray(heartbeat.languages)) heartbeats.push(heartbeat);
+      } catch {
+        this.logger.warn({ key: names[index] }, 'unreadable worker heartbeat ignored');
+      }
+    });
+    return heartbeats.sort((a, b) => a.workerId.localeCompare(b.workerId));
+  }
+}

@@ -1,0 +1,64 @@
+import { BrigError } from '../../runtime/errors.ts';
+
+/**
+ * Every error code the HTTP API answers with, and its status: the one table
+ * (as in fastify's lib/errors.js). Errors thrown anywhere carry only a code;
+ * the API's error middleware looks the status up here. Codes thrown by the
+ * runtime's checks (limits, file names) are listed too, so they need no
+ * translation on the way out.
+ */
+export const ERROR_CODES = {
+  request_invalid: { status: 400, description: 'the request does not match the schema; field is the JSON path of the first offending value' },
+  body_invalid_json: { status: 400, description: 'the body is not valid JSON' },
+  body_too_large: { status: 413, description: 'the body is over the server limit (BRIG_BODY_LIMIT_BYTES)' },
+  content_type_unsupported: { status: 415, description: 'the body must be sent as application/json' },
+  unauthorized: { status: 401, description: 'no valid API key in Authorization: Bearer <key> or X-Auth-Token' },
+  rate_limited: { status: 429, description: 'too many requests for this key (or address) in this minute; see Retry-After' },
+  queue_full: { status: 503, description: 'the run queue is at capacity; see Retry-After' },
+  workers_unavailable: { status: 503, description: 'no worker is live right now; see Retry-After' },
+  language_unknown: { status: 400, description: 'no live worker runs this language; the message lists the available ones' },
+  source_missing: { status: 400, description: 'neither source nor files was given' },
+  source_conflict: { status: 400, description: 'both source and files were given' },
+  source_unsupported: { status: 400, description: 'the default file name of the language is unknown to the API; send files' },
+  files_too_many: { status: 400, description: 'more files than the server allows (BRIG_MAX_FILES)' },
+  tests_too_many: { status: 400, description: 'more tests than the server allows (BRIG_MAX_TESTS)' },
+  content_invalid_base64: { status: 400, description: 'a base64 file content has characters outside the alphabet or bad padding' },
+  file_name_invalid: { status: 400, description: 'a file name is absolute, has . or .. segments, NUL or control characters' },
+  file_name_duplicate: { status: 400, description: 'two files have the same name' },
+  file_name_conflict: { status: 400, description: 'a file name is also used as a directory' },
+  limit_invalid: { status: 400, description: 'a limit is not a positive number' },
+  limit_over_maximum: { status: 400, description: 'a limit is over the server maximum, which the message names' },
+  run_not_found: { status: 404, description: 'no run has this id' },
+  run_expired: { status: 404, description: 'the run existed but its result is past the retention time' },
+  route_not_found: { status: 404, description: 'no such route' },
+  method_not_allowed: { status: 405, description: 'the route exists but not with this method' },
+  internal_error: { status: 500, description: 'Brig failed; the request id in X-Request-Id finds it in the logs' },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export const ERROR_CODE_NAMES = Object.keys(ERROR_CODES) as ErrorCode[];
+
+/** An error the API answers with as-is: a registered code, a message for the caller, maybe a field and a Retry-After. */
+export class ServiceError extends BrigError {
+  declare readonly code: ErrorCode;
+  readonly retryAfterSeconds?: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; field?: string; retryAfterSeconds?: number }) {
+    super(code, message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+}
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/** The HTTP status of a registered code. */
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status;
+}
+
+/** The body every error answer has. field is null when no single value is to blame. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; field: string | null };
+}

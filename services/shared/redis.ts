@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export type { Redis };
+
+/**
+ * Redis connections of the services. Two kinds: a command connection, which
+ * fails a command after a few reconnect attempts so that an HTTP request gets
+ * an answer instead of hanging, and a blocking one (BullMQ's QueueEvents and
+ * Worker), which BullMQ requires to retry forever (maxRetriesPerRequest null).
+ */
+const COMMAND_RETRIES_PER_REQUEST = 2;
+const RECONNECT_BACKOFF_STEP_MS = 100;
+const RECONNECT_BACKOFF_MAX_MS = 2_000;
+/** How long quit() may take before the socket is simply dropped. */
+const QUIT_TIMEOUT_MS = 1_000;
+
+/**
+ * Clients being closed. ioredis's disconnect() does not stop a client that is
+ * between reconnect attempts once something (BullMQ's connection init) calls
+ * connect() again; a retry strategy that gives up is what ends it.
+ */
+const closing = new WeakSet<Redis>();
+
+export function createRedisClient(url: string, opts: { name: string; blocking?: boolean }): Redis {
+  const client: Redis = new Redis(url, {
+    connectionName: opts.name,
+    maxRetriesPerRequest: opts.blocking ? null : COMMAND_RETRIES_PER_REQUEST,
+    retryStrategy: (attempt) => (closing.has(client) ? null : Math.min(attempt * RECONNECT_BACKOFF_STEP_MS, RECONNECT_BACKOFF_MAX_MS)),
+  });
+  // Without a listener ioredis prints every failed reconnect to stderr; the
+  // owner decides what to log through its own 'error' listener.
+  client.on('error', () => {});
+  return client;
+}
+
+/** Quits politely, and drops the socket if Redis does not answer in time. Safe to call twice. */
+export async function closeRedis(client: Redis): Promise<void> {
+  closing.add(client);
+  if (client.status === 'end') return;
+  // QUIT needs a connection; one that is down or still connecting is just dropped.
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.quit(),
+      new Promise((resolve) => { timer = setTimeout(resolve, QUIT_TIMEOUT_MS); }),
+    ]);
+  } catch {
+    // Already closed or never connected: disconnect() below settles it either way.
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}
+
+/** Every key that matches a pattern, with SCAN (never KEYS, which blocks Redis). */
+export async function scanKeys(client: Redis, pattern: string, batch = 200): Promise<string[]> {
+  const found = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', batch);
+    for (const key of keys) found.add(key);
+    cursor = next;
+  } while (cursor !== '0');
+  return [...found];
+}
+
+/** A Lua script run by its SHA (EVALSHA), loaded on the first NOSCRIPT. */
+export class LuaScript {
+  readonly sha: string;
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+      return client.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import { hostname } from 'node:os';
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startApi, type RunningApi } from '../../../services/api/server.ts';
+import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../../../services/shared/config.ts';
+import { HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunRecord, type TestView, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
+import { createLogger } from '../../../services/shared/logger.ts';
+import { createMetrics } from '../../../services/shared/metrics.ts';
+import type { TestRedis } from '../../helpers/redis.ts';
+
+/**
+ * The API on a real redis-server and real HTTP, with the worker side
+ * simulated at the Redis/BullMQ edge: heartbeat keys written by the test, and
+ * BullMQ workers in the test process whose processors write records and
+ * report progress as the contract says.
+ */
+export interface ApiHarness {
+  url: string;
+  api: RunningApi;
+  config: ServiceConfig;
+  runtimeConfig: RuntimeConfig;
+  /** A command connection of the test's own. */
+  redis: Redis;
+  queue: Queue<RunJobData, RunRecord>;
+  /** Publishes a fresh heartbeat of a worker that runs these languages. */
+  heartbeat(languages?: string[], workerId?: string): Promise<void>;
+  /** A BullMQ worker in the test process; closed by close() if not before. */
+  worker(processor: (job: Job<RunJobData, RunRecord>) => Promise<RunRecord>): Worker<RunJobData, RunRecord>;
+  fetch(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(redisServer: TestRedis, overrides: Partial<Record<string, unknown>> = {}): Promise<ApiHarness> {
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  // Each harness starts from an empty Redis: counters, records and jobs of an earlier one must not leak in.
+  await redis.flushall();
+  const config = loadServiceConfig({}, { redisUrl: redisServer.url, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides });
+  const runtimeConfig = loadRuntimeConfig({});
+  const api = await startApi({ config, runtimeConfig, logger: createLogger({ level: 'silent', name: 'test-api' }), metrics: createMetrics({ defaultMetrics: false }) });
+  const queue = new Queue<RunJobData, RunRecord>(QUEUE_NAME, { connection: redis });
+  const workers: Worker<RunJobData, RunRecord>[] = [];
+  return {
+    url: api.url,
+    api,
+    config,
+    runtimeConfig,
+    redis,
+    queue,
+    async heartbeat(languages = ['python', 'c'], workerId = 'test-worker') {
+      const now = Date.now();
+      const heartbeat: WorkerHeartbeat = {
+        workerId, hostname: hostname(), pid: process.pid, slots: 1, activeRuns: 0, startedAt: now, at: now,
+        languages: languages.map((name) => ({ name, displayName: name.toUpperCase(), version: '1.0.0', limits: runtimeConfig.defaults, compileLimits: null })),
+      };
+      await redis.set(keys.worker(workerId), JSON.stringify(heartbeat), 'PX', HEARTBEAT_TTL_MS);
+    },
+    worker(processor) {
+      const worker = new Worker<RunJobData, RunRecord>(QUEUE_NAME, processor, { connection: { url: redisServer.url, maxRetriesPerRequest: null }, name: 'test-worker' });
+      worker.on('error', () => {});
+      workers.push(worker);
+      return worker;
+    },
+    fetch(path, init = {}) {
+      const { json, ...rest } = init;
+      if (json === undefined) return fetch(api.url + path, rest);
+      return fetch(api.url + path, {
+        method: 'POST', ...rest,
+        headers: { 'content-type': 'application/json', ...(rest.headers as Record<string, string> | undefined) },
+        body: JSON.stringify(json),
+      });
+    },
+    async close() {
+      for (const worker of workers) await worker.close();
+      await api.close();
+      await queue.close();
+      await redis.quit();
+    },
+  };
+}
+
+/**
+ * A processor that plays a worker judging the run: running record, started,
+ * compiled, one test event per test (each ok), final record, done; the
+ * record is also the job's return value. stepMs spaces the events out.
+ */
+export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) {
+  return async (job: Job<RunJobData, RunRecord>): Promise<RunRecord> => {
+    const data = job.data;
+    const pause = () => new Promise((resolve) => setTimeout(resolve, stepMs));
+    const emit = (event: RunEvent) => job.updateProgress(event);
+    const running: RunRecord = { id: data.id, language: data.language, status: 'running', verdict: null, compile: null, createdAt: data.createdAt, startedAt: Date.now() };
+    await redis.set(keys.run(data.id), JSON.stringify(running), 'EX', ttlSeconds);
+    await emit({ type: 'started', id: data.id, workerId: 'test-worker' });
+    await pause();
+    await emit({ type: 'compiled', id: data.id, compile: null });
+    const tests: TestView[] = [];
+    for (const [index, test] of data.tests.entries()) {
+      await pause();
+      const view: TestView = {
+        name: test.name, verdict: 'ok', stdout: Buffer.from(test.expectedOutputBase64, 'base64').toString(), stderr: '',
+        exitCode: 0, signal: null, cpuMs: 1, wallMs: 2, memoryKb: 1024, truncated: false,
+      };
+      tests.push(view);
+      await emit({ type: 'test', id: data.id, index, test: view });
+    }
+    const record: RunRecord = { ...running, status: 'done', verdict: 'ok', tests, finishedAt: Date.now() };
+    await redis.set(keys.run(data.id), JSON.stringify(record), 'EX', ttlSeconds);
+    await emit({ type: 'done', id: data.id, record });
+    return record;
+  };
+}
+
+/** Reads a text/event-stream response to its end: the events in order. */
+export async function readEvents(response: Response): Promise<{ type: string; data: RunEvent }[]> {
+  const text = await response.text();
+  return text.split('\n\n').filter((block) => block.startsWith('event:')).map((block) => {
+    const [eventLine, dataLine] = block.split('\n');
+    return { type: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) as RunEvent };
+  });
+}
+
+export const PYTHON_HELLO = { language: 'python', source: 'print("hello")' };

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, test } from 'node:test';
+import { startApi } from '../../../services/api/server.ts';
+import { loadRuntimeConfig, loadServiceConfig } from '../../../services/shared/config.ts';
+import { createLogger } from '../../../services/shared/logger.ts';
+import { freePort, startRedis, type TestRedis } from '../../helpers/redis.ts';
+import { PYTHON_HELLO, readEvents, startHarness } from './harness.ts';
+
+let redisServer: TestRedis;
+const silent = createLogger({ level: 'silent', name: 'test' });
+
+before(async () => {
+  redisServer = await startRedis();
+});
+
+after(async () => {
+  await redisServer?.stop();
+});
+
+test('close() is idempotent and the port stops accepting', async () => {
+  const h = await startHarness(redisServer);
+  const first = h.api.close();
+  const second = h.api.close();
+  assert.equal(first, second, 'the same close');
+  await first;
+  await assert.rejects(fetch(`${h.url}/healthz`));
+  await h.close(); // and once more through the harness
+});
+
+test('closing answers waiting requests at once and ends event streams', async () => {
+  const h = await startHarness(redisServer, { waitTimeoutMs: 30_000, shutdownGraceMs: 10_000 });
+  try {
+    await h.heartbeat();
+    const { id } = (await (await h.fetch('/v1/runs', { json: PYTHON_HELLO })).json()) as { id: string };
+    const stream = await h.fetch(`/v1/runs/${id}/events`);
+    const waiting = h.fetch('/v1/runs?wait=true', { json: PYTHON_HELLO });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the wait is under way
+    const started = Date.now();
+    await h.api.close();
+    assert.ok(Date.now() - started < 2_000, 'no wait for the grace period');
+    const answer = await waiting;
+    assert.equal(answer.status, 202);
+    assert.equal(((await answer.json()) as { status: string }).status, 'queued');
+    assert.deepEqual((await readEvents(stream)).map((e) => e.type), ['queued']);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a request still in flight after the grace period is dropped, and close() completes', async () => {
+  const h = await startHarness(redisServer, { shutdownGraceMs: 300 });
+  try {
+    const { port } = new URL(h.url);
+    // A body that never finishes: the request stays in flight.
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST /v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"lang');
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await h.api.close();
+    const took = Date.now() - started;
+    assert.ok(took >= 250 && took < 3_000, `close took ${took} ms`);
+    await closed;
+  } finally {
+    await h.close();
+  }
+});
+
+test('startApi refuses to start without REDIS_URL, or when Redis does not answer', async () => {
+  const runtimeConfig = loadRuntimeConfig({});
+  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0 }), runtimeConfig, logger: silent }), { code: 'redis_url_missing' });
+  const nobody = `redis://127.0.0.1:${await freePort()}`;
+  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0, redisUrl: nobody }), runtimeConfig, logger: silent }), { code: 'redis_unreachable' });
+});

@@ -9,9 +9,10 @@
  *     data = RunJobData) to QUEUE_NAME.
  *  2. A worker takes the job, sets {status: 'running', startedAt} and reports
  *     progress with job.updateProgress(RunEvent) at each step ('started',
- *     'compiled', 'test' per test, and finally 'done'); it writes the final
- *     record {status: 'done', verdict, compile, run | tests, finishedAt}
- *     before returning the record as the job's return value.
+ *     'compiled', 'test' per test); it writes the final record {status:
+ *     'done', verdict, compile, run | tests, finishedAt} and then returns it
+ *     as the job's return value. That completion (QueueEvents 'completed')
+ *     is the 'done' (or 'cancelled') event: no progress call is spent on it.
  *  3. The API follows runs through BullMQ QueueEvents ('progress',
  *     'completed', 'failed', 'removed') and the record; SSE and wait=true are
  *     built on that.

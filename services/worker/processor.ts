@@ -68,8 +68,7 @@ export async function processRun(job: QueueJob<RunJobData, RunRecord>, signal: A
   const startedAt = Date.now();
   observePhase(ctx.metrics, 'queued', startedAt - data.createdAt);
   const running: RunRecord = { ...queued, status: 'running', startedAt };
-  await ctx.records.write(running);
-  await emit({ type: 'started', id: data.id, workerId: ctx.workerId });
+  await Promise.all([ctx.records.write(running), emit({ type: 'started', id: data.id, workerId: ctx.workerId })]);
   log.info({ language: data.language, tests: data.tests.length }, 'run started');
 
   const parts: RunParts = { compile: null };
@@ -117,9 +116,9 @@ function queuedRecord(data: RunJobData): RunRecord {
 
 /** Records the final state, counts it, tells the listeners, and hands it to the callback. */
 async function finish(job: QueueJob<RunJobData, RunRecord>, record: RunRecord, ctx: ProcessorContext, log: Logger): Promise<RunRecord> {
+  // No 'done' progress event: the job's completion (QueueEvents 'completed',
+  // with this record as its return value) is that event, one Redis call fewer.
   await ctx.records.write(record);
-  if (record.status === 'cancelled') await job.updateProgress({ type: 'cancelled', id: record.id });
-  else await job.updateProgress({ type: 'done', id: record.id, record });
   ctx.metrics.runs.inc({ language: record.language, verdict: record.verdict ?? record.status });
   log.info({ status: record.status, verdict: record.verdict, ms: (record.finishedAt ?? Date.now()) - (record.startedAt ?? record.createdAt) }, 'run finished');
   if (job.data.callbackUrl) ctx.callbacks.send(job.data.callbackUrl, record, log);

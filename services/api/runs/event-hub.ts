@@ -98,8 +98,9 @@ export class RunEventHub {
     work.catch((error: unknown) => this.logger.error({ err: error, runId: id }, 'run event not handled'));
   }
 
-  private async dispatchFinal(id: string, fallback?: RunRecord): Promise<void> {
-    const record = (await this.store.get(id)) ?? fallback;
+  /** The worker writes its final record before it completes the job, so a final returned record needs no read. */
+  private async dispatchFinal(id: string, returned?: RunRecord): Promise<void> {
+    const record = returned && isFinal(returned) ? returned : await this.store.get(id);
     const event = record && isFinal(record) ? RunEventHub.finalEvent(record) : null;
     if (event) this.dispatch(id, event);
   }

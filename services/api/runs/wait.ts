@@ -23,8 +23,9 @@ export function waitForFinal(opts: { hub: RunEventHub; store: RunStore; id: stri
   let settle!: (record: RunRecord | null) => void;
   const result = new Promise<RunRecord | null>((resolve) => { settle = resolve; });
   let done = false;
-  const check = async (fallback?: RunRecord) => {
-    const record = (await store.get(id)) ?? fallback ?? null;
+  const check = async (announced?: RunRecord) => {
+    // A final record that came with the event is what the worker stored: no need to read it back.
+    const record = announced && isFinal(announced) ? announced : await store.get(id);
     if (record && isFinal(record)) finish(record);
   };
   const onError = () => {}; // a failed recheck waits for the next one, or for the timeout

@@ -121,11 +121,18 @@ export const isFinal = (r: RunRecord) => r.status === 'done' || r.status === 'ca
 export class EventLog {
   readonly byRun = new Map<string, RunEvent[]>();
   constructor(readonly queueEvents: QueueEvents) {
-    queueEvents.on('progress', ({ jobId, data }) => {
-      const list = this.byRun.get(jobId) ?? [];
-      list.push(data as RunEvent);
-      this.byRun.set(jobId, list);
+    queueEvents.on('progress', ({ jobId, data }) => this.add(jobId, data as RunEvent));
+    // The job's completion is the final event: the API maps it the same way.
+    queueEvents.on('completed', ({ jobId, returnvalue }) => {
+      const record = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as RunRecord;
+      this.add(jobId, record.status === 'cancelled' ? { type: 'cancelled', id: jobId } : { type: 'done', id: jobId, record });
     });
+  }
+
+  private add(jobId: string, event: RunEvent): void {
+    const list = this.byRun.get(jobId) ?? [];
+    list.push(event);
+    this.byRun.set(jobId, list);
   }
 
   types(id: string): string[] {

@@ -46,7 +46,7 @@ type Phase = 'queued' | 'setup' | 'compile' | 'run' | 'cleanup';
 
 /**
  * One run, from the queue job to its final record. The order is the
- * contract's: running record and 'started', the steps with their events, then
+ * contract's: running record and 'started' (once a sandbox slot is ours), the steps with their events, then
  * the final record written before it is returned (the job's return value) and
  * before 'done' is emitted, so whoever hears 'done' can read it.
  *
@@ -65,20 +65,25 @@ export async function processRun(job: QueueJob<RunJobData, RunRecord>, signal: A
     return finish(job, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
   }
 
-  const startedAt = Date.now();
-  observePhase(ctx.metrics, 'queued', startedAt - data.createdAt);
-  const running: RunRecord = { ...queued, status: 'running', startedAt };
-  await Promise.all([ctx.records.write(running), emit({ type: 'started', id: data.id, workerId: ctx.workerId })]);
-  log.info({ language: data.language, tests: data.tests.length }, 'run started');
+  // The run is 'running' from the moment a sandbox slot is ours: a job the
+  // worker prefetched while its slots were busy is still queued until then.
+  let current = queued;
+  const started = async () => {
+    const startedAt = Date.now();
+    observePhase(ctx.metrics, 'queued', startedAt - data.createdAt);
+    current = { ...queued, status: 'running', startedAt };
+    await Promise.all([ctx.records.write(current), emit({ type: 'started', id: data.id, workerId: ctx.workerId })]);
+    log.info({ language: data.language, tests: data.tests.length }, 'run started');
+  };
 
   const parts: RunParts = { compile: null };
   let ended: Pick<RunRecord, 'status' | 'verdict' | 'error'>;
   try {
-    ended = { status: 'done', verdict: await execute(data, signal, ctx, parts, emit) };
+    ended = { status: 'done', verdict: await execute(data, signal, ctx, parts, emit, started) };
   } catch (error) {
     ended = await afterFailure(job, error, signal, ctx, log);
   }
-  return finish(job, { ...running, ...parts, ...ended, finishedAt: Date.now() }, ctx, log);
+  return finish(job, { ...current, ...parts, ...ended, finishedAt: Date.now() }, ctx, log);
 }
 
 /**
@@ -125,14 +130,16 @@ async function finish(job: QueueJob<RunJobData, RunRecord>, record: RunRecord, c
   return record;
 }
 
-async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, emit: (e: RunEvent) => Promise<void>): Promise<RunVerdict> {
+async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, emit: (e: RunEvent) => Promise<void>, started: () => Promise<void>): Promise<RunVerdict> {
   const { runtime, metrics } = ctx;
   const language = runtime.language(data.language);
   const compileLimits = defaultCompileLimits(runtime.config, language, ctx.serviceConfig.maxCompileOutputBytes) ?? undefined;
   const files = data.files.map((f) => ({ name: f.name, content: fromBase64(f.contentBase64) }));
 
+  // Job.open waits for a free sandbox slot, then builds the workspace.
   const job = await timed(metrics, 'setup', () => Job.open(runtime, { language: data.language, files, limits: data.limits, compileLimits, args: data.args, signal }));
   try {
+    await started();
     const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => job.compile()));
     parts.compile = compile;
     await emit({ type: 'compiled', id: data.id, compile });

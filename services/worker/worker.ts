@@ -42,6 +42,9 @@ function timingFrom(config: ServiceConfig): WorkerTiming {
   };
 }
 
+/** Jobs a worker holds per sandbox slot: the running one and one waiting for the slot. */
+const JOBS_PER_SLOT = 2;
+
 /** A run may stall (its worker die) this many times before BullMQ fails it as worker_lost. */
 const MAX_STALLED_COUNT = 2;
 
@@ -130,7 +133,9 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
       {
         connection: { url: redisUrl, maxRetriesPerRequest: null },
         name: workerId,
-        concurrency: runtimeConfig.slots,
+        // One job prefetched per slot: while a run finishes its bookkeeping
+        // (final record, job completion), the next one already holds the slot.
+        concurrency: runtimeConfig.slots * JOBS_PER_SLOT,
         lockDuration: timing.lockDurationMs,
         stalledInterval: timing.stalledIntervalMs,
         maxStalledCount: timing.maxStalledCount,

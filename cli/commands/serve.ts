@@ -50,7 +50,7 @@ export function serviceCommand(part: Part) {
     if (!redisUrl) {
       if (part !== 'serve') throw new HostError('redis_url_missing', `brig ${part} needs REDIS_URL (only brig serve starts a private Redis)`);
       redis = await startPrivateRedis(join(runtimeConfig.stateDir, 'redis'));
-      redisUrl = redis.url;
+      redisUrl = redis.socketUrl;
       logger.info({ redisUrl }, 'started a private redis-server');
     }
     try {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 export type { Redis };
 
@@ -22,8 +22,36 @@ const QUIT_TIMEOUT_MS = 1_000;
  */
 const closing = new WeakSet<Redis>();
 
+/**
+ * ioredis options for a Redis URL: redis://, rediss://, or unix:///path/to.sock
+ * for a Unix socket (what `brig serve` uses for its private Redis: on one
+ * machine it costs less per command than loopback TCP).
+ */
+export function redisConnectionOptions(url: string): RedisOptions {
+  const parsed = new URL(url);
+  if (parsed.protocol === 'unix:') return { path: decodeURIComponent(parsed.pathname) };
+  const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : undefined;
+  return {
+    host: parsed.hostname || '127.0.0.1',
+    port: parsed.port ? Number(parsed.port) : DEFAULT_REDIS_PORT,
+    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    db: Number.isInteger(db) ? db : undefined,
+    tls: parsed.protocol === 'rediss:' ? {} : undefined,
+  };
+}
+
+const DEFAULT_REDIS_PORT = 6379;
+
+/** The same, in the shape BullMQ's own connection options take. */
+export function bullmqConnection(url: string): { url?: string; path?: string } {
+  const parsed = new URL(url);
+  return parsed.protocol === 'unix:' ? { path: decodeURIComponent(parsed.pathname) } : { url };
+}
+
 export function createRedisClient(url: string, opts: { name: string; blocking?: boolean }): Redis {
-  const client: Redis = new Redis(url, {
+  const client: Redis = new Redis({
+    ...redisConnectionOptions(url),
     connectionName: opts.name,
     maxRetriesPerRequest: opts.blocking ? null : COMMAND_RETRIES_PER_REQUEST,
     retryStrategy: (attempt) => (closing.has(client) ? null : Math.min(attempt * RECONNECT_BACKOFF_STEP_MS, RECONNECT_BACKOFF_MAX_MS)),

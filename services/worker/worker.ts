@@ -6,6 +6,7 @@ import { Runtime } from '../../runtime/runtime.ts';
 import type { RuntimeConfig, ServiceConfig } from '../shared/config.ts';
 import { CANCEL_CHANNEL, QUEUE_NAME, type RunJobData, type RunRecord, type WorkerHeartbeat } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
+import { bullmqConnection, redisConnectionOptions } from '../shared/redis.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { ActiveRuns } from './active-runs.ts';
 import { CallbackSender } from './callback.ts';
@@ -93,7 +94,7 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     await sweeper.sweep();
     const languages = await probeLanguages(runtime, serviceConfig, logger);
 
-    const redis = new Redis(redisUrl);
+    const redis = new Redis(redisConnectionOptions(redisUrl));
     undo.push(() => redis.quit());
     const activeRuns = new ActiveRuns();
     const subscriber = redis.duplicate();
@@ -131,7 +132,7 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
         }
       },
       {
-        connection: { url: redisUrl, maxRetriesPerRequest: null },
+        connection: { ...bullmqConnection(redisUrl), maxRetriesPerRequest: null },
         name: workerId,
         // One job prefetched per slot: while a run finishes its bookkeeping
         // (final record, job completion), the next one already holds the slot.

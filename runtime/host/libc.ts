@@ -15,19 +15,27 @@ export const MS_NOEXEC = 8;
 
 let libc: Libc | undefined;
 
-function load(): Libc {
-  if (libc) return libc;
+let library: ReturnType<typeof koffi.load> | undefined;
+
+/** The C library through koffi, loaded once for every module that needs a libc call. */
+export function libcLibrary(): ReturnType<typeof koffi.load> {
   try {
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
-      umount2: lib.func('int umount2(const char *target, int flags)'),
-      flock: lib.func('int flock(int fd, int operation)'),
-    };
-    return libc;
+    library ??= koffi.load('libc.so.6');
+    return library;
   } catch (cause) {
     throw new HostError('libc_unavailable', 'cannot load libc.so.6 through koffi: Brig needs glibc', { cause });
   }
+}
+
+function load(): Libc {
+  if (libc) return libc;
+  const lib = libcLibrary();
+  libc = {
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
+    flock: lib.func('int flock(int fd, int operation)'),
+  };
+  return libc;
 }
 
 /** Throws with the errno the kernel gave; returns normally on success. */

@@ -2,7 +2,8 @@ import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import koffi from 'koffi';
-import { HostError, SandboxError } from '../errors.ts';
+import { SandboxError } from '../errors.ts';
+import { libcLibrary } from './libc.ts';
 
 /**
  * Starts a process with posix_spawn(3) instead of child_process.spawn.
@@ -54,28 +55,24 @@ let libc: Libc | undefined;
 
 function load(): Libc {
   if (libc) return libc;
-  try {
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as unknown as Libc['pipe2'],
-      fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
-      posix_spawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
-      posix_spawn_file_actions_init: lib.func('int posix_spawn_file_actions_init(void *actions)'),
-      posix_spawn_file_actions_adddup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int target)'),
-      posix_spawn_file_actions_destroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
-      posix_spawnattr_init: lib.func('int posix_spawnattr_init(void *attr)'),
-      posix_spawnattr_setflags: lib.func('int posix_spawnattr_setflags(void *attr, short flags)'),
-      posix_spawnattr_setsigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, void *set)'),
-      posix_spawnattr_setsigdefault: lib.func('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
-      posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
-      sigemptyset: lib.func('int sigemptyset(void *set)'),
-      sigfillset: lib.func('int sigfillset(void *set)'),
-      waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
-    };
-    return libc;
-  } catch (cause) {
-    throw new HostError('libc_unavailable', 'cannot load libc.so.6 through koffi: Brig needs glibc', { cause });
-  }
+  const lib = libcLibrary();
+  libc = {
+    pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as unknown as Libc['pipe2'],
+    fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
+    posix_spawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
+    posix_spawn_file_actions_init: lib.func('int posix_spawn_file_actions_init(void *actions)'),
+    posix_spawn_file_actions_adddup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int target)'),
+    posix_spawn_file_actions_destroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
+    posix_spawnattr_init: lib.func('int posix_spawnattr_init(void *attr)'),
+    posix_spawnattr_setflags: lib.func('int posix_spawnattr_setflags(void *attr, short flags)'),
+    posix_spawnattr_setsigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, void *set)'),
+    posix_spawnattr_setsigdefault: lib.func('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
+    posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
+    sigemptyset: lib.func('int sigemptyset(void *set)'),
+    sigfillset: lib.func('int sigfillset(void *set)'),
+    waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+  };
+  return libc;
 }
 
 /** A pipe end the child gets ('in': the child reads, 'out': the child writes), or an fd of ours to share. */

@@ -61,22 +61,29 @@ const RUNTIME_ENV: Record<string, string> = {
   BRIG_CGROUP_PARENT: 'cgroupParent', BRIG_CGROUP_VERSION: 'cgroupVersion', BRIG_CPU_QUOTA_CORES: 'cpuQuotaCores',
 };
 
+/** Copies the set variables of `mapping` (env name → config key) into a raw object. */
+function readEnv(env: NodeJS.ProcessEnv, mapping: Record<string, string>, raw: Record<string, unknown>): Record<string, unknown> {
+  for (const [name, key] of Object.entries(mapping)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
+  return raw;
+}
+
+/** Parses with the schema; the first issue becomes a ConfigError naming the variable. */
+function parseConfig<T>(schema: z.ZodType<T>, raw: unknown, mapping: Record<string, string>): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const key = issue.path.join('.');
+  const envName = Object.entries(mapping).find(([, k]) => k === key)?.[0] ?? key;
+  throw new ConfigError('config_invalid', `configuration ${envName}: ${issue.message}`, { field: envName });
+}
+
 export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, unknown>> = {}): RuntimeConfig {
-  const raw: Record<string, unknown> = { defaults: {}, maxima: {} };
-  for (const [name, key] of Object.entries(RUNTIME_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
+  const raw = readEnv(env, RUNTIME_ENV, { defaults: {}, maxima: {} });
   for (const [key, suffix] of Object.entries(LIMIT_ENV)) {
     if (env[`BRIG_DEFAULT_${suffix}`]) (raw.defaults as Record<string, unknown>)[key] = env[`BRIG_DEFAULT_${suffix}`];
     if (env[`BRIG_MAX_${suffix}`]) (raw.maxima as Record<string, unknown>)[key] = env[`BRIG_MAX_${suffix}`];
   }
-  Object.assign(raw, overrides);
-  const parsed = runtimeSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.');
-    const envName = Object.entries(RUNTIME_ENV).find(([, k]) => k === key)?.[0] ?? key;
-    throw new ConfigError('config_invalid', `configuration ${envName}: ${issue.message}`, { field: envName });
-  }
-  const config = parsed.data;
+  const config = parseConfig(runtimeSchema, { ...raw, ...overrides }, RUNTIME_ENV);
   for (const key of Object.keys(LIMIT_ENV) as (keyof Limits)[]) {
     if (config.defaults[key] > config.maxima[key]) {
       throw new ConfigError('config_invalid', `configuration BRIG_DEFAULT_${LIMIT_ENV[key]}=${config.defaults[key]} is over BRIG_MAX_${LIMIT_ENV[key]}=${config.maxima[key]}`, { field: `BRIG_DEFAULT_${LIMIT_ENV[key]}` });
@@ -121,15 +128,5 @@ const SERVICE_ENV: Record<string, string> = {
 };
 
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, unknown>> = {}): ServiceConfig {
-  const raw: Record<string, unknown> = {};
-  for (const [name, key] of Object.entries(SERVICE_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
-  Object.assign(raw, overrides);
-  const parsed = serviceSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.');
-    const envName = Object.entries(SERVICE_ENV).find(([, k]) => k === key)?.[0] ?? key;
-    throw new ConfigError('config_invalid', `configuration ${envName}: ${issue.message}`, { field: envName });
-  }
-  return parsed.data;
+  return parseConfig(serviceSchema, { ...readEnv(env, SERVICE_ENV, {}), ...overrides }, SERVICE_ENV);
 }

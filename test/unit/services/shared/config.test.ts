@@ -23,3 +23,18 @@ test('an invalid setting names the variable', () => {
   assert.throws(() => loadRuntimeConfig({ BRIG_CGROUP_PARENT: '../escape' }), (e: unknown) => (e as Error).message.includes('BRIG_CGROUP_PARENT'));
   assert.throws(() => loadRuntimeConfig({ BRIG_DEFAULT_CPU_MS: '99999' }), (e: unknown) => (e as Error).message.includes('BRIG_MAX_CPU_MS'));
 });
+
+test('Redis URLs: redis://, rediss:// and unix:// sockets become connection options', async () => {
+  const { bullmqConnection, redisConnectionOptions } = await import('../../../../services/shared/redis.ts');
+  assert.deepEqual(redisConnectionOptions('unix:///var/lib/brig/redis/redis.sock'), { path: '/var/lib/brig/redis/redis.sock' });
+  assert.deepEqual(bullmqConnection('unix:///tmp/r.sock'), { path: '/tmp/r.sock' });
+  const tcp = redisConnectionOptions('rediss://user:p%40ss@redis.example:6380/2');
+  assert.equal(tcp.host, 'redis.example');
+  assert.equal(tcp.port, 6380);
+  assert.equal(tcp.username, 'user');
+  assert.equal(tcp.password, 'p@ss');
+  assert.equal(tcp.db, 2);
+  assert.deepEqual(tcp.tls, {});
+  assert.equal(redisConnectionOptions('redis://127.0.0.1').port, 6379);
+  assert.deepEqual(bullmqConnection('redis://127.0.0.1:7000'), { url: 'redis://127.0.0.1:7000' });
+});

@@ -30,6 +30,7 @@ const SLOT_NAME = /^slot-\d+$/;
  */
 export class Runtime {
   private closed = false;
+  private readonly missingByLanguage = new Map<string, string[]>();
 
   private constructor(
     readonly config: RuntimeConfig,
@@ -86,10 +87,19 @@ export class Runtime {
     return language;
   }
 
-  /** The toolchain binaries of a language that the image lacks. */
+  /**
+   * The toolchain binaries of a language that the image lacks. Asked on every
+   * Job.open; the image does not change while the runtime lives, so each
+   * language is looked up once.
+   */
   missingTools(language: LanguageProfile): string[] {
-    const tools = [language.compile?.[0], language.run[0], language.versionCommand[0]].filter((t): t is string => !!t && !t.startsWith('/box/'));
-    return [...new Set(tools)].filter((tool) => resolveInImage(this.image, tool) === null);
+    let missing = this.missingByLanguage.get(language.name);
+    if (!missing) {
+      const tools = [language.compile?.[0], language.run[0], language.versionCommand[0]].filter((t): t is string => !!t && !t.startsWith('/box/'));
+      missing = [...new Set(tools)].filter((tool) => resolveInImage(this.image, tool) === null);
+      this.missingByLanguage.set(language.name, missing);
+    }
+    return missing;
   }
 
   /**

@@ -2,6 +2,7 @@
 export const BYTES_PER_KB = 1024;
 export const BYTES_PER_MB = 1024 * 1024;
 export const NS_PER_MS = 1_000_000;
+export const NS_PER_US = 1000;
 export const US_PER_MS = 1000;
 export const MS_PER_S = 1000;
 

@@ -106,3 +106,21 @@ export function removeParentsIfUnused(ops: CgroupDirOps, parents: readonly strin
     }
   }
 }
+
+/**
+ * Idempotent teardown: concurrent and repeated calls share one attempt; a
+ * failed attempt is forgotten so that a later call may retry.
+ */
+export class OnceTeardown {
+  private attempt?: Promise<void>;
+
+  constructor(private readonly tearDown: () => Promise<void>) {}
+
+  run(): Promise<void> {
+    this.attempt ??= this.tearDown().catch((err: unknown) => {
+      this.attempt = undefined;
+      throw err;
+    });
+    return this.attempt;
+  }
+}

@@ -9,7 +9,6 @@ import type { CgroupLimits } from './manager.ts';
 export const CPU_PERIOD_US = 100_000;
 /** The kernel refuses a CFS quota below 1 ms. */
 export const MIN_CPU_QUOTA_US = 1000;
-export const NS_PER_US = 1000;
 
 export function checkLimits(limits: CgroupLimits): void {
   const positiveInteger = (value: number) => Number.isSafeInteger(value) && value > 0;

@@ -11,7 +11,6 @@ interface Libc {
 export const MNT_DETACH = 2;
 export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
-export const MS_NOEXEC = 8;
 
 let libc: Libc | undefined;
 

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../errors.ts';
+import { loadProfileFile } from '../profile-file.ts';
 
 const absolutePath = z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').refine((p) => !p.split('/').includes('..'), 'must not contain ..');
 
@@ -27,16 +26,5 @@ export type ImageProfile = z.infer<typeof imageProfileSchema>;
 export type BindSpec = z.infer<typeof bindSchema>;
 
 export function loadImageProfile(path: string): ImageProfile {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (cause) {
-    throw new ConfigError('image_profile_unreadable', `cannot read image profile ${path}: ${(cause as Error).message}`, { cause });
-  }
-  const parsed = imageProfileSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError('image_profile_invalid', `image profile ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`, { field: issue.path.join('.') });
-  }
-  return parsed.data;
+  return loadProfileFile(path, 'image', imageProfileSchema);
 }

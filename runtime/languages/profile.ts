@@ -1,8 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { LIMIT_NAMES, type Limits } from '../limits.ts';
+import { loadProfileFile } from '../profile-file.ts';
 
 const limitsSchema = z.strictObject(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().positive().optional()]))) as z.ZodType<Partial<Limits>>;
 const command = z.array(z.string().min(1)).min(1).refine((c) => c[0]!.startsWith('/'), 'the program must be an absolute path inside the image');
@@ -33,19 +34,9 @@ export function loadLanguageProfiles(dir: string): Map<string, LanguageProfile> 
   const languages = new Map<string, LanguageProfile>();
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
     const path = join(dir, file);
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(path, 'utf8'));
-    } catch (cause) {
-      throw new ConfigError('language_profile_unreadable', `cannot read language profile ${path}: ${(cause as Error).message}`, { cause });
-    }
-    const parsed = languageProfileSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new ConfigError('language_profile_invalid', `language profile ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    }
-    if (languages.has(parsed.data.name)) throw new ConfigError('language_profile_duplicate', `language ${parsed.data.name} is defined twice (in ${path})`);
-    languages.set(parsed.data.name, parsed.data);
+    const language = loadProfileFile(path, 'language', languageProfileSchema);
+    if (languages.has(language.name)) throw new ConfigError('language_profile_duplicate', `language ${language.name} is defined twice (in ${path})`);
+    languages.set(language.name, language);
   }
   return languages;
 }

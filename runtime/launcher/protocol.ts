@@ -15,7 +15,6 @@ export const EXIT_ABORTED = 71;
 
 export const INNER_UID = 1000;
 export const INNER_GID = 1000;
-export const EXIT_EXEC_FAILED = 127;
 
 /** The constants above by their C names, for the parity test. */
 export const HEADER_CONSTANTS: Record<string, number | string> = {
@@ -29,7 +28,6 @@ export const HEADER_CONSTANTS: Record<string, number | string> = {
   BRIG_EXIT_ABORTED: EXIT_ABORTED,
   BRIG_INNER_UID: INNER_UID,
   BRIG_INNER_GID: INNER_GID,
-  BRIG_EXIT_EXEC_FAILED: EXIT_EXEC_FAILED,
 };
 
 export type StatusEvent =

@@ -40,7 +40,4 @@
 #define BRIG_INNER_UID 1000
 #define BRIG_INNER_GID 1000
 
-/* Exit code of the program's process when execve itself fails. */
-#define BRIG_EXIT_EXEC_FAILED 127
-
 #endif

@@ -65,8 +65,8 @@ export async function processRun(job: QueueJob<RunJobData, RunRecord>, signal: A
     return finish(job, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
   }
 
-  // The run is 'running' from the moment a sandbox slot is ours: a job the
-  // worker prefetched while its slots were busy is still queued until then.
+  // The run is 'running' from the moment a sandbox slot and its workspace are
+  // ours: a run whose workspace cannot be built never started.
   let current = queued;
   const started = async () => {
     const startedAt = Date.now();

@@ -43,9 +43,6 @@ function timingFrom(config: ServiceConfig): WorkerTiming {
   };
 }
 
-/** Jobs a worker holds per sandbox slot: the running one and one waiting for the slot. */
-const JOBS_PER_SLOT = 2;
-
 /** A run may stall (its worker die) this many times before BullMQ fails it as worker_lost. */
 const MAX_STALLED_COUNT = 2;
 
@@ -134,9 +131,9 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
       {
         connection: { ...bullmqConnection(redisUrl), maxRetriesPerRequest: null },
         name: workerId,
-        // One job prefetched per slot: while a run finishes its bookkeeping
-        // (final record, job completion), the next one already holds the slot.
-        concurrency: runtimeConfig.slots * JOBS_PER_SLOT,
+        // One job per slot, no prefetch: a job held behind a busy slot here
+        // would wait while another worker's slot stands idle.
+        concurrency: runtimeConfig.slots,
         lockDuration: timing.lockDurationMs,
         stalledInterval: timing.stalledIntervalMs,
         maxStalledCount: timing.maxStalledCount,

@@ -4,7 +4,7 @@
  */
 import { pathExists, type CgroupDirOps } from '../files.ts';
 import { checkLimits, limitsKey } from '../limits.ts';
-import { killListedProcesses, readProcs, teardownCgroup, waitUntilEmpty } from '../lifecycle.ts';
+import { killListedProcesses, readProcs, teardownCgroup, waitUntilEmpty, OnceTeardown } from '../lifecycle.ts';
 import type { CgroupLimits, CgroupUsage, RunCgroup } from '../manager.ts';
 import { applyPidsLimit } from '../pids.ts';
 import { V1CpuAcctController, V1CpuController } from './cpu.ts';
@@ -32,7 +32,7 @@ export class V1RunCgroup implements RunCgroup {
   private readonly cpu: V1CpuController;
   private readonly cpuacct: V1CpuAcctController;
   private appliedLimitsKey?: string;
-  private destroyed?: Promise<void>;
+  private readonly teardown = new OnceTeardown(() => this.tearDown());
 
   constructor(name: string, controllerDirs: V1ControllerDirs, dirOps: CgroupDirOps) {
     this.name = name;
@@ -85,11 +85,7 @@ export class V1RunCgroup implements RunCgroup {
   }
 
   destroy(): Promise<void> {
-    this.destroyed ??= this.tearDown().catch((err: unknown) => {
-      this.destroyed = undefined; // a failed teardown may be retried
-      throw err;
-    });
-    return this.destroyed;
+    return this.teardown.run();
   }
 
   private async tearDown(): Promise<void> {

@@ -1,7 +1,7 @@
 /** One sandbox slot's cgroup on v2: a single directory under Brig's parent. */
 import { makeCgroupDir, pathExists, removeCgroupDir, writeText, type CgroupDirOps } from '../files.ts';
 import { checkLimits, limitsKey } from '../limits.ts';
-import { killListedProcesses, readProcs, teardownCgroup, waitUntilEmpty } from '../lifecycle.ts';
+import { killListedProcesses, readProcs, teardownCgroup, waitUntilEmpty, OnceTeardown } from '../lifecycle.ts';
 import type { CgroupLimits, CgroupUsage, RunCgroup } from '../manager.ts';
 import { applyPidsLimit } from '../pids.ts';
 import { V2CpuController } from './cpu.ts';
@@ -40,7 +40,7 @@ export class V2RunCgroup implements RunCgroup {
   /** A run was counted since the directory was created: its memory.peak (if not resettable) holds that run. */
   private usedSinceCreation: boolean;
   private appliedLimitsKey?: string;
-  private destroyed?: Promise<void>;
+  private readonly teardown = new OnceTeardown(() => this.tearDown());
 
   /** Opens the slot's cgroup, creating it if missing. */
   static open(name: string, dir: string, dirOps: CgroupDirOps): V2RunCgroup {
@@ -102,11 +102,7 @@ export class V2RunCgroup implements RunCgroup {
   }
 
   destroy(): Promise<void> {
-    this.destroyed ??= this.tearDown().catch((err: unknown) => {
-      this.destroyed = undefined; // a failed teardown may be retried
-      throw err;
-    });
-    return this.destroyed;
+    return this.teardown.run();
   }
 
   private async tearDown(): Promise<void> {

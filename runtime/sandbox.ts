@@ -5,8 +5,9 @@ import type { RunCgroup } from './cgroups/manager.ts';
 import { CancelledError, SandboxError } from './errors.ts';
 import { spawnProcess, type SpawnedProcess } from './host/spawn.ts';
 import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
+import { launcherFailure } from './launcher/failure.ts';
 import { OutputCollector } from './launcher/output.ts';
-import { EXIT_OK, FD_GO, FD_STATUS, GO_BYTE, type StatusEvent } from './launcher/protocol.ts';
+import { FD_GO, FD_STATUS, GO_BYTE } from './launcher/protocol.ts';
 import { StatusReader } from './launcher/status.ts';
 import type { Limits } from './limits.ts';
 import { classify, encodeOutput, type StepResult } from './result.ts';
@@ -82,13 +83,15 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     if (first.kind !== 'ready') {
       const how = await exited;
       if (killedFor === 'cancelled') throw new CancelledError();
-      throw setupFailure(first, how);
+      throw launcherFailure(first, how, null);
     }
 
     cgroup.resetCounters();
     const goAt = performance.now();
     go!.end(GO_BYTE);
     stdin!.end(spec.stdin);
+    // The sandbox's init enforces the wall limit too (--wall-ms), so it holds
+    // while this event loop is stuck; whichever fires first ends the run.
     timers.push(setTimeout(() => kill('time_limit'), spec.limits.wallMs));
     const cpuLimitNs = msToNs(spec.limits.cpuMs);
     const pollMs = Math.min(CPU_POLL_MAX_MS, Math.max(CPU_POLL_MIN_MS, spec.limits.cpuMs * CPU_POLL_SHARE_OF_LIMIT));
@@ -117,7 +120,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
       ({ exitCode, signal } = end);
       if (end.wallUs !== null) wallMs = usToMs(end.wallUs);
     } else if (killedFor === null) {
-      throw setupFailure(end, how);
+      throw launcherFailure(end, how, nodeWallMs);
     }
     const usage = cgroup.usage();
     const cpuMs = nsToMs(usage.cpuNs);
@@ -156,15 +159,4 @@ function stopSandbox(launcher: SpawnedProcess, cgroup: RunCgroup): void {
   launcher.kill('SIGTERM');
   cgroup.killAll();
   setTimeout(() => launcher.kill('SIGKILL'), LAUNCHER_KILL_GRACE_MS).unref();
-}
-
-type EndEvent = StatusEvent | { kind: 'eof' };
-
-function setupFailure(event: EndEvent, exit: { code: number | null; signal: number | null }): SandboxError {
-  const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
-  if (event.kind === 'error') {
-    return new SandboxError('sandbox_setup_failed', `the sandbox could not be built: ${event.text} (errno ${event.errno}, launcher ${how})`);
-  }
-  const status = exit.code === EXIT_OK ? 'without reporting' : how;
-  return new SandboxError('sandbox_setup_failed', `the launcher ended ${status} before the program ran`);
 }

@@ -29,6 +29,8 @@ export function launcherArgs(spec: LaunchSpec): string[] {
     '--box', spec.box.dir,
     '--box-mode', spec.box.mode,
     '--cwd', spec.cwd,
+    // Init enforces the wall limit on the kernel's clock: it holds even while the runtime's event loop is stuck.
+    '--wall-ms', String(Math.ceil(spec.limits.wallMs)),
   ];
   for (const lower of spec.image.lowers) args.push('--lower', lower);
   for (const bind of spec.image.binds) args.push('--bind-ro', bind.source, bind.target);

@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,6 +49,11 @@
 #define MAX_BPF_BYTES (64 * 1024)
 #define PATH_BYTES 4096
 #define DEV_TMPFS_OPTS "size=65536,mode=0755"
+/* A day: far above any wall limit a judge grants, and small enough that the
+ * deadline in microseconds cannot overflow. */
+#define MAX_WALL_MS (24ULL * 60 * 60 * 1000)
+#define US_PER_MS 1000
+#define US_PER_S 1000000
 
 struct bind { const char *src, *dst; };
 struct rlim { int resource; rlim_t value; };
@@ -61,7 +67,7 @@ static struct {
   struct rlim rlimits[MAX_ITEMS]; int n_rlimits;
   const char *box, *scratch, *cwd, *hostname;
   int box_rw;
-  unsigned long long root_bytes, tmp_bytes;
+  unsigned long long root_bytes, tmp_bytes, wall_ms;
   char **argv;
 } cfg = { .cwd = "/box", .hostname = "brig" };
 
@@ -139,6 +145,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(o, "--scratch")) cfg.scratch = v;
     else if (!strcmp(o, "--root-bytes")) cfg.root_bytes = parse_num(v);
     else if (!strcmp(o, "--tmp-bytes")) cfg.tmp_bytes = parse_num(v);
+    else if (!strcmp(o, "--wall-ms")) cfg.wall_ms = parse_num(v);
     else if (!strcmp(o, "--cwd")) cfg.cwd = v;
     else if (!strcmp(o, "--hostname")) cfg.hostname = v;
     else usage("unknown option");
@@ -149,6 +156,9 @@ static void parse_args(int argc, char **argv) {
    * ordinary unprivileged host ids that the runtime leases per slot. */
   if (!cfg.map_root || !cfg.map_user || cfg.map_root == cfg.map_user) usage("--map-root and --map-user must be distinct non-zero ids");
   if (!cfg.n_lower || !cfg.box || !cfg.scratch || !cfg.root_bytes || !cfg.tmp_bytes) usage("--lower, --box, --scratch, --root-bytes and --tmp-bytes are required");
+  /* Required, never defaulted: a sandbox without its own wall clock would live
+   * as long as the runtime's event loop stays stuck. */
+  if (!cfg.wall_ms || cfg.wall_ms > MAX_WALL_MS) usage("--wall-ms must be between 1 and a day");
   if (!cfg.argv[0] || cfg.argv[0][0] != '/') usage("the program must be an absolute path");
 }
 
@@ -350,6 +360,49 @@ static void exec_program(const struct sock_fprog *filter) {
   report_error("execve", errno);
 }
 
+/* ---- inside: the wall clock ------------------------------------------- */
+
+/* The runtime keeps a wall timer of its own, but that one lives on Node's
+ * event loop: while a long synchronous computation holds the loop, a sandbox
+ * could outlive its limit for as long as the loop stays stuck. So init keeps
+ * the limit too, on the kernel's clock.
+ *
+ * Why setitimer and a handler, not timerfd or sigtimedwait: init's reaping
+ * loop stays one blocking waitpid, and a run costs only two syscalls more
+ * (sigaction, setitimer). The kill is done in the handler itself, not through
+ * a flag that the loop checks, because a flag set just before waitpid blocks
+ * would go unseen until the program exits by itself. SA_RESTART lets the
+ * interrupted waitpid carry on and reap the killed program, which then is
+ * reported like any other exit: signal 9, wall time at or past the limit
+ * (ITIMER_REAL never fires early, and the clock started before the fork). */
+static void on_wall_limit(int sig) {
+  (void)sig;
+  int saved_errno = errno; /* the interrupted code may be about to read it */
+  /* As pid 1 of the sandbox's pid namespace, kill(-1) reaches every other
+   * process in it and none outside. ESRCH: none is left to kill. */
+  if (kill(-1, SIGKILL) == 0 || errno == ESRCH) {
+    errno = saved_errno;
+    return;
+  }
+  /* Only async-signal-safe calls here (no snprintf in report_error). Init's
+   * exit then ends the pid namespace, and every process in it with it. */
+  struct report r = { .kind = 'E', .err = errno, .text = "kill at the wall limit" };
+  if (write(report_fd, &r, sizeof r) != sizeof r) { /* nothing left to tell */ }
+  _exit(BRIG_EXIT_SETUP);
+}
+
+/* Armed in init after the fork, so the program inherits neither the handler
+ * nor the timer. */
+static void arm_wall_limit(void) {
+  struct sigaction on_limit = { .sa_handler = on_wall_limit, .sa_flags = SA_RESTART };
+  CHECK(sigaction(SIGALRM, &on_limit, NULL), "sigaction SIGALRM");
+  struct itimerval limit = { .it_value = {
+    .tv_sec = cfg.wall_ms * US_PER_MS / US_PER_S,
+    .tv_usec = cfg.wall_ms * US_PER_MS % US_PER_S,
+  } };
+  CHECK(setitimer(ITIMER_REAL, &limit, NULL), "arm the wall limit");
+}
+
 static long long now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -388,6 +441,7 @@ static void init_main(int sync_fd, const struct sock_fprog *filter) {
   pid_t program = fork();
   CHECK(program, "fork program");
   if (program == 0) exec_program(filter);
+  arm_wall_limit();
 
   /* Init keeps no copy of the program's pipes: once the program and its
    * descendants are gone, the runtime sees EOF. */

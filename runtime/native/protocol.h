@@ -10,6 +10,12 @@
  *          EOF without that byte aborts the sandbox before anything runs
  *   5      status: the launcher writes text lines, one event each
  *
+ * argv: options, then "--" and the program's absolute path and arguments;
+ * runtime/launcher/args.ts builds it and launcher.c parse_args() reads it.
+ * "--wall-ms N" is required: N ms after the program starts, init kills every
+ * process of the sandbox (SIGKILL to its whole pid namespace), whatever the
+ * runtime is doing, and reports "exit -1 9 <wall_us>" with wall_us >= N*1000.
+ *
  * Signals: SIGTERM to the launcher kills the sandbox (init, and with it the
  * whole pid namespace); the launcher still reaps init and reports "exit".
  * If the launcher itself dies, init follows it (parent-death signal).

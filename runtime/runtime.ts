@@ -106,7 +106,10 @@ export class Runtime {
    * Cleans the slots of Brig processes that died (kill -9, a crash): their
    * launchers died with them, but cgroups and workspace mounts stay until the
    * slot is leased again. Each free slot found in the cgroup tree or the runs
-   * folder is leased for a moment, swept and released. Returns what was swept.
+   * folder is leased for a moment, swept and released. Returns only the slots
+   * that held leftovers (a cgroup, a workspace): an empty runs folder is not a
+   * sign of a crash (a clean stop of an older version left one), so it is
+   * removed without being reported.
    */
   async sweepFreeSlots(): Promise<string[]> {
     if (this.closed) return [];
@@ -119,13 +122,9 @@ export class Runtime {
       const lease = tryLeaseSlot(locksDir, Number(name.slice('slot-'.length)), uidBase);
       if (!lease) continue;
       try {
-        await this.cgroups.sweep((n) => n !== name);
-        const runsDir = join(stateDir, 'runs', name);
-        if (existsSync(runsDir)) {
-          sweepWorkspaces(runsDir);
-          rmdirSync(runsDir);
-        }
-        swept.push(name);
+        const cgroupsLeft = await this.cgroups.sweep((n) => n !== name);
+        const workspacesLeft = removeRunsDir(join(stateDir, 'runs', name));
+        if (cgroupsLeft.length > 0 || workspacesLeft > 0) swept.push(name);
       } finally {
         lease.release();
       }
@@ -133,14 +132,18 @@ export class Runtime {
     return swept;
   }
 
-  /** Idempotent: kills what still runs in our cgroups, removes them, releases the slots. */
+  /**
+   * Idempotent: kills what still runs in our cgroups, removes them and our
+   * runs folders, releases the slots. Nothing of a cleanly closed runtime is
+   * left for another one's sweep to mistake for a crash's leftovers.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.pool.close();
     for (const slot of this.slots) {
       await slot.cgroup.destroy();
-      sweepWorkspaces(slot.runsDir);
+      removeRunsDir(slot.runsDir);
       slot.lease.release();
     }
     this.cgroups.removeParentIfUnused();
@@ -182,9 +185,11 @@ function openSeccompFilter(profilePath: string, dir: string): number {
 /**
  * Unmounts and removes workspaces left by a crashed holder of the slot. Each is
  * its own tmpfs, so a lazy unmount drops the hostile content without reading it.
+ * Returns how many there were.
  */
-function sweepWorkspaces(runsDir: string): void {
-  for (const name of readdirSync(runsDir)) {
+function sweepWorkspaces(runsDir: string): number {
+  const names = readdirSync(runsDir);
+  for (const name of names) {
     const dir = join(runsDir, name);
     try {
       unmount(dir, MNT_DETACH);
@@ -193,4 +198,13 @@ function sweepWorkspaces(runsDir: string): void {
     }
     rmdirSync(dir);
   }
+  return names.length;
+}
+
+/** Sweeps a slot's runs folder and removes it; a folder already gone holds nothing. Returns how many workspaces were left in it. */
+function removeRunsDir(runsDir: string): number {
+  if (!existsSync(runsDir)) return 0;
+  const workspaces = sweepWorkspaces(runsDir);
+  rmdirSync(runsDir);
+  return workspaces;
 }

@@ -4,7 +4,9 @@ import type { Logger } from '../shared/logger.ts';
 /**
  * Slots of workers on this machine that died without cleaning up (SIGKILL,
  * OOM kill) keep their cgroups and workspace mounts until someone leases
- * them again; this sweeps them at start and then periodically.
+ * them again; this sweeps them at start and then periodically. The runtime
+ * names only slots that really held leftovers, so the warning below means a
+ * crash, not another worker's clean stop.
  */
 export class SlotSweeper {
   private timer: NodeJS.Timeout | null = null;

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunCgroup } from './cgroups/manager.ts';
-import { CancelledError, SandboxError } from './errors.ts';
+import { CancelledError } from './errors.ts';
 import { spawnProcess, type SpawnedProcess } from './host/spawn.ts';
 import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
 import { launcherFailure } from './launcher/failure.ts';

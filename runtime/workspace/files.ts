@@ -1,3 +1,4 @@
+/// <reference lib="es2024.string" />
 import { RequestError } from '../errors.ts';
 
 /** One submitted file: a path relative to the working dir, and its bytes. */
@@ -11,17 +12,33 @@ const MAX_PATH_BYTES = 1024;
 // Control characters and NUL have no business in a source file name and can
 // confuse logs, terminals and the kernel's own path handling.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** A refused name is quoted in the message up to this length: the whole of a 2 MiB name helps nobody. */
+const MAX_ECHOED_NAME_CHARS = 100;
+
+function echoed(name: string): string {
+  return name.length > MAX_ECHOED_NAME_CHARS ? `${JSON.stringify(name.slice(0, MAX_ECHOED_NAME_CHARS))}…` : JSON.stringify(name);
+}
 
 /**
- * Checks a submitted file name: relative, no `..` or `.` segments, no control
- * characters, sane lengths. Throws RequestError naming the field.
+ * Checks a submitted file name: well-formed Unicode in NFC, relative, no `..`
+ * or `.` segments, no control characters, sane lengths. Throws RequestError
+ * naming the field.
+ *
+ * A lone surrogate has no UTF-8 form: it would reach the disk as U+FFFD, so
+ * that "\ud800" and "\udc00" became the same file. NFC is required because
+ * the name on disk is its bytes: "é" (U+00E9) and "e" + U+0301 look the same
+ * and would be two files; with every name in NFC, names that are equal after
+ * normalisation are simply equal.
  */
 export function checkFileName(name: string, field: string): void {
   const fail = (why: string): never => {
-    throw new RequestError('file_name_invalid', `file name ${JSON.stringify(name)} ${why}`, { field });
+    throw new RequestError('file_name_invalid', `file name ${echoed(name)} ${why}`, { field });
   };
   if (name.length === 0) fail('is empty');
+  // Lengths first: the checks after them never see more than MAX_PATH_BYTES.
   if (Buffer.byteLength(name) > MAX_PATH_BYTES) fail(`is longer than ${MAX_PATH_BYTES} bytes`);
+  if (!name.isWellFormed()) fail('is not well-formed Unicode: it has a lone surrogate (\\ud800-\\udfff without its pair); send the name as valid UTF-8');
+  if (name.normalize('NFC') !== name) fail('is not in Unicode NFC: send it normalised (NFC), the form the name has on disk');
   if (CONTROL_CHARS.test(name)) fail('contains NUL or a control character');
   if (name.startsWith('/')) fail('must be relative, not start with /');
   if (name.includes('\\')) fail('must use / as the separator');
@@ -32,13 +49,17 @@ export function checkFileName(name: string, field: string): void {
   }
 }
 
-/** Checks every name and that no two files share one (or one is another's directory). */
+/**
+ * Checks every name and that no two files share one (or one is another's
+ * directory). Names are NFC after checkFileName, so equal after
+ * normalisation means equal here.
+ */
 export function checkFiles(files: SubmissionFile[], field = 'files'): void {
   const seen = new Set<string>();
   files.forEach((file, index) => {
     checkFileName(file.name, `${field}[${index}].name`);
     if (seen.has(file.name)) {
-      throw new RequestError('file_name_duplicate', `file name ${JSON.stringify(file.name)} appears twice`, { field: `${field}[${index}].name` });
+      throw new RequestError('file_name_duplicate', `file name ${echoed(file.name)} appears twice`, { field: `${field}[${index}].name` });
     }
     seen.add(file.name);
   });
@@ -47,7 +68,7 @@ export function checkFiles(files: SubmissionFile[], field = 'files'): void {
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
       if (seen.has(dir)) {
-        throw new RequestError('file_name_conflict', `file name ${JSON.stringify(dir)} is also used as a directory`, { field });
+        throw new RequestError('file_name_conflict', `file name ${echoed(dir)} is also used as a directory`, { field });
       }
     }
   }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { RequestError } from '../../runtime/errors.ts';
 import type { Limits } from '../../runtime/limits.ts';
 import { checkFileName } from '../../runtime/workspace/files.ts';
+import { isCanonicalBase64 } from './base64.ts';
 import type { RunEvent, RunRecord } from './contract.ts';
 import { ERROR_CODE_NAMES, type ErrorCode } from './errors.ts';
 
@@ -26,13 +27,28 @@ const MAX_CALLBACK_URL_CHARS = 2048;
 /**
  * Canonical base64: whole quads, '=' padding only at the end, and the bits
  * that padding drops must be zero (so each byte string has one encoding).
+ * For the document only: the API checks with isCanonicalBase64, the same rule
+ * in one linear pass (this regex throws RangeError on a string of a few MiB).
  */
 export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$';
-const BASE64 = new RegExp(BASE64_PATTERN);
 
-/** checkFileName's rules as a JSON Schema pattern, for the document (lengths are checked in bytes by checkFileName). */
-export const FILE_NAME_PATTERN = '^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\\.\\.?(?:/|$))[^\\u0000-\\u001f\\u007f\\\\]+$';
+/**
+ * checkFileName's rules as a JSON Schema pattern, for the document (lengths
+ * are checked in bytes by checkFileName). Patterns are ECMA-262 with the u
+ * flag, where the surrogate range matches only a lone surrogate. NFC has no
+ * pattern: the description says it.
+ */
+export const FILE_NAME_PATTERN = '^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\\.\\.?(?:/|$))[^\\u0000-\\u001f\\u007f\\\\\\ud800-\\udfff]+$';
 const MAX_FILE_NAME_BYTES = 1024;
+
+/**
+ * Text the worker turns into UTF-8 bytes (source, stdin, arguments, expected
+ * output). A lone surrogate has no UTF-8 form and Buffer.from would make it
+ * U+FFFD without a word, so it is refused here instead.
+ */
+const text = () => z.string().refine((value) => value.isWellFormed(), {
+  error: 'is not well-formed Unicode: it has a lone surrogate (\\ud800-\\udfff without its pair), which has no UTF-8 form; send valid Unicode text, or bytes as a base64 file',
+});
 
 /** A custom issue that becomes the API error `code`. */
 function issue(ctx: z.RefinementCtx, code: ErrorCode, message: string, path: (string | number)[] = []): void {
@@ -48,14 +64,14 @@ const fileNameSchema = z.string()
       issue(ctx, 'file_name_invalid', error.message);
     }
   })
-  .meta({ pattern: FILE_NAME_PATTERN, maxLength: MAX_FILE_NAME_BYTES, description: 'a relative path inside the working dir, / as the separator, no . or .. segments, no NUL or control characters' });
+  .meta({ pattern: FILE_NAME_PATTERN, maxLength: MAX_FILE_NAME_BYTES, description: 'a relative path inside the working dir, / as the separator, no . or .. segments, no NUL or control characters; well-formed Unicode in NFC, unique after normalisation' });
 
 export const fileSchema = z.strictObject({
   name: fileNameSchema,
-  content: z.string(),
+  content: text(),
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
 }).superRefine((file, ctx) => {
-  if (file.encoding === 'base64' && !BASE64.test(file.content)) {
+  if (file.encoding === 'base64' && !isCanonicalBase64(file.content)) {
     issue(ctx, 'content_invalid_base64', 'is not valid base64: only A-Z a-z 0-9 + / with = padding at the end, no spaces or line breaks', ['content']);
   }
 }).meta({
@@ -75,9 +91,9 @@ export const requestLimitsSchema = z.strictObject({
 });
 
 export const testCaseSchema = z.strictObject({
-  name: z.string().min(1).max(MAX_TEST_NAME_CHARS).optional(),
-  stdin: z.string().default(''),
-  expectedOutput: z.string(),
+  name: text().min(1).max(MAX_TEST_NAME_CHARS).optional(),
+  stdin: text().default(''),
+  expectedOutput: text(),
 });
 
 export const compareSchema = z.union([
@@ -90,14 +106,15 @@ export function runRequestSchema(opts: { maxFiles: number; maxTests: number }) {
   return z.strictObject({
     language: z.string().min(1).max(MAX_LANGUAGE_NAME_CHARS)
       .regex(LANGUAGE_NAME, { error: 'must be a language name such as "python"; see GET /v1/languages' }),
-    source: z.string().optional().meta({ description: 'shorthand for one file with the language\'s default file name' }),
+    source: text().optional().meta({ description: 'shorthand for one file with the language\'s default file name' }),
     files: z.array(fileSchema).min(1).optional().meta({ maxItems: opts.maxFiles }),
-    stdin: z.string().default(''),
-    args: z.array(z.string().max(MAX_ARG_CHARS).regex(/^[^\u0000]*$/, { error: 'must not contain NUL' })).max(MAX_ARGS).default([]),
+    stdin: text().default(''),
+    args: z.array(text().max(MAX_ARG_CHARS).regex(/^[^\u0000]*$/, { error: 'must not contain NUL' })).max(MAX_ARGS).default([]),
     limits: requestLimitsSchema.default({}),
     tests: z.array(testCaseSchema).default([]).meta({ maxItems: opts.maxTests, description: 'judge mode when not empty: each test runs in a fresh sandbox from the one compiled workspace' }),
     compare: compareSchema.default('trim'),
-    callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(MAX_CALLBACK_URL_CHARS).optional()
+    callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(MAX_CALLBACK_URL_CHARS)
+      .refine((value) => value.isWellFormed(), { error: 'must be an http or https URL in well-formed Unicode (no lone surrogates)' }).optional()
       .meta({ pattern: '^https?://' }),
   }).superRefine((body, ctx) => {
     if (body.source === undefined && body.files === undefined) issue(ctx, 'source_missing', 'send either source or files');
@@ -108,7 +125,10 @@ export function runRequestSchema(opts: { maxFiles: number; maxTests: number }) {
     if (body.tests.length > opts.maxTests) {
       issue(ctx, 'tests_too_many', `has ${body.tests.length} tests; the server allows at most ${opts.maxTests}`, ['tests']);
     }
-  }).meta({ oneOf: [{ required: ['source'] }, { required: ['files'] }] });
+  }).meta({
+    oneOf: [{ required: ['source'] }, { required: ['files'] }],
+    description: 'every string must be well-formed Unicode: a lone surrogate (\\ud800-\\udfff without its pair) is refused, as it has no UTF-8 form',
+  });
 }
 
 export type RunRequest = z.output<ReturnType<typeof runRequestSchema>>;

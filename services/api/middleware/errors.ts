@@ -1,3 +1,5 @@
+import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { BrigError } from '../../../runtime/errors.ts';
 import { isErrorCode, ServiceError, statusOf, type ErrorBody, type ErrorCode } from '../../shared/errors.ts';
@@ -8,43 +10,50 @@ import { locals } from '../context.ts';
  * The one place where a failure becomes an HTTP answer: {error: {code,
  * message, field}} with the status from the error table, never a stack.
  * Anything that is not a known error is logged in full and answered as
- * internal_error.
+ * internal_error. Requests that never reach Express (refused by Node's HTTP
+ * parser, or with an Expect other than 100-continue) are answered here too,
+ * with the same body: see clientErrorHandler and expectationFailed.
  */
-
-/** Errors of Express's body parser (they carry a `type`). */
-interface BodyParserError extends Error {
-  type: string;
-  limit?: number;
-}
-
-const BODY_PARSER_ERRORS: Record<string, (e: BodyParserError) => [ErrorCode, string]> = {
-  'entity.parse.failed': (e) => ['body_invalid_json', `the body is not valid JSON: ${e.message}`],
-  'entity.too.large': (e) => ['body_too_large', `the body is over the limit of ${e.limit} bytes`],
-  'encoding.unsupported': (e) => ['content_type_unsupported', `${e.message}; send the body uncompressed or gzip/deflate`],
-  'charset.unsupported': (e) => ['content_type_unsupported', `${e.message}; send the body as UTF-8`],
-  'request.aborted': () => ['request_invalid', 'the request was aborted before its body was complete'],
-  'request.size.invalid': () => ['request_invalid', 'the body does not have the length its Content-Length says'],
-};
 
 const INTERNAL_MESSAGE = 'Brig failed to answer this request; the X-Request-Id header finds it in the logs';
 
-function isBodyParserError(error: unknown): error is BodyParserError {
-  return error instanceof Error && typeof (error as Partial<BodyParserError>).type === 'string' && (error as Partial<BodyParserError>).type! in BODY_PARSER_ERRORS;
+/** Express's route parameter decoding marks the URIError of a malformed %XX with status 400. */
+function isPathDecodingError(error: unknown): boolean {
+  return error instanceof URIError && (error as URIError & { status?: unknown }).status === 400;
 }
 
 export function toServiceError(error: unknown): ServiceError {
   if (error instanceof ServiceError) return error;
   // The runtime's own checks (limits, file names) have registered codes.
   if (error instanceof BrigError && isErrorCode(error.code)) return new ServiceError(error.code, error.message, { field: error.field, cause: error });
-  if (isBodyParserError(error)) {
-    const [code, message] = BODY_PARSER_ERRORS[error.type]!(error);
-    return new ServiceError(code, message, { cause: error });
+  if (isPathDecodingError(error)) {
+    return new ServiceError('path_invalid', 'the URL path has malformed percent-encoding: write each % as %XX with two hex digits, of UTF-8 bytes', { cause: error });
   }
   return new ServiceError('internal_error', INTERNAL_MESSAGE, { cause: error });
 }
 
+function errorBody(answer: ServiceError): ErrorBody {
+  return { error: { code: answer.code, message: answer.message, field: answer.field ?? null } };
+}
+
+/** The request declared a body (a length over 0, or chunks) that has not all arrived. */
+function bodyStillArriving(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+function sendError(req: IncomingMessage, res: ServerResponse, answer: ServiceError): void {
+  if (answer.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(answer.retryAfterSeconds));
+  if (answer.code === 'unauthorized') res.setHeader('WWW-Authenticate', 'Bearer');
+  // A refused body is not drained to keep the connection: it is closed, and Node stops reading it.
+  if (bodyStillArriving(req)) res.setHeader('Connection', 'close');
+  const body = JSON.stringify(errorBody(answer));
+  res.writeHead(statusOf(answer.code), { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (error: unknown, _req, res, _next) => {
+  return (error: unknown, req, res, _next) => {
     const answer = toServiceError(error);
     const log = locals(res).log ?? logger;
     if (answer.code === 'internal_error') log.error({ err: error }, 'request failed');
@@ -54,10 +63,53 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
-    if (answer.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(answer.retryAfterSeconds));
-    if (answer.code === 'unauthorized') res.setHeader('WWW-Authenticate', 'Bearer');
-    const body: ErrorBody = { error: { code: answer.code, message: answer.message, field: answer.field ?? null } };
-    res.status(statusOf(answer.code)).json(body);
+    sendError(req, res, answer);
+  };
+}
+
+/** Node's parser error codes that have their own answer; every other one is request_malformed. */
+const PARSER_ERROR_CODES: Record<string, ErrorCode> = { HPE_HEADER_OVERFLOW: 'headers_too_large', ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout' };
+const MAX_ECHOED_REASON_CHARS = 120;
+
+function parserErrorAnswer(error: Error & { code?: string; reason?: unknown }): ServiceError {
+  const code = PARSER_ERROR_CODES[error.code ?? ''] ?? 'request_malformed';
+  if (code === 'headers_too_large') return new ServiceError(code, `the request line and headers are over ${maxHeaderSize} bytes; send a shorter URL, or fewer or shorter headers`);
+  if (code === 'request_timeout') return new ServiceError(code, 'the request\'s headers or body did not arrive in time; send the whole request promptly');
+  // llhttp's reason is one of its fixed sentences ("Invalid method encountered"), never request data.
+  const reason = typeof error.reason === 'string' ? `: ${error.reason.slice(0, MAX_ECHOED_REASON_CHARS)}` : '';
+  return new ServiceError(code, `the HTTP request cannot be parsed${reason}; check the request line, the headers and the body's framing`);
+}
+
+/**
+ * For the server's 'clientError': a request that Node's HTTP parser refused
+ * (a garbage request line, a bad header, conflicting lengths, a timeout)
+ * never reaches Express, and Node's own answer is a bare status line. This
+ * writes the same error body, raw, and closes the connection: after a parse
+ * error there is no telling where a next request would start.
+ */
+export function clientErrorHandler(logger: Logger): (error: Error & { code?: string }, socket: Duplex) => void {
+  return (error, socket) => {
+    const answer = parserErrorAnswer(error);
+    logger.debug({ code: answer.code, parserError: error.code }, 'request refused by the HTTP parser');
+    // As Node's default: answer only when no byte of another answer is on this connection yet.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const status = statusOf(answer.code);
+    const body = JSON.stringify(errorBody(answer));
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.once('finish', () => socket.destroy());
+  };
+}
+
+/** For the server's 'checkExpectation': an Expect other than 100-continue is refused (Node's own answer is a bare 417). */
+export function expectationFailed(logger: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const answer = new ServiceError('expectation_unsupported', `Expect: ${JSON.stringify(String(req.headers.expect).slice(0, MAX_ECHOED_REASON_CHARS))} is not supported; only 100-continue is`);
+    logger.debug({ code: answer.code }, 'request refused');
+    sendError(req, res, answer);
   };
 }
 

@@ -1,18 +1,59 @@
-import express, { type RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { ServiceError } from '../../shared/errors.ts';
+import { asyncMiddleware } from '../routes/route.ts';
+import { readBody } from './read-body.ts';
+
+const UTF8_NAMES = new Set(['utf-8', 'utf8']);
+const MAX_ECHOED_HEADER_CHARS = 64;
+
+/** The charset parameter of Content-Type, lowercased, or undefined; split by hand, as a header is untrusted text. */
+function charsetOf(contentType: string): string | undefined {
+  for (const parameter of contentType.split(';').slice(1)) {
+    const equals = parameter.indexOf('=');
+    if (equals < 0 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue;
+    return parameter.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+  }
+  return undefined;
+}
+
+const requireJson: RequestHandler = (req, _res, next) => {
+  const sent = req.get('content-type');
+  if (!req.is(['application/json', '+json'])) {
+    throw new ServiceError('content_type_unsupported', sent ? `content type ${JSON.stringify(sent.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body as application/json` : 'send a JSON body with Content-Type: application/json');
+  }
+  const charset = charsetOf(sent ?? '');
+  if (charset !== undefined && !UTF8_NAMES.has(charset)) {
+    throw new ServiceError('content_type_unsupported', `charset ${JSON.stringify(charset.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body as UTF-8`);
+  }
+  next();
+};
+
+function parseJson(bytes: Buffer): unknown {
+  if (bytes.length === 0) throw new ServiceError('body_invalid_json', 'the body is empty; send a JSON object');
+  let text: string;
+  try {
+    // fatal: a byte that is not UTF-8 is refused, not turned into U+FFFD.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (cause) {
+    throw new ServiceError('body_invalid_json', 'the body is not valid UTF-8; send JSON as UTF-8', { cause });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ServiceError('body_invalid_json', `the body is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+}
 
 /**
- * A JSON body or nothing: another content type is refused (415) before a byte
- * is read, and the body is read up to limitBytes (413 past it, checked on
- * Content-Length before reading when the client sends one).
+ * A JSON body or nothing: another content type or charset is refused (415)
+ * before a byte is read; the body is read by readBody (limits, encodings, and
+ * what happens to a refused one), then decoded as UTF-8 and parsed. Any JSON
+ * value passes here: that the body is an object is the route schema's
+ * business, whose answer names the field.
  */
 export function jsonBody(limitBytes: number): RequestHandler[] {
-  const requireJson: RequestHandler = (req, _res, next) => {
-    if (!req.is(['application/json', '+json'])) {
-      const sent = req.get('content-type');
-      throw new ServiceError('content_type_unsupported', sent ? `content type ${sent} is not supported; send the body as application/json` : 'send a JSON body with Content-Type: application/json');
-    }
-    next();
-  };
-  return [requireJson, express.json({ limit: limitBytes, strict: true, type: () => true })];
+  const readJson = asyncMiddleware(async (req: Request, res) => {
+    req.body = parseJson(await readBody(req, res, limitBytes));
+  });
+  return [requireJson, readJson];
 }

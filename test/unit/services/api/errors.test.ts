@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { toServiceError } from '../../../../services/api/middleware/errors.ts';
+import { clientErrorHandler, toServiceError } from '../../../../services/api/middleware/errors.ts';
 import { RequestError, SandboxError } from '../../../../runtime/errors.ts';
 import { resolveLimits } from '../../../../runtime/limits.ts';
 import { checkFiles } from '../../../../runtime/workspace/files.ts';
 import { loadRuntimeConfig } from '../../../../services/shared/config.ts';
 import { ERROR_CODES, ServiceError, statusOf } from '../../../../services/shared/errors.ts';
+import { createLogger } from '../../../../services/shared/logger.ts';
 
 test('every code has an HTTP error status and a description', () => {
   for (const [code, { status, description }] of Object.entries(ERROR_CODES)) {
@@ -51,12 +53,36 @@ test('anything else is internal_error, without its message', () => {
   }
 });
 
-test('body parser errors map to their codes', () => {
-  const parse = Object.assign(new Error('Unexpected token'), { type: 'entity.parse.failed' });
-  const large = Object.assign(new Error('too large'), { type: 'entity.too.large', limit: 100 });
-  assert.equal(toServiceError(parse).code, 'body_invalid_json');
-  assert.equal(toServiceError(large).code, 'body_too_large');
-  assert.match(toServiceError(large).message, /100 bytes/);
+test('Express\'s URIError for a malformed %XX in a route parameter is path_invalid, without the raw parameter', () => {
+  // As Express 4's Layer decode_param leaves it.
+  const error = Object.assign(new URIError('Failed to decode param \'%ff/secret\''), { status: 400, statusCode: 400 });
+  const answer = toServiceError(error);
+  assert.equal(answer.code, 'path_invalid');
+  assert.equal(statusOf(answer.code), 400);
+  assert.doesNotMatch(answer.message, /secret/);
+  assert.equal(toServiceError(new URIError('URI malformed')).code, 'internal_error', 'only the one Express marked as a client error');
+});
+
+test('a request Node\'s parser refuses is answered with the error body, raw, and the connection ends', async () => {
+  const answerTo = async (error: Error & { code?: string; reason?: string }) => {
+    const socket = new PassThrough();
+    let written = '';
+    socket.on('data', (chunk: Buffer) => { written += chunk.toString(); });
+    const ended = new Promise((resolve) => socket.once('close', resolve));
+    clientErrorHandler(createLogger({ level: 'silent', name: 'test' }))(error, socket);
+    await ended;
+    const [head, body] = written.split('\r\n\r\n') as [string, string];
+    assert.match(head, /Connection: close/);
+    assert.equal(Number(/Content-Length: (\d+)/.exec(head)?.[1]), Buffer.byteLength(body));
+    return { status: Number(head.split(' ')[1]), body: JSON.parse(body) as { error: { code: string; message: string; field: null } } };
+  };
+  const garbage = await answerTo(Object.assign(new Error('Parse Error: Invalid method encountered'), { code: 'HPE_INVALID_METHOD', reason: 'Invalid method encountered' }));
+  assert.equal(garbage.status, 400);
+  assert.deepEqual(Object.keys(garbage.body.error), ['code', 'message', 'field']);
+  assert.equal(garbage.body.error.code, 'request_malformed');
+  assert.match(garbage.body.error.message, /Invalid method encountered/);
+  assert.equal((await answerTo(Object.assign(new Error('Header overflow'), { code: 'HPE_HEADER_OVERFLOW' }))).body.error.code, 'headers_too_large');
+  assert.equal((await answerTo(Object.assign(new Error('timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }))).status, 408);
 });
 
 test('a service error passes through with its Retry-After', () => {

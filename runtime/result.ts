@@ -49,14 +49,38 @@ export function classify(f: StepFacts): Verdict {
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const FIRST_PRINTABLE = 0x20;
+/** Control characters JSON writes as \n, \t and the like; the others take \u00XX. */
+const SHORT_ESCAPES = new Set([0x08, 0x09, 0x0a, 0x0c, 0x0d]);
+const SHORT_ESCAPE_EXTRA_BYTES = 1;
+const UNICODE_ESCAPE_EXTRA_BYTES = 5;
+
+/** The bytes JSON's escapes add to a UTF-8 text, counted in one pass. */
+export function jsonEscapeExtraBytes(bytes: Buffer): number {
+  let extra = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (byte === QUOTE || byte === BACKSLASH) extra += SHORT_ESCAPE_EXTRA_BYTES;
+    else if (byte < FIRST_PRINTABLE) extra += SHORT_ESCAPES.has(byte) ? SHORT_ESCAPE_EXTRA_BYTES : UNICODE_ESCAPE_EXTRA_BYTES;
+  }
+  return extra;
+}
+
 /**
  * Output as JSON can carry it: text when it is valid UTF-8, else base64 and a
- * marker, so that no byte is lost or replaced behind the caller's back.
+ * marker, so that no byte is lost or replaced behind the caller's back. Text
+ * whose escapes would more than double it (mostly control characters) goes
+ * as base64 too, so that an output never takes more than twice its size in
+ * a record: the service reserves Redis memory on that bound.
  */
 export function encodeOutput(name: 'stdout' | 'stderr', bytes: Buffer): Partial<StepResult> {
   try {
-    return { [name]: strictUtf8.decode(bytes) };
+    const text = strictUtf8.decode(bytes);
+    if (jsonEscapeExtraBytes(bytes) <= bytes.length) return { [name]: text };
   } catch {
-    return { [name]: bytes.toString('base64'), [`${name}Encoding`]: 'base64' };
+    // not UTF-8: base64 below
   }
+  return { [name]: bytes.toString('base64'), [`${name}Encoding`]: 'base64' };
 }

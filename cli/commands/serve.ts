@@ -14,15 +14,23 @@ type Part = 'serve' | 'api' | 'worker';
 const HELP: Record<Part, string> = {
   serve: `Usage: brig serve
 
-Runs the HTTP API and a worker in one process. Without REDIS_URL it starts a
-private redis-server on loopback with its data in $BRIG_STATE_DIR/redis, and
-stops it on exit. Every setting is an environment variable (see the README).
+Runs the HTTP API and a worker in one process, listening on HOST (default
+127.0.0.1) and PORT (default 8080). Without REDIS_URL it starts a private
+redis-server with its data in $BRIG_STATE_DIR/redis: an append-only file
+synced every second (a restart loses no accepted run), maxmemory
+BRIG_REDIS_MAXMEMORY (default 1gb) with noeviction, started again if it dies,
+and stopped on exit. Every setting is an environment variable (see the README).
 SIGTERM or SIGINT shut down in order: the API stops accepting and drains, the
 worker finishes its runs within BRIG_SHUTDOWN_GRACE_MS, then Redis stops.
+
+Exit codes: 0 clean shutdown; 1 Brig failed; 3 the host or the configuration
+is not ready (for example HOST is not loopback and BRIG_API_KEYS is empty).
 `,
   api: `Usage: brig api
 
-Runs only the HTTP API on PORT (default 8080), against REDIS_URL.
+Runs only the HTTP API on HOST:PORT (default 127.0.0.1:8080), against
+REDIS_URL. On an address other machines can reach it refuses to start without
+BRIG_API_KEYS, unless BRIG_ALLOW_ANONYMOUS=1 says that is meant.
 `,
   worker: `Usage: brig worker
 
@@ -49,7 +57,9 @@ export function serviceCommand(part: Part) {
     let redisUrl = serviceConfig.redisUrl;
     if (!redisUrl) {
       if (part !== 'serve') throw new HostError('redis_url_missing', `brig ${part} needs REDIS_URL (only brig serve starts a private Redis)`);
-      redis = await startPrivateRedis(join(runtimeConfig.stateDir, 'redis'));
+      redis = await startPrivateRedis(join(runtimeConfig.stateDir, 'redis'), {
+        maxMemory: serviceConfig.redisMaxMemory, appendOnly: true, restart: { logger: logger.child({ component: 'redis' }) },
+      });
       redisUrl = redis.socketUrl;
       logger.info({ redisUrl }, 'started a private redis-server');
     }

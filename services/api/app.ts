@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import express, { type Express } from 'express';
+import { ConfigError } from '../../runtime/errors.ts';
 import { loadLanguageProfiles } from '../../runtime/languages/profile.ts';
 import { ERROR_CODES } from '../shared/errors.ts';
 import { buildOpenApiDocument } from '../shared/openapi.ts';
@@ -23,6 +24,7 @@ import { asyncHandler, type Route } from './routes/route.ts';
 import { runEventRoutes } from './routes/run-events.ts';
 import { runRoutes } from './routes/runs.ts';
 import { RunEventHub } from './runs/event-hub.ts';
+import { StoreRoom } from './runs/store-room.ts';
 import { LiveWorkers } from './workers/live-workers.ts';
 
 export type { ApiDeps } from './context.ts';
@@ -41,6 +43,7 @@ export function createApp(deps: ApiDeps): Express {
   const ctx: ApiContext = {
     ...deps,
     store,
+    room: new StoreRoom(deps.redis),
     hub: new RunEventHub(deps.queueEvents, store, deps.logger),
     workers: new LiveWorkers(deps.redis, new Map([...profiles.values()].map((p) => [p.name, p.sourceFile])), deps.logger),
     shutdownSignal: deps.shutdownSignal ?? new AbortController().signal,
@@ -69,6 +72,13 @@ export function createApp(deps: ApiDeps): Express {
   app.set('etag', false);
   // Flat query strings only: ?a[b]=c stays a string, never an object.
   app.set('query parser', 'simple');
+  // req.ip, which limits count by when there is no API key: the peer, unless
+  // BRIG_TRUST_PROXY names the proxies whose X-Forwarded-For to believe.
+  try {
+    app.set('trust proxy', deps.config.trustProxy);
+  } catch (error) {
+    throw new ConfigError('config_invalid', `configuration BRIG_TRUST_PROXY: ${(error as Error).message}; give a hop count or addresses and CIDRs separated by commas`, { field: 'BRIG_TRUST_PROXY', cause: error });
+  }
   app.use(requestContext(deps.logger, ctx.shutdownSignal), accessLog(deps.metrics));
   const guard = [requireApiKey(deps.config.apiKeys), rateLimit(deps.redis, deps.config.rateLimitPerMinute)];
   const body = jsonBody(deps.config.bodyLimitBytes);

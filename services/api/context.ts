@@ -1,13 +1,14 @@
 import type { Queue, QueueEvents } from 'bullmq';
 import type { Response } from 'express';
 import type { RuntimeConfig, ServiceConfig } from '../shared/config.ts';
-import type { RunJobData, RunRecord } from '../shared/contract.ts';
+import type { RunJobData, RunOutcome } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
 import type { RunStore } from '../shared/run-store.ts';
 import type { runRequestSchema } from '../shared/schemas.ts';
 import type { RunEventHub } from './runs/event-hub.ts';
+import type { StoreRoom } from './runs/store-room.ts';
 import type { LiveWorkers } from './workers/live-workers.ts';
 
 /** What createApp needs; the caller owns every connection and closes it. */
@@ -17,7 +18,7 @@ export interface ApiDeps {
   runtimeConfig: RuntimeConfig;
   /** Commands (records, rate limit, heartbeats, cancel). */
   redis: Redis;
-  queue: Queue<RunJobData, RunRecord>;
+  queue: Queue<RunJobData, RunOutcome>;
   /** The one QueueEvents of this process; the app adds its listeners. */
   queueEvents: QueueEvents;
   metrics: Metrics;
@@ -29,6 +30,7 @@ export interface ApiDeps {
 /** The deps plus what the app builds on them, handed to every route. */
 export interface ApiContext extends ApiDeps {
   store: RunStore;
+  room: StoreRoom;
   hub: RunEventHub;
   workers: LiveWorkers;
   shutdownSignal: AbortSignal;
@@ -42,8 +44,8 @@ export interface RequestLocals {
   log: Logger;
   /** Set once the request names a run, for the access log. */
   runId?: string;
-  /** Who the rate limit counts against: a hash of the API key. */
-  rateSubject?: string;
+  /** Set once a valid API key came with the request: a prefix of its SHA-256, never the key. */
+  apiKeyDigest?: string;
 }
 
 export function locals(res: Response): RequestLocals {

@@ -4,7 +4,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import type { Express } from 'express';
 import { ConfigError, HostError } from '../../runtime/errors.ts';
 import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../shared/config.ts';
-import { QUEUE_NAME, type RunJobData, type RunRecord } from '../shared/contract.ts';
+import { EVENTS_MAX_LEN, QUEUE_NAME, type RunJobData, type RunOutcome } from '../shared/contract.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { closeRedis, createRedisClient, type Redis } from '../shared/redis.ts';
@@ -57,17 +57,21 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Logs a connection's errors once per outage, not once per reconnect attempt. */
-function logOutages(client: Redis, name: string, logger: Logger): void {
-  let down = false;
-  client.on('error', (error: Error) => {
-    if (!down) logger.warn({ err: error, connection: name }, 'redis connection lost');
-    down = true;
-  });
-  client.on('ready', () => {
-    if (down) logger.info({ connection: name }, 'redis connection back');
-    down = false;
-  });
+/** Addresses that only this machine can reach. */
+function isLoopback(host: string): boolean {
+  const address = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return address === 'localhost' || address === '::1' || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(address) || address === '::ffff:127.0.0.1';
+}
+
+/**
+ * An API anyone on the network can reach, with no key, runs anyone's code:
+ * that must be a decision (BRIG_ALLOW_ANONYMOUS=1), never a default.
+ */
+function checkExposure(config: ServiceConfig): void {
+  if (isLoopback(config.host) || config.apiKeys.length > 0 || config.allowAnonymous) return;
+  throw new ConfigError('api_exposed_without_keys',
+    `HOST=${config.host} makes the API reachable from other machines, and BRIG_API_KEYS is empty: anyone could run code here. Set BRIG_API_KEYS, listen on 127.0.0.1, or set BRIG_ALLOW_ANONYMOUS=1 if that is what you want`,
+    { field: 'HOST' });
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -86,13 +90,13 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   const logger = (opts.logger ?? createLogger({ level: config.logLevel, name: 'brig-api' })).child({ component: 'api' });
   const metrics = opts.metrics ?? createMetrics();
   if (!config.redisUrl) throw new ConfigError('redis_url_missing', 'the API needs REDIS_URL, the Redis its workers use');
+  checkExposure(config);
 
-  const redis = createRedisClient(config.redisUrl, { name: 'brig-api' });
+  const redis = createRedisClient(config.redisUrl, { name: 'brig-api', logger });
   // QueueEvents blocks on XREAD: it gets a connection of its own.
-  const eventsRedis = createRedisClient(config.redisUrl, { name: 'brig-api-events', blocking: true });
-  logOutages(redis, 'commands', logger);
-  logOutages(eventsRedis, 'events', logger);
-  const queue = new Queue<RunJobData, RunRecord>(QUEUE_NAME, { connection: redis });
+  const eventsRedis = createRedisClient(config.redisUrl, { name: 'brig-api-events', blocking: true, logger });
+  // The queue's metadata carries the events stream's length for every producer of events (the workers too).
+  const queue = new Queue<RunJobData, RunOutcome>(QUEUE_NAME, { connection: redis, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
   const queueEvents = new QueueEvents(QUEUE_NAME, { connection: eventsRedis });
   queue.on('error', (error: Error) => logger.debug({ err: error }, 'queue error'));
   queueEvents.on('error', (error: Error) => logger.debug({ err: error }, 'queue events error'));

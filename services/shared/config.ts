@@ -94,9 +94,32 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, override
 
 export const LIMIT_ENV_SUFFIXES = LIMIT_ENV;
 
+/** '1', 'true', 'yes' and 'on' are true; '0', 'false', 'no', 'off' and unset are false. */
+const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).default('0')
+  .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
+
+/**
+ * BRIG_TRUST_PROXY: off ('0', 'false' or unset: X-Forwarded-For is ignored),
+ * a number of proxy hops in front of the API, or a comma-separated list of
+ * proxy addresses or CIDRs ('loopback', '10.0.0.0/8', ...) as Express's
+ * 'trust proxy' takes them.
+ */
+const trustProxySchema = z.string().default('0').transform((v): false | number | string[] => {
+  const text = v.trim();
+  if (text === '' || text === '0' || text === 'false') return false;
+  if (/^[0-9]{1,2}$/.test(text)) return Number(text);
+  return text.split(',').map((s) => s.trim()).filter(Boolean);
+});
+
+/** A Redis memory size as redis.conf takes it: bytes, or a number with kb, mb or gb. */
+const redisMemorySchema = z.string().regex(/^[0-9]{1,15}(?:[kmg]b?)?$/i, { error: 'must be bytes or a size like 512mb or 2gb' }).default('1gb');
+
 const serviceSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(8080),
-  host: z.string().default('0.0.0.0'),
+  // Loopback unless asked: a public API without keys must be a decision, not a default.
+  host: z.string().default('127.0.0.1'),
+  allowAnonymous: flag,
+  trustProxy: trustProxySchema,
   redisUrl: z.string().url().optional(),
   apiKeys: z.string().default('').transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean)),
   rateLimitPerMinute: z.coerce.number().int().min(0).default(600),
@@ -106,6 +129,14 @@ const serviceSchema = z.object({
   maxFiles: z.coerce.number().int().positive().default(32),
   maxTests: z.coerce.number().int().positive().default(100),
   maxCompileOutputBytes: z.coerce.number().int().positive().default(64 * 1024),
+  /** Output bytes kept for a whole run: the compile step and every test together. */
+  maxRunOutputBytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+  /** tests × wallMs of one run: how long one request may hold a sandbox slot. */
+  maxRunWallMs: z.coerce.number().int().positive().default(5 * 60 * 1000),
+  /** Runs one client (API key, or address) may have queued or running at once. */
+  clientMaxActiveRuns: z.coerce.number().int().positive().default(200),
+  /** maxmemory of the private Redis of `brig serve` (policy noeviction). */
+  redisMaxMemory: redisMemorySchema,
   waitTimeoutMs: z.coerce.number().int().positive().default(30_000),
   shutdownGraceMs: z.coerce.number().int().positive().default(30_000),
   workerMetricsPort: z.coerce.number().int().min(0).max(65535).default(9464),
@@ -119,9 +150,11 @@ export type ServiceConfig = z.infer<typeof serviceSchema>;
 
 /** Env variable → config key, for the service section. */
 const SERVICE_ENV: Record<string, string> = {
-  PORT: 'port', HOST: 'host', REDIS_URL: 'redisUrl', BRIG_API_KEYS: 'apiKeys', BRIG_RATE_LIMIT_PER_MINUTE: 'rateLimitPerMinute',
+  PORT: 'port', HOST: 'host', BRIG_ALLOW_ANONYMOUS: 'allowAnonymous', BRIG_TRUST_PROXY: 'trustProxy', REDIS_URL: 'redisUrl', BRIG_API_KEYS: 'apiKeys', BRIG_RATE_LIMIT_PER_MINUTE: 'rateLimitPerMinute',
   BRIG_QUEUE_CAPACITY: 'queueCapacity', BRIG_RESULT_TTL_SECONDS: 'resultTtlSeconds', BRIG_BODY_LIMIT_BYTES: 'bodyLimitBytes',
   BRIG_MAX_FILES: 'maxFiles', BRIG_MAX_TESTS: 'maxTests', BRIG_MAX_COMPILE_OUTPUT_BYTES: 'maxCompileOutputBytes',
+  BRIG_MAX_RUN_OUTPUT_BYTES: 'maxRunOutputBytes', BRIG_MAX_RUN_WALL_MS: 'maxRunWallMs', BRIG_CLIENT_MAX_ACTIVE_RUNS: 'clientMaxActiveRuns',
+  BRIG_REDIS_MAXMEMORY: 'redisMaxMemory',
   BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs', BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs', BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',
   BRIG_JOB_LOCK_MS: 'jobLockMs', BRIG_STALLED_CHECK_MS: 'stalledCheckMs', BRIG_SLOT_SWEEP_MS: 'slotSweepMs',
   LOG_LEVEL: 'logLevel',

@@ -7,15 +7,22 @@
  *  1. API validates the request, writes the record {status: 'queued'} at
  *     keys.run(id) with the result TTL, and adds a BullMQ job (jobId = id,
  *     data = RunJobData) to QUEUE_NAME.
- *  2. A worker takes the job, sets {status: 'running', startedAt} and reports
- *     progress with job.updateProgress(RunEvent) at each step ('started',
- *     'compiled', 'test' per test); it writes the final record {status:
- *     'done', verdict, compile, run | tests, finishedAt} and then returns it
- *     as the job's return value. That completion (QueueEvents 'completed')
- *     is the 'done' (or 'cancelled') event: no progress call is spent on it.
+ *  2. A worker takes the job, sets {status: 'running', startedAt, progress}
+ *     and reports progress with job.updateProgress(RunEvent) at each step
+ *     ('started', 'compiled', 'test' per test). Events carry a step's
+ *     figures and verdict, never its output, and the running record's
+ *     `progress` holds the same summaries, so a follower that joins late
+ *     reads the state from the record. The worker writes the final record
+ *     {status: 'done', verdict, compile, run | tests, finishedAt} once,
+ *     with the outputs, releases the run's admission (see admission.ts)
+ *     in the same step, and returns a RunOutcome (id, status, verdict: no
+ *     output) as the job's return value. That completion (QueueEvents
+ *     'completed') is the 'done' (or 'cancelled') event. Each output is
+ *     thus held in Redis once: in the record.
  *  3. The API follows runs through BullMQ QueueEvents ('progress',
  *     'completed', 'failed', 'removed') and the record; SSE and wait=true are
- *     built on that.
+ *     built on that. BullMQ's event stream is trimmed to EVENTS_MAX_LEN and
+ *     never read by hand.
  *  4. Cancel: the API sets keys.cancel(id) (TTL) and publishes the id on
  *     CANCEL_CHANNEL. A waiting job is removed by the API and its record set
  *     to {status: 'cancelled'}; an active one is aborted by the worker that
@@ -29,7 +36,7 @@
  * cancelled active run completes its BullMQ job with the cancelled record as
  * the return value. A QueueEvents 'failed' happens only when BullMQ gives up
  * by itself (stalled more than maxStalledCount): the record is then still
- * 'running', and the API records internal_error with code 'worker_lost'.
+ * 'running', and the API records internal_error with code 'run_failed'.
  */
 import type { Limits } from '../../runtime/limits.ts';
 import type { StepResult, Verdict as StepVerdict } from '../../runtime/result.ts';
@@ -39,6 +46,12 @@ export const JOB_NAME = 'run';
 export const CANCEL_CHANNEL = 'brig:cancel';
 /** Jobs are added with this many attempts: a failed sandbox build is retried once; a program's outcome never is. */
 export const RUN_JOB_ATTEMPTS = 2;
+/**
+ * BullMQ's event stream is trimmed to about this many entries. Followers
+ * read it live (QueueEvents); nothing reads its history, and no entry holds
+ * an output, so a short stream loses nothing.
+ */
+export const EVENTS_MAX_LEN = 1_000;
 
 export const keys = {
   /** JSON RunRecord, with the result TTL. */
@@ -50,6 +63,14 @@ export const keys = {
   workerPattern: 'brig:worker:*',
   /** Fixed-window rate limit counter. */
   rate: (subject: string, windowStart: number) => `brig:rate:${subject}:${windowStart}`,
+  /** ZSET of a client's runs queued or running (member run id, score: when the entry goes stale, ms). */
+  clientRuns: (client: string) => `brig:client:${client}`,
+  /** HASH run id → bytes reserved in Redis for the run's worst case, while it is queued or running. */
+  reservations: 'brig:admission:bytes',
+  /** ZSET run id → when its reservation goes stale (ms): a run that vanished gives its bytes back. */
+  reservationExpiry: 'brig:admission:expiry',
+  /** The sum of the reservations, in bytes. */
+  reservedTotal: 'brig:admission:total',
 };
 
 export type CompareMode = 'exact' | 'trim' | 'tokens' | { float: number };
@@ -65,6 +86,8 @@ export interface RunJobData {
   /** Judge mode when non-empty: each test runs in a fresh sandbox from the one compiled workspace. */
   tests: { name: string; stdinBase64: string; expectedOutputBase64: string }[];
   compare: CompareMode;
+  /** Who submitted it (services/api/runs/client.ts): the run counts against this client until it ends. */
+  client: string;
   callbackUrl?: string;
   requestId?: string;
   /** ms since the epoch, when the API accepted the run. */
@@ -83,6 +106,20 @@ export interface TestView extends Omit<StepView, 'verdict'> {
   verdict: RunVerdict;
 }
 
+/** A step without its output: what progress events and a running record carry. */
+export type StepSummary = Omit<StepView, 'stdout' | 'stderr' | 'stdoutEncoding' | 'stderrEncoding'>;
+export type TestSummary = Omit<TestView, 'stdout' | 'stderr' | 'stdoutEncoding' | 'stderrEncoding'>;
+
+/** How far a running run has got. */
+export interface RunProgress {
+  /** The worker that runs it. */
+  workerId: string;
+  /** Present once the compile step is over: its summary, or null for a language without one. */
+  compile?: StepSummary | null;
+  /** The tests judged so far, in order. */
+  tests: TestSummary[];
+}
+
 export interface RunRecord {
   id: string;
   language: string;
@@ -99,13 +136,18 @@ export interface RunRecord {
   finishedAt?: number;
   /** Set when the verdict is internal_error: what went wrong on Brig's side. */
   error?: { code: string; message: string };
+  /** Only while running: the steps so far, without their output. */
+  progress?: RunProgress;
 }
+
+/** A finished job's return value: enough to know the run ended, and how. The record holds the rest. */
+export type RunOutcome = Pick<RunRecord, 'id' | 'status' | 'verdict'>;
 
 export type RunEvent =
   | { type: 'queued'; id: string }
   | { type: 'started'; id: string; workerId: string }
-  | { type: 'compiled'; id: string; compile: StepView | null }
-  | { type: 'test'; id: string; index: number; test: TestView }
+  | { type: 'compiled'; id: string; compile: StepSummary | null }
+  | { type: 'test'; id: string; index: number; test: TestSummary }
   | { type: 'done'; id: string; record: RunRecord }
   | { type: 'cancelled'; id: string };
 

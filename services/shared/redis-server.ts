@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createServer, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostError } from '../../runtime/errors.ts';
+import type { Logger } from './logger.ts';
 
 /**
  * A private redis-server on loopback, for `brig serve` without REDIS_URL and
@@ -15,12 +16,33 @@ export interface PrivateRedis {
   /** unix://<dataDir>/redis.sock: the same server, cheaper per command on this machine. */
   socketUrl: string;
   port: number;
-  process: ChildProcess;
+  /** The redis-server running now (a new one after a restart). */
+  readonly process: ChildProcess;
+  /** Stops the server (and its supervision). Idempotent. */
   stop(): Promise<void>;
+}
+
+export interface PrivateRedisOptions {
+  /**
+   * maxmemory, as redis.conf writes it (512mb, 2gb); writes past it are
+   * refused (noeviction), never made room for by dropping somebody's result.
+   */
+  maxMemory?: string;
+  /**
+   * An append-only file in the data folder, synced every second: a restart
+   * of the server (or of `brig serve`) loses nothing; a crash of the machine
+   * or a SIGKILL of Redis loses at most the last second of writes.
+   */
+  appendOnly?: boolean;
+  /** Start the server again when it exits by itself; its exits and restarts are logged here. */
+  restart?: { logger: Logger };
 }
 
 const START_TIMEOUT_MS = 10_000;
 const PING_INTERVAL_MS = 50;
+/** Between restarts of a server that keeps dying: up to this long. */
+const RESTART_BACKOFF_MAX_MS = 5_000;
+const RESTART_BACKOFF_FIRST_MS = 100;
 
 /** A port the kernel says is free right now. */
 export function freePort(): Promise<number> {
@@ -46,42 +68,89 @@ function ping(port: number): Promise<boolean> {
     socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
     socket.once('data', (data) => {
       socket.destroy();
+      // A server still loading its append-only file answers -LOADING: not ready yet.
       resolve(data.toString().startsWith('+PONG'));
     });
   });
 }
 
-export async function startPrivateRedis(dataDir: string): Promise<PrivateRedis> {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const port = await freePort();
-  const socketPath = join(dataDir, 'redis.sock');
-  const child = spawn('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--unixsocket', socketPath, '--unixsocketperm', '700',
-    '--dir', dataDir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes',
-  ], { stdio: 'ignore' });
+function serverArgs(dataDir: string, port: number, opts: PrivateRedisOptions): string[] {
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--unixsocket', join(dataDir, 'redis.sock'), '--unixsocketperm', '700',
+    '--dir', dataDir, '--save', '', '--protected-mode', 'yes',
+    '--appendonly', opts.appendOnly ? 'yes' : 'no',
+  ];
+  if (opts.appendOnly) args.push('--appendfsync', 'everysec');
+  if (opts.maxMemory) args.push('--maxmemory', opts.maxMemory, '--maxmemory-policy', 'noeviction');
+  return args;
+}
+
+/** Spawns redis-server and waits until it answers PING. */
+async function launch(dataDir: string, port: number, opts: PrivateRedisOptions): Promise<ChildProcess> {
+  const child = spawn('redis-server', serverArgs(dataDir, port, opts), { stdio: 'ignore' });
   const failed = new Promise<Error>((resolve) => child.once('error', resolve));
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     const error = await Promise.race([failed, sleep(0).then(() => null)]);
     if (error) throw new HostError('redis_missing', `cannot start redis-server (${error.message}): install it with "apt-get install redis-server" or run "npm run setup", or set REDIS_URL`);
     if (child.exitCode !== null) throw new HostError('redis_failed', `redis-server exited with code ${child.exitCode} at start`);
-    if (await ping(port)) break;
+    if (await ping(port)) return child;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new HostError('redis_failed', `redis-server did not answer on port ${port} within ${START_TIMEOUT_MS} ms`);
     }
     await sleep(PING_INTERVAL_MS);
   }
+}
+
+export async function startPrivateRedis(dataDir: string, opts: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const port = await freePort();
+  let child = await launch(dataDir, port, opts);
+  let stopping = false;
+  let restarting: Promise<void> | null = null;
+
+  // Restarted on the same port, socket and folder: clients reconnect by
+  // themselves, and the append-only file brings the data back.
+  const supervise = (current: ChildProcess) => {
+    const restart = opts.restart;
+    if (!restart) return;
+    current.once('exit', (code, signal) => {
+      if (stopping) return;
+      restart.logger.error({ code, signal }, 'the private redis-server exited: starting it again');
+      restarting = (async () => {
+        for (let delay = RESTART_BACKOFF_FIRST_MS; !stopping; delay = Math.min(delay * 2, RESTART_BACKOFF_MAX_MS)) {
+          try {
+            child = await launch(dataDir, port, opts);
+            if (stopping) child.kill('SIGTERM');
+            else supervise(child);
+            restart.logger.info({ pid: child.pid }, 'the private redis-server is back');
+            return;
+          } catch (error) {
+            restart.logger.error({ err: error, retryMs: delay }, 'the private redis-server did not start again');
+            await sleep(delay);
+          }
+        }
+      })().finally(() => { restarting = null; });
+    });
+  };
+  supervise(child);
+
   let stopped: Promise<void> | undefined;
   return {
     url: `redis://127.0.0.1:${port}`,
-    socketUrl: `unix://${socketPath}`,
+    socketUrl: `unix://${join(dataDir, 'redis.sock')}`,
     port,
-    process: child,
+    get process() {
+      return child;
+    },
     stop() {
       stopped ??= (async () => {
+        stopping = true;
+        await restarting;
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = new Promise((resolve) => child.once('exit', resolve));
+        // SIGTERM: Redis flushes its append-only file before it exits.
         child.kill('SIGTERM');
         await exited;
       })();

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from './logger.ts';
+import { OutageLog } from './store-errors.ts';
 
 export type { Redis };
 
@@ -49,16 +51,29 @@ export function bullmqConnection(url: string): { url?: string; path?: string } {
   return parsed.protocol === 'unix:' ? { path: decodeURIComponent(parsed.pathname) } : { url };
 }
 
-export function createRedisClient(url: string, opts: { name: string; blocking?: boolean }): Redis {
+/**
+ * A Redis that drops our packets would hold each connection attempt for
+ * ioredis's default 10 s; a command connection gives up sooner, so an HTTP
+ * request gets its 503 in about a second.
+ */
+const CONNECT_TIMEOUT_MS = 1_000;
+
+/**
+ * A connection with its outages logged once each (OutageLog): every client
+ * of the services comes from here, so none is without an error listener
+ * (ioredis would print an unstructured line per failed reconnect).
+ */
+export function createRedisClient(url: string, opts: { name: string; blocking?: boolean; logger: Logger }): Redis {
   const client: Redis = new Redis({
     ...redisConnectionOptions(url),
     connectionName: opts.name,
+    connectTimeout: CONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: opts.blocking ? null : COMMAND_RETRIES_PER_REQUEST,
     retryStrategy: (attempt) => (closing.has(client) ? null : Math.min(attempt * RECONNECT_BACKOFF_STEP_MS, RECONNECT_BACKOFF_MAX_MS)),
   });
-  // Without a listener ioredis prints every failed reconnect to stderr; the
-  // owner decides what to log through its own 'error' listener.
-  client.on('error', () => {});
+  const outages = new OutageLog(opts.logger, opts.name);
+  client.on('error', (error: Error) => outages.failed(error));
+  client.on('ready', () => outages.recovered());
   return client;
 }
 

@@ -1,25 +1,44 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RELEASE_KEYS, releaseLua, releaseRun } from './admission.ts';
 import { CANCEL_CHANNEL, keys, type RunRecord } from './contract.ts';
 import { LuaScript, type Redis } from './redis.ts';
+import { storeFault } from './store-errors.ts';
 
 /**
- * The run records in Redis (keys.run(id)), the source of truth about a run.
- * The API creates a record and may move it to a final state (cancelled while
- * still queued; internal_error when the job failed without the worker writing
- * one); the worker writes everything else. Every change the API makes is a
+ * The run records in Redis (keys.run(id)), the source of truth about a run,
+ * and the one module that reads or writes them. The API creates a record
+ * and may move it to a final state (cancelled while still queued;
+ * internal_error when the job failed without the worker writing one); the
+ * worker writes everything else. Every change the API makes is a
  * compare-and-set against the JSON it read, so it never overwrites a record
- * the worker changed in between.
+ * the worker changed in between. Whoever makes a record final releases the
+ * run's admission in the same script.
  */
 const FINAL_STATUSES: ReadonlySet<RunRecord['status']> = new Set(['done', 'cancelled']);
 /** Attempts of a read-modify-write before giving up to a faster writer. */
 const MAX_CAS_ATTEMPTS = 5;
+/**
+ * A final record refused for memory is tried again this often, up to this
+ * many times: admission keeps room for every admitted run, so a refusal can
+ * only be brief (another Redis client's writes), and records expire meanwhile.
+ */
+const FULL_RETRY_DELAYS_MS = [100, 250, 500, 1_000, 2_000, 4_000];
 
 // Sets KEYS[1] to ARGV[2] only if it still holds ARGV[1]; keeps the key's TTL.
+// With ARGV[4] = '1' the new record is final and the run's admission is released.
 const compareAndSet = new LuaScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-  return 1
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+if ARGV[4] == '1' then ${releaseLua(2, 'ARGV[3]')}
 end
-return 0
+return 1
+`);
+
+// Writes the final record (KEYS[1]) with its TTL and releases the run's admission.
+const writeFinal = new LuaScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+${releaseLua(2, 'ARGV[3]')}
+return 1
 `);
 
 export function isFinal(record: RunRecord): boolean {
@@ -39,13 +58,44 @@ export class RunStore {
     return (await this.redis.set(keys.run(record.id), JSON.stringify(record), 'EX', this.ttlSeconds, 'NX')) === 'OK';
   }
 
-  async delete(id: string): Promise<void> {
+  /** Removes a record that was never queued, and its admission. */
+  async discard(id: string): Promise<void> {
     await this.redis.del(keys.run(id));
+    await releaseRun(this.redis, id);
+  }
+
+  /** The worker's writes of a record that is not final (running, its progress, back to queued). */
+  async put(record: RunRecord): Promise<void> {
+    await this.redis.set(keys.run(record.id), JSON.stringify(record), 'EX', this.ttlSeconds);
+  }
+
+  /**
+   * The worker's one write of a final record, with the outputs, which also
+   * gives the run's admission back. A refusal for memory is tried again for
+   * a while (see FULL_RETRY_DELAYS_MS) rather than losing the result.
+   */
+  async putFinal(record: RunRecord): Promise<void> {
+    const encoded = JSON.stringify(record);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await writeFinal.run(this.redis, [keys.run(record.id), ...RELEASE_KEYS], [encoded, this.ttlSeconds, record.id]);
+        return;
+      } catch (error) {
+        const delay = FULL_RETRY_DELAYS_MS[attempt];
+        if (storeFault(error) !== 'full' || delay === undefined) throw error;
+        await sleep(delay);
+      }
+    }
   }
 
   /** Marks the run cancelled for the worker (keys.cancel with the result TTL) and tells workers now (CANCEL_CHANNEL). */
   async requestCancel(id: string): Promise<void> {
     await this.redis.multi().set(keys.cancel(id), '1', 'EX', this.ttlSeconds).publish(CANCEL_CHANNEL, id).exec();
+  }
+
+  /** True when a cancel was asked for the run. */
+  async cancelRequested(id: string): Promise<boolean> {
+    return (await this.redis.exists(keys.cancel(id))) === 1;
   }
 
   /** The run becomes cancelled if it is still queued. Returns the record as it is afterwards (null if gone). */
@@ -59,7 +109,11 @@ export class RunStore {
    * writing a final record, so that nobody waits on a run forever.
    */
   failIfUnfinished(id: string, error: { code: string; message: string }, now: number): Promise<RunRecord | null> {
-    return this.update(id, (record) => (isFinal(record) ? null : { ...record, status: 'done', verdict: 'internal_error', error, finishedAt: now }));
+    return this.update(id, (record) => {
+      if (isFinal(record)) return null;
+      const { progress: _progress, ...rest } = record;
+      return { ...rest, status: 'done', verdict: 'internal_error', error, finishedAt: now };
+    });
   }
 
   /** Read, change, compare-and-set; change returns null to leave the record as it is. */
@@ -72,7 +126,8 @@ export class RunStore {
       const next = change(current);
       if (next === null) return current;
       const encoded = JSON.stringify(next);
-      if ((await compareAndSet.run(this.redis, [key], [raw, encoded])) === 1) return next;
+      const final = isFinal(next) ? '1' : '0';
+      if ((await compareAndSet.run(this.redis, [key, ...RELEASE_KEYS], [raw, encoded, id, final])) === 1) return next;
     }
     // Someone else keeps writing it (the worker, mid-run): theirs is newer than ours.
     return this.get(id);

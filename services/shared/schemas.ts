@@ -143,11 +143,7 @@ export const runQuerySchema = z.object({
 const stepVerdicts = ['ok', 'runtime_error', 'time_limit', 'memory_limit', 'output_limit', 'internal_error'] as const;
 const runVerdictSchema = z.enum([...stepVerdicts, 'wrong_answer', 'compile_error']);
 
-const stepFields = {
-  stdout: z.string(),
-  stderr: z.string(),
-  stdoutEncoding: z.literal('base64').optional(),
-  stderrEncoding: z.literal('base64').optional(),
+const summaryFields = {
   exitCode: z.number().int().nullable(),
   signal: z.number().int().nullable(),
   cpuMs: z.number(),
@@ -155,8 +151,24 @@ const stepFields = {
   memoryKb: z.number(),
   truncated: z.boolean(),
 };
+const stepFields = {
+  stdout: z.string(),
+  stderr: z.string(),
+  stdoutEncoding: z.literal('base64').optional(),
+  stderrEncoding: z.literal('base64').optional(),
+  ...summaryFields,
+};
 export const stepSchema = z.object({ ...stepFields, verdict: z.enum(stepVerdicts) });
 export const testViewSchema = z.object({ ...stepFields, name: z.string(), verdict: runVerdictSchema });
+export const stepSummarySchema = z.object({ ...summaryFields, verdict: z.enum(stepVerdicts) })
+  .meta({ description: 'a step\'s figures and verdict, without its output (the final record has the output)' });
+export const testSummarySchema = z.object({ ...summaryFields, name: z.string(), verdict: runVerdictSchema })
+  .meta({ description: 'a test\'s figures and verdict, without its output (the final record has the output)' });
+const runProgressSchema = z.object({
+  workerId: z.string(),
+  compile: stepSummarySchema.nullable().optional().meta({ description: 'present once the compile step is over; null for a language without one' }),
+  tests: z.array(testSummarySchema),
+}).meta({ description: 'only while the run is running: the steps so far, without their output' });
 
 export const runRecordSchema = z.object({
   id: z.string(),
@@ -170,13 +182,14 @@ export const runRecordSchema = z.object({
   startedAt: z.number().int().optional(),
   finishedAt: z.number().int().optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
+  progress: runProgressSchema.optional(),
 });
 
 export const runEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('queued'), id: z.string() }),
   z.object({ type: z.literal('started'), id: z.string(), workerId: z.string() }),
-  z.object({ type: z.literal('compiled'), id: z.string(), compile: stepSchema.nullable() }),
-  z.object({ type: z.literal('test'), id: z.string(), index: z.number().int().nonnegative(), test: testViewSchema }),
+  z.object({ type: z.literal('compiled'), id: z.string(), compile: stepSummarySchema.nullable() }),
+  z.object({ type: z.literal('test'), id: z.string(), index: z.number().int().nonnegative(), test: testSummarySchema }),
   z.object({ type: z.literal('done'), id: z.string(), record: runRecordSchema }),
   z.object({ type: z.literal('cancelled'), id: z.string() }),
 ]);
@@ -213,7 +226,7 @@ export const languagesSchema = z.object({ languages: z.array(languageSchema) });
 export const healthSchema = z.object({ status: z.literal('ok') });
 export const readinessSchema = z.object({
   status: z.enum(['ready', 'not_ready']),
-  redis: z.enum(['ok', 'unreachable']),
+  redis: z.enum(['ok', 'full', 'unreachable']).meta({ description: 'full: Redis has no room for another run\'s worst case (maxmemory), so new runs are refused with store_full' }),
   workersLive: z.number().int(),
   reasons: z.array(z.string()),
 });

@@ -19,12 +19,20 @@ export interface RunFailure {
 /** Errors of our own code or of Redis get a generic message: the details go to the log, never to the caller. */
 const UNEXPECTED: Omit<RunFailure, 'retryable'> = { code: 'worker_failed', message: 'the worker failed unexpectedly while running the job; the details are in its log' };
 
+/**
+ * A failure of the sandbox or the host keeps its code, but not its message:
+ * those name host paths (the workspace, cgroups, the state dir) and kernel
+ * details that are the operator's business, not the caller's.
+ */
+function hostFailureMessage(code: string): string {
+  return `Brig could not run the sandbox (${code}); the run id finds the details in the worker's log`;
+}
+
 export function describeFailure(error: unknown): RunFailure {
   if (error instanceof RequestError || error instanceof LanguageUnavailableError) {
     return { code: error.code, message: error.message, retryable: false };
   }
-  if (error instanceof SandboxError) return { code: error.code, message: error.message, retryable: true };
-  if (error instanceof BrigError) return { code: error.code, message: error.message, retryable: true };
+  if (error instanceof SandboxError || error instanceof BrigError) return { code: error.code, message: hostFailureMessage(error.code), retryable: true };
   return { ...UNEXPECTED, retryable: true };
 }
 

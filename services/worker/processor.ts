@@ -4,19 +4,22 @@ import type { StepResult } from '../../runtime/result.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { BYTES_PER_KB, MS_PER_S } from '../../runtime/units.ts';
 import type { ServiceConfig } from '../shared/config.ts';
-import type { RunEvent, RunJobData, RunRecord, RunVerdict, StepView, TestView } from '../shared/contract.ts';
+import type { RunEvent, RunJobData, RunOutcome, RunProgress, RunRecord, RunVerdict, StepView, TestView } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
+import type { RunStore } from '../shared/run-store.ts';
 import { abortKind } from './active-runs.ts';
 import type { CallbackSender } from './callback.ts';
 import { compareOutput } from './compare.ts';
 import { describeFailure, queueWillRetry } from './failures.ts';
 import { defaultCompileLimits } from './language-limits.ts';
-import type { RunRecords } from './records.ts';
+import { summarizeStep, summarizeTest } from './progress.ts';
+
+export type RunQueueJob = QueueJob<RunJobData, RunOutcome>;
 
 export interface ProcessorContext {
   runtime: Runtime;
-  records: RunRecords;
+  store: RunStore;
   callbacks: CallbackSender;
   serviceConfig: ServiceConfig;
   metrics: Metrics;
@@ -45,22 +48,28 @@ interface RunParts {
 type Phase = 'queued' | 'setup' | 'compile' | 'run' | 'cleanup';
 
 /**
+ * Tells the followers of a run how far it has got: the running record (its
+ * progress, for followers that join late) and a progress event (for those
+ * listening), both with summaries only; outputs go into the final record.
+ */
+type Report = (event: RunEvent, progress?: RunProgress) => Promise<void>;
+
+/**
  * One run, from the queue job to its final record. The order is the
- * contract's: running record and 'started' (once a sandbox slot is ours), the steps with their events, then
- * the final record written before it is returned (the job's return value) and
- * before 'done' is emitted, so whoever hears 'done' can read it.
+ * contract's: running record and 'started' (once a sandbox slot is ours), the
+ * steps with their events, then the final record written (once, with the
+ * outputs) before the job returns, so whoever hears it complete can read it.
  *
  * A program's outcome is always a verdict, never a thrown error. Brig's own
  * failures become internal_error, unless BullMQ will retry the job (then the
  * error is thrown and the record goes back to queued).
  */
-export async function processRun(job: QueueJob<RunJobData, RunRecord>, signal: AbortSignal, ctx: ProcessorContext): Promise<RunRecord> {
+export async function processRun(job: RunQueueJob, signal: AbortSignal, ctx: ProcessorContext): Promise<RunOutcome> {
   const data = job.data;
   const log = ctx.logger.child({ runId: data.id, reqId: data.requestId, attempt: job.attemptsStarted });
-  const emit = (event: RunEvent) => job.updateProgress(event);
   const queued = queuedRecord(data);
 
-  if (await ctx.records.cancelRequested(data.id)) {
+  if (await ctx.store.cancelRequested(data.id)) {
     log.info('run cancelled before it started');
     return finish(job, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
   }
@@ -68,18 +77,22 @@ export async function processRun(job: QueueJob<RunJobData, RunRecord>, signal: A
   // The run is 'running' from the moment a sandbox slot and its workspace are
   // ours: a run whose workspace cannot be built never started.
   let current = queued;
+  const report: Report = async (event, progress) => {
+    if (progress) await Promise.all([ctx.store.put({ ...current, progress }), job.updateProgress(event)]);
+    else await job.updateProgress(event);
+  };
   const started = async () => {
     const startedAt = Date.now();
     observePhase(ctx.metrics, 'queued', startedAt - data.createdAt);
     current = { ...queued, status: 'running', startedAt };
-    await Promise.all([ctx.records.write(current), emit({ type: 'started', id: data.id, workerId: ctx.workerId })]);
+    await report({ type: 'started', id: data.id, workerId: ctx.workerId }, { workerId: ctx.workerId, tests: [] });
     log.info({ language: data.language, tests: data.tests.length }, 'run started');
   };
 
   const parts: RunParts = { compile: null };
   let ended: Pick<RunRecord, 'status' | 'verdict' | 'error'>;
   try {
-    ended = { status: 'done', verdict: await execute(data, signal, ctx, parts, emit, started) };
+    ended = { status: 'done', verdict: await execute(data, signal, ctx, parts, report, started) };
   } catch (error) {
     ended = await afterFailure(job, error, signal, ctx, log);
   }
@@ -90,7 +103,7 @@ export async function processRun(job: QueueJob<RunJobData, RunRecord>, signal: A
  * How a run that threw ends: cancelled, handed back to the queue (shutdown,
  * or a Brig failure BullMQ will retry: then this throws), or internal_error.
  */
-async function afterFailure(job: QueueJob<RunJobData, RunRecord>, error: unknown, signal: AbortSignal, ctx: ProcessorContext, log: Logger): Promise<Pick<RunRecord, 'status' | 'verdict' | 'error'>> {
+async function afterFailure(job: RunQueueJob, error: unknown, signal: AbortSignal, ctx: ProcessorContext, log: Logger): Promise<Pick<RunRecord, 'status' | 'verdict' | 'error'>> {
   const aborted = abortKind(signal);
   if (aborted === 'cancel') {
     log.info('run cancelled while running');
@@ -98,17 +111,18 @@ async function afterFailure(job: QueueJob<RunJobData, RunRecord>, error: unknown
   }
   if (aborted === 'shutdown') {
     log.info('run stopped by shutdown: back to the queue');
-    await ctx.records.write(queuedRecord(job.data));
+    await ctx.store.put(queuedRecord(job.data));
     throw new RunRequeued(job.data.id);
   }
   const failure = describeFailure(error);
-  ctx.metrics.sandboxErrors.inc({ code: failure.code });
+  // A refused job is the sender's mistake, not a sandbox error.
+  if (failure.retryable) ctx.metrics.sandboxErrors.inc({ code: failure.code });
   const retry = failure.retryable && queueWillRetry(job);
   // A job the runtime refuses is the sender's mistake; a sandbox that failed is ours.
   if (failure.retryable) log.error({ err: error, code: failure.code, retry }, 'run failed on the worker side');
   else log.warn({ err: error, code: failure.code }, 'job refused by the runtime');
   if (retry) {
-    await ctx.records.write(queuedRecord(job.data));
+    await ctx.store.put(queuedRecord(job.data));
     throw error;
   }
   return { status: 'done', verdict: 'internal_error', error: { code: failure.code, message: failure.message } };
@@ -119,18 +133,23 @@ function queuedRecord(data: RunJobData): RunRecord {
   return { id: data.id, language: data.language, status: 'queued', verdict: null, compile: null, createdAt: data.createdAt };
 }
 
-/** Records the final state, counts it, tells the listeners, and hands it to the callback. */
-async function finish(job: QueueJob<RunJobData, RunRecord>, record: RunRecord, ctx: ProcessorContext, log: Logger): Promise<RunRecord> {
-  // No 'done' progress event: the job's completion (QueueEvents 'completed',
-  // with this record as its return value) is that event, one Redis call fewer.
-  await ctx.records.write(record);
+/**
+ * Records the final state (and gives the run's admission back), counts it,
+ * and hands it to the callback. No 'done' progress event: the job's
+ * completion (QueueEvents 'completed') is that event. Its return value is
+ * only the outcome: BullMQ copies return values into its event stream, and
+ * the outputs are stored once, in the record.
+ */
+async function finish(job: RunQueueJob, final: RunRecord, ctx: ProcessorContext, log: Logger): Promise<RunOutcome> {
+  const { progress: _progress, ...record } = final;
+  await ctx.store.putFinal(record);
   ctx.metrics.runs.inc({ language: record.language, verdict: record.verdict ?? record.status });
   log.info({ status: record.status, verdict: record.verdict, ms: (record.finishedAt ?? Date.now()) - (record.startedAt ?? record.createdAt) }, 'run finished');
   if (job.data.callbackUrl) ctx.callbacks.send(job.data.callbackUrl, record, log);
-  return record;
+  return { id: record.id, status: record.status, verdict: record.verdict };
 }
 
-async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, emit: (e: RunEvent) => Promise<void>, started: () => Promise<void>): Promise<RunVerdict> {
+async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, report: Report, started: () => Promise<void>): Promise<RunVerdict> {
   const { runtime, metrics } = ctx;
   const language = runtime.language(data.language);
   const compileLimits = defaultCompileLimits(runtime.config, language, ctx.serviceConfig.maxCompileOutputBytes) ?? undefined;
@@ -142,7 +161,8 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
     await started();
     const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => job.compile()));
     parts.compile = compile;
-    await emit({ type: 'compiled', id: data.id, compile });
+    const progress: RunProgress = { workerId: ctx.workerId, compile: compile && summarizeStep(compile), tests: [] };
+    await report({ type: 'compiled', id: data.id, compile: progress.compile! }, progress);
     const judge = data.tests.length > 0;
     if (compile && compile.verdict !== 'ok') {
       if (judge) parts.tests = [];
@@ -161,7 +181,9 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
         const step = await runStep(metrics, () => job.run(fromBase64(test.stdinBase64)));
         const view: TestView = { ...step, name: test.name, verdict: testVerdict(step, test.expectedOutputBase64, data) };
         tests.push(view);
-        await emit({ type: 'test', id: data.id, index, test: view });
+        const summary = summarizeTest(view);
+        progress.tests.push(summary);
+        await report({ type: 'test', id: data.id, index, test: summary }, progress);
         if (verdict === 'ok') verdict = view.verdict;
       }
       return verdict;

@@ -1,20 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { WaitingError, Worker, type Job as QueueJob } from 'bullmq';
-import { Redis } from 'ioredis';
+import { WaitingError, Worker } from 'bullmq';
 import { Runtime } from '../../runtime/runtime.ts';
 import type { RuntimeConfig, ServiceConfig } from '../shared/config.ts';
-import { CANCEL_CHANNEL, QUEUE_NAME, type RunJobData, type RunRecord, type WorkerHeartbeat } from '../shared/contract.ts';
+import { CANCEL_CHANNEL, QUEUE_NAME, type RunJobData, type RunOutcome, type WorkerHeartbeat } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
-import { bullmqConnection, redisConnectionOptions } from '../shared/redis.ts';
+import { bullmqConnection, closeRedis, createRedisClient } from '../shared/redis.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { RunStore } from '../shared/run-store.ts';
+import { OutageLog, storeFault } from '../shared/store-errors.ts';
 import { ActiveRuns } from './active-runs.ts';
 import { CallbackSender } from './callback.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { probeLanguages } from './languages.ts';
 import { serveMetrics } from './metrics-server.ts';
-import { processRun, RunRequeued, type ProcessorContext } from './processor.ts';
-import { RunRecords } from './records.ts';
+import { processRun, RunRequeued, type ProcessorContext, type RunQueueJob } from './processor.ts';
 import { SlotSweeper } from './slot-sweeper.ts';
 
 /**
@@ -91,11 +91,13 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     await sweeper.sweep();
     const languages = await probeLanguages(runtime, serviceConfig, logger);
 
-    const redis = new Redis(redisConnectionOptions(redisUrl));
-    undo.push(() => redis.quit());
+    // A worker waits for Redis rather than failing its runs: its commands
+    // retry until Redis is back (BullMQ then puts stalled runs back anyway).
+    const redis = createRedisClient(redisUrl, { name: 'brig-worker', blocking: true, logger });
+    undo.push(() => closeRedis(redis));
     const activeRuns = new ActiveRuns();
-    const subscriber = redis.duplicate();
-    undo.push(() => subscriber.quit());
+    const subscriber = createRedisClient(redisUrl, { name: 'brig-worker-cancel', blocking: true, logger });
+    undo.push(() => closeRedis(subscriber));
     subscriber.on('message', (_channel: string, runId: string) => {
       if (activeRuns.abort(runId, 'cancel')) logger.info({ runId }, 'cancel request: aborting the run');
     });
@@ -111,10 +113,10 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     undo.push(() => heartbeat.stop());
 
     const callbacks = new CallbackSender();
-    const ctx: ProcessorContext = { runtime, records: new RunRecords(redis, serviceConfig.resultTtlSeconds), callbacks, serviceConfig, metrics, logger, workerId };
-    const worker = new Worker<RunJobData, RunRecord>(
+    const ctx: ProcessorContext = { runtime, store: new RunStore(redis, serviceConfig.resultTtlSeconds), callbacks, serviceConfig, metrics, logger, workerId };
+    const worker = new Worker<RunJobData, RunOutcome>(
       QUEUE_NAME,
-      async (job: QueueJob<RunJobData, RunRecord>, token?: string) => {
+      async (job: RunQueueJob, token?: string) => {
         const signal = activeRuns.start(job.data.id);
         try {
           return await processRun(job, signal, ctx);
@@ -139,7 +141,13 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
         maxStalledCount: timing.maxStalledCount,
       },
     );
-    worker.on('error', (error) => logger.error({ err: error }, 'queue worker error'));
+    // BullMQ reports each failed reconnect of its own connections here: one line per outage.
+    const queueOutage = new OutageLog(logger, 'brig-worker-queue');
+    worker.on('error', (error) => {
+      if (storeFault(error) === 'unavailable') queueOutage.failed(error);
+      else logger.error({ err: error }, 'queue worker error');
+    });
+    redis.on('ready', () => queueOutage.recovered());
     worker.on('stalled', (jobId) => logger.warn({ runId: jobId }, 'a stalled run was put back in the queue'));
     undo.push(() => worker.close(true));
     await worker.waitUntilReady();
@@ -165,11 +173,11 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
       // back its cgroups and slots whatever became of Redis.
       await runAll(logger, [
         ['heartbeat', () => heartbeat.stop()],
-        ['cancel listener', () => subscriber.quit()],
+        ['cancel listener', () => closeRedis(subscriber)],
         ['callbacks', () => callbacks.drain()],
         ['metrics server', () => metricsServer.close()],
         ['runtime', () => runtime.close()],
-        ['redis', () => redis.quit()],
+        ['redis', () => closeRedis(redis)],
       ]);
       logger.info('worker closed');
     };

@@ -4,6 +4,8 @@ import { ServiceError } from '../../shared/errors.ts';
 import { locals } from '../context.ts';
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+/** 128 bits of the key's digest name its client: unique enough, and no use to anyone who reads Redis. */
+const KEY_DIGEST_HEX_CHARS = 32;
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -33,8 +35,8 @@ export function requireApiKey(apiKeys: readonly string[]): RequestHandler {
     let valid = false;
     for (const known of digests) valid = timingSafeEqual(known, digest) || valid;
     if (!valid) throw new ServiceError('unauthorized', 'the API key is not valid; check Authorization or X-Auth-Token');
-    // The rate limit counts per key; a digest prefix keeps the key itself out of Redis.
-    locals(res).rateSubject = `key:${digest.toString('hex').slice(0, 32)}`;
+    // Limits count per key; a digest prefix keeps the key itself out of Redis.
+    locals(res).apiKeyDigest = digest.toString('hex').slice(0, KEY_DIGEST_HEX_CHARS);
     next();
   };
 }

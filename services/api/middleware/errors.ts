@@ -3,6 +3,8 @@ import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { BrigError } from '../../../runtime/errors.ts';
 import { isErrorCode, ServiceError, statusOf, type ErrorBody, type ErrorCode } from '../../shared/errors.ts';
+import { storeFault } from '../../shared/store-errors.ts';
+import { STORE_FULL_RETRY_AFTER_S } from '../runs/admit.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { locals } from '../context.ts';
 
@@ -16,6 +18,10 @@ import { locals } from '../context.ts';
  */
 
 const INTERNAL_MESSAGE = 'Brig failed to answer this request; the X-Request-Id header finds it in the logs';
+const STORE_FULL_MESSAGE = 'the result store (Redis) is full and refuses writes until results expire; retry later';
+const STORE_UNAVAILABLE_MESSAGE = 'the result store (Redis) does not answer; retry shortly';
+/** Redis reconnects within a second or two of coming back. */
+const STORE_UNAVAILABLE_RETRY_AFTER_S = 2;
 
 /** Express's route parameter decoding marks the URIError of a malformed %XX with status 400. */
 function isPathDecodingError(error: unknown): boolean {
@@ -26,6 +32,10 @@ export function toServiceError(error: unknown): ServiceError {
   if (error instanceof ServiceError) return error;
   // The runtime's own checks (limits, file names) have registered codes.
   if (error instanceof BrigError && isErrorCode(error.code)) return new ServiceError(error.code, error.message, { field: error.field, cause: error });
+  // Redis down or full is an outage the caller can wait out, never a 500.
+  const fault = storeFault(error);
+  if (fault === 'full') return new ServiceError('store_full', STORE_FULL_MESSAGE, { cause: error, retryAfterSeconds: STORE_FULL_RETRY_AFTER_S });
+  if (fault === 'unavailable') return new ServiceError('store_unavailable', STORE_UNAVAILABLE_MESSAGE, { cause: error, retryAfterSeconds: STORE_UNAVAILABLE_RETRY_AFTER_S });
   if (isPathDecodingError(error)) {
     return new ServiceError('path_invalid', 'the URL path has malformed percent-encoding: write each % as %XX with two hex digits, of UTF-8 bytes', { cause: error });
   }

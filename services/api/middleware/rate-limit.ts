@@ -2,8 +2,8 @@ import type { RequestHandler } from 'express';
 import { keys } from '../../shared/contract.ts';
 import { ServiceError } from '../../shared/errors.ts';
 import { LuaScript, type Redis } from '../../shared/redis.ts';
-import { locals } from '../context.ts';
 import { asyncMiddleware } from '../routes/route.ts';
+import { clientOf } from './client-identity.ts';
 
 const WINDOW_MS = 60_000;
 const MS_PER_S = 1_000;
@@ -27,7 +27,7 @@ export function rateLimit(redis: Redis, perMinute: number): RequestHandler {
   return asyncMiddleware(async (req, res) => {
     const now = Date.now();
     const windowStart = now - (now % WINDOW_MS);
-    const subject = locals(res).rateSubject ?? `ip:${req.socket.remoteAddress ?? 'unknown'}`;
+    const subject = clientOf(req, res);
     const count = Number(await countRequest.run(redis, [keys.rate(subject, windowStart)], [WINDOW_MS + EXPIRY_SLACK_MS]));
     const resetSeconds = Math.max(1, Math.ceil((windowStart + WINDOW_MS - now) / MS_PER_S));
     res.setHeader('X-RateLimit-Limit', String(perMinute));

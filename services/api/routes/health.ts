@@ -21,9 +21,15 @@ export function healthRoutes(ctx: ApiContext): Route[] {
       await withTimeout(ctx.redis.ping(), READY_PING_TIMEOUT_MS, 'redis PING');
       workersLive = (await ctx.workers.heartbeats({ refresh: true })).length;
       if (workersLive === 0) reasons.push('no live worker: runs would only wait in the queue');
-    } catch (error) {
+      const full = await ctx.room.fullness();
+      if (full) {
+        redis = 'full';
+        reasons.push(full);
+      }
+    } catch {
+      // The reason, not Redis's own words: those can name hosts and paths.
       redis = 'unreachable';
-      reasons.push(`redis does not answer: ${(error as Error).message}`);
+      reasons.push(`redis does not answer within ${READY_PING_TIMEOUT_MS} ms`);
     }
     if (ctx.shutdownSignal.aborted) reasons.push('shutting down');
     return { status: reasons.length ? 'not_ready' : 'ready', redis, workersLive, reasons };

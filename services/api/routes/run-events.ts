@@ -4,13 +4,9 @@ import { isFinal } from '../../shared/run-store.ts';
 import { locals, type ApiContext } from '../context.ts';
 import { RunEventHub, type RunSignal } from '../runs/event-hub.ts';
 import { RunFollower } from '../runs/follower.ts';
-import { progressSince } from '../runs/history.ts';
 import { missingRunError } from '../runs/ids.ts';
 import { RECORD_RECHECK_MS } from '../runs/wait.ts';
 import { route, type Route } from './route.ts';
-
-/** Shown as the worker of a run replayed from its record when the job no longer says. */
-const UNKNOWN_WORKER = 'unknown';
 
 export function formatEvent(event: RunEvent): string {
   return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
@@ -20,11 +16,9 @@ export function formatEvent(event: RunEvent): string {
  * GET /v1/runs/:id/events: Server-Sent Events. The stream follows the run
  * from before the record is read (events that race the read are kept, and
  * the follower drops what the replay already told), replays the record's
- * state and, for a running run, the progress it already reported (from
- * BullMQ's event stream), then sends live events until done or cancelled,
- * and ends. The
- * record is read again every RECORD_RECHECK_MS, which also keeps idle
- * proxies from closing the stream.
+ * state (a running record holds its progress so far), then sends live events
+ * until done or cancelled, and ends. The record is read again every
+ * RECORD_RECHECK_MS, which also keeps idle proxies from closing the stream.
  */
 export function runEventRoutes(ctx: ApiContext): Route[] {
   async function stream(req: Request, res: Response): Promise<void> {
@@ -40,21 +34,9 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
     });
 
     let record;
-    let workerId = UNKNOWN_WORKER;
-    let history: RunSignal[] = [];
     try {
       record = await ctx.store.get(id);
       if (!record) throw missingRunError(id, ctx.config.resultTtlSeconds);
-      if (record.status === 'running') {
-        const job = await ctx.queue.getJob(id);
-        workerId = job?.processedBy ?? UNKNOWN_WORKER;
-        if (job?.processedOn) {
-          history = await progressSince(ctx.redis, ctx.queue.keys.events!, id, job.processedOn).catch((error: unknown) => {
-            log.warn({ err: error, runId: id }, 'run history not read: the follower gets the record\'s state only');
-            return [];
-          });
-        }
-      }
     } catch (error) {
       unsubscribe();
       throw error;
@@ -81,11 +63,11 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
     ctx.shutdownSignal.addEventListener('abort', end, { once: true });
     if (ctx.shutdownSignal.aborted) return end();
 
-    for (const event of follower.replay(record, workerId)) res.write(formatEvent(event));
+    for (const event of follower.replay(record)) res.write(formatEvent(event));
     if (follower.finished) return end();
     state = 'live';
-    // What the worker reported before we listened, then what raced the read; the follower drops repeats.
-    for (const signal of [...history, ...early.splice(0)]) if (state === 'live') send(signal);
+    // What raced the read; the follower drops repeats.
+    for (const signal of early.splice(0)) if (state === 'live') send(signal);
 
     recheck = setInterval(() => {
       ctx.store.get(id).then((current) => {

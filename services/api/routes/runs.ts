@@ -4,11 +4,13 @@ import { runQuerySchema } from '../../shared/schemas.ts';
 import { locals, type ApiContext } from '../context.ts';
 import { parseInput } from '../middleware/validate.ts';
 import { cancelRun } from '../runs/cancel.ts';
-import { checkCapacity } from '../runs/capacity.ts';
+import { clientOf } from '../middleware/client-identity.ts';
+import { admit } from '../runs/admit.ts';
+import { checkRunBudget, runWorstCase } from '../runs/budget.ts';
 import { missingRunError, newRunId } from '../runs/ids.ts';
 import { runJobOptions } from '../runs/job-options.ts';
-import { findLanguage, toJobData } from '../runs/submission.ts';
-import { waitForFinal } from '../runs/wait.ts';
+import { findLanguage, jobDataBytes, toJobData } from '../runs/submission.ts';
+import { waitForFinal, type FinalWait } from '../runs/wait.ts';
 import { route, type Route } from './route.ts';
 
 const ID_PARAM = { id: 'the run id from POST /v1/runs' };
@@ -27,31 +29,40 @@ export function runRoutes(ctx: ApiContext): Route[] {
     const { requestId, log } = locals(res);
     const createdAt = Date.now();
     const id = newRunId(createdAt);
-    const job = toJobData(body, language, { id, createdAt, requestId, defaults: ctx.runtimeConfig.defaults, maxima: ctx.runtimeConfig.maxima });
-    await checkCapacity(ctx.queue, config.queueCapacity);
+    const client = clientOf(req, res);
+    const job = toJobData(body, language, { id, client, createdAt, requestId, defaults: ctx.runtimeConfig.defaults, maxima: ctx.runtimeConfig.maxima });
+    const worst = runWorstCase(job, language, { jobBytes: jobDataBytes(job) });
+    checkRunBudget(job, worst, config);
+    const priority = await admit(ctx, {
+      id, client, storeBytes: worst.storeBytes, createdAt,
+      queueCapacity: config.queueCapacity, clientMaxActiveRuns: config.clientMaxActiveRuns, resultTtlSeconds: config.resultTtlSeconds,
+    });
 
     locals(res).runId = id;
     const record: RunRecord = { id, language: language.name, status: 'queued', verdict: null, compile: null, createdAt };
-    if (!(await store.create(record))) throw new Error(`run id ${id} is already taken`);
-    // Followed before it is queued, so that even a run finished at once is seen.
-    const wait = query.wait === 'true' || query.wait === '1'
-      ? waitForFinal({ hub: ctx.hub, store, id, timeoutMs: config.waitTimeoutMs, signal: ctx.shutdownSignal })
-      : null;
+    let wait: FinalWait | null = null;
     try {
-      await ctx.queue.add(JOB_NAME, job, runJobOptions(id, config.resultTtlSeconds));
+      if (!(await store.create(record))) throw new Error(`run id ${id} is already taken`);
+      // Followed before it is queued, so that even a run finished at once is seen.
+      if (query.wait === 'true' || query.wait === '1') {
+        wait = waitForFinal({ hub: ctx.hub, store, id, timeoutMs: config.waitTimeoutMs, signal: ctx.shutdownSignal });
+      }
+      await ctx.queue.add(JOB_NAME, job, runJobOptions(id, config.resultTtlSeconds, priority));
     } catch (error) {
       wait?.stop();
-      await store.delete(id).catch(() => {});
+      // Nothing of a refused run stays behind: no record, no admission.
+      await store.discard(id).catch((cleanup: unknown) => log.warn({ err: cleanup, runId: id }, 'refused run not cleaned up: its admission goes stale by itself'));
       throw error;
     }
-    log.info({ runId: id, language: language.name, files: job.files.length, tests: job.tests.length, wait: wait !== null }, 'run queued');
+    log.info({ runId: id, language: language.name, files: job.files.length, tests: job.tests.length, priority, wait: wait !== null }, 'run queued');
     res.location(`/v1/runs/${id}`);
     if (!wait) {
       res.status(202).json({ id, status: 'queued' });
       return;
     }
-    res.once('close', () => wait.stop());
-    const final = await wait.result;
+    const waiting = wait;
+    res.once('close', () => waiting.stop());
+    const final = await waiting.result;
     if (res.destroyed) return;
     if (final) {
       res.status(200).json(final);
@@ -93,10 +104,11 @@ export function runRoutes(ctx: ApiContext): Route[] {
         responses: {
           200: { description: 'wait=true and the run ended in time: its final record', schema: 'RunRecord' },
           202: { description: 'queued (or, with wait=true, still going when the wait timed out)', schema: 'RunAccepted', headers: { Location: 'the run\'s URL' } },
-          400: { description: 'invalid request: request_invalid, body_invalid_json, language_unknown, limit_over_maximum, file_name_invalid, file_name_duplicate, files_too_many, tests_too_many, content_invalid_base64, source_missing, source_conflict', schema: 'Error' },
+          400: { description: 'invalid request: request_invalid, body_invalid_json, language_unknown, limit_over_maximum (a limit, or the run\'s output or wall time in all, over the server maximum), file_name_invalid, file_name_duplicate, files_too_many, tests_too_many, content_invalid_base64, source_missing, source_conflict', schema: 'Error' },
           413: { description: 'body_too_large', schema: 'Error' },
           415: { description: 'content_type_unsupported', schema: 'Error' },
-          503: { description: 'queue_full or workers_unavailable', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
+          429: { description: 'rate_limited, or too_many_active_runs for this key (or address)', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
+          503: { description: 'queue_full, workers_unavailable, store_full or store_unavailable', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
         },
       },
     }),

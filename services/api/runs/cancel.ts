@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { RunJobData, RunRecord } from '../../shared/contract.ts';
+import type { RunJobData, RunOutcome, RunRecord } from '../../shared/contract.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { isFinal, type RunStore } from '../../shared/run-store.ts';
 
@@ -17,7 +17,7 @@ export type CancelOutcome =
  * a worker already holds cannot be removed; that worker aborts it and
  * writes the cancelled record itself.
  */
-export async function cancelRun(store: RunStore, queue: Queue<RunJobData, RunRecord>, id: string, log: Logger): Promise<CancelOutcome> {
+export async function cancelRun(store: RunStore, queue: Queue<RunJobData, RunOutcome>, id: string, log: Logger): Promise<CancelOutcome> {
   const record = await store.get(id);
   if (!record) return { kind: 'not_found' };
   if (isFinal(record)) return { kind: 'final', record };

@@ -37,7 +37,7 @@ export class RunEventHub {
     this.listen('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
       if (isRunEvent(data, jobId)) this.dispatch(jobId, data);
     });
-    this.listen('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => this.track(jobId, this.completed(jobId, returnvalue)));
+    this.listen('completed', ({ jobId }: { jobId: string }) => this.track(jobId, this.completed(jobId)));
     this.listen('failed', ({ jobId, failedReason }: { jobId: string; failedReason: string }) => this.track(jobId, this.failed(jobId, failedReason)));
     this.listen('removed', ({ jobId }: { jobId: string }) => this.track(jobId, this.removed(jobId)));
     // Back in the queue after it was taken: a retry (waiting or delayed with a backoff), a stalled or stopped worker.
@@ -98,17 +98,19 @@ export class RunEventHub {
     work.catch((error: unknown) => this.logger.error({ err: error, runId: id }, 'run event not handled'));
   }
 
-  /** The worker writes its final record before it completes the job, so a final returned record needs no read. */
-  private async dispatchFinal(id: string, returned?: RunRecord): Promise<void> {
-    const record = returned && isFinal(returned) ? returned : await this.store.get(id);
+  /**
+   * The worker writes its final record before it completes the job; the
+   * job's return value is only the outcome, so the record is read here, once
+   * per completed run that somebody follows in this process.
+   */
+  private async dispatchFinal(id: string): Promise<void> {
+    const record = await this.store.get(id);
     const event = record && isFinal(record) ? RunEventHub.finalEvent(record) : null;
     if (event) this.dispatch(id, event);
   }
 
-  private async completed(id: string, returnvalue: unknown): Promise<void> {
-    if (!this.listeners.has(id)) return;
-    const returned = typeof returnvalue === 'object' && returnvalue !== null ? (returnvalue as RunRecord) : undefined;
-    await this.dispatchFinal(id, returned?.id === id ? returned : undefined);
+  private async completed(id: string): Promise<void> {
+    if (this.listeners.has(id)) await this.dispatchFinal(id);
   }
 
   private async failed(id: string, reason: string): Promise<void> {

@@ -7,6 +7,8 @@ import type { RunSignal } from './event-hub.ts';
  * repeat: each step is sent once, a test index once, the end once. When the
  * run starts over (requeued), its steps may be told again.
  */
+const UNKNOWN_WORKER = 'unknown';
+
 export class RunFollower {
   private queuedSent = false;
   private startedSent = false;
@@ -20,17 +22,22 @@ export class RunFollower {
     return this.ended;
   }
 
-  /** The events that bring a follower to the record's state: just the end for a final run, else the steps so far. */
-  replay(record: RunRecord, workerId: string): RunEvent[] {
+  /**
+   * The events that bring a follower to the record's state: just the end for
+   * a final run, else the steps so far, from the running record's progress.
+   */
+  replay(record: RunRecord): RunEvent[] {
     const events: RunEvent[] = [];
     if (record.status === 'done') events.push({ type: 'done', id: this.id, record });
     else if (record.status === 'cancelled') events.push({ type: 'cancelled', id: this.id });
     else {
       events.push({ type: 'queued', id: this.id });
       if (record.status === 'running') {
-        events.push({ type: 'started', id: this.id, workerId });
-        if (record.compile) events.push({ type: 'compiled', id: this.id, compile: record.compile });
-        record.tests?.forEach((test, index) => events.push({ type: 'test', id: this.id, index, test }));
+        const { progress } = record;
+        // A record without progress comes from a worker older than the field.
+        events.push({ type: 'started', id: this.id, workerId: progress?.workerId ?? UNKNOWN_WORKER });
+        if (progress?.compile !== undefined) events.push({ type: 'compiled', id: this.id, compile: progress.compile });
+        progress?.tests.forEach((test, index) => events.push({ type: 'test', id: this.id, index, test }));
       }
     }
     return events.flatMap((e) => this.accept(e) ?? []);

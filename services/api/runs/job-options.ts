@@ -8,9 +8,11 @@ import { RUN_JOB_ATTEMPTS } from '../../shared/contract.ts';
  */
 const RETRY_BACKOFF_MS = 1_000;
 
-export function runJobOptions(id: string, resultTtlSeconds: number): JobsOptions {
+export function runJobOptions(id: string, resultTtlSeconds: number, priority: number): JobsOptions {
   return {
     jobId: id,
+    // Every run has a priority (see admit.ts), so all of them wait in one ordered set.
+    priority,
     attempts: RUN_JOB_ATTEMPTS,
     backoff: { type: 'exponential', delay: RETRY_BACKOFF_MS },
     // The record is the result; the job is only the means. A failed job is

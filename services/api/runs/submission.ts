@@ -24,6 +24,8 @@ export function findLanguage(languages: ReadonlyMap<string, LanguageView>, name:
 
 export interface JobContext {
   id: string;
+  /** Who submits it: see middleware/client-identity.ts. */
+  client: string;
   createdAt: number;
   requestId?: string;
   defaults: Limits;
@@ -50,6 +52,7 @@ export function toJobData(request: RunRequest, language: LanguageView, ctx: JobC
       expectedOutputBase64: toBase64(test.expectedOutput),
     })),
     compare: request.compare,
+    client: ctx.client,
     ...(request.callbackUrl === undefined ? {} : { callbackUrl: request.callbackUrl }),
     ...(ctx.requestId === undefined ? {} : { requestId: ctx.requestId }),
     createdAt: ctx.createdAt,
@@ -69,4 +72,13 @@ function submissionFiles(request: RunRequest, language: LanguageView): { name: s
 
 function toBase64(text: string): string {
   return Buffer.from(text, 'utf8').toString('base64');
+}
+
+/** Bytes the job's data takes in Redis, near enough: its inputs dominate, and they are all strings. */
+export function jobDataBytes(job: RunJobData): number {
+  const texts = [
+    ...job.files.flatMap((f) => [f.name, f.contentBase64]), job.stdinBase64, ...job.args,
+    ...job.tests.flatMap((t) => [t.name, t.stdinBase64, t.expectedOutputBase64]), job.callbackUrl ?? '',
+  ];
+  return texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
 }

@@ -3,9 +3,10 @@ import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startApi, type RunningApi } from '../../../services/api/server.ts';
 import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../../../services/shared/config.ts';
-import { HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunRecord, type TestView, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
+import { HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord, type TestSummary, type TestView, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
+import { RunStore } from '../../../services/shared/run-store.ts';
 import type { TestRedis } from '../../helpers/redis.ts';
 
 /**
@@ -21,11 +22,13 @@ export interface ApiHarness {
   runtimeConfig: RuntimeConfig;
   /** A command connection of the test's own. */
   redis: Redis;
-  queue: Queue<RunJobData, RunRecord>;
+  queue: Queue<RunJobData, RunOutcome>;
   /** Publishes a fresh heartbeat of a worker that runs these languages. */
   heartbeat(languages?: string[], workerId?: string): Promise<void>;
   /** A BullMQ worker in the test process; closed by close() if not before. */
-  worker(processor: (job: Job<RunJobData, RunRecord>) => Promise<RunRecord>): Worker<RunJobData, RunRecord>;
+  /** The run store, as a worker uses it: its final write releases the run's admission. */
+  store: RunStore;
+  worker(processor: (job: Job<RunJobData, RunOutcome>) => Promise<RunOutcome>): Worker<RunJobData, RunOutcome>;
   fetch(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   close(): Promise<void>;
 }
@@ -37,8 +40,8 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
   const config = loadServiceConfig({}, { redisUrl: redisServer.url, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides });
   const runtimeConfig = loadRuntimeConfig({});
   const api = await startApi({ config, runtimeConfig, logger: createLogger({ level: 'silent', name: 'test-api' }), metrics: createMetrics({ defaultMetrics: false }) });
-  const queue = new Queue<RunJobData, RunRecord>(QUEUE_NAME, { connection: redis });
-  const workers: Worker<RunJobData, RunRecord>[] = [];
+  const queue = new Queue<RunJobData, RunOutcome>(QUEUE_NAME, { connection: redis });
+  const workers: Worker<RunJobData, RunOutcome>[] = [];
   return {
     url: api.url,
     api,
@@ -46,6 +49,7 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
     runtimeConfig,
     redis,
     queue,
+    store: new RunStore(redis, config.resultTtlSeconds),
     async heartbeat(languages = ['python', 'c'], workerId = 'test-worker') {
       const now = Date.now();
       const heartbeat: WorkerHeartbeat = {
@@ -55,7 +59,7 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
       await redis.set(keys.worker(workerId), JSON.stringify(heartbeat), 'PX', HEARTBEAT_TTL_MS);
     },
     worker(processor) {
-      const worker = new Worker<RunJobData, RunRecord>(QUEUE_NAME, processor, { connection: { url: redisServer.url, maxRetriesPerRequest: null }, name: 'test-worker' });
+      const worker = new Worker<RunJobData, RunOutcome>(QUEUE_NAME, processor, { connection: { url: redisServer.url, maxRetriesPerRequest: null }, name: 'test-worker' });
       worker.on('error', () => {});
       workers.push(worker);
       return worker;
@@ -79,34 +83,37 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
 }
 
 /**
- * A processor that plays a worker judging the run: running record, started,
- * compiled, one test event per test (each ok), final record, done; the
- * record is also the job's return value. stepMs spaces the events out.
+ * A processor that plays a worker judging the run, as the contract says:
+ * running record with its progress, started, compiled, one test event per
+ * test (each ok; summaries, no output), then the final record written once
+ * (which releases the run's admission), and the outcome returned. stepMs
+ * spaces the events out.
  */
 export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) {
-  return async (job: Job<RunJobData, RunRecord>): Promise<RunRecord> => {
+  const store = new RunStore(redis, ttlSeconds);
+  return async (job: Job<RunJobData, RunOutcome>): Promise<RunOutcome> => {
     const data = job.data;
     const pause = () => new Promise((resolve) => setTimeout(resolve, stepMs));
     const emit = (event: RunEvent) => job.updateProgress(event);
     const running: RunRecord = { id: data.id, language: data.language, status: 'running', verdict: null, compile: null, createdAt: data.createdAt, startedAt: Date.now() };
-    await redis.set(keys.run(data.id), JSON.stringify(running), 'EX', ttlSeconds);
+    const progress = { workerId: 'test-worker', tests: [] as TestSummary[] };
+    await store.put({ ...running, progress });
     await emit({ type: 'started', id: data.id, workerId: 'test-worker' });
     await pause();
+    await store.put({ ...running, progress: { ...progress, compile: null } });
     await emit({ type: 'compiled', id: data.id, compile: null });
     const tests: TestView[] = [];
     for (const [index, test] of data.tests.entries()) {
       await pause();
-      const view: TestView = {
-        name: test.name, verdict: 'ok', stdout: Buffer.from(test.expectedOutputBase64, 'base64').toString(), stderr: '',
-        exitCode: 0, signal: null, cpuMs: 1, wallMs: 2, memoryKb: 1024, truncated: false,
-      };
-      tests.push(view);
-      await emit({ type: 'test', id: data.id, index, test: view });
+      const summary: TestSummary = { name: test.name, verdict: 'ok', exitCode: 0, signal: null, cpuMs: 1, wallMs: 2, memoryKb: 1024, truncated: false };
+      tests.push({ ...summary, stdout: Buffer.from(test.expectedOutputBase64, 'base64').toString(), stderr: '' });
+      progress.tests.push(summary);
+      await store.put({ ...running, progress: { ...progress, compile: null } });
+      await emit({ type: 'test', id: data.id, index, test: summary });
     }
     const record: RunRecord = { ...running, status: 'done', verdict: 'ok', tests, finishedAt: Date.now() };
-    await redis.set(keys.run(data.id), JSON.stringify(record), 'EX', ttlSeconds);
-    await emit({ type: 'done', id: data.id, record });
-    return record;
+    await store.putFinal(record);
+    return { id: record.id, status: record.status, verdict: record.verdict };
   };
 }
 

@@ -93,7 +93,7 @@ describe('metrics', () => {
     assert.match(text, /brig_http_requests_total\{route="\/v1\/runs",method="POST",status="202"\} 1/);
     assert.doesNotMatch(text, new RegExp(id), 'raw URLs never become labels');
     assert.match(text, /brig_http_request_duration_seconds_bucket\{le="0.005",route="\/v1\/runs\/:id",method="GET"\}/);
-    assert.match(text, /brig_queue_jobs\{state="waiting"\} 1/);
+    assert.match(text, /brig_queue_jobs\{state="prioritized"\} 1/, 'runs wait with a priority');
     assert.match(text, /brig_queue_jobs\{state="active"\} 0/);
     assert.match(text, /brig_workers_live [1-9]/);
     await h.queue.obliterate({ force: true });

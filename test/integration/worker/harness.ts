@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../../../services/shared/config.ts';
-import { JOB_NAME, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunRecord } from '../../../services/shared/contract.ts';
+import { JOB_NAME, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { startWorker, type BrigWorker, type WorkerTiming } from '../../../services/worker/worker.ts';
@@ -88,6 +88,7 @@ export async function enqueue(queue: Queue, redis: Redis, request: RunRequest): 
     limits: request.limits ?? {},
     tests: (request.tests ?? []).map((t) => ({ name: t.name, stdinBase64: b64(t.stdin), expectedOutputBase64: b64(t.expected) })),
     compare: request.compare ?? 'trim',
+    client: 'test',
     callbackUrl: request.callbackUrl,
     requestId: `req-${id}`,
     createdAt: Date.now(),
@@ -117,19 +118,22 @@ export async function waitForRecord(redis: Redis, id: string, until: (r: RunReco
 
 export const isFinal = (r: RunRecord) => r.status === 'done' || r.status === 'cancelled';
 
+/** What the queue told about a run: its progress events, then its completion with the job's return value. */
+export type LoggedEvent = Exclude<RunEvent, { type: 'done' }> | { type: 'done'; id: string; outcome: RunOutcome };
+
 /** Every 'progress' event of the queue, by run id, in the order they arrived. */
 export class EventLog {
-  readonly byRun = new Map<string, RunEvent[]>();
+  readonly byRun = new Map<string, LoggedEvent[]>();
   constructor(readonly queueEvents: QueueEvents) {
-    queueEvents.on('progress', ({ jobId, data }) => this.add(jobId, data as RunEvent));
+    queueEvents.on('progress', ({ jobId, data }) => this.add(jobId, data as LoggedEvent));
     // The job's completion is the final event: the API maps it the same way.
     queueEvents.on('completed', ({ jobId, returnvalue }) => {
-      const record = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as RunRecord;
-      this.add(jobId, record.status === 'cancelled' ? { type: 'cancelled', id: jobId } : { type: 'done', id: jobId, record });
+      const outcome = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as RunOutcome;
+      this.add(jobId, outcome.status === 'cancelled' ? { type: 'cancelled', id: jobId } : { type: 'done', id: jobId, outcome });
     });
   }
 
-  private add(jobId: string, event: RunEvent): void {
+  private add(jobId: string, event: LoggedEvent): void {
     const list = this.byRun.get(jobId) ?? [];
     list.push(event);
     this.byRun.set(jobId, list);
@@ -139,7 +143,7 @@ export class EventLog {
     return (this.byRun.get(id) ?? []).map((e) => e.type);
   }
 
-  async waitFor(id: string, type: RunEvent['type'], timeoutMs = 20_000): Promise<RunEvent> {
+  async waitFor(id: string, type: RunEvent['type'], timeoutMs = 20_000): Promise<LoggedEvent> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const found = this.byRun.get(id)?.find((e) => e.type === type);

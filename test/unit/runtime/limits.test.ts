@@ -51,3 +51,20 @@ test('output that is not valid UTF-8 is carried as base64 and marked, never mang
   assert.equal(encoded.stderrEncoding, 'base64');
   assert.deepEqual(Buffer.from(encoded.stderr!, 'base64'), bytes);
 });
+
+test('an output whose JSON escapes would more than double it goes as base64, so a record holds at most twice the output', async () => {
+  const { encodeOutput, jsonEscapeExtraBytes } = await import('../../../runtime/result.ts');
+  for (const text of ['plain', 'a\tb\n"q"\\\r\n', '1\n2\n3\n', '\n', 'é\u2028']) {
+    const bytes = Buffer.from(text);
+    assert.equal(Buffer.byteLength(JSON.stringify(text)) - 2, bytes.length + jsonEscapeExtraBytes(bytes), `escape count of ${JSON.stringify(text)}`);
+  }
+  assert.deepEqual(encodeOutput('stdout', Buffer.from('1\n2\n3\n')), { stdout: '1\n2\n3\n' });
+  const controls = Buffer.from('\x01\x02\x1b[0mx');
+  const encoded = encodeOutput('stdout', controls);
+  assert.equal(encoded.stdoutEncoding, 'base64');
+  assert.deepEqual(Buffer.from(encoded.stdout!, 'base64'), controls);
+  for (const sample of [Buffer.alloc(4096, 1), Buffer.alloc(4096, 0x22), Buffer.from('\x1b'.repeat(100) + 'x'.repeat(500))]) {
+    const { stdout } = encodeOutput('stdout', sample);
+    assert.ok(Buffer.byteLength(JSON.stringify(stdout)) <= 2 * sample.length + 2, 'at most twice the bytes, and the quotes');
+  }
+});

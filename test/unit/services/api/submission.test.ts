@@ -8,7 +8,7 @@ const config = loadRuntimeConfig({});
 const python: LanguageView = { name: 'python', displayName: 'Python 3', versions: ['3.12'], sourceFile: 'main.py', limits: config.defaults, compileLimits: null, workers: 1 };
 const unnamed: LanguageView = { ...python, name: 'exotic', sourceFile: null };
 const schema = runRequestSchema({ maxFiles: 10, maxTests: 10 });
-const ctx = { id: 'run1', createdAt: 42, requestId: 'req1', defaults: config.defaults, maxima: config.maxima };
+const ctx = { id: 'run1', client: 'key:abc', createdAt: 42, requestId: 'req1', defaults: config.defaults, maxima: config.maxima };
 
 test('source becomes one file with the language\'s default name; bytes travel as base64', () => {
   const request = schema.parse({ language: 'python', source: 'print("é")', stdin: 'in', args: ['a'], limits: { cpuMs: 100 }, tests: [{ expectedOutput: 'x' }], callbackUrl: 'https://h/x' });
@@ -17,7 +17,7 @@ test('source becomes one file with the language\'s default name; bytes travel as
     files: [{ name: 'main.py', contentBase64: Buffer.from('print("é")').toString('base64') }],
     stdinBase64: Buffer.from('in').toString('base64'), args: ['a'], limits: { cpuMs: 100 },
     tests: [{ name: 'test 1', stdinBase64: '', expectedOutputBase64: Buffer.from('x').toString('base64') }],
-    compare: 'trim', callbackUrl: 'https://h/x',
+    compare: 'trim', client: 'key:abc', callbackUrl: 'https://h/x',
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadRuntimeConfig } from '../../../../services/shared/config.ts';
+import { loadRuntimeConfig, loadServiceConfig } from '../../../../services/shared/config.ts';
 
 test('defaults apply when the environment is empty', () => {
   const config = loadRuntimeConfig({});
@@ -37,4 +37,24 @@ test('Redis URLs: redis://, rediss:// and unix:// sockets become connection opti
   assert.deepEqual(tcp.tls, {});
   assert.equal(redisConnectionOptions('redis://127.0.0.1').port, 6379);
   assert.deepEqual(bullmqConnection('redis://127.0.0.1:7000'), { url: 'redis://127.0.0.1:7000' });
+});
+
+test('the service listens on loopback unless told, and the run budget, client cap and Redis cap have documented defaults', () => {
+  const config = loadServiceConfig({});
+  assert.equal(config.host, '127.0.0.1');
+  assert.equal(config.allowAnonymous, false);
+  assert.equal(config.trustProxy, false);
+  assert.equal(config.maxRunOutputBytes, 16 * 1024 * 1024);
+  assert.equal(config.maxRunWallMs, 300_000);
+  assert.equal(config.clientMaxActiveRuns, 200);
+  assert.equal(config.redisMaxMemory, '1gb');
+});
+
+test('BRIG_TRUST_PROXY: off, a hop count, or a list of proxies; BRIG_ALLOW_ANONYMOUS is a flag', () => {
+  assert.equal(loadServiceConfig({ BRIG_TRUST_PROXY: 'false' }).trustProxy, false);
+  assert.equal(loadServiceConfig({ BRIG_TRUST_PROXY: '1' }).trustProxy, 1);
+  assert.deepEqual(loadServiceConfig({ BRIG_TRUST_PROXY: 'loopback, 10.0.0.0/8' }).trustProxy, ['loopback', '10.0.0.0/8']);
+  assert.equal(loadServiceConfig({ BRIG_ALLOW_ANONYMOUS: '1' }).allowAnonymous, true);
+  assert.throws(() => loadServiceConfig({ BRIG_ALLOW_ANONYMOUS: 'sure' }), (e: unknown) => (e as Error).message.includes('BRIG_ALLOW_ANONYMOUS'));
+  assert.throws(() => loadServiceConfig({ BRIG_REDIS_MAXMEMORY: 'lots' }), (e: unknown) => (e as Error).message.includes('BRIG_REDIS_MAXMEMORY'));
 });

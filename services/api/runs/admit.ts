@@ -1,0 +1,55 @@
+import type { Queue } from 'bullmq';
+import { admitRun } from '../../shared/admission.ts';
+import { ServiceError } from '../../shared/errors.ts';
+import type { Redis } from '../../shared/redis.ts';
+import { checkCapacity } from './capacity.ts';
+import type { StoreRoom } from './store-room.ts';
+
+/** A client at its cap waits for one of its runs to end: a short run's time. */
+export const CLIENT_BUSY_RETRY_AFTER_S = 5;
+/** Room comes back as results expire, or runs end and give their reservation back. */
+export const STORE_FULL_RETRY_AFTER_S = 30;
+/** BullMQ's largest priority (2^21); a client's position among its runs is capped there. */
+const MAX_BULLMQ_PRIORITY = 2 ** 21;
+const MS_PER_S = 1_000;
+
+export interface AdmitOptions {
+  id: string;
+  client: string;
+  /** Worst-case Redis bytes of the run. */
+  storeBytes: number;
+  createdAt: number;
+  queueCapacity: number;
+  clientMaxActiveRuns: number;
+  resultTtlSeconds: number;
+}
+
+/**
+ * Lets a run in or says why not: the queue's backlog (503 queue_full), the
+ * client's runs queued or running (429 too_many_active_runs), and the room
+ * Redis has for the run's worst case (503 store_full). Returns the job's
+ * BullMQ priority: the run's position among its client's active runs, so
+ * that the first run of a client jumps ahead of another client's backlog
+ * (1 is served first; equal priorities go in order of arrival).
+ */
+export async function admit(deps: { redis: Redis; queue: Queue; room: StoreRoom }, opts: AdmitOptions): Promise<number> {
+  await checkCapacity(deps.queue, opts.queueCapacity);
+  const admission = await admitRun(deps.redis, {
+    id: opts.id,
+    client: opts.client,
+    bytes: opts.storeBytes,
+    clientCap: opts.clientMaxActiveRuns,
+    roomBytes: await deps.room.roomBytes(),
+    now: Date.now(),
+    staleAt: opts.createdAt + opts.resultTtlSeconds * MS_PER_S,
+  });
+  if (admission.admitted) return Math.min(admission.position, MAX_BULLMQ_PRIORITY);
+  if (admission.reason === 'client_busy') {
+    throw new ServiceError('too_many_active_runs',
+      `this key (or address) has ${admission.activeRuns} runs queued or running, the most the server allows at once; retry when one has ended`,
+      { retryAfterSeconds: CLIENT_BUSY_RETRY_AFTER_S });
+  }
+  throw new ServiceError('store_full',
+    `the result store has no room for this run's worst case (${opts.storeBytes} bytes) until results expire or running runs end; retry later or ask for less output`,
+    { retryAfterSeconds: STORE_FULL_RETRY_AFTER_S });
+}

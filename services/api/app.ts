@@ -16,6 +16,7 @@ import { errorHandler, notFound } from './middleware/errors.ts';
 import { jsonBody } from './middleware/json-body.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
 import { requestContext } from './middleware/request-context.ts';
+import { requireHost } from './middleware/require-host.ts';
 import { healthRoutes } from './routes/health.ts';
 import { languageRoutes } from './routes/languages.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -34,8 +35,9 @@ const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', im
 /**
  * The HTTP API as an Express app, without listening: the caller owns the
  * server and every connection in deps. Each request passes: request id and
- * logger → access log and metrics → (for /v1) API key → rate limit → (for a
- * body) content type and JSON → the route → the one error handler.
+ * logger → access log and metrics → Host check → (for /v1) API key → rate
+ * limit → (for a body) content type and JSON → the route → the one error
+ * handler.
  */
 export function createApp(deps: ApiDeps): Express {
   const store = new RunStore(deps.redis, deps.config.resultTtlSeconds);
@@ -79,7 +81,7 @@ export function createApp(deps: ApiDeps): Express {
   } catch (error) {
     throw new ConfigError('config_invalid', `configuration BRIG_TRUST_PROXY: ${(error as Error).message}; give a hop count or addresses and CIDRs separated by commas`, { field: 'BRIG_TRUST_PROXY', cause: error });
   }
-  app.use(requestContext(deps.logger, ctx.shutdownSignal), accessLog(deps.metrics));
+  app.use(requestContext(deps.logger, ctx.shutdownSignal), accessLog(deps.metrics), requireHost);
   const guard = [requireApiKey(deps.config.apiKeys), rateLimit(deps.redis, deps.config.rateLimitPerMinute)];
   const body = jsonBody(deps.config.bodyLimitBytes);
   for (const r of routes) {

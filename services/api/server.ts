@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { closeRedis, createRedisClient, type Redis } from '../shared/redis.ts';
 import { createApp } from './app.ts';
-import { clientErrorHandler, expectationFailed } from './middleware/errors.ts';
+import { clientErrorHandler, connectRefused, expectationFailed } from './middleware/errors.ts';
 
 export interface StartApiOptions {
   /** Defaults to loadServiceConfig(); redisUrl is required. */
@@ -134,12 +134,14 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   let address: AddressInfo;
   try {
     app = createApp({ config, runtimeConfig, redis, queue, queueEvents, metrics, logger, shutdownSignal: shutdown.signal });
-    server = createServer(app);
-    // Requests Node answers itself by default get the API's error body instead;
-    // and Expect: 100-continue is left to the body reader, which refuses an
-    // oversized body before the client sends it.
+    // Requests Node answers itself by default get the API's error body instead
+    // (a missing Host: the requireHost middleware); and Expect: 100-continue is
+    // left to the body reader, which refuses an oversized body before the
+    // client sends it.
+    server = createServer({ requireHostHeader: false }, app);
     server.on('clientError', clientErrorHandler(logger));
     server.on('checkExpectation', expectationFailed(logger));
+    server.on('connect', connectRefused(logger));
     server.on('checkContinue', app);
     address = await listen(server, config.port, config.host);
   } catch (error) {

@@ -13,8 +13,9 @@ import { locals } from '../context.ts';
  * message, field}} with the status from the error table, never a stack.
  * Anything that is not a known error is logged in full and answered as
  * internal_error. Requests that never reach Express (refused by Node's HTTP
- * parser, or with an Expect other than 100-continue) are answered here too,
- * with the same body: see clientErrorHandler and expectationFailed.
+ * parser, CONNECT, or with an Expect other than 100-continue) are answered
+ * here too, with the same body: see clientErrorHandler, connectRefused and
+ * expectationFailed.
  */
 
 const INTERNAL_MESSAGE = 'Brig failed to answer this request; the X-Request-Id header finds it in the logs';
@@ -107,10 +108,29 @@ export function clientErrorHandler(logger: Logger): (error: Error & { code?: str
       socket.destroy();
       return;
     }
-    const status = statusOf(answer.code);
-    const body = JSON.stringify(errorBody(answer));
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    socket.once('finish', () => socket.destroy());
+    writeRawAnswer(socket, answer);
+  };
+}
+
+/** An answer written straight to the socket, which is then closed: for requests Express never sees. */
+function writeRawAnswer(socket: Duplex, answer: ServiceError): void {
+  const status = statusOf(answer.code);
+  const body = JSON.stringify(errorBody(answer));
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.once('finish', () => socket.destroy());
+}
+
+/**
+ * For the server's 'connect': Node hands a CONNECT request over with its raw
+ * socket and, without a listener, leaves the client waiting. Brig is not a
+ * proxy: 405, and the connection is closed.
+ */
+export function connectRefused(logger: Logger): (req: IncomingMessage, socket: Duplex) => void {
+  return (_req, socket) => {
+    const answer = new ServiceError('method_not_allowed', 'CONNECT is not allowed: Brig is not a proxy; the routes are listed in /openapi.json');
+    logger.debug({ code: answer.code }, 'request refused');
+    socket.on('error', () => {});
+    writeRawAnswer(socket, answer);
   };
 }
 

@@ -189,6 +189,9 @@ describe('OpenAPI document', () => {
       ['argument not a string', py({ args: [1] }), false],
       ['callback that is not http', py({ callbackUrl: 'ftp://example.com/' }), false],
       ['stdin not a string', py({ stdin: 5 }), false],
+      ['a name outside the BMP (a surrogate pair)', c(file('\u{1F600}.c')), true],
+      ['a name with a lone surrogate', c(file('a\ud800.c')), false],
+      ['a name that is a lone low surrogate', c(file('\udc00')), false],
     ];
     for (const [name, body, valid] of examples) {
       assert.equal(validator.safeParse(body).success, valid, `validator on ${name}`);

@@ -74,6 +74,18 @@ const ROWS: Row[] = [
   { name: 'an argument that is not a string', body: py({ args: ['a', 1] }), status: 400, code: 'request_invalid', field: 'args[1]' },
   { name: 'an argument with NUL', body: py({ args: ['a\u0000b'] }), status: 400, code: 'request_invalid', field: 'args[0]', message: /NUL/ },
   { name: 'a callback that is not http', body: py({ callbackUrl: 'ftp://example.com/x' }), status: 400, code: 'request_invalid', field: 'callbackUrl' },
+  // Lone surrogates have no UTF-8 form: they used to become U+FFFD on the way to the worker, and two such file names one file.
+  { name: 'file name with a lone high surrogate', body: withFiles(file('a.c'), file('\ud800')), status: 400, code: 'file_name_invalid', field: 'files[1].name', message: /lone surrogate/ },
+  { name: 'file name with a lone low surrogate', body: withFiles(file('x\udc00.c')), status: 400, code: 'file_name_invalid', field: 'files[0].name', message: /lone surrogate/ },
+  { name: 'file name in NFD', body: withFiles(file('cafe\u0301.c')), status: 400, code: 'file_name_invalid', field: 'files[0].name', message: /NFC/ },
+  { name: 'the NFD twin of another file', body: withFiles(file('caf\u00e9.c'), file('cafe\u0301.c')), status: 400, code: 'file_name_invalid', field: 'files[1].name', message: /NFC/ },
+  { name: 'source with a lone surrogate', body: py({ source: 'print("\ud83d")' }), status: 400, code: 'request_invalid', field: 'source', message: /lone surrogate/ },
+  { name: 'stdin with a lone surrogate', body: py({ stdin: '\udfff' }), status: 400, code: 'request_invalid', field: 'stdin', message: /lone surrogate/ },
+  { name: 'utf8 file content with a lone surrogate', body: withFiles(file('main.c', 'x\ud800')), status: 400, code: 'request_invalid', field: 'files[0].content', message: /lone surrogate/ },
+  { name: 'an argument with a lone surrogate', body: py({ args: ['ok', '\ud800'] }), status: 400, code: 'request_invalid', field: 'args[1]', message: /lone surrogate/ },
+  { name: 'a test name with a lone surrogate', body: py({ tests: [{ name: '\udc00', expectedOutput: '1' }] }), status: 400, code: 'request_invalid', field: 'tests[0].name' },
+  { name: 'expected output with a lone surrogate', body: py({ tests: [{ expectedOutput: '\ud800' }] }), status: 400, code: 'request_invalid', field: 'tests[0].expectedOutput', message: /lone surrogate/ },
+  { name: 'a callback URL with a lone surrogate', body: py({ callbackUrl: 'https://example.com/\ud800' }), status: 400, code: 'request_invalid', field: 'callbackUrl' },
   { name: 'unknown language', body: { language: 'cobol', source: 'x' }, status: 400, code: 'language_unknown', field: 'language', message: /available: brainfuck, c, python/ },
   { name: 'source for a language without a known file name', body: { language: 'brainfuck', source: '+' }, status: 400, code: 'source_unsupported', field: 'source' },
 ];
@@ -152,4 +164,15 @@ test('a valid request after all that is accepted', async () => {
   assert.equal(body.status, 'queued');
   const job = await h.queue.getJob(body.id);
   assert.deepEqual(job?.data.files, [{ name: 'main.c', contentBase64: 'aGk=' }, { name: 'lib/util.h', contentBase64: Buffer.from('#pragma once').toString('base64') }]);
+});
+
+test('well-formed non-ASCII text (an NFC name, characters outside the BMP) is accepted and reaches the job unchanged', async () => {
+  const source = 'print("caf\u00e9 \u{1F600}")';
+  const res = await h.fetch('/v1/runs', { json: { language: 'c', files: [file('caf\u00e9/\u{1F600}.c', source)], stdin: '\u{10FFFF}', args: ['\u00e9'] } });
+  assert.equal(res.status, 202, await res.clone().text());
+  const job = await h.queue.getJob(((await res.json()) as { id: string }).id);
+  assert.equal(job?.data.files[0]?.name, 'caf\u00e9/\u{1F600}.c');
+  assert.equal(Buffer.from(job!.data.files[0]!.contentBase64, 'base64').toString('utf8'), source);
+  assert.equal(Buffer.from(job!.data.stdinBase64, 'base64').toString('utf8'), '\u{10FFFF}');
+  assert.deepEqual(job?.data.args, ['\u00e9']);
 });

@@ -91,6 +91,7 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
         params: { id: 'the run id from POST /v1/runs' },
         responses: {
           200: { description: 'the event stream; each data line is a RunEvent', schema: 'RunEvent', contentType: 'text/event-stream' },
+          400: { description: 'path_invalid: the id has a malformed %XX', schema: 'Error' },
           404: { description: 'run_not_found or run_expired', schema: 'Error' },
         },
       },

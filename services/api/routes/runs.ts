@@ -104,9 +104,9 @@ export function runRoutes(ctx: ApiContext): Route[] {
         responses: {
           200: { description: 'wait=true and the run ended in time: its final record', schema: 'RunRecord' },
           202: { description: 'queued (or, with wait=true, still going when the wait timed out)', schema: 'RunAccepted', headers: { Location: 'the run\'s URL' } },
-          400: { description: 'invalid request: request_invalid, body_invalid_json, language_unknown, limit_over_maximum (a limit, or the run\'s output or wall time in all, over the server maximum), file_name_invalid, file_name_duplicate, files_too_many, tests_too_many, content_invalid_base64, source_missing, source_conflict', schema: 'Error' },
-          413: { description: 'body_too_large', schema: 'Error' },
-          415: { description: 'content_type_unsupported', schema: 'Error' },
+          400: { description: 'invalid request: request_invalid, body_invalid_json, language_unknown, limit_over_maximum (a limit, or the run\'s output or wall time in all, over the server maximum), file_name_invalid, file_name_duplicate, files_too_many, tests_too_many, content_invalid_base64, source_missing, source_conflict, body_invalid_encoding', schema: 'Error' },
+          413: { description: 'body_too_large: from Content-Length before the body is read, or at the limit (as sent or decompressed); the connection is closed', schema: 'Error' },
+          415: { description: 'content_type_unsupported (not application/json in UTF-8) or content_encoding_unsupported (not identity, gzip or deflate)', schema: 'Error' },
           429: { description: 'rate_limited, or too_many_active_runs for this key (or address)', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
           503: { description: 'queue_full, workers_unavailable, store_full or store_unavailable', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
         },
@@ -118,6 +118,7 @@ export function runRoutes(ctx: ApiContext): Route[] {
         operationId: 'getRun', tags: ['runs'], summary: 'A run\'s record', params: ID_PARAM,
         responses: {
           200: { description: 'the run record', schema: 'RunRecord' },
+          400: { description: 'path_invalid: the id has a malformed %XX', schema: 'Error' },
           404: { description: 'run_not_found, or run_expired when its result is past the retention time', schema: 'Error' },
         },
       },
@@ -131,6 +132,7 @@ export function runRoutes(ctx: ApiContext): Route[] {
         responses: {
           200: { description: 'the run had already ended: its record, unchanged', schema: 'RunRecord' },
           202: { description: 'cancelled, or cancel asked of the worker that runs it', schema: 'RunAccepted' },
+          400: { description: 'path_invalid: the id has a malformed %XX', schema: 'Error' },
           404: { description: 'run_not_found or run_expired', schema: 'Error' },
         },
       },

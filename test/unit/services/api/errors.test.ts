@@ -23,6 +23,8 @@ test('the statuses the API promises', () => {
     rate_limited: 429, queue_full: 503, language_unknown: 400, limit_over_maximum: 400, file_name_invalid: 400,
     file_name_duplicate: 400, files_too_many: 400, tests_too_many: 400, content_invalid_base64: 400, run_not_found: 404,
     run_expired: 404, internal_error: 500,
+    path_invalid: 400, body_invalid_encoding: 400, content_encoding_unsupported: 415, request_malformed: 400, request_timeout: 408,
+    headers_too_large: 431, expectation_unsupported: 417,
   };
   for (const [code, status] of Object.entries(expected)) assert.equal(statusOf(code as keyof typeof ERROR_CODES), status, code);
 });

@@ -17,6 +17,7 @@ import { jsonBody } from './middleware/json-body.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { requireHost } from './middleware/require-host.ts';
+import { closeUnreadBody } from './middleware/unread-body.ts';
 import { healthRoutes } from './routes/health.ts';
 import { languageRoutes } from './routes/languages.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -85,7 +86,7 @@ export function createApp(deps: ApiDeps): Express {
   const guard = [requireApiKey(deps.config.apiKeys), rateLimit(deps.redis, deps.config.rateLimitPerMinute)];
   const body = jsonBody(deps.config.bodyLimitBytes);
   for (const r of routes) {
-    app[r.method](r.path, ...(r.auth ? guard : []), ...(r.body ? body : []), asyncHandler(r.handler));
+    app[r.method](r.path, ...(r.auth ? guard : []), ...(r.body ? body : [closeUnreadBody]), asyncHandler(r.handler));
   }
   app.use(notFound(routes));
   app.use(errorHandler(deps.logger));

@@ -7,6 +7,7 @@ import { storeFault } from '../../shared/store-errors.ts';
 import { STORE_FULL_RETRY_AFTER_S } from '../runs/admit.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { locals } from '../context.ts';
+import { bodyStillArriving } from './unread-body.ts';
 
 /**
  * The one place where a failure becomes an HTTP answer: {error: {code,
@@ -45,12 +46,6 @@ export function toServiceError(error: unknown): ServiceError {
 
 function errorBody(answer: ServiceError): ErrorBody {
   return { error: { code: answer.code, message: answer.message, field: answer.field ?? null } };
-}
-
-/** The request declared a body (a length over 0, or chunks) that has not all arrived. */
-function bodyStillArriving(req: IncomingMessage): boolean {
-  if (req.complete) return false;
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, answer: ServiceError): void {

@@ -147,6 +147,14 @@ test('a body refused before it is read (wrong content type) closes the connectio
   assert.ok(result.writtenBytes < MAX_WRITTEN_AFTER_REFUSAL_BYTES, `the client got ${result.writtenBytes} bytes out before the close`);
 });
 
+test('a body sent to a route that takes none is not read: the answer comes, then the connection closes', async () => {
+  const result = await upload(`GET /healthz HTTP/1.1\r\nHost: brig\r\nContent-Length: ${UPLOAD_BYTES}\r\n\r\n`, UPLOAD_BYTES);
+  assert.equal(result.status, 200);
+  assert.equal(result.headers.connection, 'close');
+  assert.ok(result.closed, 'the server closed the connection');
+  assert.ok(result.writtenBytes < MAX_WRITTEN_AFTER_REFUSAL_BYTES, `the client got ${result.writtenBytes} bytes out before the close`);
+});
+
 test('a body refused after it was read whole keeps the connection for the next request', async () => {
   const body = '{"language": 5}';
   const socket = connect(port, '127.0.0.1');

@@ -34,6 +34,8 @@ export interface PrivateRedisOptions {
    * or a SIGKILL of Redis loses at most the last second of writes.
    */
   appendOnly?: boolean;
+  /** The TCP port; default a free one. */
+  port?: number;
   /** Start the server again when it exits by itself; its exits and restarts are logged here. */
   restart?: { logger: Logger };
 }
@@ -105,7 +107,7 @@ async function launch(dataDir: string, port: number, opts: PrivateRedisOptions):
 
 export async function startPrivateRedis(dataDir: string, opts: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const port = await freePort();
+  const port = opts.port ?? await freePort();
   let child = await launch(dataDir, port, opts);
   let stopping = false;
   let restarting: Promise<void> | null = null;

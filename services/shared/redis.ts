@@ -13,7 +13,14 @@ export type { Redis };
  */
 const COMMAND_RETRIES_PER_REQUEST = 2;
 const RECONNECT_BACKOFF_STEP_MS = 100;
-const RECONNECT_BACKOFF_MAX_MS = 2_000;
+/**
+ * A command waits for COMMAND_RETRIES_PER_REQUEST reconnect attempts before
+ * it fails, so the longest gap between attempts bounds how long an HTTP
+ * request waits for its 503 during an outage: about a second.
+ */
+const COMMAND_RECONNECT_BACKOFF_MAX_MS = 500;
+/** Blocking connections (BullMQ's) wait for Redis anyway; they need not knock as often. */
+const BLOCKING_RECONNECT_BACKOFF_MAX_MS = 2_000;
 /** How long quit() may take before the socket is simply dropped. */
 const QUIT_TIMEOUT_MS = 1_000;
 
@@ -69,7 +76,7 @@ export function createRedisClient(url: string, opts: { name: string; blocking?: 
     connectionName: opts.name,
     connectTimeout: CONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: opts.blocking ? null : COMMAND_RETRIES_PER_REQUEST,
-    retryStrategy: (attempt) => (closing.has(client) ? null : Math.min(attempt * RECONNECT_BACKOFF_STEP_MS, RECONNECT_BACKOFF_MAX_MS)),
+    retryStrategy: (attempt) => (closing.has(client) ? null : Math.min(attempt * RECONNECT_BACKOFF_STEP_MS, opts.blocking ? BLOCKING_RECONNECT_BACKOFF_MAX_MS : COMMAND_RECONNECT_BACKOFF_MAX_MS)),
   });
   const outages = new OutageLog(opts.logger, opts.name);
   client.on('error', (error: Error) => outages.failed(error));

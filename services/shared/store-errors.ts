@@ -19,6 +19,14 @@ const FULL_REPLY = 'OOM';
 
 export function storeFault(error: unknown): StoreFault | null {
   if (!(error instanceof Error)) return null;
+  // A MULTI that Redis discarded (EXECABORT) says why in the errors of its commands.
+  const previous = (error as { previousErrors?: unknown }).previousErrors;
+  if (Array.isArray(previous)) {
+    for (const cause of previous) {
+      const fault = storeFault(cause);
+      if (fault) return fault;
+    }
+  }
   const message = error.message;
   if (message.startsWith(FULL_REPLY) || message.includes(`${FULL_REPLY} command not allowed`)) return 'full';
   if (UNAVAILABLE_REPLIES.some((prefix) => message.startsWith(prefix))) return 'unavailable';

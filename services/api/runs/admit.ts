@@ -49,6 +49,7 @@ export async function admit(deps: { redis: Redis; queue: Queue; room: StoreRoom 
       `this key (or address) has ${admission.activeRuns} runs queued or running, the most the server allows at once; retry when one has ended`,
       { retryAfterSeconds: CLIENT_BUSY_RETRY_AFTER_S });
   }
+  deps.room.refused(opts.storeBytes);
   throw new ServiceError('store_full',
     `the result store has no room for this run's worst case (${opts.storeBytes} bytes) until results expire or running runs end; retry later or ask for less output`,
     { retryAfterSeconds: STORE_FULL_RETRY_AFTER_S });

@@ -18,8 +18,12 @@ export interface StoreMemory {
   maxBytes: number;
 }
 
+/** A refusal for room is what /readyz reports for this long, unless room comes back first. */
+const REFUSAL_REMEMBERED_MS = 10_000;
+
 export class StoreRoom {
   private reading: { atMs: number; memory: Promise<StoreMemory> } | null = null;
+  private lastRefusal: { atMs: number; bytes: number } | null = null;
 
   constructor(private readonly redis: Redis) {}
 
@@ -41,12 +45,24 @@ export class StoreRoom {
     return maxBytes * (1 - HEADROOM_SHARE) - usedBytes;
   }
 
-  /** For /readyz: null when there is room, else why not. */
+  /** A run of this many bytes was refused for want of room. */
+  refused(bytes: number): void {
+    this.lastRefusal = { atMs: Date.now(), bytes };
+  }
+
+  /**
+   * For /readyz: null when there is room, else why not. Full is no room at
+   * all, or not enough for a run refused in the last few seconds.
+   */
   async fullness(): Promise<string | null> {
     const [room, reserved] = await Promise.all([this.roomBytes(), reservedBytes(this.redis)]);
-    if (room === null || reserved < room) return null;
+    if (room === null) return null;
+    const free = room - reserved;
+    const refusal = this.lastRefusal !== null && Date.now() - this.lastRefusal.atMs < REFUSAL_REMEMBERED_MS ? this.lastRefusal : null;
+    if (free > 0 && (refusal === null || refusal.bytes <= free)) return null;
     const { usedBytes, maxBytes } = await this.memory();
-    return `redis is full: it holds ${usedBytes} bytes and runs not yet finished reserve ${reserved} more, of maxmemory ${maxBytes} less ${HEADROOM_SHARE * 100}% headroom; new runs are refused until results expire`;
+    return `redis is full: it holds ${usedBytes} bytes and runs not yet finished reserve ${reserved} more, of maxmemory ${maxBytes} less ${HEADROOM_SHARE * 100}% headroom`
+      + `${refusal ? `; a run needing ${refusal.bytes} bytes was refused` : ''}; new runs are refused until results expire or running runs end`;
   }
 }
 

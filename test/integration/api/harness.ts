@@ -3,7 +3,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startApi, type RunningApi } from '../../../services/api/server.ts';
 import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../../../services/shared/config.ts';
-import { HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord, type TestSummary, type TestView, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
+import { EVENTS_MAX_LEN, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord, type TestSummary, type TestView, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { RunStore } from '../../../services/shared/run-store.ts';
@@ -40,7 +40,8 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
   const config = loadServiceConfig({}, { redisUrl: redisServer.url, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides });
   const runtimeConfig = loadRuntimeConfig({});
   const api = await startApi({ config, runtimeConfig, logger: createLogger({ level: 'silent', name: 'test-api' }), metrics: createMetrics({ defaultMetrics: false }) });
-  const queue = new Queue<RunJobData, RunOutcome>(QUEUE_NAME, { connection: redis });
+  // Every Queue writes the queue's metadata: this one must say what the API's says.
+  const queue = new Queue<RunJobData, RunOutcome>(QUEUE_NAME, { connection: redis, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
   const workers: Worker<RunJobData, RunOutcome>[] = [];
   return {
     url: api.url,

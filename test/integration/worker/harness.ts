@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../../../services/shared/config.ts';
-import { JOB_NAME, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord } from '../../../services/shared/contract.ts';
+import { EVENTS_MAX_LEN, JOB_NAME, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { startWorker, type BrigWorker, type WorkerTiming } from '../../../services/worker/worker.ts';
@@ -165,7 +165,8 @@ export interface Clients {
 /** The API's side of the queue: a Redis client, a Queue and QueueEvents. */
 export async function connectClients(redisUrl: string): Promise<Clients> {
   const redis = new Redis(redisUrl);
-  const queue = new Queue(QUEUE_NAME, { connection: { url: redisUrl } });
+  // Every Queue writes the queue's metadata: this one must say what the API's says.
+  const queue = new Queue(QUEUE_NAME, { connection: { url: redisUrl }, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
   const queueEvents = new QueueEvents(QUEUE_NAME, { connection: { url: redisUrl } });
   await queueEvents.waitUntilReady();
   return {

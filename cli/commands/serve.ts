@@ -11,6 +11,9 @@ import { EXIT } from '../exit-codes.ts';
 
 type Part = 'serve' | 'api' | 'worker';
 
+/** How long the process may linger after its shutdown before it exits anyway. */
+const EXIT_LINGER_MS = 2_000;
+
 const HELP: Record<Part, string> = {
   serve: `Usage: brig serve
 
@@ -89,6 +92,13 @@ export function serviceCommand(part: Part) {
     for (const stop of stops) await stop();
     await redis?.stop();
     logger.info('stopped');
+    // Everything of ours is closed. A library connection that still retries
+    // (bullmq#4656) would keep the process alive: this timer, which holds
+    // nothing open itself, ends it.
+    setTimeout(() => {
+      logger.warn({ lingerMs: EXIT_LINGER_MS }, 'connections still open after the shutdown: exiting anyway');
+      process.exit(EXIT.OK);
+    }, EXIT_LINGER_MS).unref();
     return EXIT.OK;
   };
 }

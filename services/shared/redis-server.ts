@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -79,12 +79,46 @@ function ping(port: number): Promise<boolean> {
 function serverArgs(dataDir: string, port: number, opts: PrivateRedisOptions): string[] {
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--unixsocket', join(dataDir, 'redis.sock'), '--unixsocketperm', '700',
-    '--dir', dataDir, '--save', '', '--protected-mode', 'yes',
+    '--dir', dataDir, '--pidfile', join(dataDir, PIDFILE), '--save', '', '--protected-mode', 'yes',
     '--appendonly', opts.appendOnly ? 'yes' : 'no',
   ];
   if (opts.appendOnly) args.push('--appendfsync', 'everysec');
   if (opts.maxMemory) args.push('--maxmemory', opts.maxMemory, '--maxmemory-policy', 'noeviction');
   return args;
+}
+
+const PIDFILE = 'redis.pid';
+const ORPHAN_EXIT_TIMEOUT_MS = 10_000;
+
+/**
+ * A redis-server left running on this folder by an owner that was killed
+ * (kill -9 of brig serve) would write the same append-only file as the new
+ * one. It is told to shut down first (SIGTERM: it syncs its file) and
+ * waited for; its data is then the new server's.
+ */
+async function stopOrphan(dataDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dataDir, PIDFILE), 'utf8').trim());
+  } catch {
+    return;
+  }
+  // Redis rewrites its command line, but it works in its --dir: a live
+  // redis-server whose working directory is this folder is ours.
+  const isOurs = () => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('redis-server') && readlinkSync(`/proc/${pid}/cwd`) === realpathSync(dataDir);
+    } catch {
+      return false;
+    }
+  };
+  if (!Number.isInteger(pid) || pid <= 1 || !isOurs()) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + ORPHAN_EXIT_TIMEOUT_MS;
+  while (isOurs()) {
+    if (Date.now() > deadline) throw new HostError('redis_failed', `an earlier redis-server (pid ${pid}) still runs on ${dataDir} and does not stop`);
+    await sleep(PING_INTERVAL_MS);
+  }
 }
 
 /** Spawns redis-server and waits until it answers PING. */
@@ -107,6 +141,7 @@ async function launch(dataDir: string, port: number, opts: PrivateRedisOptions):
 
 export async function startPrivateRedis(dataDir: string, opts: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  await stopOrphan(dataDir);
   const port = opts.port ?? await freePort();
   let child = await launch(dataDir, port, opts);
   let stopping = false;

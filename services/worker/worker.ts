@@ -165,7 +165,7 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
         if (aborted) logger.warn({ aborted, graceMs: serviceConfig.shutdownGraceMs }, 'grace period over: handing the remaining runs back to the queue');
       }, serviceConfig.shutdownGraceMs);
       try {
-        await worker.close();
+        await closeQueueWorker(worker, serviceConfig.shutdownGraceMs + QUEUE_CLOSE_SLACK_MS, logger);
       } finally {
         clearTimeout(grace);
       }
@@ -189,6 +189,32 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
   } catch (error) {
     for (const step of undo.reverse()) await step().catch(() => {});
     throw error;
+  }
+}
+
+/**
+ * How long BullMQ's close may take beyond the grace period (runs aborted at
+ * the end of it stop within a second or two).
+ */
+const QUEUE_CLOSE_SLACK_MS = 5_000;
+
+/**
+ * BullMQ's Worker.close() can wait forever for a connection that was
+ * reconnecting when it was called (taskforcesh/bullmq#4656: a Redis restart
+ * just before a shutdown does it). The runs are over by then, so the rest of
+ * the shutdown goes on without it: slots and cgroups must be given back
+ * whatever became of BullMQ. Its sockets may then keep the process alive;
+ * the CLI exits regardless once the shutdown is done.
+ */
+async function closeQueueWorker(worker: Worker<RunJobData, RunOutcome>, timeoutMs: number, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), timeoutMs); });
+  try {
+    if (await Promise.race([worker.close().then(() => 'closed' as const), timedOut]) === 'timeout') {
+      logger.warn({ timeoutMs }, 'the queue worker did not close in time (a Redis reconnect under way; bullmq#4656): going on without it');
+    }
+  } finally {
+    clearTimeout(timer);
   }
 }
 

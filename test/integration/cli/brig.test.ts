@@ -97,3 +97,11 @@ test('brig doctor says what to do when the launcher is missing, and exits 1', ()
   assert.match(r.stdout, /FAIL +launcher/);
   assert.match(r.stdout, /fix: build it: npm run build/);
 });
+
+test('brig api on a public address without keys exits 3 and says how to fix it; the worker metrics bind to loopback too', () => {
+  const r = brig(['api'], { HOST: '0.0.0.0', REDIS_URL: 'redis://127.0.0.1:1', BRIG_API_KEYS: '' });
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /BRIG_API_KEYS/);
+  assert.match(r.stderr, /BRIG_ALLOW_ANONYMOUS=1/);
+  assert.match(brig(['api', '--help']).stdout, /127\.0\.0\.1:8080/);
+});

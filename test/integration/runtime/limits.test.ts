@@ -99,13 +99,21 @@ const KERNEL_BUFFER_CASES = [
     openFiles: 64, // ~7 MB of queues per loopback connection: this is already ~220 MB, more would strain the host
   },
 ];
+/**
+ * The kernel checks a socket's charge against the limit before it charges
+ * the next buffer, so the last one may land past it: about one skb per
+ * socket (30 loopback pairs here). Uncharged, the same program queues over
+ * three times the limit; this margin only absorbs that rounding.
+ */
+const KERNEL_BUFFER_OVERSHOOT_MB = 4;
+
 for (const { kind, buffers, openFiles, todo } of KERNEL_BUFFER_CASES) {
   test(`data queued in ${buffers} counts toward the memory limit`, { todo }, async () => {
     const memoryMb = 64;
     const r = await run(`fill-${kind}`, { memoryMb, openFiles, cpuMs: 3000, wallMs: 6000 });
     const queued = /queued (\d+) MB/.exec(r.stdout);
     assert.ok(
-      r.verdict === 'memory_limit' || (queued !== null && Number(queued[1]) <= memoryMb),
+      r.verdict === 'memory_limit' || (queued !== null && Number(queued[1]) <= memoryMb + KERNEL_BUFFER_OVERSHOOT_MB),
       `${queued?.[1] ?? '?'} MB sat in ${buffers} under memoryMb=${memoryMb} without a memory_limit:\n${explain(r)}`,
     );
   });

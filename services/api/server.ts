@@ -7,7 +7,7 @@ import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceC
 import { EVENTS_MAX_LEN, QUEUE_NAME, type RunJobData, type RunOutcome } from '../shared/contract.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
-import { closeRedis, createRedisClient, type Redis } from '../shared/redis.ts';
+import { closeRedis, createRedisClient } from '../shared/redis.ts';
 import { createApp } from './app.ts';
 import { clientErrorHandler, connectRefused, expectationFailed } from './middleware/errors.ts';
 

@@ -115,12 +115,14 @@ async function afterFailure(job: RunQueueJob, error: unknown, signal: AbortSigna
     throw new RunRequeued(job.data.id);
   }
   const failure = describeFailure(error);
-  // A refused job is the sender's mistake, not a sandbox error.
-  if (failure.retryable) ctx.metrics.sandboxErrors.inc({ code: failure.code });
   const retry = failure.retryable && queueWillRetry(job);
-  // A job the runtime refuses is the sender's mistake; a sandbox that failed is ours.
-  if (failure.retryable) log.error({ err: error, code: failure.code, retry }, 'run failed on the worker side');
-  else log.warn({ err: error, code: failure.code }, 'job refused by the runtime');
+  // A job the runtime refuses is the sender's mistake; a sandbox that failed is ours, and counted.
+  if (failure.retryable) {
+    ctx.metrics.sandboxErrors.inc({ code: failure.code });
+    log.error({ err: error, code: failure.code, retry }, 'run failed on the worker side');
+  } else {
+    log.warn({ err: error, code: failure.code }, 'job refused by the runtime');
+  }
   if (retry) {
     await ctx.store.put(queuedRecord(job.data));
     throw error;

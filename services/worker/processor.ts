@@ -81,11 +81,11 @@ export async function processRun(job: RunQueueJob, signal: AbortSignal, ctx: Pro
     if (progress) await Promise.all([ctx.store.put({ ...current, progress }), job.updateProgress(event)]);
     else await job.updateProgress(event);
   };
-  const started = async () => {
+  const started = async (progress: RunProgress) => {
     const startedAt = Date.now();
     observePhase(ctx.metrics, 'queued', startedAt - data.createdAt);
     current = { ...queued, status: 'running', startedAt };
-    await report({ type: 'started', id: data.id, workerId: ctx.workerId }, { workerId: ctx.workerId, tests: [] });
+    await report({ type: 'started', id: data.id, workerId: ctx.workerId }, progress);
     log.info({ language: data.language, tests: data.tests.length }, 'run started');
   };
 
@@ -151,7 +151,7 @@ async function finish(job: RunQueueJob, final: RunRecord, ctx: ProcessorContext,
   return { id: record.id, status: record.status, verdict: record.verdict };
 }
 
-async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, report: Report, started: () => Promise<void>): Promise<RunVerdict> {
+async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, report: Report, started: (progress: RunProgress) => Promise<void>): Promise<RunVerdict> {
   const { runtime, metrics } = ctx;
   const language = runtime.language(data.language);
   const compileLimits = defaultCompileLimits(runtime.config, language, ctx.serviceConfig.maxCompileOutputBytes) ?? undefined;
@@ -160,11 +160,14 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
   // Job.open waits for a free sandbox slot, then builds the workspace.
   const job = await timed(metrics, 'setup', () => Job.open(runtime, { language: data.language, files, limits: data.limits, compileLimits, args: data.args, signal }));
   try {
-    await started();
+    // A language without a compile step is as good as compiled from the start:
+    // the running record says so at once, one write fewer per run.
+    const progress: RunProgress = language.compile ? { workerId: ctx.workerId, tests: [] } : { workerId: ctx.workerId, compile: null, tests: [] };
+    await started(progress);
     const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => job.compile()));
     parts.compile = compile;
-    const progress: RunProgress = { workerId: ctx.workerId, compile: compile && summarizeStep(compile), tests: [] };
-    await report({ type: 'compiled', id: data.id, compile: progress.compile! }, progress);
+    progress.compile = compile && summarizeStep(compile);
+    await report({ type: 'compiled', id: data.id, compile: progress.compile }, compile ? progress : undefined);
     const judge = data.tests.length > 0;
     if (compile && compile.verdict !== 'ok') {
       if (judge) parts.tests = [];

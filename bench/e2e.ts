@@ -14,27 +14,26 @@
  * Environment: BENCH_RUNS (default 500), BENCH_CONCURRENCY (default 2 × cores).
  */
 import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { startServeProcess, stopServeProcess } from '../loadtest/serve-process.ts';
 import { runSubmission } from '../runtime/job.ts';
 import { Runtime } from '../runtime/runtime.ts';
-import { freePort } from '../services/shared/redis-server.ts';
 import { loadRuntimeConfig } from '../services/shared/config.ts';
 
 const CORES = availableParallelism();
 const RUNS = Number(process.env.BENCH_RUNS ?? 500);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 2 * CORES);
 const SOURCE = 'print("hello world")\n';
-const BRIG = new URL('../bin/brig.js', import.meta.url).pathname;
+/** Both halves run under one cgroup parent name; one after the other, never at once. */
+const BENCH_NAME = 'bench-e2e';
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 async function direct(stateDir: string): Promise<{ seconds: number; latencies: number[] }> {
-  const runtime = await Runtime.create({ ...loadRuntimeConfig(), stateDir, cgroupParent: `brig-bench-${process.pid}`, slots: CORES });
+  const runtime = await Runtime.create({ ...loadRuntimeConfig(), stateDir, cgroupParent: `brig-${BENCH_NAME}-${process.pid}`, slots: CORES });
   try {
     const once = async () => {
       const start = performance.now();
@@ -55,21 +54,13 @@ async function direct(stateDir: string): Promise<{ seconds: number; latencies: n
   }
 }
 
-async function http(stateDir: string): Promise<{ seconds: number; p50: number; p95: number; non2xx: number; wrong: number }> {
-  const port = await freePort();
-  const server = spawn(process.execPath, [BRIG, 'serve'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-bench-${process.pid}`, BRIG_SLOTS: String(CORES), BRIG_WORKER_METRICS_PORT: '0', BRIG_RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn', REDIS_URL: '' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+async function http(): Promise<{ seconds: number; p50: number; p95: number; non2xx: number; wrong: number }> {
+  // The uids the direct half used (BRIG_UID_BASE or the default), so that both halves run alike.
+  const server = await startServeProcess({
+    name: BENCH_NAME, uidBase: loadRuntimeConfig().uidBase, env: { BRIG_SLOTS: String(CORES) }, stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const exited = new Promise((resolve) => server.once('exit', resolve));
   try {
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-      if (ready) break;
-      if (i > 600) throw new Error('brig serve did not become ready in 60 s');
-      await sleep(100);
-    }
+    const { url } = server;
     const body = JSON.stringify({ language: 'python', source: SOURCE });
     const request = { method: 'POST' as const, path: '/v1/runs?wait=true', headers: { 'content-type': 'application/json' }, body };
     await autocannon({ url, connections: CONCURRENCY, amount: CONCURRENCY, requests: [request] }); // warm-up
@@ -87,8 +78,7 @@ async function http(stateDir: string): Promise<{ seconds: number; p50: number; p
     latencies.sort((a, b) => a - b);
     return { seconds: result.duration, p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95), non2xx: result.non2xx, wrong };
   } finally {
-    server.kill('SIGTERM');
-    await exited;
+    await stopServeProcess(server);
   }
 }
 
@@ -100,7 +90,7 @@ async function main(): Promise<void> {
     const d = await direct(join(dir, 'direct'));
     const directRate = RUNS / d.seconds;
     console.log(`direct: ${directRate.toFixed(1)} runs/s, latency p50 ${quantile(d.latencies, 0.5).toFixed(1)} ms, p95 ${quantile(d.latencies, 0.95).toFixed(1)} ms`);
-    const h = await http(join(dir, 'http'));
+    const h = await http();
     const httpRate = RUNS / h.seconds;
     console.log(`http:   ${httpRate.toFixed(1)} runs/s, latency p50 ${h.p50.toFixed(1)} ms, p95 ${h.p95.toFixed(1)} ms, non-2xx ${h.non2xx}, wrong output ${h.wrong}`);
     console.log(`added by HTTP + queue: p50 ${(h.p50 - quantile(d.latencies, 0.5)).toFixed(1)} ms, p95 ${(h.p95 - quantile(d.latencies, 0.95)).toFixed(1)} ms`);

@@ -22,17 +22,13 @@
  * promises each output stored once, in the record, as text or base64: at
  * most about 2× the output.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { rssBytes } from '../loadtest/host-state.ts';
+import { privateRedisUrl, startServeProcess, stopServeProcess, type ServeProcess } from '../loadtest/serve-process.ts';
 import { QUEUE_NAME, keys, type RunRecord } from '../services/shared/contract.ts';
-import { freePort } from '../services/shared/redis-server.ts';
 import { redisConnectionOptions } from '../services/shared/redis.ts';
 
-const BRIG = new URL('../bin/brig.js', import.meta.url).pathname;
 /** BullMQ's default key prefix, which Brig does not change. */
 const EVENTS_KEY = `bull:${QUEUE_NAME}:events`;
 /** Sandbox uids of our own, away from the default of a `brig serve` that may run on this machine. */
@@ -52,9 +48,6 @@ const SAMPLE_INTERVAL_MS = 50;
  * what it holds after that is what a run costs while its record lives.
  */
 const SETTLE_MS = 3_000;
-const READY_TIMEOUT_MS = 60_000;
-const READY_POLL_MS = 100;
-const STOP_TIMEOUT_MS = 45_000;
 const BYTES_PER_MB = 1024 * 1024;
 const BYTES_PER_KB = 1024;
 
@@ -70,11 +63,7 @@ const programPrinting = (bytes: number, unit: string) =>
 
 // ---------------------------------------------------------------- the server
 
-interface Serve {
-  child: ChildProcess;
-  url: string;
-  stateDir: string;
-  exited: Promise<void>;
+interface Serve extends ServeProcess {
   /** Its private Redis, for measuring. */
   redis: Redis;
   /** A second connection for the peak sampler, so that its INFOs never queue behind the measuring commands. */
@@ -82,55 +71,18 @@ interface Serve {
 }
 
 async function startServe(): Promise<Serve> {
-  // mkdtemp makes it 0700; sandbox uids must be able to reach their workspaces below it.
-  const stateDir = mkdtempSync(join(tmpdir(), 'brig-bench-store-'));
-  chmodSync(stateDir, 0o711);
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, PORT: String(port), HOST: '127.0.0.1', BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-bench-store-${process.pid}`,
-    BRIG_UID_BASE: String(UID_BASE), BRIG_RATE_LIMIT_PER_MINUTE: '0', BRIG_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'warn',
-    BRIG_WAIT_TIMEOUT_MS: String(WAIT_TIMEOUT_MS),
-  };
-  delete env.REDIS_URL; // so that brig serve starts its private Redis in the state dir
-  const child = spawn(process.execPath, [BRIG, 'serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + READY_TIMEOUT_MS; ;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`brig serve exited at start (code ${child.exitCode}, signal ${child.signalCode})`);
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGTERM');
-      throw new Error(`brig serve was not ready within ${READY_TIMEOUT_MS} ms`);
-    }
-    await sleep(READY_POLL_MS);
-  }
-  const socket = { ...redisConnectionOptions(`unix://${join(stateDir, 'redis', 'redis.sock')}`), maxRetriesPerRequest: 2 };
-  return { child, url, stateDir, exited, redis: new Redis(socket), sampler: new Redis(socket) };
+  const serve = await startServeProcess({ name: 'bench-store', uidBase: UID_BASE, env: { BRIG_WAIT_TIMEOUT_MS: String(WAIT_TIMEOUT_MS) } });
+  const socket = { ...redisConnectionOptions(privateRedisUrl(serve.stateDir)), maxRetriesPerRequest: 2 };
+  return { ...serve, redis: new Redis(socket), sampler: new Redis(socket) };
 }
 
 async function stopServe(serve: Serve): Promise<void> {
   serve.redis.disconnect();
   serve.sampler.disconnect();
-  serve.child.kill('SIGTERM');
-  // Not ref'd: once the server has exited, the timer must not hold this process for the rest of the timeout.
-  const stopped = await Promise.race([serve.exited.then(() => true), sleep(STOP_TIMEOUT_MS, undefined, { ref: false }).then(() => false)]);
-  if (!stopped) {
-    console.log(`brig serve did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM: killing it`);
-    serve.child.kill('SIGKILL');
-    await serve.exited;
-  }
-  // rm -rf across a leftover mount would delete through it: leave such a state dir for a human.
-  const mounted = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4]?.startsWith(`${serve.stateDir}/`));
-  if (mounted) console.log(`state dir ${serve.stateDir} kept: something is still mounted below it`);
-  else rmSync(serve.stateDir, { recursive: true, force: true });
+  await stopServeProcess(serve);
 }
 
 // ---------------------------------------------------------------- measuring
-
-function rssBytes(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) * BYTES_PER_KB : 0;
-}
 
 /** Bytes a step's outputs stand for, decoded from text or base64. */
 function outputBytesOf(step: { stdout: string; stderr: string; stdoutEncoding?: 'base64'; stderrEncoding?: 'base64' }): number {

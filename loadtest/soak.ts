@@ -9,16 +9,14 @@
  * and cgroups. At the end it stops the server with SIGTERM, checks that
  * nothing was left behind, and says whether memory and fds levelled off.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { QUEUE_NAME, keys } from '../services/shared/contract.ts';
-import { freePort } from '../services/shared/redis-server.ts';
 import { redisConnectionOptions, scanKeys } from '../services/shared/redis.ts';
+import { cgroupFolders, mountsUnder, openFdCount, processesNaming, rssBytes } from './host-state.ts';
+import { privateRedisUrl, startServeProcess, stopServeProcess, type ServeProcess } from './serve-process.ts';
 
 const USAGE = `Usage: npm run soak -- [--minutes N] [--concurrency C] [--ttl S] [--json FILE]
 
@@ -33,13 +31,11 @@ memory, RSS and fds levelled off, nothing left after SIGTERM); 1 one did not;
 `;
 
 const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const;
-const BRIG = new URL('../bin/brig.js', import.meta.url).pathname;
 /** BullMQ's default key prefix, which Brig does not change. */
 const BULLMQ_PREFIX = 'bull';
 const EVENTS_KEY = `${BULLMQ_PREFIX}:${QUEUE_NAME}:events`;
 /** Sandbox uids of our own, away from the default 600000 of a `brig serve` that may run on this machine. */
 const UID_BASE = 820_000;
-const CGROUP_ROOT = '/sys/fs/cgroup';
 
 const DEFAULT_MINUTES = 8;
 /** The first minute is warm-up (records pile up until the TTL expires the first); judging needs a minute after it. */
@@ -55,10 +51,6 @@ const GROWTH_MAX_SHARE_OF_PEAK = 0.1;
 const MIN_TREND_SAMPLES = 3;
 /** fds move by a few with HTTP keep-alive and Redis reconnects: below this many, growth is noise. */
 const FD_GROWTH_SLACK = 8;
-const READY_TIMEOUT_MS = 60_000;
-const READY_POLL_MS = 100;
-/** brig serve gives active runs BRIG_SHUTDOWN_GRACE_MS (30 s by default) on SIGTERM; a little more than that. */
-const STOP_TIMEOUT_MS = 45_000;
 /** How long leftovers get to go away after the server exited (processes still being reaped). */
 const LEFTOVER_SETTLE_MS = 2_000;
 const MISMATCH_EXAMPLES_SHOWN = 3;
@@ -152,44 +144,6 @@ function parseOptions(argv: string[]): Options | 'help' {
   };
 }
 
-// ---------------------------------------------------------------- the server
-
-interface Serve {
-  child: ChildProcess;
-  url: string;
-  stateDir: string;
-  cgroupParent: string;
-  exited: Promise<void>;
-}
-
-async function startServe(ttlSeconds: number): Promise<Serve> {
-  // mkdtemp makes it 0700; sandbox uids must be able to reach their workspaces below it.
-  const stateDir = mkdtempSync(join(tmpdir(), 'brig-soak-'));
-  chmodSync(stateDir, 0o711);
-  const cgroupParent = `brig-soak-${process.pid}`;
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, PORT: String(port), HOST: '127.0.0.1', BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: cgroupParent,
-    BRIG_UID_BASE: String(UID_BASE), BRIG_RATE_LIMIT_PER_MINUTE: '0', BRIG_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'warn',
-    BRIG_RESULT_TTL_SECONDS: String(ttlSeconds),
-  };
-  delete env.REDIS_URL; // so that brig serve starts its private Redis in the state dir
-  // Its own process group: a Ctrl-C meant for the soak must not reach it, the soak stops it in order.
-  const child = spawn(process.execPath, [BRIG, 'serve'], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + READY_TIMEOUT_MS; ;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`brig serve exited at start (code ${child.exitCode}, signal ${child.signalCode})`);
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGTERM');
-      throw new Error(`brig serve was not ready within ${READY_TIMEOUT_MS} ms`);
-    }
-    await sleep(READY_POLL_MS);
-  }
-  return { child, url, stateDir, cgroupParent, exited };
-}
-
 // ---------------------------------------------------------------- the load
 
 interface Tally {
@@ -250,54 +204,13 @@ interface Sample {
   cgroups: number;
 }
 
-function rssKb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) : 0;
-}
-
-/** Mount points at or below dir, from mountinfo (field 5 is the mount point). */
-function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .filter((point) => point === dir || point.startsWith(`${dir}/`));
-}
-
-/** The parent's cgroup folders and every folder below them, in every hierarchy. Reads only. */
-function cgroupFolders(parent: string): string[] {
-  const found: string[] = [];
-  const walk = (dir: string) => {
-    found.push(dir);
-    for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) walk(join(dir, entry.name));
-  };
-  for (const hierarchy of readdirSync(CGROUP_ROOT)) {
-    const dir = join(CGROUP_ROOT, hierarchy, parent);
-    if (existsSync(dir)) walk(dir);
-  }
-  return found;
-}
-
-/** Processes other than this one whose command line names the state dir (redis-server, launchers). */
-function processesNaming(stateDir: string): string[] {
-  const found: string[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-      if (cmdline.includes(stateDir)) found.push(`${entry} ${cmdline}`);
-    } catch {
-      // gone while we looked
-    }
-  }
-  return found;
-}
-
-async function sample(serve: Serve, redis: Redis, startMs: number): Promise<Sample> {
+async function sample(serve: ServeProcess, redis: Redis, startMs: number): Promise<Sample> {
   const pid = serve.child.pid!;
   const info = await redis.info('memory');
   return {
     tMs: Date.now() - startMs,
-    rssKb: rssKb(pid),
-    fds: readdirSync(`/proc/${pid}/fd`).length,
+    rssKb: rssBytes(pid) / BYTES_PER_KB,
+    fds: openFdCount(pid),
     redisUsedBytes: Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0),
     eventsStreamLength: await redis.xlen(EVENTS_KEY),
     runRecords: (await scanKeys(redis, keys.run('*'))).length,
@@ -402,9 +315,13 @@ async function main(argv: string[]): Promise<number> {
   const warmUpMs = Math.max(MS_PER_MINUTE, ttlSeconds * 1000);
   if (warmUpMs > (minutes * MS_PER_MINUTE) / 2) console.log(`note: the TTL is over half the soak: the trend is judged only after ${warmUpMs / 1000} s`);
   const launchMs = Date.now();
-  const serve = await startServe(ttlSeconds);
+  const serve = await startServeProcess({
+    name: 'soak', uidBase: UID_BASE, env: { BRIG_RESULT_TTL_SECONDS: String(ttlSeconds) },
+    // Its own process group: a Ctrl-C meant for the soak must not reach it, the soak stops it in order.
+    detached: true,
+  });
   console.log(`brig serve pid ${serve.child.pid} at ${serve.url}, ready in ${Date.now() - launchMs} ms; state dir ${serve.stateDir}, cgroup parent ${serve.cgroupParent}`);
-  const redis = new Redis({ ...redisConnectionOptions(`unix://${join(serve.stateDir, 'redis', 'redis.sock')}`), maxRetriesPerRequest: 2 });
+  const redis = new Redis({ ...redisConnectionOptions(privateRedisUrl(serve.stateDir)), maxRetriesPerRequest: 2 });
   redis.on('error', () => {}); // a failed sample throws by itself; ioredis would also print every reconnect
 
   const tally: Tally = { doneByKind: new Map(), mismatches: 0, non200: 0, failedRequests: 0, examples: [] };
@@ -442,7 +359,7 @@ async function main(argv: string[]): Promise<number> {
     for (const example of tally.examples) console.log(`  e.g. ${example}`);
     const levels = [
       levelled('redis used_memory', samples, warmUpMs, (s) => s.redisUsedBytes, mb),
-      levelled('brig serve rss', samples, warmUpMs, (s) => s.rssKb * 1024, mb),
+      levelled('brig serve rss', samples, warmUpMs, (s) => s.rssKb * BYTES_PER_KB, mb),
       levelled('brig serve fds', samples, warmUpMs, (s) => s.fds, (v) => v.toFixed(0), FD_GROWTH_SLACK),
     ];
     for (const level of levels) console.log(level.text);
@@ -462,27 +379,15 @@ async function main(argv: string[]): Promise<number> {
   return checksHeld ? EXIT.OK : EXIT.FAILED;
 }
 
-/** SIGTERM, wait, then look for anything left; removes the state dir only when nothing is mounted below it. */
-async function stopAndCheck(serve: Serve, record: (line: object) => void): Promise<boolean> {
-  const stopStartMs = Date.now();
-  serve.child.kill('SIGTERM');
-  // Not ref'd: once the server has exited, the timer must not hold this process for the rest of the timeout.
-  const stoppedInTime = await Promise.race([serve.exited.then(() => true), sleep(STOP_TIMEOUT_MS, undefined, { ref: false }).then(() => false)]);
-  if (!stoppedInTime) {
-    console.log(`brig serve did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM: killing it`);
-    serve.child.kill('SIGKILL');
-    await serve.exited;
-  }
-  await sleep(LEFTOVER_SETTLE_MS);
+/** Stops the server with SIGTERM, then looks for anything it left behind. */
+async function stopAndCheck(serve: ServeProcess, record: (line: object) => void): Promise<boolean> {
+  const stopped = await stopServeProcess(serve, { settleMs: LEFTOVER_SETTLE_MS });
   const left = { mounts: mountsUnder(serve.stateDir), cgroups: cgroupFolders(serve.cgroupParent), processes: processesNaming(serve.stateDir) };
-  const clean = stoppedInTime && serve.child.exitCode === 0 && Object.values(left).every((l) => l.length === 0);
-  console.log(`after SIGTERM: exit code ${serve.child.exitCode ?? serve.child.signalCode} in ${Date.now() - stopStartMs - LEFTOVER_SETTLE_MS} ms; `
+  const clean = stopped.stoppedInTime && stopped.exitCode === 0 && Object.values(left).every((l) => l.length === 0);
+  console.log(`after SIGTERM: exit code ${stopped.exitCode ?? stopped.signalCode} in ${stopped.stopMs} ms; `
     + `left behind: ${left.mounts.length} mounts, ${left.cgroups.length} cgroup folders, ${left.processes.length} processes`);
   for (const item of [...left.mounts, ...left.cgroups, ...left.processes]) console.log(`  left: ${item}`);
-  record({ type: 'shutdown', exitCode: serve.child.exitCode, stoppedInTime, left });
-  // rm -rf across a leftover mount would delete through it (a bind of a host folder, say): leave it for a human.
-  if (left.mounts.length === 0) rmSync(serve.stateDir, { recursive: true, force: true });
-  else console.log(`state dir ${serve.stateDir} kept: something is still mounted below it`);
+  record({ type: 'shutdown', exitCode: stopped.exitCode, stoppedInTime: stopped.stoppedInTime, left });
   return clean;
 }
 

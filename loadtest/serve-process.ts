@@ -9,7 +9,7 @@
  * removes the state dir, unless something is still mounted below it.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -74,9 +74,13 @@ export interface ServeStopped {
   stateDirKept: boolean;
 }
 
-/** The private Redis that brig serve starts in its state dir (cli/commands/serve.ts), by its unix socket. */
+/**
+ * The private Redis that brig serve starts in its state dir (cli/commands/serve.ts),
+ * by its unix socket, with the password it generated at start (a root-only file).
+ */
 export function privateRedisUrl(stateDir: string): string {
-  return `unix://${join(stateDir, 'redis', 'redis.sock')}`;
+  const password = readFileSync(join(stateDir, 'redis', 'password'), 'utf8').trim();
+  return `unix://${join(stateDir, 'redis', 'redis.sock')}?password=${encodeURIComponent(password)}`;
 }
 
 /** Starts brig serve and waits until /readyz answers 200; if it exits first or is not ready in time, cleans up and throws. */

@@ -20,6 +20,8 @@ export interface Slot {
 }
 
 const STATE_DIR_MODE = 0o711; // sandboxes (unprivileged host uids) must traverse to their workspace
+const PRIVATE_DIR_MODE = 0o700;
+const PRIVATE_FILE_MODE = 0o600;
 const SLOT_NAME = /^slot-\d+$/;
 
 /**
@@ -51,9 +53,12 @@ export class Runtime {
       throw new HostError('launcher_missing', `the launcher ${config.launcherPath} is missing: run "npm run build"`);
     }
     const stateDir = config.stateDir;
-    for (const dir of [stateDir, join(stateDir, 'runs'), join(stateDir, 'scratch'), join(stateDir, 'seccomp')]) {
-      mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
-      chmodSync(dir, STATE_DIR_MODE); // mkdir keeps an existing dir's mode (e.g. a 0700 mkdtemp)
+    // Folders sandboxes pass through are searchable but not listable by
+    // others; what only Brig reads (filters, slot locks) is root's alone.
+    const modes: [string, number][] = [[stateDir, STATE_DIR_MODE], [join(stateDir, 'runs'), STATE_DIR_MODE], [join(stateDir, 'scratch'), STATE_DIR_MODE], [join(stateDir, 'seccomp'), PRIVATE_DIR_MODE]];
+    for (const [dir, mode] of modes) {
+      mkdirSync(dir, { recursive: true, mode });
+      chmodSync(dir, mode); // mkdir keeps an existing dir's mode (e.g. a 0700 mkdtemp)
     }
     checkAncestorsSearchable(stateDir);
     const image = layoutImage(loadImageProfile(join(config.profilesDir, 'images', `${config.image}.json`)), join(stateDir, 'images'));
@@ -176,7 +181,7 @@ function openSeccompFilter(profilePath: string, dir: string): number {
   const path = join(dir, `${compiled.sha256}.bpf`);
   if (!existsSync(path)) {
     const staging = `${path}.tmp-${process.pid}`;
-    writeFileSync(staging, compiled.bpf, { mode: 0o644 });
+    writeFileSync(staging, compiled.bpf, { mode: PRIVATE_FILE_MODE });
     renameSync(staging, path);
   }
   return openSync(path, 'r');

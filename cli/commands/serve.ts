@@ -6,6 +6,7 @@ import { loadRuntimeConfig, loadServiceConfig } from '../../services/shared/conf
 import { createLogger } from '../../services/shared/logger.ts';
 import { createMetrics } from '../../services/shared/metrics.ts';
 import { startPrivateRedis, type PrivateRedis } from '../../services/shared/redis-server.ts';
+import { redactedRedisUrl } from '../../services/shared/redis.ts';
 import { startWorker } from '../../services/worker/worker.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -55,6 +56,14 @@ export function serviceCommand(part: Part) {
     const logger = createLogger({ level: serviceConfig.logLevel, name: `brig-${part}` });
     const metrics = createMetrics();
     const stops: (() => Promise<void>)[] = [];
+    // Listened for before anything starts: a SIGTERM during the start (which
+    // takes seconds: Redis, the runtime, the language probes) must not kill
+    // the process half-built, with mounts and cgroups left behind. It is
+    // acted on once the start is done, by the same orderly stop.
+    const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
 
     let redis: PrivateRedis | undefined;
     let redisUrl = serviceConfig.redisUrl;
@@ -64,7 +73,7 @@ export function serviceCommand(part: Part) {
         maxMemory: serviceConfig.redisMaxMemory, appendOnly: true, restart: { logger: logger.child({ component: 'redis' }) },
       });
       redisUrl = redis.socketUrl;
-      logger.info({ redisUrl }, 'started a private redis-server');
+      logger.info({ redisUrl: redactedRedisUrl(redisUrl) }, 'started a private redis-server: Unix socket only, with a password');
     }
     try {
       if (part !== 'worker') {
@@ -83,10 +92,7 @@ export function serviceCommand(part: Part) {
       throw error;
     }
 
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await stopSignal;
     logger.info({ signal }, 'shutting down');
     // The API first (no new runs), then the worker (finish or hand back runs), then Redis.
     for (const stop of stops) await stop();

@@ -15,6 +15,9 @@ import { checkFiles, type SubmissionFile } from './files.ts';
  * follow, write or chown anything inside again. Release is a lazy unmount
  * and an rmdir of the (then empty) mount point.
  */
+const PRIVATE_DIR_MODE = 0o700;
+const PRIVATE_FILE_MODE = 0o600;
+
 export class Workspace {
   private released = false;
 
@@ -30,16 +33,18 @@ export class Workspace {
     }
     const workspace = new Workspace(dir);
     try {
-      mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${opts.sizeBytes},mode=0755,uid=${opts.ownerUid},gid=${opts.ownerGid}`);
+      // The sandbox's user owns it and no one else can read it: a local user
+      // who finds the mount in /proc/self/mountinfo must not read a submission.
+      mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${opts.sizeBytes},mode=${PRIVATE_DIR_MODE.toString(8)},uid=${opts.ownerUid},gid=${opts.ownerGid}`);
       // The tmpfs is fresh and no sandbox has seen it yet: writing here is safe.
       for (const file of opts.files) {
         const path = join(dir, file.name);
         const parent = dirname(path);
         if (parent !== dir) {
-          mkdirSync(parent, { recursive: true, mode: 0o755 });
+          mkdirSync(parent, { recursive: true, mode: PRIVATE_DIR_MODE });
           chownTree(dir, parent, opts.ownerUid, opts.ownerGid);
         }
-        writeFileSync(path, file.content, { mode: 0o644, flag: 'wx' });
+        writeFileSync(path, file.content, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
         chownSync(path, opts.ownerUid, opts.ownerGid);
       }
     } catch (cause) {

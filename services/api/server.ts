@@ -7,7 +7,7 @@ import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceC
 import { EVENTS_MAX_LEN, QUEUE_NAME, type RunJobData, type RunOutcome } from '../shared/contract.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
-import { closeRedis, createRedisClient } from '../shared/redis.ts';
+import { closeRedis, createRedisClient, redactedRedisUrl } from '../shared/redis.ts';
 import { createApp } from './app.ts';
 import { clientErrorHandler, connectRefused, expectationFailed } from './middleware/errors.ts';
 
@@ -40,16 +40,6 @@ const STARTUP_TIMEOUT_MS = 10_000;
 const CLOSE_STEP_TIMEOUT_MS = 2_000;
 /** While draining, connections that went idle are closed this often. */
 const IDLE_SWEEP_MS = 100;
-
-function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparsable url)';
-  }
-}
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -125,7 +115,7 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
     await withTimeout(Promise.all([redis.ping(), queue.waitUntilReady(), queueEvents.waitUntilReady()]), STARTUP_TIMEOUT_MS, 'connecting to Redis');
   } catch (error) {
     await abandonConnections();
-    throw new HostError('redis_unreachable', `cannot reach Redis at ${redactedUrl(config.redisUrl)}: ${(error as Error).message}`, { cause: error });
+    throw new HostError('redis_unreachable', `cannot reach Redis at ${redactedRedisUrl(config.redisUrl)}: ${(error as Error).message}`, { cause: error });
   }
 
   const shutdown = new AbortController();

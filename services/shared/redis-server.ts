@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,15 +8,19 @@ import { HostError } from '../../runtime/errors.ts';
 import type { Logger } from './logger.ts';
 
 /**
- * A private redis-server on loopback, for `brig serve` without REDIS_URL and
- * for the tests: data in a folder of ours, a free port, stopped on close().
+ * A private redis-server, for `brig serve` without REDIS_URL and for the
+ * tests: data in a folder of ours, stopped on close(). For `brig serve` it
+ * is shut to other local users: only a Unix socket in a 0700 folder, a
+ * password generated at each start, and the commands that could reconfigure,
+ * empty, replicate or copy it renamed away.
  */
 export interface PrivateRedis {
-  /** redis://127.0.0.1:<port> */
-  url: string;
-  /** unix://<dataDir>/redis.sock: the same server, cheaper per command on this machine. */
+  /** redis://127.0.0.1:<port>, when it listens on TCP (tests only). */
+  url?: string;
+  /** unix://<dataDir>/redis.sock (with ?password= when it has one). */
   socketUrl: string;
-  port: number;
+  /** Its TCP port, when it listens on TCP. */
+  port?: number;
   /** The redis-server running now (a new one after a restart). */
   readonly process: ChildProcess;
   /** Stops the server (and its supervision). Idempotent. */
@@ -34,11 +39,28 @@ export interface PrivateRedisOptions {
    * or a SIGKILL of Redis loses at most the last second of writes.
    */
   appendOnly?: boolean;
-  /** The TCP port; default a free one. */
-  port?: number;
+  /**
+   * Listen on 127.0.0.1 too, without a password, with every command: for
+   * tests that reconfigure it (CONFIG SET) or restart it on its port. Any
+   * local user could use such a server, so `brig serve` never asks for it.
+   */
+  tcp?: boolean | { port: number };
   /** Start the server again when it exits by itself; its exits and restarts are logged here. */
   restart?: { logger: Logger };
 }
+
+/**
+ * Commands a client of Brig never needs and an intruder would: reconfigure
+ * (CONFIG, ACL, MODULE, DEBUG), empty (FLUSHALL, FLUSHDB), stop (SHUTDOWN),
+ * copy the data away (REPLICAOF, SLAVEOF, SYNC, PSYNC, MIGRATE, MONITOR) or
+ * write files (SAVE, BGSAVE, BGREWRITEAOF; the append-only file is rewritten
+ * by Redis itself, not by this command).
+ */
+const RENAMED_AWAY = ['CONFIG', 'ACL', 'MODULE', 'DEBUG', 'FLUSHALL', 'FLUSHDB', 'SHUTDOWN', 'REPLICAOF', 'SLAVEOF', 'SYNC', 'PSYNC', 'MIGRATE', 'MONITOR', 'SAVE', 'BGSAVE', 'BGREWRITEAOF'];
+const PASSWORD_BYTES = 32;
+const SOCKET_NAME = 'redis.sock';
+/** The password, for tools of the operator's (root only): the URL carries it for Brig's own processes. */
+const PASSWORD_FILE = 'password';
 
 const START_TIMEOUT_MS = 10_000;
 const PING_INTERVAL_MS = 50;
@@ -58,33 +80,47 @@ export function freePort(): Promise<number> {
   });
 }
 
-function ping(port: number): Promise<boolean> {
+/** PING over the Unix socket (after AUTH when there is a password); true on +PONG. */
+function ping(socketPath: string, password: string | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
+    let answer = '';
     socket.setTimeout(500);
     socket.once('error', () => resolve(false));
     socket.once('timeout', () => {
       socket.destroy();
       resolve(false);
     });
-    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
+    socket.connect(socketPath, () => socket.write(`${password === undefined ? '' : `AUTH ${password}\r\n`}PING\r\n`));
+    socket.on('data', (data) => {
+      answer += data.toString('latin1');
+      const lines = answer.split('\r\n').filter(Boolean);
+      if (lines.length < (password === undefined ? 1 : 2)) return;
       socket.destroy();
       // A server still loading its append-only file answers -LOADING: not ready yet.
-      resolve(data.toString().startsWith('+PONG'));
+      resolve(lines.at(-1) === '+PONG');
     });
   });
 }
 
-function serverArgs(dataDir: string, port: number, opts: PrivateRedisOptions): string[] {
-  const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--unixsocket', join(dataDir, 'redis.sock'), '--unixsocketperm', '700',
-    '--dir', dataDir, '--pidfile', join(dataDir, PIDFILE), '--save', '', '--protected-mode', 'yes',
-    '--appendonly', opts.appendOnly ? 'yes' : 'no',
+/**
+ * The configuration, as redis.conf lines written to the server's stdin
+ * (`redis-server -`): the password never appears in a command line that
+ * any local user can read in /proc.
+ */
+function serverConfig(dataDir: string, port: number, opts: PrivateRedisOptions, password: string | undefined): string {
+  const lines = [
+    `port ${port}`, 'bind 127.0.0.1', `unixsocket ${join(dataDir, SOCKET_NAME)}`, 'unixsocketperm 700',
+    `dir ${dataDir}`, `pidfile ${join(dataDir, PIDFILE)}`, 'save ""', 'protected-mode yes',
+    `appendonly ${opts.appendOnly ? 'yes' : 'no'}`,
   ];
-  if (opts.appendOnly) args.push('--appendfsync', 'everysec');
-  if (opts.maxMemory) args.push('--maxmemory', opts.maxMemory, '--maxmemory-policy', 'noeviction');
-  return args;
+  if (opts.appendOnly) lines.push('appendfsync everysec');
+  if (opts.maxMemory) lines.push(`maxmemory ${opts.maxMemory}`, 'maxmemory-policy noeviction');
+  if (password !== undefined) {
+    lines.push(`requirepass ${password}`);
+    for (const command of RENAMED_AWAY) lines.push(`rename-command ${command} ""`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 const PIDFILE = 'redis.pid';
@@ -122,18 +158,20 @@ async function stopOrphan(dataDir: string): Promise<void> {
 }
 
 /** Spawns redis-server and waits until it answers PING. */
-async function launch(dataDir: string, port: number, opts: PrivateRedisOptions): Promise<ChildProcess> {
-  const child = spawn('redis-server', serverArgs(dataDir, port, opts), { stdio: 'ignore' });
+async function launch(dataDir: string, config: string, password: string | undefined): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['-'], { stdio: ['pipe', 'ignore', 'ignore'] });
   const failed = new Promise<Error>((resolve) => child.once('error', resolve));
+  child.stdin!.on('error', () => {}); // a server that died at once: reported below
+  child.stdin!.end(config);
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     const error = await Promise.race([failed, sleep(0).then(() => null)]);
     if (error) throw new HostError('redis_missing', `cannot start redis-server (${error.message}): install it with "apt-get install redis-server" or run "npm run setup", or set REDIS_URL`);
     if (child.exitCode !== null) throw new HostError('redis_failed', `redis-server exited with code ${child.exitCode} at start`);
-    if (await ping(port)) return child;
+    if (await ping(join(dataDir, SOCKET_NAME), password)) return child;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new HostError('redis_failed', `redis-server did not answer on port ${port} within ${START_TIMEOUT_MS} ms`);
+      throw new HostError('redis_failed', `redis-server did not answer on ${join(dataDir, SOCKET_NAME)} within ${START_TIMEOUT_MS} ms`);
     }
     await sleep(PING_INTERVAL_MS);
   }
@@ -141,13 +179,18 @@ async function launch(dataDir: string, port: number, opts: PrivateRedisOptions):
 
 export async function startPrivateRedis(dataDir: string, opts: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700); // mkdir keeps the mode of a folder that was there
   await stopOrphan(dataDir);
-  const port = opts.port ?? await freePort();
-  let child = await launch(dataDir, port, opts);
+  const tcpPort = opts.tcp === undefined || opts.tcp === false ? undefined : opts.tcp === true ? await freePort() : opts.tcp.port;
+  const password = tcpPort === undefined ? randomBytes(PASSWORD_BYTES).toString('hex') : undefined;
+  if (password !== undefined) writeFileSync(join(dataDir, PASSWORD_FILE), `${password}\n`, { mode: 0o600 });
+  // Port 0: no TCP listener at all.
+  const config = serverConfig(dataDir, tcpPort ?? 0, opts, password);
+  let child = await launch(dataDir, config, password);
   let stopping = false;
   let restarting: Promise<void> | null = null;
 
-  // Restarted on the same port, socket and folder: clients reconnect by
+  // Restarted with the same socket, password and folder: clients reconnect by
   // themselves, and the append-only file brings the data back.
   const supervise = (current: ChildProcess) => {
     const restart = opts.restart;
@@ -158,7 +201,7 @@ export async function startPrivateRedis(dataDir: string, opts: PrivateRedisOptio
       restarting = (async () => {
         for (let delay = RESTART_BACKOFF_FIRST_MS; !stopping; delay = Math.min(delay * 2, RESTART_BACKOFF_MAX_MS)) {
           try {
-            child = await launch(dataDir, port, opts);
+            child = await launch(dataDir, config, password);
             if (stopping) child.kill('SIGTERM');
             else supervise(child);
             restart.logger.info({ pid: child.pid }, 'the private redis-server is back');
@@ -174,10 +217,10 @@ export async function startPrivateRedis(dataDir: string, opts: PrivateRedisOptio
   supervise(child);
 
   let stopped: Promise<void> | undefined;
+  const socketPath = join(dataDir, SOCKET_NAME);
   return {
-    url: `redis://127.0.0.1:${port}`,
-    socketUrl: `unix://${join(dataDir, 'redis.sock')}`,
-    port,
+    ...(tcpPort === undefined ? {} : { url: `redis://127.0.0.1:${tcpPort}`, port: tcpPort }),
+    socketUrl: `unix://${socketPath}${password === undefined ? '' : `?password=${password}`}`,
     get process() {
       return child;
     },

@@ -38,7 +38,12 @@ const closing = new WeakSet<Redis>();
  */
 export function redisConnectionOptions(url: string): RedisOptions {
   const parsed = new URL(url);
-  if (parsed.protocol === 'unix:') return { path: decodeURIComponent(parsed.pathname) };
+  if (parsed.protocol === 'unix:') {
+    // A URL cannot carry user info without a host, so a socket's password
+    // comes as ?password= (redis-py writes unix:// URLs the same way).
+    const password = parsed.searchParams.get('password') ?? undefined;
+    return { path: decodeURIComponent(parsed.pathname), ...(password === undefined ? {} : { password }) };
+  }
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : undefined;
   return {
     host: parsed.hostname || '127.0.0.1',
@@ -52,10 +57,22 @@ export function redisConnectionOptions(url: string): RedisOptions {
 
 const DEFAULT_REDIS_PORT = 6379;
 
+/** The URL without its password (user info or ?password=), for logs and messages. */
+export function redactedRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+    return parsed.toString();
+  } catch {
+    return '(unparsable url)';
+  }
+}
+
 /** The same, in the shape BullMQ's own connection options take. */
-export function bullmqConnection(url: string): { url?: string; path?: string } {
+export function bullmqConnection(url: string): { url?: string; path?: string; password?: string } {
   const parsed = new URL(url);
-  return parsed.protocol === 'unix:' ? { path: decodeURIComponent(parsed.pathname) } : { url };
+  return parsed.protocol === 'unix:' ? redisConnectionOptions(url) as { path: string; password?: string } : { url };
 }
 
 /**

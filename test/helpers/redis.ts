@@ -5,14 +5,20 @@ import { startPrivateRedis, type PrivateRedis } from '../../services/shared/redi
 
 export { freePort } from '../../services/shared/redis-server.ts';
 
-export type TestRedis = PrivateRedis;
+export type TestRedis = PrivateRedis & { url: string; port: number };
 
-/** A real redis-server on a free loopback port, with its data in a temp dir; stop() kills it and removes the dir. */
+/**
+ * A real redis-server on a free loopback port, with its data in a temp dir;
+ * stop() kills it and removes the dir. Tests get a TCP port and every command
+ * (they reconfigure it), unlike the locked-down one of `brig serve`.
+ */
 export async function startRedis(): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'brig-test-redis-'));
-  const redis = await startPrivateRedis(dir);
+  const redis = await startPrivateRedis(dir, { tcp: true });
   return {
     ...redis,
+    url: redis.url!,
+    port: redis.port!,
     async stop() {
       await redis.stop();
       rmSync(dir, { recursive: true, force: true });

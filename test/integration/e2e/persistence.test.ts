@@ -124,6 +124,8 @@ test('a SIGKILL of the private Redis and a restart of brig serve lose no accepte
   await startServe(port);
   assert.ok(!existsSync(`/proc/${orphan}/cwd`) || readFileSync(`/proc/${orphan}/cmdline`, 'utf8') === '', 'the orphaned redis-server was stopped');
   await allDone([...beforeKill, ...beforeRestart, ...beforeCrash]);
+  // /readyz may have counted the killed worker's heartbeat, still fresh: a run proves the new one works.
+  await allDone(await submit(1));
 
   await stopServe();
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(stateDir));

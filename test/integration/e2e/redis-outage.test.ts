@@ -38,9 +38,9 @@ before(async () => {
   redisDir = mkdtempSync(join(tmpdir(), 'brig-test-outage-redis-'));
   stateDir = mkdtempSync(join(tmpdir(), 'brig-test-outage-'));
   chmodSync(stateDir, 0o711);
-  redis = await startPrivateRedis(redisDir);
+  redis = await startPrivateRedis(redisDir, { tcp: true });
   Object.assign(env, {
-    REDIS_URL: redis.url, BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: '790000',
+    REDIS_URL: redis.url!, BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: '790000',
     BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info', BRIG_RATE_LIMIT_PER_MINUTE: '0',
   });
   const logger = pino({ level: 'info' }, new Writable({ write(chunk, _encoding, done) { apiLines.push(...String(chunk).split('\n').filter(Boolean)); done(); } }));
@@ -110,7 +110,7 @@ test('while Redis is down every answer is a prompt 503 store_unavailable; afterw
   }
   assert.ok(answers >= 5);
 
-  redis = await startPrivateRedis(redisDir, { port: redis.port });
+  redis = await startPrivateRedis(redisDir, { tcp: { port: redis.port! } });
   await until('the API to be ready again (the worker\'s heartbeat is back)', async () => (await get('/readyz')).status === 200, 30_000);
   const afterwards = await request('POST', '/v1/runs?wait=true', { language: 'python', source: 'print(3)' });
   assert.equal(afterwards.status, 200, afterwards.text);

@@ -27,6 +27,8 @@ test('an invalid setting names the variable', () => {
 test('Redis URLs: redis://, rediss:// and unix:// sockets become connection options', async () => {
   const { bullmqConnection, redisConnectionOptions } = await import('../../../../services/shared/redis.ts');
   assert.deepEqual(redisConnectionOptions('unix:///var/lib/brig/redis/redis.sock'), { path: '/var/lib/brig/redis/redis.sock' });
+  assert.deepEqual(redisConnectionOptions('unix:///r/redis.sock?password=p%40ss'), { path: '/r/redis.sock', password: 'p@ss' }, 'a socket\'s password comes as ?password=');
+  assert.deepEqual(bullmqConnection('unix:///r/redis.sock?password=x'), { path: '/r/redis.sock', password: 'x' });
   assert.deepEqual(bullmqConnection('unix:///tmp/r.sock'), { path: '/tmp/r.sock' });
   const tcp = redisConnectionOptions('rediss://user:p%40ss@redis.example:6380/2');
   assert.equal(tcp.host, 'redis.example');

@@ -55,15 +55,25 @@ export interface CommandContext {
 
 const HEAP_SHARE_OF_MEMORY = 0.75;
 
+/**
+ * A file name is data, never an option: names starting with - or @ are
+ * refused at the door (checkFileName), and paths are also handed to tools as
+ * ./name, which no tool reads as an option or a response file (gcc and
+ * javac know no `--` to end their options).
+ */
+function asPath(name: string): string {
+  return `./${name}`;
+}
+
 export function expandCommand(template: string[], ctx: CommandContext): string[] {
   const values: Record<string, string> = {
-    main: ctx.main,
+    main: asPath(ctx.main),
     mainStem: ctx.main.slice(0, ctx.main.length - posix.extname(ctx.main).length),
     memoryMb: String(Math.floor(ctx.memoryMb)),
     heapMb: String(Math.floor(ctx.memoryMb * HEAP_SHARE_OF_MEMORY)),
   };
   return template.flatMap((arg) => {
-    if (arg === '{sources}') return ctx.sources;
+    if (arg === '{sources}') return ctx.sources.map(asPath);
     return [arg.replace(/\{(main|mainStem|memoryMb|heapMb)\}/g, (_, key: string) => values[key]!)];
   });
 }

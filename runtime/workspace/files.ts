@@ -12,6 +12,8 @@ const MAX_PATH_BYTES = 1024;
 // Control characters and NUL have no business in a source file name and can
 // confuse logs, terminals and the kernel's own path handling.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** First characters that make a command-line argument an option or a response file. */
+const OPTION_LIKE = new Set(['-', '@']);
 /** A refused name is quoted in the message up to this length: the whole of a 2 MiB name helps nobody. */
 const MAX_ECHOED_NAME_CHARS = 100;
 
@@ -21,8 +23,8 @@ function echoed(name: string): string {
 
 /**
  * Checks a submitted file name: well-formed Unicode in NFC, relative, no `..`
- * or `.` segments, no control characters, sane lengths. Throws RequestError
- * naming the field.
+ * or `.` segments, no segment starting with - or @, no control characters,
+ * sane lengths. Throws RequestError naming the field.
  *
  * A lone surrogate has no UTF-8 form: it would reach the disk as U+FFFD, so
  * that "\ud800" and "\udc00" became the same file. NFC is required because
@@ -45,6 +47,8 @@ export function checkFileName(name: string, field: string): void {
   for (const segment of name.split('/')) {
     if (segment === '') fail('has an empty path segment');
     if (segment === '.' || segment === '..') fail('must not contain . or .. segments');
+    // A tool given this name would read it as an option (-o…) or a file of options (gcc's and javac's @file).
+    if (OPTION_LIKE.has(segment[0]!)) fail(`must not start a name or folder with ${segment[0]}: tools would read it as an option`);
     if (Buffer.byteLength(segment) > MAX_NAME_BYTES) fail(`has a segment longer than ${MAX_NAME_BYTES} bytes`);
   }
 }

@@ -33,7 +33,7 @@ export const ERROR_CODES = {
   files_too_many: { status: 400, description: 'more files than the server allows (BRIG_MAX_FILES)' },
   tests_too_many: { status: 400, description: 'more tests than the server allows (BRIG_MAX_TESTS)' },
   content_invalid_base64: { status: 400, description: 'a base64 file content has characters outside the alphabet or bad padding' },
-  file_name_invalid: { status: 400, description: 'a file name is absolute, has . or .. segments, NUL or control characters, a lone surrogate, or is not in Unicode NFC' },
+  file_name_invalid: { status: 400, description: 'a file name is absolute, has . or .. segments, a name or folder starting with - or @, NUL or control characters, a lone surrogate, or is not in Unicode NFC' },
   file_name_duplicate: { status: 400, description: 'two files have the same name' },
   file_name_conflict: { status: 400, description: 'a file name is also used as a directory' },
   limit_invalid: { status: 400, description: 'a limit is not a positive number' },

@@ -38,7 +38,7 @@ export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A
  * flag, where the surrogate range matches only a lone surrogate. NFC has no
  * pattern: the description says it.
  */
-export const FILE_NAME_PATTERN = '^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\\.\\.?(?:/|$))[^\\u0000-\\u001f\\u007f\\\\\\ud800-\\udfff]+$';
+export const FILE_NAME_PATTERN = '^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\\.\\.?(?:/|$))(?!(?:.*/)?[-@])[^\\u0000-\\u001f\\u007f\\\\\\ud800-\\udfff]+$';
 const MAX_FILE_NAME_BYTES = 1024;
 
 /**
@@ -64,7 +64,7 @@ const fileNameSchema = z.string()
       issue(ctx, 'file_name_invalid', error.message);
     }
   })
-  .meta({ pattern: FILE_NAME_PATTERN, maxLength: MAX_FILE_NAME_BYTES, description: 'a relative path inside the working dir, / as the separator, no . or .. segments, no NUL or control characters; well-formed Unicode in NFC, unique after normalisation' });
+  .meta({ pattern: FILE_NAME_PATTERN, maxLength: MAX_FILE_NAME_BYTES, description: 'a relative path inside the working dir, / as the separator, no . or .. segments, no name or folder starting with - or @ (tools would read it as an option), no NUL or control characters; well-formed Unicode in NFC, unique after normalisation' });
 
 export const fileSchema = z.strictObject({
   name: fileNameSchema,
@@ -115,7 +115,10 @@ export function runRequestSchema(opts: { maxFiles: number; maxTests: number }) {
     compare: compareSchema.default('trim'),
     callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(MAX_CALLBACK_URL_CHARS)
       .refine((value) => value.isWellFormed(), { error: 'must be an http or https URL in well-formed Unicode (no lone surrogates)' }).optional()
-      .meta({ pattern: '^https?://' }),
+      .meta({
+        pattern: '^https?://',
+        description: 'where the final record is POSTed when a worker ends the run: signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), retried with backoff on 5xx, 408, 429 and network failures, redirects not followed; only global unicast addresses are reached, unless the operator admits a private receiver (BRIG_CALLBACK_ALLOW)',
+      }),
   }).superRefine((body, ctx) => {
     if (body.source === undefined && body.files === undefined) issue(ctx, 'source_missing', 'send either source or files');
     if (body.source !== undefined && body.files !== undefined) issue(ctx, 'source_conflict', 'send either source or files, not both', ['source']);

@@ -16,9 +16,9 @@ test('the shipped profiles load: python, node, c, cpp, java and bash', () => {
   assert.equal(languageForFile(languages, 'x.unknown'), undefined);
 });
 
-test('command templates expand the entry file, its stem, the sources and the memory limit', () => {
-  const argv = expandCommand(['/usr/bin/javac', '-J-XX:MaxRAM={memoryMb}m', '{sources}', '--heap={heapMb}', '{mainStem}', '{main}'], { main: 'Hello.java', sources: ['Hello.java', 'Util.java'], memoryMb: 400 });
-  assert.deepEqual(argv, ['/usr/bin/javac', '-J-XX:MaxRAM=400m', 'Hello.java', 'Util.java', '--heap=300', 'Hello', 'Hello.java']);
+test('command templates expand the entry file, its stem, the sources (as ./paths, never options) and the memory limit', () => {
+  const argv = expandCommand(['/usr/bin/javac', '-J-XX:MaxRAM={memoryMb}m', '{sources}', '--heap={heapMb}', '{mainStem}', '{main}'], { main: 'Hello.java', sources: ['Hello.java', 'lib/Util.java'], memoryMb: 400 });
+  assert.deepEqual(argv, ['/usr/bin/javac', '-J-XX:MaxRAM=400m', './Hello.java', './lib/Util.java', '--heap=300', 'Hello', './Hello.java']);
 });
 
 test('a malformed language profile is a ConfigError naming the file and the field', () => {

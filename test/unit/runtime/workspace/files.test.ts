@@ -68,3 +68,10 @@ test('a refused name is quoted only in part, so a 1 MiB name does not make a 1 M
     return true;
   });
 });
+
+test('a name that a tool would read as an option or a response file is refused: -o, @args, and folders alike', () => {
+  for (const name of ['-o', '--help.c', '@r.c', '@argfiles', 'src/-x.c', 'src/@r', '-dir/main.c']) {
+    assert.throws(() => checkFileName(name, 'files[0].name'), { code: 'file_name_invalid', field: 'files[0].name' }, name);
+  }
+  for (const name of ['a-b.c', 'x@y.c', 'src/a-@.c']) checkFileName(name, 'files[0].name');
+});

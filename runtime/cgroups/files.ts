@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import { HostError, SandboxError } from '../errors.ts';
+import { getXattr, setXattr } from '../host/libc.ts';
 
 const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
 // O_TRUNC is a no-op on cgroupfs (runc passes it too) but makes plain files, as in a fake tree, behave.
@@ -112,6 +113,31 @@ export function isWritable(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * The mark Brig leaves on the parent cgroups it creates: an extended
+ * attribute in the trusted namespace (only root can set or read it; cgroupfs
+ * and tmpfs both keep it). It dies with the cgroup, so a cgroup of the same
+ * name made by someone else never carries it.
+ */
+const OWNER_XATTR = 'trusted.brig.owner';
+const OWNER_VALUE = Buffer.from('brig');
+
+export function markCreatedByBrig(path: string): void {
+  try {
+    setXattr(path, OWNER_XATTR, OWNER_VALUE);
+  } catch (err) {
+    throw cgroupError('cgroup_mark_failed', `cannot mark ${path} as Brig's (xattr ${OWNER_XATTR})`, err);
+  }
+}
+
+export function isCreatedByBrig(path: string): boolean {
+  try {
+    return getXattr(path, OWNER_XATTR, OWNER_VALUE.length + 1)?.equals(OWNER_VALUE) ?? false;
+  } catch (err) {
+    throw cgroupError('cgroup_read_failed', `cannot read the xattr ${OWNER_XATTR} of ${path}`, err);
   }
 }
 

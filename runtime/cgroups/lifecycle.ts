@@ -3,8 +3,8 @@
  * sweep(), so teardown behaves the same however a cgroup is reached.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BrigError, SandboxError } from '../errors.ts';
-import { listChildCgroups, readTextIfExists, removeCgroupDir, type CgroupDirOps } from './files.ts';
+import { BrigError, HostError, SandboxError } from '../errors.ts';
+import { isCreatedByBrig, listChildCgroups, makeCgroupDir, markCreatedByBrig, pathExists, readTextIfExists, removeCgroupDir, type CgroupDirOps } from './files.ts';
 import { parsePids } from './parse.ts';
 
 export const POLL_INTERVAL_MS = 5;
@@ -19,6 +19,40 @@ const CGROUP_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 export function isValidCgroupName(name: string): boolean {
   return CGROUP_NAME.test(name);
 }
+
+/** A worker that finds the parent just made by another may see it before that one marks it. */
+const MARK_WAIT_MS = 2_000;
+
+/**
+ * Creates Brig's parent cgroups (one per hierarchy) and marks them, or
+ * accepts existing ones only if they carry Brig's mark: Brig sweeps every
+ * child of its parent, so a parent that someone else made
+ * (BRIG_CGROUP_PARENT naming a cgroup of systemd's, say) would have its
+ * children killed and removed. Nothing is created while any of them is
+ * someone else's.
+ */
+export function ensureOwnedParents(ops: CgroupDirOps, dirs: readonly string[]): void {
+  for (const dir of dirs) if (pathExists(dir)) waitForMark(dir);
+  for (const dir of dirs) {
+    if (makeCgroupDir(ops, dir)) markCreatedByBrig(dir);
+    else waitForMark(dir);
+  }
+}
+
+/** An existing parent must carry the mark; a worker that made it a moment ago may not have set it yet. */
+function waitForMark(dir: string): void {
+  const deadline = Date.now() + MARK_WAIT_MS;
+  while (!isCreatedByBrig(dir)) {
+    if (Date.now() > deadline) {
+      throw new HostError('cgroup_parent_foreign',
+        `cgroup ${dir} exists and was not created by Brig: Brig manages only cgroups it made, and would remove this one's children. Set BRIG_CGROUP_PARENT to another name, or remove ${dir} if nothing uses it`);
+    }
+    Atomics.wait(SLEEPER, 0, 0, POLL_INTERVAL_MS);
+  }
+}
+
+/** For a short synchronous wait at start (ensureParent is synchronous). */
+const SLEEPER = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
 
 /** A cgroup that no longer exists has no processes: teardown may race with another teardown of the same cgroup. */
 export function readProcs(procsPath: string): number[] {

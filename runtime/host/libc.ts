@@ -6,6 +6,8 @@ interface Libc {
   mount(source: string, target: string, fstype: string, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
   flock(fd: number, operation: number): number;
+  lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
+  lgetxattr(path: string, name: string, value: Buffer, size: number): number;
 }
 
 export const MNT_DETACH = 2;
@@ -33,6 +35,8 @@ function load(): Libc {
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
     flock: lib.func('int flock(int fd, int operation)'),
+    lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+    lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)'),
   };
   return libc;
 }
@@ -49,6 +53,23 @@ export function unmount(target: string, flags: number): void {
     throw errnoError('umount2', target, koffi.errno());
   }
 }
+
+/** Sets an extended attribute of path itself (a symlink is not followed). */
+export function setXattr(path: string, name: string, value: Buffer): void {
+  if (load().lsetxattr(path, name, value, value.length, 0) !== 0) throw errnoError('lsetxattr', path, koffi.errno());
+}
+
+/** An extended attribute of path itself, or null when it has none of that name (ENODATA). */
+export function getXattr(path: string, name: string, maxBytes: number): Buffer | null {
+  const buffer = Buffer.alloc(maxBytes);
+  const length = Number(load().lgetxattr(path, name, buffer, maxBytes));
+  if (length >= 0) return buffer.subarray(0, length);
+  const errno = koffi.errno();
+  if (errno === ENODATA) return null;
+  throw errnoError('lgetxattr', path, errno);
+}
+
+const ENODATA = 61;
 
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
@@ -74,4 +95,4 @@ function errnoError(call: string, path: string, errno: number): NodeJS.ErrnoExce
   return error;
 }
 
-const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 16: 'EBUSY', 19: 'ENODEV', 20: 'ENOTDIR', 22: 'EINVAL' };
+const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 16: 'EBUSY', 19: 'ENODEV', 20: 'ENOTDIR', 22: 'EINVAL', 34: 'ERANGE', 61: 'ENODATA', 95: 'EOPNOTSUPP' };

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { SandboxError } from '../../errors.ts';
 import { listChildCgroups, makeCgroupDir, pathExists, type CgroupDirOps } from '../files.ts';
-import { isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
+import { ensureOwnedParents, isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
 import type { CgroupCheck, CgroupManager, RunCgroup } from '../manager.ts';
 import { describeV1 } from './describe.ts';
 import { V1RunCgroup, uniqueDirs, type V1ControllerDirs } from './run-cgroup.ts';
@@ -31,7 +31,7 @@ export class V1CgroupManager implements CgroupManager {
 
   /** v1 needs nothing written in the parent: the controllers Brig uses have no per-parent setup (unlike cpuset). */
   ensureParent(): void {
-    for (const dir of uniqueDirs(this.parents)) makeCgroupDir(this.dirOps, dir);
+    ensureOwnedParents(this.dirOps, uniqueDirs(this.parents));
   }
 
   open(name: string): RunCgroup {

@@ -4,8 +4,8 @@
  */
 import { join } from 'node:path';
 import { HostError, SandboxError } from '../../errors.ts';
-import { listChildCgroups, makeCgroupDir, pathExists, readText, writeText, type CgroupDirOps } from '../files.ts';
-import { isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
+import { listChildCgroups, pathExists, readText, writeText, type CgroupDirOps } from '../files.ts';
+import { ensureOwnedParents, isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
 import type { CgroupCheck, CgroupManager, RunCgroup } from '../manager.ts';
 import { parseNameList } from '../parse.ts';
 import { describeV2 } from './describe.ts';
@@ -50,7 +50,7 @@ export class V2CgroupManager implements CgroupManager {
   /** The parent's own cgroup.procs is never written: v2 forbids processes in a cgroup that hands controllers to children. */
   ensureParent(): void {
     enableControllers(this.root);
-    makeCgroupDir(this.dirOps, this.parent);
+    ensureOwnedParents(this.dirOps, [this.parent]);
     enableControllers(this.parent);
   }
 

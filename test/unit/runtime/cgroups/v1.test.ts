@@ -220,3 +220,32 @@ test('nothing is left behind in any hierarchy', { skip }, async () => {
   assert.ok(parentDirs.length >= 3, 'memory, cpu(acct) and pids hierarchies');
   for (const dir of parentDirs) assert.equal(fs.existsSync(dir), false, dir);
 });
+
+test('a parent cgroup that Brig did not create is refused, and its children are left alone', { skip }, () => {
+  const foreignName = `${PARENT_NAME}-foreign`;
+  const foreign = detectCgroups({ version: 1, parentName: foreignName });
+  // Someone else's cgroup, with a child of theirs, where BRIG_CGROUP_PARENT points: in the last hierarchy Brig uses.
+  const dir = join(v1!.mountPoints.pids, foreignName);
+  fs.mkdirSync(join(dir, 'theirs'), { recursive: true });
+  try {
+    assert.throws(() => foreign.ensureParent(), (err: unknown) => {
+      assert.equal((err as { code: string }).code, 'cgroup_parent_foreign');
+      assert.match((err as Error).message, /not created by Brig.*BRIG_CGROUP_PARENT/);
+      return true;
+    });
+    assert.ok(fs.existsSync(join(dir, 'theirs')), 'their child cgroup is untouched');
+    for (const mount of new Set(Object.values(v1!.mountPoints))) {
+      if (mount !== v1!.mountPoints.pids) assert.equal(fs.existsSync(join(mount, foreignName)), false, `nothing was created in ${mount} first`);
+    }
+  } finally {
+    fs.rmdirSync(join(dir, 'theirs'));
+    fs.rmdirSync(dir);
+  }
+});
+
+test('a parent Brig made is marked, and found again by the next process', { skip }, () => {
+  manager!.ensureParent();
+  const again = detectCgroups({ version: 1, parentName: PARENT_NAME });
+  assert.doesNotThrow(() => again.ensureParent());
+  for (const dir of parentDirs) assert.equal(fs.readdirSync(dir).includes('theirs'), false);
+});

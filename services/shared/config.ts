@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { ConfigError } from '../../runtime/errors.ts';
 import type { Limits } from '../../runtime/limits.ts';
@@ -114,6 +115,51 @@ const trustProxySchema = z.string().default('0').transform((v): false | number |
 /** A Redis memory size as redis.conf takes it: bytes, or a number with kb, mb or gb. */
 const redisMemorySchema = z.string().regex(/^[0-9]{1,15}(?:[kmg]b?)?$/i, { error: 'must be bytes or a size like 512mb or 2gb' }).default('1gb');
 
+/**
+ * BRIG_CALLBACK_ALLOW: private receivers the operator admits, separated by
+ * commas: CIDRs ('10.1.0.0/16', 'fd00::/8'), single addresses, or host
+ * names (admitted by name, whatever they resolve to). Empty: callbacks go to
+ * global unicast addresses only.
+ */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+/** A last label of digits or 0x-hex makes a URL host an IPv4 address (WHATWG URL), never a name. */
+const NUMERIC_LAST_LABEL = /(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)$/;
+
+function isCallbackAllowEntry(entry: string): boolean {
+  if (ipaddr.isValidCIDR(entry)) return entry.includes('.') ? ipaddr.IPv4.isValidCIDRFourPartDecimal(entry) : true;
+  if (ipaddr.IPv4.isValidFourPartDecimal(entry) || ipaddr.IPv6.isValid(entry)) return true;
+  return HOST_NAME.test(entry) && !NUMERIC_LAST_LABEL.test(entry);
+}
+
+const callbackAllowSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',') : v),
+  z.array(z.string().transform((entry) => entry.trim().toLowerCase().replace(/\.$/, ''))),
+).transform((entries) => entries.filter(Boolean)).superRefine((entries, ctx) => {
+  for (const entry of entries) {
+    if (!isCallbackAllowEntry(entry)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is neither a CIDR (10.0.0.0/8), an address (10.1.2.3, fd00::1) nor a host name` });
+  }
+}).default([]);
+
+/**
+ * BRIG_CALLBACK_SECRET: the Standard Webhooks signing key, 'whsec_' and the
+ * base64 of 24 to 64 random bytes (the prefix may be left out).
+ */
+const CALLBACK_SECRET_MIN_BYTES = 24;
+const CALLBACK_SECRET_MAX_BYTES = 64;
+const CALLBACK_SECRET_PREFIX = 'whsec_';
+
+/** The key bytes of a BRIG_CALLBACK_SECRET, or null when it is not in the form above. */
+export function callbackSecretKey(secret: string): Buffer | null {
+  const encoded = secret.startsWith(CALLBACK_SECRET_PREFIX) ? secret.slice(CALLBACK_SECRET_PREFIX.length) : secret;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) return null;
+  const key = Buffer.from(encoded, 'base64');
+  return key.length >= CALLBACK_SECRET_MIN_BYTES && key.length <= CALLBACK_SECRET_MAX_BYTES ? key : null;
+}
+
+const callbackSecretSchema = z.string().refine((v) => callbackSecretKey(v) !== null, {
+  error: `must be whsec_ and the base64 of ${CALLBACK_SECRET_MIN_BYTES} to ${CALLBACK_SECRET_MAX_BYTES} random bytes, e.g. whsec_$(openssl rand -base64 32)`,
+}).optional();
+
 const serviceSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(8080),
   // Loopback unless asked: a public API without keys must be a decision, not a default.
@@ -143,6 +189,16 @@ const serviceSchema = z.object({
   jobLockMs: z.coerce.number().int().positive().default(30_000),
   stalledCheckMs: z.coerce.number().int().positive().default(5_000),
   slotSweepMs: z.coerce.number().int().positive().default(30_000),
+  callbackAllow: callbackAllowSchema,
+  callbackSecret: callbackSecretSchema,
+  /** Delivery attempts of one callback, the first included. */
+  callbackAttempts: z.coerce.number().int().positive().default(10),
+  /** Delay before the first retry; each retry waits twice as long as the one before. */
+  callbackBackoffMs: z.coerce.number().int().positive().default(2_000),
+  /** One attempt, from the DNS lookup to the response's status line. */
+  callbackTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  /** Callbacks one worker process delivers at once. */
+  callbackConcurrency: z.coerce.number().int().positive().default(4),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -157,6 +213,8 @@ const SERVICE_ENV: Record<string, string> = {
   BRIG_REDIS_MAXMEMORY: 'redisMaxMemory',
   BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs', BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs', BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',
   BRIG_JOB_LOCK_MS: 'jobLockMs', BRIG_STALLED_CHECK_MS: 'stalledCheckMs', BRIG_SLOT_SWEEP_MS: 'slotSweepMs',
+  BRIG_CALLBACK_ALLOW: 'callbackAllow', BRIG_CALLBACK_SECRET: 'callbackSecret', BRIG_CALLBACK_ATTEMPTS: 'callbackAttempts',
+  BRIG_CALLBACK_BACKOFF_MS: 'callbackBackoffMs', BRIG_CALLBACK_TIMEOUT_MS: 'callbackTimeoutMs', BRIG_CALLBACK_CONCURRENCY: 'callbackConcurrency',
   LOG_LEVEL: 'logLevel',
 };
 

@@ -42,6 +42,8 @@ import type { Limits } from '../../runtime/limits.ts';
 import type { StepResult, Verdict as StepVerdict } from '../../runtime/result.ts';
 
 export const QUEUE_NAME = 'brig-runs';
+/** The workers' own queue of callback deliveries (services/worker/callbacks/): one job per run that asked for one. */
+export const CALLBACK_QUEUE_NAME = 'brig-callbacks';
 export const JOB_NAME = 'run';
 export const CANCEL_CHANNEL = 'brig:cancel';
 /** Jobs are added with this many attempts: a failed sandbox build is retried once; a program's outcome never is. */

@@ -30,6 +30,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     workersLive: new Gauge({ name: 'brig_workers_live', help: 'Workers whose heartbeat is fresh', registers }),
     sandboxErrors: new Counter({ name: 'brig_sandbox_errors_total', help: 'Runs that failed on Brig\'s side (internal_error), by error code', labelNames: ['code'], registers }),
+    callbacks: new Counter({
+      name: 'brig_callbacks_total', labelNames: ['outcome'], registers,
+      help: 'Callback delivery attempts by outcome: delivered (2xx), retried (failed, tried again later), dropped (refused address, refused by the receiver, record gone, or the last attempt failed)',
+    }),
+    callbackDuration: new Histogram({
+      name: 'brig_callback_duration_seconds', help: 'One callback delivery attempt, from the DNS lookup to the response status, by outcome', labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers,
+    }),
   };
 }
 

@@ -53,6 +53,11 @@ export class RunStore {
     return raw === null ? null : (JSON.parse(raw) as RunRecord);
   }
 
+  /** The record as stored (JSON), for a sender that passes it on unchanged: one copy fewer than get(). */
+  async getEncoded(id: string): Promise<string | null> {
+    return this.redis.get(keys.run(id));
+  }
+
   /** Writes a new record with the result TTL; false if the id is taken. */
   async create(record: RunRecord): Promise<boolean> {
     return (await this.redis.set(keys.run(record.id), JSON.stringify(record), 'EX', this.ttlSeconds, 'NX')) === 'OK';

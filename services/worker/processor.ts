@@ -9,7 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
 import type { RunStore } from '../shared/run-store.ts';
 import { abortKind } from './active-runs.ts';
-import type { CallbackSender } from './callback.ts';
+import type { CallbackQueue } from './callbacks/queue.ts';
 import { compareOutput } from './compare.ts';
 import { describeFailure, queueWillRetry } from './failures.ts';
 import { defaultCompileLimits } from './language-limits.ts';
@@ -20,7 +20,7 @@ export type RunQueueJob = QueueJob<RunJobData, RunOutcome>;
 export interface ProcessorContext {
   runtime: Runtime;
   store: RunStore;
-  callbacks: CallbackSender;
+  callbacks: CallbackQueue;
   serviceConfig: ServiceConfig;
   metrics: Metrics;
   logger: Logger;
@@ -137,7 +137,7 @@ function queuedRecord(data: RunJobData): RunRecord {
 
 /**
  * Records the final state (and gives the run's admission back), counts it,
- * and hands it to the callback. No 'done' progress event: the job's
+ * and queues its callback. No 'done' progress event: the job's
  * completion (QueueEvents 'completed') is that event. Its return value is
  * only the outcome: BullMQ copies return values into its event stream, and
  * the outputs are stored once, in the record.
@@ -147,7 +147,8 @@ async function finish(job: RunQueueJob, final: RunRecord, ctx: ProcessorContext,
   await ctx.store.putFinal(record);
   ctx.metrics.runs.inc({ language: record.language, verdict: record.verdict ?? record.status });
   log.info({ status: record.status, verdict: record.verdict, ms: (record.finishedAt ?? Date.now()) - (record.startedAt ?? record.createdAt) }, 'run finished');
-  if (job.data.callbackUrl) ctx.callbacks.send(job.data.callbackUrl, record, log);
+  // After the record is written: the delivery reads it from Redis when it sends.
+  if (job.data.callbackUrl) await ctx.callbacks.enqueue({ runId: record.id, url: job.data.callbackUrl, requestId: job.data.requestId }, log);
   return { id: record.id, status: record.status, verdict: record.verdict };
 }
 

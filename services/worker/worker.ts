@@ -10,7 +10,8 @@ import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { RunStore } from '../shared/run-store.ts';
 import { OutageLog, storeFault } from '../shared/store-errors.ts';
 import { ActiveRuns } from './active-runs.ts';
-import { CallbackSender } from './callback.ts';
+import { startCallbackWorker } from './callbacks/callback-worker.ts';
+import { CallbackQueue } from './callbacks/queue.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { probeLanguages } from './languages.ts';
 import { serveMetrics } from './metrics-server.ts';
@@ -112,8 +113,15 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     await heartbeat.start();
     undo.push(() => heartbeat.stop());
 
-    const callbacks = new CallbackSender();
-    const ctx: ProcessorContext = { runtime, store: new RunStore(redis, serviceConfig.resultTtlSeconds), callbacks, serviceConfig, metrics, logger, workerId };
+    const store = new RunStore(redis, serviceConfig.resultTtlSeconds);
+    if (serviceConfig.callbackSecret === undefined) logger.warn('BRIG_CALLBACK_SECRET is unset: callbacks are sent unsigned, and their receivers cannot tell them from forgeries');
+    // Callbacks go through a queue of their own, delivered (and retried) by a few consumers in each worker.
+    const callbacks = new CallbackQueue(redisUrl, { attempts: serviceConfig.callbackAttempts, backoffMs: serviceConfig.callbackBackoffMs }, logger);
+    undo.push(() => callbacks.close());
+    const callbackWorker = startCallbackWorker({ redisUrl, serviceConfig, readRecord: (id) => store.getEncoded(id), metrics, logger, name: workerId });
+    undo.push(() => callbackWorker.close(true));
+    await callbackWorker.waitUntilReady();
+    const ctx: ProcessorContext = { runtime, store, callbacks, serviceConfig, metrics, logger, workerId };
     const worker = new Worker<RunJobData, RunOutcome>(
       QUEUE_NAME,
       async (job: RunQueueJob, token?: string) => {
@@ -165,16 +173,18 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
         if (aborted) logger.warn({ aborted, graceMs: serviceConfig.shutdownGraceMs }, 'grace period over: handing the remaining runs back to the queue');
       }, serviceConfig.shutdownGraceMs);
       try {
-        await closeQueueWorker(worker, serviceConfig.shutdownGraceMs + QUEUE_CLOSE_SLACK_MS, logger);
+        await closeQueueWorker(worker, 'runs', serviceConfig.shutdownGraceMs + QUEUE_CLOSE_SLACK_MS, logger);
       } finally {
         clearTimeout(grace);
       }
       // Every step runs even if one before it failed: the runtime must give
       // back its cgroups and slots whatever became of Redis.
       await runAll(logger, [
+        // No run queues a callback any more; the deliveries under way get their timeout to end.
+        ['callback worker', () => closeQueueWorker(callbackWorker, 'callbacks', serviceConfig.callbackTimeoutMs + QUEUE_CLOSE_SLACK_MS, logger)],
+        ['callback queue', () => callbacks.close()],
         ['heartbeat', () => heartbeat.stop()],
         ['cancel listener', () => closeRedis(subscriber)],
-        ['callbacks', () => callbacks.drain()],
         ['metrics server', () => metricsServer.close()],
         ['runtime', () => runtime.close()],
         ['redis', () => closeRedis(redis)],
@@ -206,12 +216,12 @@ const QUEUE_CLOSE_SLACK_MS = 5_000;
  * whatever became of BullMQ. Its sockets may then keep the process alive;
  * the CLI exits regardless once the shutdown is done.
  */
-async function closeQueueWorker(worker: Worker<RunJobData, RunOutcome>, timeoutMs: number, logger: Logger): Promise<void> {
+async function closeQueueWorker(worker: Pick<Worker, 'close'>, queue: string, timeoutMs: number, logger: Logger): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), timeoutMs); });
   try {
     if (await Promise.race([worker.close().then(() => 'closed' as const), timedOut]) === 'timeout') {
-      logger.warn({ timeoutMs }, 'the queue worker did not close in time (a Redis reconnect under way; bullmq#4656): going on without it');
+      logger.warn({ queue, timeoutMs }, 'the queue worker did not close in time (a Redis reconnect under way; bullmq#4656): going on without it');
     }
   } finally {
     clearTimeout(timer);

@@ -3,11 +3,12 @@
  * adds them and leaves the final record the contract promises.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Job as QueueJob } from 'bullmq';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
+import { verifyCallback } from '../../helpers/webhook.ts';
 import { CANCEL_CHANNEL, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunOutcome, type RunRecord, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { loadRuntimeConfig } from '../../../services/shared/config.ts';
 import type { BrigWorker } from '../../../services/worker/worker.ts';
@@ -19,6 +20,7 @@ const MAX_COMPILE_OUTPUT_BYTES = 4096;
 const DISK_MB = 4;
 /** Small limits keep the file fast on two cores. */
 const SMALL = { cpuMs: 1000, wallMs: 3000, memoryMb: 64, outputBytes: 64 * 1024 };
+const CALLBACK_SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
 let redis: TestRedis;
 let clients: Clients;
@@ -30,7 +32,8 @@ before(async () => {
   stateDir = makeStateDir();
   worker = await startTestWorker({
     redisUrl: redis.url, stateDir, uidBase: UID_BASE, workerId: 'runs-test-worker',
-    service: { maxCompileOutputBytes: MAX_COMPILE_OUTPUT_BYTES },
+    // Callback receivers here listen on loopback: the allow-list admits them.
+    service: { maxCompileOutputBytes: MAX_COMPILE_OUTPUT_BYTES, callbackAllow: ['127.0.0.1'], callbackSecret: CALLBACK_SECRET, callbackAttempts: 2, callbackBackoffMs: 50 },
     runtime: { defaults: { ...loadRuntimeConfig({}).defaults, diskMb: DISK_MB } },
   });
   clients = await connectClients(redis.url);
@@ -270,21 +273,24 @@ test('the heartbeat lists the languages whose toolchains are here, with their ve
   assert.ok(ttlMs > 0 && ttlMs <= HEARTBEAT_TTL_MS, `heartbeat TTL ${ttlMs}`);
 });
 
-test('the callback URL receives the final record', async () => {
-  let resolveBody: (body: string) => void;
-  const received = new Promise<string>((r) => (resolveBody = r));
+test('the callback URL receives the final record, signed', async () => {
+  let resolveBody: (received: { body: string; headers: IncomingHttpHeaders }) => void;
+  const received = new Promise<{ body: string; headers: IncomingHttpHeaders }>((r) => (resolveBody = r));
   const server = createServer((req, res) => {
     let body = '';
-    req.on('data', (d) => (body += d)).on('end', () => {
+    req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
       res.end('ok');
-      resolveBody(body);
+      resolveBody({ body, headers: req.headers });
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const { port } = server.address() as AddressInfo;
     const record = await run({ language: 'python', source: 'print(7)\n', callbackUrl: `http://127.0.0.1:${port}/hook`, limits: SMALL });
-    assert.deepEqual(JSON.parse(await received), record);
+    const { body, headers } = await received;
+    assert.deepEqual(JSON.parse(body), record);
+    assert.equal(headers['webhook-id'], record.id);
+    assert.equal(verifyCallback(CALLBACK_SECRET, headers, body), true);
   } finally {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));

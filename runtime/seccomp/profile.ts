@@ -23,6 +23,8 @@ import { SCMP_CMP } from './libseccomp.ts';
 export const MAX_SYSCALL_ARG_INDEX = 5;
 /** The kernel caps a filter's errno at MAX_ERRNO. */
 export const MAX_ERRNO = 4095;
+/** libseccomp 2.5 refuses SCMP_ACT_ERRNO(MAX_ERRNO) itself (EINVAL), though it takes SCMP_ACT_TRACE(MAX_ERRNO). */
+export const MAX_ACT_ERRNO = MAX_ERRNO - 1;
 /** What runc and Docker return when a rule says SCMP_ACT_ERRNO without errnoRet. */
 export const DEFAULT_ERRNO_RET = 1; // EPERM
 
@@ -246,6 +248,7 @@ function checkRules(profile: RawProfile): Problem[] {
         `not ${profile.defaultAction}`,
     });
   }
+  problems.push(...checkActErrno(profile.defaultAction, profile.defaultErrnoRet, ['defaultErrnoRet']));
   // name → where its rules are and whether one of them is unconditional
   const seen = new Map<string, { at: number; unconditional: boolean }>();
   (profile.syscalls ?? []).forEach((rule, ruleIndex) => {
@@ -256,6 +259,7 @@ function checkRules(profile: RawProfile): Problem[] {
         message: `errnoRet only applies to SCMP_ACT_ERRNO and SCMP_ACT_TRACE, not ${rule.action}`,
       });
     }
+    problems.push(...checkActErrno(rule.action, rule.errnoRet, ['syscalls', ruleIndex, 'errnoRet']));
     const args = rule.args ?? [];
     const argIndexes = args.map((arg) => arg.index);
     argIndexes.forEach((index, position) => {
@@ -285,6 +289,17 @@ function checkRules(profile: RawProfile): Problem[] {
     });
   });
   return problems;
+}
+
+function checkActErrno(action: SeccompActionName, errno: number | undefined, path: (string | number)[]): Problem[] {
+  if (action !== 'SCMP_ACT_ERRNO' || errno === undefined || errno <= MAX_ACT_ERRNO) return [];
+  return [
+    {
+      code: 'seccomp_profile_invalid',
+      path,
+      message: `must be at most ${MAX_ACT_ERRNO} with SCMP_ACT_ERRNO: libseccomp refuses ${MAX_ERRNO}`,
+    },
+  ];
 }
 
 function normalize(raw: RawProfile, source: string): SeccompProfile {

@@ -19,7 +19,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -41,6 +43,12 @@
 #define KEYCTL_GET_KEYRING_ID 0
 #define KEY_SPEC_SESSION_KEYRING (-3)
 #define AF_VSOCK_FAMILY 40
+#define AF_TIPC_FAMILY 30
+#define NETLINK_XFRM_PROTOCOL 6
+#define NETLINK_UEVENT_PROTOCOL 15
+#define NETLINK_GENERIC_PROTOCOL 16
+#define IPPROTO_MPTCP_PROTOCOL 262
+#define INVALID_MEMPOLICY_MODE 99
 #define ADDR_NO_RANDOMIZE_PERSONA 0x0040000
 #define PERSONALITY_QUERY 0xffffffffUL
 #define X32_SYSCALL_BIT 0x40000000L
@@ -141,8 +149,65 @@ static long probe_socket_inet(void)
 	return 0;
 }
 
+/* A socket the filter allows, closed at once. */
+static long socket_and_close(int family, int type, int protocol)
+{
+	int fd = socket(family, type, protocol);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static long socketpair_and_close(int family, int type)
+{
+	int fds[2];
+	if (socketpair(family, type, 0, fds) < 0)
+		return -errno;
+	close(fds[0]);
+	close(fds[1]);
+	return 0;
+}
+
 static long probe_socket_vsock(void) { return result_of(socket(AF_VSOCK_FAMILY, SOCK_STREAM, 0)); }
 static long probe_socket_packet(void) { return result_of(socket(AF_PACKET, SOCK_RAW, 0)); }
+static long probe_socket_inet6_udp(void) { return socket_and_close(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK, IPPROTO_UDP); }
+static long probe_socket_netlink_route(void) { return socket_and_close(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0); }
+static long probe_socket_netlink_xfrm(void) { return socket_and_close(AF_NETLINK, SOCK_RAW, NETLINK_XFRM_PROTOCOL); }
+static long probe_socket_netlink_uevent(void) { return socket_and_close(AF_NETLINK, SOCK_DGRAM, NETLINK_UEVENT_PROTOCOL); }
+static long probe_socket_netlink_generic(void) { return socket_and_close(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC_PROTOCOL); }
+static long probe_socket_mptcp(void) { return socket_and_close(AF_INET, SOCK_STREAM, IPPROTO_MPTCP_PROTOCOL); }
+/* Protocol 0 picks any protocol registered for the type: SCTP for SOCK_SEQPACKET, if its module is loaded. */
+static long probe_socket_inet_seqpacket(void) { return socket_and_close(AF_INET, SOCK_SEQPACKET, 0); }
+static long probe_socket_raw_icmp(void) { return socket_and_close(AF_INET, SOCK_RAW, IPPROTO_ICMP); }
+static long probe_socketpair_unix(void) { return socketpair_and_close(AF_UNIX, SOCK_STREAM); }
+/* Unfiltered, the kernel creates (and loads the module for) a TIPC or VSOCK socket before it refuses the pair. */
+static long probe_socketpair_tipc(void) { return socketpair_and_close(AF_TIPC_FAMILY, SOCK_SEQPACKET); }
+static long probe_socketpair_vsock(void) { return socketpair_and_close(AF_VSOCK_FAMILY, SOCK_STREAM); }
+static long probe_socketpair_inet(void) { return socketpair_and_close(AF_INET, SOCK_STREAM); }
+
+/* Unfiltered: EINVAL (no events asked for), so ENOSYS comes from the filter. */
+static long probe_io_setup(void)
+{
+	unsigned long context = 0;
+	return result_of(syscall(SYS_io_setup, 0, &context));
+}
+
+static long probe_sync(void) { return result_of(syscall(SYS_sync)); }
+/* Unfiltered: EBADF. */
+static long probe_syncfs(void) { return result_of(syscall(SYS_syncfs, -1)); }
+/* Unfiltered: EINVAL (no sched_param), even as root. */
+static long probe_sched_setscheduler_fifo(void) { return result_of(syscall(SYS_sched_setscheduler, 0, SCHED_FIFO, NULL)); }
+
+static long probe_sched_setscheduler_other(void)
+{
+	struct sched_param param = { .sched_priority = 0 };
+	return result_of(sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &param));
+}
+
+/* Unfiltered: EINVAL or EFAULT (no attributes). */
+static long probe_sched_setattr(void) { return result_of(syscall(SYS_sched_setattr, 0, NULL, 0)); }
+static long probe_set_mempolicy(void) { return result_of(syscall(SYS_set_mempolicy, INVALID_MEMPOLICY_MODE, NULL, 0)); }
 static long probe_personality_query(void) { return result_of(personality(PERSONALITY_QUERY)); }
 static long probe_personality_no_aslr(void) { return result_of(personality(ADDR_NO_RANDOMIZE_PERSONA)); }
 
@@ -193,6 +258,25 @@ static const struct probe probes[] = {
 	{ "socket_inet", probe_socket_inet },
 	{ "socket_vsock", probe_socket_vsock },
 	{ "socket_packet", probe_socket_packet },
+	{ "socket_inet6_udp", probe_socket_inet6_udp },
+	{ "socket_netlink_route", probe_socket_netlink_route },
+	{ "socket_netlink_xfrm", probe_socket_netlink_xfrm },
+	{ "socket_netlink_uevent", probe_socket_netlink_uevent },
+	{ "socket_netlink_generic", probe_socket_netlink_generic },
+	{ "socket_mptcp", probe_socket_mptcp },
+	{ "socket_inet_seqpacket", probe_socket_inet_seqpacket },
+	{ "socket_raw_icmp", probe_socket_raw_icmp },
+	{ "socketpair_unix", probe_socketpair_unix },
+	{ "socketpair_tipc", probe_socketpair_tipc },
+	{ "socketpair_vsock", probe_socketpair_vsock },
+	{ "socketpair_inet", probe_socketpair_inet },
+	{ "io_setup", probe_io_setup },
+	{ "sync", probe_sync },
+	{ "syncfs", probe_syncfs },
+	{ "sched_setscheduler_fifo", probe_sched_setscheduler_fifo },
+	{ "sched_setscheduler_other", probe_sched_setscheduler_other },
+	{ "sched_setattr", probe_sched_setattr },
+	{ "set_mempolicy", probe_set_mempolicy },
 	{ "personality_query", probe_personality_query },
 	{ "personality_no_aslr", probe_personality_no_aslr },
 #ifdef __x86_64__

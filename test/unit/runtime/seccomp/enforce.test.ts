@@ -16,7 +16,7 @@ import { validateProfile } from '../../../../runtime/seccomp/profile.ts';
 const PROBE_SOURCE = fileURLToPath(new URL('../../../probes/seccomp-check.c', import.meta.url));
 const DEFAULT_PROFILE = fileURLToPath(new URL('../../../../profiles/seccomp/default.json', import.meta.url));
 const PROBE_TIMEOUT_MS = 30_000;
-const { EPERM, ENOSYS, ENODATA } = osConstants.errno;
+const { EPERM, ENOSYS, ENODATA, EAFNOSUPPORT } = osConstants.errno;
 const { SIGSYS } = osConstants.signals;
 
 let workDir = '';
@@ -85,20 +85,51 @@ const MUST_FAIL_WITH_EPERM = [
   'perf_event_open',
   'userfaultfd',
   'io_uring_setup',
+  'personality_no_aslr',
+  'sync',
+  'syncfs',
+  'sched_setscheduler_fifo',
+  'sched_setattr',
+  'set_mempolicy',
+];
+/** Refused by family, type or protocol before the kernel creates a socket (or loads a module for one). */
+const MUST_FAIL_WITH_EAFNOSUPPORT = [
   'socket_vsock',
   'socket_packet',
-  'personality_no_aslr',
+  'socket_netlink_xfrm',
+  'socket_netlink_uevent',
+  'socket_netlink_generic',
+  'socket_mptcp',
+  'socket_inet_seqpacket',
+  'socket_raw_icmp',
+  'socketpair_tipc',
+  'socketpair_vsock',
+  'socketpair_inet',
 ];
-const MUST_SUCCEED = ['getpid', 'write_devnull', 'clone_fork', 'socket_inet', 'personality_query'];
+const MUST_SUCCEED = [
+  'getpid',
+  'write_devnull',
+  'clone_fork',
+  'socket_inet',
+  'socket_inet6_udp',
+  'socket_netlink_route',
+  'socketpair_unix',
+  'sched_setscheduler_other',
+  'personality_query',
+];
 
-test('the default profile denies escapes with EPERM and allows ordinary calls', (t) => {
+test('the default profile denies escapes with EPERM, foreign sockets with EAFNOSUPPORT, and allows ordinary calls', (t) => {
   if (skipped(t)) return;
   const results = runProbes(writeFilter('default.bpf', loadAndCompile(DEFAULT_PROFILE).bpf));
   for (const probe of MUST_SUCCEED) assert.equal(results.get(probe), 'ok', `${probe} must succeed`);
   for (const probe of MUST_FAIL_WITH_EPERM) {
     assert.equal(results.get(probe), String(EPERM), `${probe} must fail with EPERM`);
   }
+  for (const probe of MUST_FAIL_WITH_EAFNOSUPPORT) {
+    assert.equal(results.get(probe), String(EAFNOSUPPORT), `${probe} must fail with EAFNOSUPPORT`);
+  }
   assert.equal(results.get('clone3'), String(ENOSYS), 'clone3 must fail with ENOSYS so glibc falls back to clone');
+  assert.equal(results.get('io_setup'), String(ENOSYS), 'kernel aio must fail with ENOSYS, as without CONFIG_AIO');
 });
 
 const X86_64_ONLY = { skip: process.arch !== 'x64' && 'x86_64 only' };

@@ -225,6 +225,23 @@ test('errnoRet is only accepted where the action carries it, and capped at MAX_E
   );
 });
 
+test('SCMP_ACT_ERRNO takes at most 4094: libseccomp refuses MAX_ERRNO there, though SCMP_ACT_TRACE takes it', () => {
+  assertConfigError(
+    () => validateProfile(profileWith({ names: ['read'], action: 'SCMP_ACT_ERRNO', errnoRet: 4095 }), SOURCE),
+    'seccomp_profile_invalid',
+    '$.syscalls[0].errnoRet',
+    'at most 4094',
+  );
+  assertConfigError(
+    () => validateProfile({ defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 4095 }, SOURCE),
+    'seccomp_profile_invalid',
+    '$.defaultErrnoRet',
+    'at most 4094',
+  );
+  assert.equal(validateProfile(profileWith({ names: ['read'], action: 'SCMP_ACT_ERRNO', errnoRet: 4094 }), SOURCE).syscalls[0]!.errnoRet, 4094);
+  assert.equal(validateProfile(profileWith({ names: ['read'], action: 'SCMP_ACT_TRACE', errnoRet: 4095 }), SOURCE).syscalls[0]!.errnoRet, 4095);
+});
+
 test("docker's includes/excludes and other unsupported fields are refused, saying why", () => {
   assertConfigError(
     () => {

@@ -25,6 +25,8 @@ export interface AttemptDeps {
   timeoutMs: number;
   /** The system's resolver unless a test brings its own. */
   resolve?: Resolver;
+  /** The system's trust anchors unless a test brings its own CA (PEM). */
+  tlsCa?: string;
   now?: () => number;
 }
 
@@ -67,7 +69,7 @@ export async function attemptCallback(data: CallbackJobData, deps: AttemptDeps):
   const record = parseRecord(body);
   if (record === null || !isFinal(record)) return { outcome: 'dropped', reason: 'the run record is not final (the run is running again): its next final record will be sent', host };
   try {
-    const status = await postCallback(target, body, callbackHeaders(data.runId, body, deps.key, deps.now?.()), deadline);
+    const status = await postCallback(target, body, callbackHeaders(data.runId, body, deps.key, deps.now?.()), deadline, { ca: deps.tlsCa });
     const outcome = statusOutcome(status);
     if (outcome === 'delivered') return { outcome, status, host };
     const reason = status >= 300 && status < 400 ? 'the receiver redirected; redirects are not followed' : `the receiver answered ${status}`;

@@ -25,6 +25,8 @@ export interface CallbackWorkerOptions {
   name?: string;
   /** For tests: a resolver of their own (DNS rebinding). */
   resolve?: AttemptDeps['resolve'];
+  /** For tests: a CA of their own, for an HTTPS receiver on loopback. */
+  tlsCa?: string;
 }
 
 /**
@@ -42,6 +44,7 @@ export function startCallbackWorker(opts: CallbackWorkerOptions): Worker<Callbac
     key: serviceConfig.callbackSecret === undefined ? null : callbackSecretKey(serviceConfig.callbackSecret),
     timeoutMs: serviceConfig.callbackTimeoutMs,
     resolve: opts.resolve,
+    tlsCa: opts.tlsCa,
   };
   const worker = new Worker<CallbackJobData, void>(
     CALLBACK_QUEUE_NAME,

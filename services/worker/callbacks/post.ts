@@ -25,9 +25,10 @@ export class CallbackNetworkError extends Error {
  * connection is kept for another delivery (agent: false).
  *
  * `deadline` ends the whole attempt (it is shared with the DNS lookup before
- * it); the connect has its own, shorter bound.
+ * it); the connect has its own, shorter bound. `tls.ca` replaces the
+ * system's trust anchors (tests).
  */
-export function postCallback(target: CallbackTarget, body: string, headers: Record<string, string>, deadline: AbortSignal): Promise<number> {
+export function postCallback(target: CallbackTarget, body: string, headers: Record<string, string>, deadline: AbortSignal, tls: { ca?: string } = {}): Promise<number> {
   const { url } = target;
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<number>((resolve, reject) => {
@@ -49,6 +50,7 @@ export function postCallback(target: CallbackTarget, body: string, headers: Reco
       auth: url.username ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : undefined,
       // Node's https agent takes SNI from the Host header; an IP literal gets none (RFC 6066 §3).
       servername: isIP(target.hostname) ? '' : target.hostname,
+      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
       lookup: pinnedLookup(target),
       agent: false,
       maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,

@@ -6,7 +6,12 @@
  * retried (or not) as documented.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
@@ -92,12 +97,12 @@ interface Callbacks {
 }
 
 /** A callback queue and its worker, as `brig worker` runs them, with their own metrics. */
-async function startCallbacks(service: Partial<ServiceConfig> = {}, resolve?: Resolver): Promise<Callbacks> {
+async function startCallbacks(service: Partial<ServiceConfig> = {}, testing: { resolve?: Resolver; tlsCa?: string } = {}): Promise<Callbacks> {
   const serviceConfig = loadServiceConfig({}, { redisUrl: redis.url, callbackBackoffMs: BACKOFF_MS, callbackAttempts: 3, callbackTimeoutMs: 2_000, logLevel: process.env.BRIG_TEST_LOG_LEVEL ?? 'silent', ...service });
   const logger = createLogger({ level: serviceConfig.logLevel, name: 'brig-callbacks-test' });
   const metrics = createMetrics({ defaultMetrics: false });
   const queue = new CallbackQueue(redis.url, { attempts: serviceConfig.callbackAttempts, backoffMs: serviceConfig.callbackBackoffMs }, logger);
-  const worker = startCallbackWorker({ redisUrl: redis.url, serviceConfig, readRecord: (id) => client.get(keys.run(id)), metrics, logger, resolve });
+  const worker = startCallbackWorker({ redisUrl: redis.url, serviceConfig, readRecord: (id) => client.get(keys.run(id)), metrics, logger, ...testing });
   await worker.waitUntilReady();
   return {
     queue, worker, metrics,
@@ -186,7 +191,7 @@ test('the address checked is the one connected to: a resolver that answers an ad
     asked.push(hostname);
     return [{ address: asked.length === 1 ? '127.0.0.1' : '127.0.0.2', family: 4 }];
   };
-  const callbacks = await startCallbacks({ callbackAllow: ['127.0.0.1'] }, rebinding);
+  const callbacks = await startCallbacks({ callbackAllow: ['127.0.0.1'] }, { resolve: rebinding });
   try {
     const record = await finishedRun();
     await callbacks.queue.enqueue({ runId: record.id, url: `http://rebind.test:${admitted.port}/hook` }, log);
@@ -221,6 +226,41 @@ test('a public first answer is what the connection is given, whatever a later lo
   assert.equal(one, '93.184.216.34');
   assert.deepEqual(all, [{ address: '93.184.216.34', family: 4 }]);
   assert.equal(calls, 1);
+});
+
+test('HTTPS to a pinned address keeps the URL\'s name for SNI and the certificate check', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'brig-test-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=hooks.test', '-addext', 'subjectAltName=DNS:hooks.test'], { stdio: 'ignore' });
+    const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    const serverNames: (string | false | null)[] = [];
+    let requests = 0;
+    const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (req, res) => {
+      requests++;
+      req.resume().on('end', () => res.end('ok'));
+    });
+    server.on('secureConnection', (socket) => serverNames.push(socket.servername));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const toLoopback: Resolver = async () => [{ address: '127.0.0.1', family: 4 }];
+    const callbacks = await startCallbacks({ callbackAllow: ['127.0.0.1'], callbackAttempts: 1 }, { resolve: toLoopback, tlsCa: cert });
+    try {
+      await callbacks.queue.enqueue({ runId: (await finishedRun()).id, url: `https://hooks.test:${port}/hook` }, log);
+      await waitForOutcomes(callbacks, { delivered: 1 });
+      assert.deepEqual(serverNames, ['hooks.test']);
+      // The same address under another name: the certificate does not name it, so nothing is sent.
+      await callbacks.queue.enqueue({ runId: (await finishedRun()).id, url: `https://other.test:${port}/hook` }, log);
+      await waitForOutcomes(callbacks, { delivered: 1, dropped: 1 });
+      assert.equal(requests, 1);
+    } finally {
+      await callbacks.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a redirect is not followed, and not retried', async () => {

@@ -126,7 +126,7 @@ const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-
 const NUMERIC_LAST_LABEL = /(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)$/;
 
 function isCallbackAllowEntry(entry: string): boolean {
-  if (ipaddr.isValidCIDR(entry)) return entry.includes('.') ? ipaddr.IPv4.isValidCIDRFourPartDecimal(entry) : true;
+  if (ipaddr.isValidCIDR(entry)) return entry.includes(':') || ipaddr.IPv4.isValidCIDRFourPartDecimal(entry);
   if (ipaddr.IPv4.isValidFourPartDecimal(entry) || ipaddr.IPv6.isValid(entry)) return true;
   return HOST_NAME.test(entry) && !NUMERIC_LAST_LABEL.test(entry);
 }

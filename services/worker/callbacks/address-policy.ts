@@ -34,6 +34,10 @@ const IPV4_BYTES = 4;
 const SIX_TO_FOUR_V4_OFFSET = 2;
 /** NAT64 (RFC 6052) with the /96 prefix: the last 4 bytes. */
 const NAT64_V4_OFFSET = 12;
+/** ::ffff:0:0/96 holds the IPv4-mapped addresses. */
+const IPV4_MAPPED_PREFIX_BITS = 96;
+const IPV4_BITS = 32;
+const IPV6_BITS = 128;
 
 export class AddressPolicy {
   private readonly cidrs: [Address, number][] = [];
@@ -45,7 +49,10 @@ export class AddressPolicy {
       const [text, bits] = entry.split('/') as [string, string | undefined];
       const address = parseAddress(text);
       if (address === null) this.names.add(hostKey(entry));
-      else this.cidrs.push(normalizedCidr([address, bits === undefined ? (address.kind() === 'ipv4' ? 32 : 128) : Number(bits)]));
+      else if (bits === undefined) this.cidrs.push([address, address.kind() === 'ipv4' ? IPV4_BITS : IPV6_BITS]);
+      // An IPv4-mapped CIDR (::ffff:10.0.0.0/104) came back as IPv4: it covers the IPv4 addresses it maps.
+      else if (address.kind() === 'ipv4' && text.includes(':')) this.cidrs.push([address, Math.max(0, Number(bits) - IPV4_MAPPED_PREFIX_BITS)]);
+      else this.cidrs.push([address, Number(bits)]);
     }
   }
 
@@ -107,15 +114,6 @@ export function parseAddress(text: string): Address | null {
     return null;
   }
   return ipaddr.IPv6.isValid(canonical) ? ipaddr.process(canonical) : null;
-}
-
-/** An IPv4-mapped CIDR (::ffff:10.0.0.0/104) matches as the IPv4 CIDR it covers. */
-function normalizedCidr([address, bits]: [Address, number]): [Address, number] {
-  const IPV4_MAPPED_PREFIX_BITS = 96;
-  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= IPV4_MAPPED_PREFIX_BITS) {
-    return [(address as ipaddr.IPv6).toIPv4Address(), bits - IPV4_MAPPED_PREFIX_BITS];
-  }
-  return [address, bits];
 }
 
 /** Host names compare without case and without a trailing dot (the root). */

@@ -67,6 +67,11 @@ test('the allow-list admits the CIDRs, addresses and host names it lists, and no
   // Never a receiver, even by a listed name: 0.0.0.0 reaches this machine.
   assert.equal(refusedBy(policy, '0.0.0.0', 'hooks.internal'), 'unspecified');
   assert.equal(refusedBy(policy, '224.0.0.1', 'hooks.internal'), 'multicast');
+  // An IPv4-mapped CIDR covers the IPv4 addresses it maps.
+  const mapped = new AddressPolicy(loadServiceConfig({ BRIG_CALLBACK_ALLOW: '::ffff:10.0.0.0/104' }).callbackAllow);
+  assert.equal(refusedBy(mapped, '10.1.2.3'), null);
+  assert.equal(refusedBy(mapped, '11.0.0.1'), null, 'public anyway');
+  assert.equal(refusedBy(mapped, '192.168.0.1'), 'private');
 });
 
 test('BRIG_CALLBACK_ALLOW refuses entries in odd notations, and defaults to empty', () => {

@@ -176,3 +176,16 @@ test('a rule that repeats the default action is accepted (and adds nothing)', ()
   );
   assert.deepEqual(compileProfile(withDeny), compileProfile(withoutDeny));
 });
+
+test('the largest errno a profile accepts for SCMP_ACT_ERRNO is one libseccomp compiles', () => {
+  const profile = validateProfile(
+    { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['ptrace'], action: 'SCMP_ACT_ERRNO', errnoRet: 4094 }] },
+    'inline:largest-errno',
+  );
+  assert.ok(compileProfile(profile).length > 0);
+  assertConfigError(
+    () => compileProfile(validateProfile({ defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 4095 }, 'inline:max-errno')),
+    'seccomp_profile_invalid',
+    '$.defaultErrnoRet',
+  );
+});

@@ -24,8 +24,11 @@ redis-server with its data in $BRIG_STATE_DIR/redis: an append-only file
 synced every second (a restart loses no accepted run), maxmemory
 BRIG_REDIS_MAXMEMORY (default 1gb) with noeviction, started again if it dies,
 and stopped on exit. Every setting is an environment variable (see the README).
-SIGTERM or SIGINT shut down in order: the API stops accepting and drains, the
-worker finishes its runs within BRIG_SHUTDOWN_GRACE_MS, then Redis stops.
+SIGTERM or SIGINT (Ctrl-C) shut down in order: the API stops accepting and
+drains, the worker finishes its runs within BRIG_SHUTDOWN_GRACE_MS (then hands
+the rest back to the queue), then Redis stops. Sandboxes and the private Redis
+have process groups of their own, so a Ctrl-C reaches only brig; a second one
+is logged and ignored while the drain runs.
 
 Exit codes: 0 clean shutdown; 1 Brig failed; 3 the host or the configuration
 is not ready (for example HOST is not loopback and BRIG_API_KEYS is empty).
@@ -60,9 +63,22 @@ export function serviceCommand(part: Part) {
     // takes seconds: Redis, the runtime, the language probes) must not kill
     // the process half-built, with mounts and cgroups left behind. It is
     // acted on once the start is done, by the same orderly stop.
+    // A second signal (an impatient second Ctrl-C) is logged, not obeyed:
+    // dying half-way through the drain would leave runs, cgroups and mounts
+    // behind. The drain is bounded by BRIG_SHUTDOWN_GRACE_MS; SIGKILL still
+    // ends the process, and the next start sweeps what it left.
+    let signalled = false;
     const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (signalled) {
+          logger.warn({ signal }, 'already shutting down: active runs finish or go back to the queue within BRIG_SHUTDOWN_GRACE_MS');
+          return;
+        }
+        signalled = true;
+        resolve(signal);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
     });
 
     let redis: PrivateRedis | undefined;

@@ -15,9 +15,12 @@ import { libcLibrary } from './libc.ts';
  * the bare namespace floor.
  *
  * The child gets exactly the fds it is given (each mapped to a target
- * number), default signal dispositions, an empty signal mask and an empty
- * environment. libuv does not know this child, so we reap it ourselves with
- * waitpid once the caller says it has gone (its status pipe hit EOF).
+ * number), default signal dispositions, an empty signal mask, an empty
+ * environment and a process group of its own: a terminal's Ctrl-C (SIGINT to
+ * the whole foreground group) or a signal to Brig's group reaches Brig alone,
+ * which then drains its runs, instead of killing every sandbox at once.
+ * libuv does not know this child, so we reap it ourselves with waitpid once
+ * the caller says it has gone (its status pipe hit EOF).
  */
 
 const O_CLOEXEC = 0o2000000;
@@ -25,6 +28,9 @@ const F_DUPFD_CLOEXEC = 1030;
 const WNOHANG = 1;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETPGROUP = 0x02;
+/** setpgid(0, 0) in the child: a new group whose id is the child's pid. */
+const NEW_PROCESS_GROUP = 0;
 /** Opaque glibc structs, sized with room to spare (x86_64: 80, 336 and 128 bytes). */
 const FILE_ACTIONS_BYTES = 256;
 const SPAWNATTR_BYTES = 1024;
@@ -45,6 +51,7 @@ interface Libc {
   posix_spawnattr_setflags(attr: Buffer, flags: number): number;
   posix_spawnattr_setsigmask(attr: Buffer, set: Buffer): number;
   posix_spawnattr_setsigdefault(attr: Buffer, set: Buffer): number;
+  posix_spawnattr_setpgroup(attr: Buffer, pgroup: number): number;
   posix_spawnattr_destroy(attr: Buffer): number;
   sigemptyset(set: Buffer): number;
   sigfillset(set: Buffer): number;
@@ -67,6 +74,7 @@ function load(): Libc {
     posix_spawnattr_setflags: lib.func('int posix_spawnattr_setflags(void *attr, short flags)'),
     posix_spawnattr_setsigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, void *set)'),
     posix_spawnattr_setsigdefault: lib.func('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
+    posix_spawnattr_setpgroup: lib.func('int posix_spawnattr_setpgroup(void *attr, int pgroup)'),
     posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
     sigemptyset: lib.func('int sigemptyset(void *set)'),
     sigfillset: lib.func('int sigfillset(void *set)'),
@@ -104,7 +112,8 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
     check(c.posix_spawnattr_setsigmask(attr, none), 'posix_spawnattr_setsigmask');
     // Node ignores SIGPIPE; the child must not inherit that (nor any handler state).
     check(c.posix_spawnattr_setsigdefault(attr, all), 'posix_spawnattr_setsigdefault');
-    check(c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF), 'posix_spawnattr_setflags');
+    check(c.posix_spawnattr_setpgroup(attr, NEW_PROCESS_GROUP), 'posix_spawnattr_setpgroup');
+    check(c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP), 'posix_spawnattr_setflags');
 
     const sources: number[] = [];
     fds.forEach((spec, target) => {

@@ -159,7 +159,10 @@ async function stopOrphan(dataDir: string): Promise<void> {
 
 /** Spawns redis-server and waits until it answers PING. */
 async function launch(dataDir: string, config: string, password: string | undefined): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['-'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  // A session (and so a process group) of its own: a terminal's Ctrl-C goes
+  // to the whole foreground group, and Redis must outlive the drain that the
+  // signal starts in Brig (it is stopped last, by stop()).
+  const child = spawn('redis-server', ['-'], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   const failed = new Promise<Error>((resolve) => child.once('error', resolve));
   child.stdin!.on('error', () => {}); // a server that died at once: reported below
   child.stdin!.end(config);

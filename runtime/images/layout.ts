@@ -4,11 +4,13 @@ import { ConfigError } from '../errors.ts';
 import type { ImageProfile } from './profile.ts';
 import { ensureSkeleton } from './skeleton.ts';
 
-/** What the launcher needs to build an image's root: overlay lower layers (top first) and read-only binds. */
+/** What the launcher needs to build an image's root: overlay lower layers (top first), read-only binds, and paths to mask. */
 export interface ImageLayout {
   name: string;
   lowers: string[];
   binds: { source: string; target: string }[];
+  /** Paths inside the image that the launcher hides once the root is built. */
+  masks: string[];
 }
 
 const MAX_SYMLINK_HOPS = 40;
@@ -27,21 +29,22 @@ export function layoutImage(profile: ImageProfile, imagesDir: string): ImageLayo
       throw new ConfigError('image_rootfs_missing', `image ${profile.name}: rootfs ${profile.rootfs} is not a directory`, { field: 'rootfs' });
     }
     const skeleton = ensureSkeleton(imagesDir, { host: false, mountpoints });
-    return { name: profile.name, lowers: [skeleton.rootfs, profile.rootfs], binds };
+    return { name: profile.name, lowers: [skeleton.rootfs, profile.rootfs], binds, masks: profile.masks };
   }
   const skeleton = ensureSkeleton(imagesDir, { host: true, mountpoints });
   return {
     name: profile.name,
     lowers: [skeleton.rootfs],
     binds: [...skeleton.extraBinds.map((p) => ({ source: p, target: p })), ...binds],
+    masks: profile.masks,
   };
 }
 
 /**
  * Where a path inside the image lives on the host, following symlinks the way
  * the sandbox would see them (absolute targets resolve inside the image).
- * Null when the image has no such file. Used to tell whether a toolchain is
- * present without starting a sandbox.
+ * Null when the image has no such file, or masks it. Used to tell whether a
+ * toolchain is present without starting a sandbox.
  */
 export function resolveInImage(image: ImageLayout, path: string): string | null {
   let current = posix.normalize(path);
@@ -69,6 +72,7 @@ export function resolveInImage(image: ImageLayout, path: string): string | null 
 }
 
 function hostPathOf(image: ImageLayout, path: string): string | null {
+  if (image.masks.some((m) => path === m || path.startsWith(m + '/'))) return null;
   const bind = image.binds
     .filter((b) => path === b.target || path.startsWith(b.target + '/'))
     .sort((a, b) => b.target.length - a.target.length)[0];

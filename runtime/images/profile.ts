@@ -10,7 +10,18 @@ const bindSchema = z.strictObject({
   optional: z.boolean().default(false),
 });
 
-const base = { name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/), description: z.string().optional(), binds: z.array(bindSchema).default([]) };
+const base = {
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+  description: z.string().optional(),
+  binds: z.array(bindSchema).default([]),
+  /**
+   * Paths inside the image the program must not see: a directory is covered
+   * by an empty read-only tmpfs, a file by /dev/null; a path the image lacks
+   * is skipped. For what a bind or the rootfs brings along that is not the
+   * toolchain's (an admin's folder, a credentials file).
+   */
+  masks: z.array(absolutePath).default([]),
+};
 
 /**
  * An image is data: `host` exposes chosen host paths read-only over a

@@ -62,7 +62,10 @@ export function ensureSkeleton(imagesDir: string, spec: SkeletonSpec, hostRoot =
     mkdirSync(dirname(join(staging, name)), { recursive: true, mode: 0o755 });
     writeFileSync(join(staging, name), '', { mode: 0o644 });
   }
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(staging, name), content, { mode: 0o644 });
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(staging, name)), { recursive: true, mode: 0o755 }); // a profile need not bind anything under /etc
+    writeFileSync(join(staging, name), content, { mode: 0o644 });
+  }
   try {
     renameSync(staging, rootfs);
   } catch (error) {

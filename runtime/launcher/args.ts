@@ -1,6 +1,8 @@
 import type { ImageLayout } from '../images/layout.ts';
 import type { Limits } from '../limits.ts';
-import { BYTES_PER_MB, mbToBytes, msToWholeSecondsCeil } from '../units.ts';
+import { mbToBytes } from '../units.ts';
+import { KERNEL_MASKED_PATHS, OCI_READONLY_PATHS } from './kernel-view.ts';
+import { programRlimits } from './rlimits.ts';
 
 export interface LaunchSpec {
   image: ImageLayout;
@@ -15,8 +17,13 @@ export interface LaunchSpec {
   limits: Limits;
 }
 
-/** RLIMIT_CPU is a per-process backstop; the cgroup-wide CPU counter normally fires first. */
-const RLIMIT_CPU_SLACK_S = 1;
+/**
+ * The host's OOM killer takes a sandbox first, before the worker, Redis or
+ * anything else on the machine: the highest score there is. The launcher
+ * writes it as host root, which also makes it the floor the sandbox cannot
+ * go below.
+ */
+export const SANDBOX_OOM_SCORE_ADJ = 1000;
 
 /** Builds the launcher's argv (see runtime/native/launcher.c for the options). */
 export function launcherArgs(spec: LaunchSpec): string[] {
@@ -31,19 +38,15 @@ export function launcherArgs(spec: LaunchSpec): string[] {
     '--cwd', spec.cwd,
     // Init enforces the wall limit on the kernel's clock: it holds even while the runtime's event loop is stuck.
     '--wall-ms', String(Math.ceil(spec.limits.wallMs)),
+    '--oom-score-adj', String(SANDBOX_OOM_SCORE_ADJ),
   ];
   for (const lower of spec.image.lowers) args.push('--lower', lower);
   for (const bind of spec.image.binds) args.push('--bind-ro', bind.source, bind.target);
+  for (const path of OCI_READONLY_PATHS) args.push('--ro', path);
+  for (const path of [...KERNEL_MASKED_PATHS, ...spec.image.masks]) args.push('--mask', path);
   for (const dir of spec.cgroupDirs) args.push('--cgroup', dir);
   for (const [name, value] of Object.entries(spec.env)) args.push('--env', `${name}=${value}`);
-  const rlimits: [string, number][] = [
-    ['cpu', msToWholeSecondsCeil(spec.limits.cpuMs) + RLIMIT_CPU_SLACK_S],
-    ['fsize', spec.limits.fileSizeMb * BYTES_PER_MB],
-    ['nofile', spec.limits.openFiles],
-    ['stack', spec.limits.stackMb * BYTES_PER_MB],
-    ['core', 0],
-  ];
-  for (const [name, value] of rlimits) args.push('--rlimit', name, String(value));
+  for (const [name, value] of Object.entries(programRlimits(spec.limits))) args.push('--rlimit', name, String(value));
   args.push('--', ...spec.argv);
   return args;
 }

@@ -10,7 +10,8 @@
  * protocol.h for the wire protocol. Any failure ends the sandbox: we fail closed.
  *
  * Three processes take part:
- *   launcher  (host root)    writes the id maps, joins cgroups, relays status
+ *   launcher  (host root)    creates the namespaces as the slot's host id,
+ *                            writes the id maps, joins cgroups, relays status
  *   init      (pid 1 inside) builds the mounts, waits for go, reaps, reports
  *   program   (pid 2 inside) drops to the inner user, seccomp, execve
  */
@@ -46,9 +47,15 @@
 #include "protocol.h"
 
 #define MAX_ITEMS 32
+/* --mask and --ro paths: /proc alone has a few dozen entries worth hiding. */
+#define MAX_PATHS 128
 #define MAX_BPF_BYTES (64 * 1024)
 #define PATH_BYTES 4096
 #define DEV_TMPFS_OPTS "size=65536,mode=0755"
+/* A masked directory: an empty tmpfs, mounted read-only, with room for nothing. */
+#define MASK_TMPFS_OPTS "size=4k,nr_inodes=1,mode=0555"
+#define OOM_SCORE_ADJ_MIN (-1000)
+#define OOM_SCORE_ADJ_MAX 1000
 /* A day: far above any wall limit a judge grants, and small enough that the
  * deadline in microseconds cannot overflow. */
 #define MAX_WALL_MS (24ULL * 60 * 60 * 1000)
@@ -64,8 +71,10 @@ static struct {
   struct bind binds[MAX_ITEMS]; int n_binds;
   const char *cgroups[MAX_ITEMS]; int n_cgroups;
   char *env[MAX_ITEMS + 1]; int n_env;
-  struct rlim rlimits[MAX_ITEMS]; int n_rlimits;
-  const char *box, *scratch, *cwd, *hostname;
+  struct rlim rlimits[RLIM_NLIMITS]; int n_rlimits;
+  const char *masks[MAX_PATHS]; int n_masks;
+  const char *read_only[MAX_PATHS]; int n_read_only;
+  const char *box, *scratch, *cwd, *hostname, *oom_score_adj;
   int box_rw;
   unsigned long long root_bytes, tmp_bytes, wall_ms;
   char **argv;
@@ -105,16 +114,33 @@ static unsigned long long parse_num(const char *s) {
   return v;
 }
 
+/* Every resource limit the kernel has, by the name the runtime uses. The
+ * runtime must set each one (parse_args checks), so nothing the worker's own
+ * limits happen to be reaches a program. */
+static const struct { const char *name; int resource; } rlimit_names[] = {
+  { "as", RLIMIT_AS }, { "core", RLIMIT_CORE }, { "cpu", RLIMIT_CPU }, { "data", RLIMIT_DATA },
+  { "fsize", RLIMIT_FSIZE }, { "locks", RLIMIT_LOCKS }, { "memlock", RLIMIT_MEMLOCK },
+  { "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE }, { "nofile", RLIMIT_NOFILE },
+  { "nproc", RLIMIT_NPROC }, { "rss", RLIMIT_RSS }, { "rtprio", RLIMIT_RTPRIO },
+  { "rttime", RLIMIT_RTTIME }, { "sigpending", RLIMIT_SIGPENDING }, { "stack", RLIMIT_STACK },
+};
+_Static_assert(sizeof rlimit_names / sizeof rlimit_names[0] == RLIM_NLIMITS, "every RLIMIT_* of this kernel's headers has a name");
+
 static int rlimit_resource(const char *name) {
-  static const struct { const char *name; int resource; } table[] = {
-    { "cpu", RLIMIT_CPU }, { "fsize", RLIMIT_FSIZE }, { "nofile", RLIMIT_NOFILE },
-    { "stack", RLIMIT_STACK }, { "nproc", RLIMIT_NPROC }, { "core", RLIMIT_CORE },
-    { "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE },
-  };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-    if (!strcmp(name, table[i].name)) return table[i].resource;
+  for (size_t i = 0; i < sizeof rlimit_names / sizeof rlimit_names[0]; i++)
+    if (!strcmp(name, rlimit_names[i].name)) return rlimit_names[i].resource;
   usage("unknown rlimit");
   return -1;
+}
+
+static rlim_t parse_rlimit_value(const char *s) {
+  return strcmp(s, "unlimited") ? (rlim_t)parse_num(s) : RLIM_INFINITY;
+}
+
+/* A sandbox path: absolute, and resolved later inside the sandbox's root. */
+static const char *sandbox_path(const char *path) {
+  if (path[0] != '/') usage("--mask and --ro take absolute paths");
+  return path;
 }
 
 static void parse_args(int argc, char **argv) {
@@ -134,9 +160,12 @@ static void parse_args(int argc, char **argv) {
       if (i + 1 >= argc || cfg.n_binds >= MAX_ITEMS) usage("--bind-ro needs SRC DST");
       cfg.binds[cfg.n_binds++] = (struct bind){ v, argv[++i] };
     } else if (!strcmp(o, "--rlimit")) {
-      if (i + 1 >= argc || cfg.n_rlimits >= MAX_ITEMS) usage("--rlimit needs NAME VALUE");
-      cfg.rlimits[cfg.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_num(argv[++i]) };
+      if (i + 1 >= argc || cfg.n_rlimits >= RLIM_NLIMITS) usage("--rlimit needs NAME VALUE, once per limit");
+      cfg.rlimits[cfg.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_rlimit_value(argv[++i]) };
     }
+    else if (!strcmp(o, "--mask")) { if (cfg.n_masks >= MAX_PATHS) usage("too many --mask paths"); cfg.masks[cfg.n_masks++] = sandbox_path(v); }
+    else if (!strcmp(o, "--ro")) { if (cfg.n_read_only >= MAX_PATHS) usage("too many --ro paths"); cfg.read_only[cfg.n_read_only++] = sandbox_path(v); }
+    else if (!strcmp(o, "--oom-score-adj")) cfg.oom_score_adj = v;
     else if (!strcmp(o, "--box")) cfg.box = v;
     else if (!strcmp(o, "--box-mode")) {
       if (strcmp(v, "rw") && strcmp(v, "overlay")) usage("--box-mode is rw or overlay");
@@ -159,6 +188,18 @@ static void parse_args(int argc, char **argv) {
   /* Required, never defaulted: a sandbox without its own wall clock would live
    * as long as the runtime's event loop stays stuck. */
   if (!cfg.wall_ms || cfg.wall_ms > MAX_WALL_MS) usage("--wall-ms must be between 1 and a day");
+  /* Required too: without it the host's OOM killer could pick the worker or
+   * Redis before a sandbox that is eating the machine's memory. */
+  if (!cfg.oom_score_adj) usage("--oom-score-adj is required");
+  char *end;
+  long adj = strtol(cfg.oom_score_adj, &end, 10);
+  if (*end || !*cfg.oom_score_adj || adj < OOM_SCORE_ADJ_MIN || adj > OOM_SCORE_ADJ_MAX) usage("--oom-score-adj must be between -1000 and 1000");
+  unsigned set = 0;
+  for (int r = 0; r < cfg.n_rlimits; r++) {
+    if (set & (1u << cfg.rlimits[r].resource)) usage("an --rlimit is given twice");
+    set |= 1u << cfg.rlimits[r].resource;
+  }
+  if (set != (1u << RLIM_NLIMITS) - 1) usage("every rlimit must be given (--rlimit NAME VALUE for each of the 16)");
   if (!cfg.argv[0] || cfg.argv[0][0] != '/') usage("the program must be an absolute path");
 }
 
@@ -255,6 +296,51 @@ static void overlay(const char *lowers, const char *upper, const char *work, con
   CHECK(mount("overlay", dst, "overlay", MS_NOSUID | MS_NODEV, opts), "mount overlay");
 }
 
+/* Which paths are masked or read-only is the runtime's policy
+ * (runtime/launcher/kernel-view.ts, and the image profile's masks). A path
+ * this kernel or image does not have is skipped: there is nothing to hide.
+ * Any other failure ends the sandbox. */
+static int path_exists(const char *path, struct stat *st) {
+  if (stat(path, st) == 0) return 1;
+  if (errno == ENOENT || errno == ENOTDIR) return 0;
+  char stage[PATH_BYTES];
+  snprintf(stage, sizeof stage, "stat %s", path);
+  report_error(stage, errno);
+  return 0;
+}
+
+static void mount_path(const char *src, const char *dst, const char *type, unsigned long flags, const char *opts, const char *what) {
+  if (mount(src, dst, type, flags, opts) < 0) {
+    char stage[PATH_BYTES];
+    snprintf(stage, sizeof stage, "%s %s", what, dst);
+    report_error(stage, errno);
+  }
+}
+
+/* A read-only bind of the path onto itself: readable as before, and no
+ * write reaches it even from a process that could otherwise write there. */
+static void make_read_only(const char *path) {
+  struct stat st;
+  if (!path_exists(path, &st)) return;
+  mount_path(path, path, NULL, MS_BIND, NULL, "bind read-only path");
+  mount_path(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(path), NULL, "remount read-only path");
+}
+
+/* The way OCI runtimes mask: a directory gets an empty read-only tmpfs, any
+ * other file /dev/null (the sandbox's own bind of the host's), read-only, so
+ * reading it gives nothing. The program cannot unmount either: it has no
+ * capabilities, and seccomp refuses umount. */
+static void mask(const char *path) {
+  struct stat st;
+  if (!path_exists(path, &st)) return;
+  if (S_ISDIR(st.st_mode)) {
+    mount_path("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, MASK_TMPFS_OPTS, "mask directory");
+    return;
+  }
+  mount_path("/dev/null", path, NULL, MS_BIND, NULL, "mask file");
+  mount_path(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags("/dev/null"), NULL, "remount mask read-only");
+}
+
 static void loopback_up(void) {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   CHECK(s, "socket for loopback");
@@ -333,6 +419,12 @@ static void build_rootfs(void) {
   CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root");
   CHECK(umount2(".", MNT_DETACH), "detach old root");
   CHECK(chdir("/"), "chdir /");
+
+  /* After pivot_root, so every path, and every symlink on the way, resolves
+   * inside the sandbox and never on the host. Read-only paths first: a mask
+   * below one of them then sits on top of its read-only bind. */
+  for (int i = 0; i < cfg.n_read_only; i++) make_read_only(cfg.read_only[i]);
+  for (int i = 0; i < cfg.n_masks; i++) mask(cfg.masks[i]);
 }
 
 /* ---- inside: the program ---------------------------------------------- */
@@ -341,10 +433,13 @@ static void exec_program(const struct sock_fprog *filter) {
   CHECK(setsid(), "setsid");
   /* Whatever fd the runtime might have leaked stops at this execve. */
   CHECK(syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
+  /* Soft and hard limits are equal, so the program can only lower them
+   * (raising a hard limit takes CAP_SYS_RESOURCE in the host namespace).
+   * Why each value: runtime/launcher/rlimits.ts. */
   for (int i = 0; i < cfg.n_rlimits; i++) {
     struct rlimit rl = { cfg.rlimits[i].value, cfg.rlimits[i].value };
     /* RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later. */
-    if (cfg.rlimits[i].resource == RLIMIT_CPU) rl.rlim_max = rl.rlim_cur + 1;
+    if (cfg.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
     CHECK(setrlimit(cfg.rlimits[i].resource, &rl), "setrlimit");
   }
   /* Drop the bounding set while we still hold CAP_SETPCAP; the uid change
@@ -489,6 +584,74 @@ static void write_id_maps(pid_t child) {
   write_file(path, map);
 }
 
+/* Init and all it starts inherit this: fork copies oom_score_adj and
+ * oom_score_adj_min. Written by host root, the value also becomes the
+ * minimum (__set_oom_adj pins oom_score_adj_min when the writer holds
+ * CAP_SYS_RESOURCE), so nothing in the sandbox can lower it again. */
+static void set_oom_score_adj(pid_t child) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/oom_score_adj", child);
+  write_file(path, cfg.oom_score_adj);
+}
+
+/*
+ * The sandbox's namespaces must belong to the slot's host id, never to root.
+ * Kernel rules behind it:
+ * - create_user_ns() makes the caller's euid and egid the owner of a new user
+ *   namespace; the mount, pid, net, ipc and uts namespaces created by the
+ *   same clone belong to that new user namespace.
+ * - Per-user counters ("ucounts": inotify instances and watches, user
+ *   namespaces, mqueue bytes, pending signals, processes) are charged at
+ *   every level up to the host, and a namespace's usage counts, one level
+ *   up, against its owner. Owned by root, a sandbox's inotify instances
+ *   filled root's fs.inotify.max_user_instances, and root on the host got
+ *   EMFILE from inotify_init() for as long as the sandbox held them.
+ * So the clone runs with euid and egid set to the slot's root id. The real
+ * and saved ids stay 0:
+ * - the permitted capabilities survive, so euid 0 can come back (commoncap:
+ *   an euid leaving 0 clears the effective set; the permitted set goes only
+ *   when real, effective and saved ids all leave 0);
+ * - no host process of the slot's id can signal or ptrace the launcher
+ *   meanwhile: both check the target's real or saved id.
+ * The slot's root id must never run a process in the host's own user
+ * namespace: as the owner, it would hold every capability over the sandbox.
+ */
+static void become_slot_owner(void) {
+  /* egid first: once euid is not 0, CAP_SETGID is no longer effective. */
+  if (setresgid(-1, cfg.map_root, 0) < 0) fail(errno, "setresgid", "egid to the slot's root id");
+  if (setresuid(-1, cfg.map_root, 0) < 0) fail(errno, "setresuid", "euid to the slot's root id");
+}
+
+/*
+ * Back to euid 0 at once, because the rest is host root's alone:
+ * - an id map of more than the writer's own single id needs CAP_SETUID (or
+ *   CAP_SETGID) over the parent namespace, held by the writer and by whoever
+ *   opened the map file (new_idmap_permitted);
+ * - an euid change makes a process non-dumpable (commit_creds applies
+ *   suid_dumpable), and init, cloned meanwhile, copied that flag: its /proc
+ *   files, uid_map, gid_map and setgroups among them, now belong to root;
+ * - cgroup.procs is root's file, and only a writer with CAP_SYS_RESOURCE
+ *   pins oom_score_adj_min.
+ * The same euid change cleared our parent-death signal (commit_creds): arm it
+ * again, then make sure the runtime did not die in between.
+ */
+static void become_root_again(pid_t runtime, pid_t child) {
+  if (setresuid(-1, 0, -1) < 0 || setresgid(-1, 0, -1) < 0) {
+    int err = errno;
+    if (child > 0) kill(child, SIGKILL);
+    fail(err, "setresuid", "back to euid 0");
+  }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    int err = errno;
+    if (child > 0) kill(child, SIGKILL);
+    fail(err, "prctl", "pdeathsig");
+  }
+  if (getppid() != runtime) {
+    if (child > 0) kill(child, SIGKILL);
+    _exit(BRIG_EXIT_ABORTED);
+  }
+}
+
 static void join_cgroups(pid_t child) {
   char path[PATH_BYTES], pid[32];
   snprintf(pid, sizeof pid, "%d", child);
@@ -503,6 +666,7 @@ int main(int argc, char **argv) {
   int sync_pipe[2], report_pipe[2];
 
   /* The runtime dying must take every sandbox with it. */
+  pid_t runtime = getppid();
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "prctl", "pdeathsig");
   parse_args(argc, argv);
   read_filter(&filter);
@@ -516,8 +680,9 @@ int main(int argc, char **argv) {
 
   /* A raw clone without a stack behaves like fork; the cgroup namespace is
    * unshared later, after the child has been moved into its cgroups. */
+  become_slot_owner();
   pid_t child = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, NULL);
-  if (child < 0) fail(errno, "clone", "namespaces");
+  int clone_errno = errno;
   if (child == 0) {
     close(BRIG_FD_STATUS);
     close(sync_pipe[1]);
@@ -527,6 +692,8 @@ int main(int argc, char **argv) {
     _exit(BRIG_EXIT_SETUP);
   }
 
+  become_root_again(runtime, child);
+  if (child < 0) fail(clone_errno, "clone", "namespaces");
   sandbox_init = child;
   struct sigaction stop = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
   if (sigaction(SIGTERM, &stop, NULL) < 0) { kill(child, SIGKILL); fail(errno, "sigaction", "SIGTERM"); }
@@ -540,6 +707,7 @@ int main(int argc, char **argv) {
 
   write_id_maps(child);
   join_cgroups(child);
+  set_oom_score_adj(child);
   /* The write end stays open until we exit: init watches it for our death. */
   if (write(sync_pipe[1], "M", 1) != 1) fail(errno, "write", "sync pipe");
 

@@ -24,6 +24,7 @@
 #include <linux/bpf.h>
 #include <linux/io_uring.h>
 #include <linux/keyctl.h>
+#include <linux/nsfs.h>
 #include <linux/perf_event.h>
 #include <linux/sched.h>
 #include <netinet/in.h>
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -130,6 +132,22 @@ static void identity(void) {
   if (slurp("/proc/self/cgroup", buf, sizeof buf) >= 0) {
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) printf("cgroup: %s\n", line);
   }
+  /* The owner of our user namespace, as seen from inside: 0 is the host id
+   * that inner root maps to (the slot's); host root is unmapped (65534). */
+  int ns = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+  uid_t owner;
+  if (ns < 0 || ioctl(ns, NS_GET_OWNER_UID, &owner) < 0) report(-1, "userns owner");
+  else printf("userns owner: %u\n", owner);
+  if (ns >= 0) close(ns);
+  /* "limit Max core file size: 1 1" for each line of /proc/self/limits. */
+  if (slurp("/proc/self/limits", buf, sizeof buf) < 0) { report(-1, "read /proc/self/limits"); return; }
+  for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+    if (strncmp(line, "Max ", 4)) continue;
+    char name[32], soft[32], hard[32];
+    if (sscanf(line, "%25[^\n]%31s %31s", name, soft, hard) != 3) continue;
+    for (int i = (int)strlen(name) - 1; i >= 0 && name[i] == ' '; i--) name[i] = 0;
+    printf("limit %s: %s %s\n", name, soft, hard);
+  }
 }
 
 /* ---- what can I see ---------------------------------------------------- */
@@ -194,6 +212,42 @@ static void try_read(const char *path) {
   else printf("read %s: ok (%ld bytes)\n", path, len);
 }
 
+/* Every entry of a /proc folder but the pids: "proc NAME: file N bytes",
+ * "proc NAME: dir N entries" or the errno. A masked file reads 0 bytes, a
+ * masked folder has no entries; the test decides what may show more. */
+static void proc_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) { report(-1, "list %s", dir); return; }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.' || (e->d_name[0] >= '0' && e->d_name[0] <= '9')) continue;
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (stat(path, &st) < 0) { report(-1, "proc %s", path); continue; }
+    if (S_ISDIR(st.st_mode)) {
+      DIR *sub = opendir(path);
+      if (!sub) { report(-1, "proc %s", path); continue; }
+      int n = 0;
+      for (struct dirent *f; (f = readdir(sub));) n += f->d_name[0] != '.';
+      closedir(sub);
+      printf("proc %s: dir %d entries\n", path, n);
+      continue;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) { report(-1, "proc %s", path); continue; }
+    static char buf[1 << 16];
+    long total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 && total < (1 << 20)) total += n;
+    int err = errno;
+    close(fd);
+    if (n < 0 && total == 0) { errno = err; report(-1, "proc %s", path); continue; }
+    printf("proc %s: file %ld bytes\n", path, total);
+  }
+  closedir(d);
+}
+
 static void host_files(void) {
   try_read("/etc/shadow");
   try_read("/etc/gshadow");
@@ -211,6 +265,13 @@ static void host_files(void) {
   try_list("/dev");
   try_list("/tmp");
   try_list("/proc/1/root/tmp");
+  try_list("/usr");
+  try_list("/usr/local");
+  try_read("/usr/local/etc/npmrc");
+  try_read("/usr/etc/npmrc");
+  try_list("/usr/src");
+  proc_entries("/proc");
+  proc_entries("/proc/sys");
   if (in.canary[0]) {
     struct stat st;
     report(stat(in.canary, &st), "stat canary %s", in.canary);
@@ -317,8 +378,11 @@ static void syscalls(void) {
   report(mount("tmpfs", "/tmp", "tmpfs", 0, "size=1m"), "mount tmpfs /tmp");
   report(mount("sysfs", "/tmp", "sysfs", 0, NULL), "mount sysfs /tmp");
   report(mount("cgroup", "/tmp", "cgroup", 0, "memory"), "mount cgroup /tmp");
-  report(mount("/usr", "/usr", NULL, MS_REMOUNT | MS_BIND, NULL), "remount /usr rw");
+  report(mount("/usr/bin", "/usr/bin", NULL, MS_REMOUNT | MS_BIND, NULL), "remount /usr/bin rw");
   report(umount2("/proc", MNT_DETACH), "umount /proc");
+  report(umount2("/proc/cmdline", MNT_DETACH), "umount /proc/cmdline");
+  report(umount2("/proc/sys/kernel", MNT_DETACH), "umount /proc/sys/kernel");
+  report(mount("/proc/sys", "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL), "remount /proc/sys rw");
   report(unshare(CLONE_NEWUSER), "unshare CLONE_NEWUSER");
   report(unshare(CLONE_NEWNS), "unshare CLONE_NEWNS");
   report(unshare(CLONE_NEWNET), "unshare CLONE_NEWNET");
@@ -400,9 +464,18 @@ static void filesystem(void) {
   try_write("/proc/sys/kernel/hostname", 0);
   try_write("/proc/sys/vm/drop_caches", 0);
   try_write("/proc/sysrq-trigger", 0);
-  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-  report(fd < 0 ? -1 : write(fd, "-1000", 5), "write -1000 to /proc/self/oom_score_adj");
-  if (fd >= 0) close(fd);
+  try_write("/proc/sys/net/ipv4/ip_forward", 0);
+  try_write("/proc/sys/vm/overcommit_memory", 0);
+  char adj[16] = "";
+  if (slurp("/proc/self/oom_score_adj", adj, sizeof adj) < 0) report(-1, "read /proc/self/oom_score_adj");
+  else printf("oom_score_adj: %ld\n", strtol(adj, NULL, 10));
+  static const char *lower[] = { "-1000", "0", "999" };
+  int fd;
+  for (size_t i = 0; i < sizeof lower / sizeof lower[0]; i++) {
+    fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    report(fd < 0 ? -1 : write(fd, lower[i], strlen(lower[i])), "write %s to /proc/self/oom_score_adj", lower[i]);
+    if (fd >= 0) close(fd);
+  }
 
   /* A setuid file of our own: harmless only if the mounts ignore the bit. */
   fd = open("/box/suid", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
@@ -410,7 +483,7 @@ static void filesystem(void) {
   report(fd < 0 ? -1 : chmod("/box/suid", 04755), "chmod 4755 /box/suid");
   struct stat st;
   if (stat("/box/suid", &st) == 0) printf("stat /box/suid: ok (mode %o)\n", st.st_mode & 07777);
-  static const char *mounts[] = { "/", "/box", "/tmp", "/dev/shm", "/usr", "/dev" };
+  static const char *mounts[] = { "/", "/box", "/tmp", "/dev/shm", "/usr/bin", "/usr/lib", "/dev", "/proc/sys" };
   for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) mount_flags(mounts[i]);
 
   /* A setuid-root binary of the image: no_new_privs and nosuid must make it powerless. */

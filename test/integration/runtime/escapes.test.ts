@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { StepResult } from '../../../runtime/result.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
-import { isAlive, liveHostProcessesOwnedBy, processesInCgroups, slotHostUids } from './host-state.ts';
+import { CAP_SYS_RESOURCE, hostRootHolds, isAlive, liveHostProcessesOwnedBy, processesInCgroups, slotHostUids } from './host-state.ts';
 import { CompiledProbe, explain, parseReport, reportValues } from './probes.ts';
 
 const UID_BASE = 720000;
@@ -120,7 +120,102 @@ test('the worker\'s environment does not leak into the program, nor into any /pr
 
 test('host files are out of reach: /etc/shadow, /root, /home, /var, /run, /sys, kernel memory and log', () => {
   expectResults(['read /etc/shadow', 'read /etc/gshadow', 'list /root', 'list /home', 'list /var', 'list /run', 'list /sys', 'list /sys/fs/cgroup'], ['ENOENT']);
-  expectResults(['read /proc/kcore', 'read /proc/kmsg'], ['ENOENT', 'EACCES', 'EPERM']);
+  // Masked: /dev/null is bound over them, so they read as empty.
+  expectResults(['read /proc/kcore', 'read /proc/kmsg'], ['ok (0 bytes)', 'ENOENT', 'EACCES', 'EPERM']);
+});
+
+test('the host image shows the toolchains of /usr, not the administrator\'s: no /usr/local, /usr/etc, /usr/src, /usr/sbin', () => {
+  const usr = /^ok \((.*)\)$/.exec(report.get('list /usr') ?? '')?.[1]?.split(' ') ?? [];
+  assert.ok(['bin', 'lib', 'share'].every((d) => usr.includes(d)), `/usr lacks a toolchain folder:\n${explain(result)}`);
+  for (const hidden of ['local', 'etc', 'src', 'sbin', 'libexec', 'games']) assert.ok(!usr.includes(hidden), `/usr/${hidden} is visible:\n${explain(result)}`);
+  // /usr/local/etc/npmrc held registry credentials on the machine this was found on; npm's global config is /usr/etc/npmrc.
+  expectResults(['list /usr/local', 'read /usr/local/etc/npmrc', 'read /usr/etc/npmrc', 'list /usr/src'], ['ENOENT']);
+});
+
+/** /proc entries a program may read, and why: see runtime/launcher/kernel-view.ts. */
+const PROC_KEPT = new Set(['self', 'thread-self', 'mounts', 'net', 'cpuinfo', 'meminfo', 'version', 'filesystems', 'sysvipc', 'sys']);
+const PROC_SYS_KEPT = new Set(['abi', 'net', 'user', 'vm']);
+/** How a masked (or root-only) entry looks from inside. */
+const EMPTY = /^(file 0 bytes|dir 0 entries|EACCES|EPERM)$/;
+
+/** "proc /proc/NAME: …" lines of one folder → NAME → result. */
+function procEntries(dir: string): Map<string, string> {
+  const prefix = `proc ${dir}/`;
+  return new Map([...report].filter(([what]) => what.startsWith(prefix) && !what.slice(prefix.length).includes('/')).map(([what, got]) => [what.slice(prefix.length), got]));
+}
+
+test('/proc shows nothing of the host but what programs need: every other entry is masked empty', () => {
+  const entries = procEntries('/proc');
+  assert.ok(entries.size > 20, `the probe listed only ${entries.size} /proc entries:\n${explain(result)}`);
+  for (const kept of ['self', 'cpuinfo', 'meminfo', 'mounts']) {
+    assert.match(entries.get(kept) ?? '', /^(file [1-9]\d* bytes|dir [1-9]\d* entries)$/, `/proc/${kept} is needed by language runtimes:\n${explain(result)}`);
+  }
+  const shown = [...entries].filter(([name, got]) => !PROC_KEPT.has(name) && !EMPTY.test(got));
+  assert.deepEqual(shown, [], `/proc entries that show host state:\n${explain(result)}`);
+  // What the review found, by name (each where this kernel has it).
+  for (const name of ['cmdline', 'cgroups', 'pressure', 'interrupts', 'stat', 'loadavg', 'kallsyms', 'modules', 'swaps', 'partitions', 'diskstats', 'vmstat', 'locks']) {
+    const got = entries.get(name);
+    if (got !== undefined) assert.match(got, EMPTY, `/proc/${name} is not masked:\n${explain(result)}`);
+  }
+  assert.equal(entries.get('cmdline'), 'file 0 bytes', explain(result));
+  assert.equal(entries.get('cgroups'), 'file 0 bytes', explain(result));
+});
+
+test('/proc/sys is read-only, and its kernel, fs, dev and debug parts are masked', () => {
+  const entries = procEntries('/proc/sys');
+  for (const name of ['kernel', 'fs']) assert.equal(entries.get(name), 'dir 0 entries', `/proc/sys/${name} is not masked:\n${explain(result)}`);
+  const shown = [...entries].filter(([name, got]) => !PROC_SYS_KEPT.has(name) && !EMPTY.test(got));
+  assert.deepEqual(shown, [], `/proc/sys parts that show host state:\n${explain(result)}`);
+  assert.match(report.get('statvfs /proc/sys') ?? '', /^ok \(ro /, explain(result));
+  // The program is refused by the files' owner and mode before the read-only mount is asked; statvfs above shows the mount.
+  expectResults(['write /proc/sys/vm/drop_caches', 'write /proc/sys/vm/overcommit_memory', 'write /proc/sys/net/ipv4/ip_forward'], ['EACCES', 'EROFS']);
+  expectResults(['write /proc/sys/kernel/hostname'], ['ENOENT']);
+});
+
+test('the masks cannot be undone: unmounting them or remounting /proc/sys writable is denied', () => {
+  expectResults(['umount /proc/cmdline', 'umount /proc/sys/kernel', 'remount /proc/sys rw'], ['EPERM']);
+});
+
+test('the sandbox\'s user namespace belongs to the slot\'s root id (inner root), not to host root', () => {
+  // Host root is unmapped inside, and an owner that is host root would read as 65534.
+  assert.equal(report.get('userns owner'), String(INNER_ROOT), explain(result));
+});
+
+/** The probe's rlimits as /proc/self/limits shows them, soft then hard, for the limits of before(). */
+const EXPECTED_LIMITS: Record<string, string> = {
+  'Max core file size': '1 1',
+  'Max address space': 'unlimited unlimited',
+  'Max data size': 'unlimited unlimited',
+  'Max locked memory': '0 0',
+  'Max msgqueue size': '0 0',
+  'Max nice priority': '0 0',
+  'Max realtime priority': '0 0',
+  'Max processes': '32 32',
+  'Max pending signals': '1024 1024',
+  'Max resident set': `${64 * 1024 * 1024} ${64 * 1024 * 1024}`,
+  'Max cpu time': '3 4',
+};
+/** Address space is not memory: see runtime/launcher/rlimits.ts. */
+const UNLIMITED_ON_PURPOSE = new Set(['Max address space', 'Max data size']);
+
+test('every rlimit is set by Brig, none inherited from the worker; RLIMIT_CORE is 1 (no core file, no core-dump helper)', () => {
+  const limits = [...report.keys()].filter((what) => what.startsWith('limit Max '));
+  assert.equal(limits.length, 16, `/proc/self/limits shows ${limits.length} limits:\n${explain(result)}`);
+  for (const [name, value] of Object.entries(EXPECTED_LIMITS)) assert.equal(report.get(`limit ${name}`), value, `${name}:\n${explain(result)}`);
+  for (const [what, got] of report) {
+    if (what.startsWith('limit ') && !UNLIMITED_ON_PURPOSE.has(what.slice('limit '.length))) {
+      assert.ok(!got.includes('unlimited'), `${what} is unlimited:\n${explain(result)}`);
+    }
+  }
+});
+
+test('the program has the highest OOM score and can never make itself safer than the worker', () => {
+  assert.equal(report.get('oom_score_adj'), '1000', explain(result));
+  expectResults(['write -1000 to /proc/self/oom_score_adj'], ['EACCES']);
+});
+
+test('the program cannot lower its OOM score at all: host root pinned it as the floor', { skip: !hostRootHolds(CAP_SYS_RESOURCE) && 'host root lacks CAP_SYS_RESOURCE here, and only a writer holding it pins oom_score_adj_min' }, () => {
+  expectResults(['write 0 to /proc/self/oom_score_adj', 'write 999 to /proc/self/oom_score_adj'], ['EACCES']);
 });
 
 test('the host\'s /tmp is invisible: the sandbox cannot see or delete a canary there', () => {
@@ -153,7 +248,7 @@ test('packet, raw, vsock and AF_ALG sockets are denied', () => {
 });
 
 test('mount, umount and remount are denied', () => {
-  expectResults(['mount tmpfs /tmp', 'mount sysfs /tmp', 'mount cgroup /tmp', 'remount /usr rw', 'umount /proc'], ['EPERM']);
+  expectResults(['mount tmpfs /tmp', 'mount sysfs /tmp', 'mount cgroup /tmp', 'remount /usr/bin rw', 'umount /proc'], ['EPERM']);
 });
 
 test('new namespaces are denied: unshare, clone with CLONE_NEW*, clone3, setns', () => {
@@ -194,17 +289,16 @@ test('the image is read-only: /usr, /etc and / cannot be written', () => {
   expectResults(['write /usr/brig-probe', 'write /usr/bin/brig-probe', 'write /usr/bin/env', 'write /etc/brig-probe', 'write /etc/passwd', 'write /brig-probe'], ['EROFS', 'EACCES']);
 });
 
-test('/proc/sys and the sysrq trigger cannot be written, nor oom_score_adj lowered', () => {
-  expectResults(['write /proc/sys/kernel/hostname', 'write /proc/sys/vm/drop_caches'], ['EACCES', 'EROFS']);
+test('the sysrq trigger cannot be written', () => {
+  // ENOENT: a kernel built without CONFIG_MAGIC_SYSRQ has none.
   expectResults(['write /proc/sysrq-trigger'], ['EACCES', 'EROFS', 'ENOENT']);
-  expectResults(['write -1000 to /proc/self/oom_score_adj'], ['EACCES']);
 });
 
 test('setuid bits are powerless: every mount is nosuid and a setuid-root binary of the image cannot mount', () => {
-  for (const mount of ['/', '/box', '/tmp', '/dev/shm', '/usr', '/dev']) {
+  for (const mount of ['/', '/box', '/tmp', '/dev/shm', '/usr/bin', '/usr/lib', '/dev']) {
     assert.match(report.get(`statvfs ${mount}`) ?? '', /^ok \(\w+ nosuid /, `${mount} honours setuid bits:\n${explain(result)}`);
   }
-  assert.match(report.get('statvfs /usr') ?? '', /^ok \(ro /, explain(result));
+  for (const mount of ['/usr/bin', '/usr/lib']) assert.match(report.get(`statvfs ${mount}`) ?? '', /^ok \(ro /, explain(result));
   const mount = report.get('exec setuid-root /usr/bin/mount -t tmpfs') ?? '';
   assert.match(mount, /^exit [1-9]\d* /, `a setuid-root mount succeeded:\n${explain(result)}`);
 });

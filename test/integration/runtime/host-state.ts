@@ -138,3 +138,11 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+export const CAP_SYS_RESOURCE = 24;
+
+/** Whether this (root) test process holds a capability in its effective set; some hosts drop a few even for root. */
+export function hostRootHolds(capability: number): boolean {
+  const effective = /^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  return ((BigInt(`0x${effective}`) >> BigInt(capability)) & 1n) === 1n;
+}

@@ -3,8 +3,9 @@
  * host uids, cgroup directories, mounts. Read straight from /proc and
  * /sys/fs/cgroup, not through the runtime, so a runtime bug cannot hide itself.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { libcLibrary } from '../../../runtime/host/libc.ts';
 import { IDS_PER_SLOT } from '../../../runtime/slots/lease.ts';
 import type { RuntimeConfig } from '../../../services/shared/config.ts';
 
@@ -145,4 +146,42 @@ export const CAP_SYS_RESOURCE = 24;
 export function hostRootHolds(capability: number): boolean {
   const effective = /^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
   return ((BigInt(`0x${effective}`) >> BigInt(capability)) & 1n) === 1n;
+}
+
+/** Open inotify instances (fds of anon_inode:inotify) held by each of these processes, summed. */
+export function inotifyInstancesHeldBy(pids: readonly number[]): number {
+  let held = 0;
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // exited while we looked
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify') held++;
+      } catch {
+        // closed while we looked
+      }
+    }
+  }
+  return held;
+}
+
+/** _IO(NSIO, 0x4) from linux/nsfs.h: the owner of a user namespace, as a uid of the caller's namespace. */
+const NS_GET_OWNER_UID = 0xb704;
+let ioctlOwner: ((fd: number, request: number, owner: number[]) => number) | undefined;
+
+/** The host uid that owns the user namespace process `pid` lives in (ioctl NS_GET_OWNER_UID). */
+export function userNamespaceOwner(pid: number): number {
+  ioctlOwner ??= libcLibrary().func('int ioctl(int fd, unsigned long request, _Out_ uint32_t *owner)');
+  const fd = openSync(`/proc/${pid}/ns/user`, 'r');
+  try {
+    const owner = [0];
+    if (ioctlOwner!(fd, NS_GET_OWNER_UID, owner) !== 0) throw new Error(`ioctl NS_GET_OWNER_UID on /proc/${pid}/ns/user failed`);
+    return owner[0]!;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -337,8 +337,10 @@ static void mask(const char *path) {
     mount_path("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, MASK_TMPFS_OPTS, "mask directory");
     return;
   }
+  static unsigned long null_flags = ~0UL; /* the same for every file mask: asked once */
+  if (null_flags == ~0UL) null_flags = locked_flags("/dev/null");
   mount_path("/dev/null", path, NULL, MS_BIND, NULL, "mask file");
-  mount_path(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags("/dev/null"), NULL, "remount mask read-only");
+  mount_path(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | null_flags, NULL, "remount mask read-only");
 }
 
 static void loopback_up(void) {

@@ -589,7 +589,9 @@ static void write_id_maps(pid_t child) {
 /* Init and all it starts inherit this: fork copies oom_score_adj and
  * oom_score_adj_min. Written by host root, the value also becomes the
  * minimum (__set_oom_adj pins oom_score_adj_min when the writer holds
- * CAP_SYS_RESOURCE), so nothing in the sandbox can lower it again. */
+ * CAP_SYS_RESOURCE), so nothing in the sandbox can lower it again. Where
+ * host root lacks that capability (some containers drop it), the minimum
+ * stays the one the worker had. */
 static void set_oom_score_adj(pid_t child) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/oom_score_adj", child);

@@ -15,6 +15,9 @@
  * "--wall-ms N" is required: N ms after the program starts, init kills every
  * process of the sandbox (SIGKILL to its whole pid namespace), whatever the
  * runtime is doing, and reports "exit -1 9 <wall_us>" with wall_us >= N*1000.
+ * Also required: "--oom-score-adj N", and "--rlimit NAME VALUE" once for each
+ * of the kernel's 16 RLIMIT_* (VALUE a number or "unlimited"). "--mask PATH"
+ * and "--ro PATH" name paths inside the sandbox, applied after pivot_root.
  *
  * Signals: SIGTERM to the launcher kills the sandbox (init, and with it the
  * whole pid namespace); the launcher still reaps init and reports "exit".

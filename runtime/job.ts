@@ -26,9 +26,8 @@ export interface JobSpec {
   /** Which file is the entry point; default: the first. */
   main?: string;
   args?: string[];
-  /** Requested limits for the run steps and the compile step. */
+  /** What the request asks of the run steps; the rest comes from the language and the server. */
   limits?: Partial<Limits>;
-  compileLimits?: Partial<Limits>;
   signal?: AbortSignal;
 }
 
@@ -39,7 +38,8 @@ export interface JobSpec {
  */
 export class Job {
   readonly runLimits: Limits;
-  readonly compileLimits: Limits;
+  /** Null for a language without a compile step. */
+  readonly compileLimits: Limits | null;
   private closed = false;
 
   private constructor(
@@ -49,7 +49,7 @@ export class Job {
     readonly language: LanguageProfile,
     private readonly spec: JobSpec,
     private readonly main: string,
-    limits: { run: Limits; compile: Limits },
+    limits: { run: Limits; compile: Limits | null },
   ) {
     this.runLimits = limits.run;
     this.compileLimits = limits.compile;
@@ -60,17 +60,14 @@ export class Job {
     if (spec.files.length === 0) throw new RequestError('files_empty', 'a submission needs at least one file', { field: 'files' });
     const main = spec.main ?? spec.files[0]!.name;
     if (!spec.files.some((f) => f.name === main)) throw new RequestError('main_missing', `the entry file ${JSON.stringify(main)} is not among the files`, { field: 'main' });
-    const { defaults, maxima } = runtime.config;
-    const limits = {
-      run: resolveLimits(spec.limits, language.limits, defaults, maxima),
-      compile: resolveLimits(spec.compileLimits, { ...language.limits, ...language.compileLimits }, defaults, maxima),
-    };
+    const base = runtime.limitsOf(language);
+    const limits = { run: resolveLimits(spec.limits, base.run, runtime.config.maxima), compile: base.compile };
     const slot = await runtime.pool.acquire(spec.signal);
     try {
       const workspace = Workspace.create({
         runsDir: slot.runsDir,
         id: randomUUID(),
-        sizeBytes: mbToBytes(Math.max(limits.run.diskMb, limits.compile.diskMb)),
+        sizeBytes: mbToBytes(Math.max(limits.run.diskMb, limits.compile?.diskMb ?? 0)),
         ownerUid: slot.lease.userHostId,
         ownerGid: slot.lease.userHostId,
         files: spec.files,
@@ -84,7 +81,7 @@ export class Job {
 
   /** Compiles in a sandbox that may write the workspace; null for interpreted languages. */
   async compile(): Promise<StepResult | null> {
-    if (!this.language.compile) return null;
+    if (!this.language.compile || !this.compileLimits) return null;
     return this.step(this.language.compile, 'rw', Buffer.alloc(0), this.compileLimits, []);
   }
 

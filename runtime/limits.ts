@@ -23,17 +23,15 @@ export const LIMIT_NAMES = [
 ] as const satisfies readonly (keyof Limits)[];
 
 /**
- * Limits resolve as request → language profile → server default, and the result
- * is checked against the server maximum: a request over it is refused, never
- * silently clamped, so the caller knows what it got.
+ * The one place limits are resolved: a layer (what a request asks for, or
+ * what a language profile sets) over a base of complete limits, and the
+ * result checked against the server maximum. Applied twice it gives request
+ * → language → server default (runtime/languages/limits.ts makes the base).
+ * A value over the maximum is refused, never silently clamped, so the
+ * caller knows what it got.
  */
-export function resolveLimits(
-  request: Partial<Limits> | undefined,
-  language: Partial<Limits> | undefined,
-  defaults: Limits,
-  maxima: Limits,
-): Limits {
-  const resolved = { ...defaults, ...stripUndefined(language), ...stripUndefined(request) };
+export function resolveLimits(layer: Partial<Limits> | undefined, base: Limits, maxima: Limits): Limits {
+  const resolved = { ...base, ...stripUndefined(layer) };
   for (const name of LIMIT_NAMES) {
     const value = resolved[name];
     if (!Number.isFinite(value) || value <= 0) {

@@ -1,11 +1,12 @@
 import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { RuntimeConfig } from '../services/shared/config.ts';
+import type { RuntimeConfig } from './config.ts';
 import { detectCgroups, type CgroupManager, type RunCgroup } from './cgroups/manager.ts';
 import { HostError, LanguageUnavailableError, RequestError } from './errors.ts';
 import { MNT_DETACH, unmount } from './host/libc.ts';
 import { layoutImage, resolveInImage, type ImageLayout } from './images/layout.ts';
 import { loadImageProfile } from './images/profile.ts';
+import { languageLimits, type LanguageLimits } from './languages/limits.ts';
 import { loadLanguageProfiles, type LanguageProfile } from './languages/profile.ts';
 import { loadAndCompile } from './seccomp/compile.ts';
 import { leaseSlots, tryLeaseSlot, type SlotLease } from './slots/lease.ts';
@@ -33,6 +34,7 @@ const SLOT_NAME = /^slot-\d+$/;
 export class Runtime {
   private closed = false;
   private readonly missingByLanguage = new Map<string, string[]>();
+  private readonly limitsByLanguage = new Map<string, LanguageLimits>();
 
   private constructor(
     readonly config: RuntimeConfig,
@@ -90,6 +92,13 @@ export class Runtime {
       throw new LanguageUnavailableError('language_unavailable', `language ${name} is not available in image ${this.image.name}: ${missing.join(', ')} not found`, { field: 'language' });
     }
     return language;
+  }
+
+  /** A language's limits over the server defaults (see languages/limits.ts); worked out once per language. */
+  limitsOf(language: LanguageProfile): LanguageLimits {
+    let limits = this.limitsByLanguage.get(language.name);
+    if (!limits) this.limitsByLanguage.set(language.name, (limits = languageLimits(this.config, language)));
+    return limits;
   }
 
   /**

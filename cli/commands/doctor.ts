@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { hostChecks, sandboxChecks, type Check } from '../../runtime/doctor.ts';
+import { hostChecks, sandboxChecks, type Check } from '../doctor/checks.ts';
 import { loadRuntimeConfig } from '../../services/shared/config.ts';
 import { EXIT } from '../exit-codes.ts';
 

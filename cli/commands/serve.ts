@@ -93,7 +93,7 @@ export function serviceCommand(part: Part) {
     }
     try {
       if (part !== 'worker') {
-        const api = await startApi({ config: { ...serviceConfig, redisUrl }, runtimeConfig, logger, metrics });
+        const api = await startApi({ config: { ...serviceConfig, redisUrl }, logger, metrics });
         stops.push(() => api.close());
         logger.info({ url: api.url }, 'api listening');
       }

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import express, { type Express } from 'express';
 import { ConfigError } from '../../runtime/errors.ts';
-import { loadLanguageProfiles } from '../../runtime/languages/profile.ts';
 import { ERROR_CODES } from '../shared/errors.ts';
 import { buildOpenApiDocument } from '../shared/openapi.ts';
 import { RunStore } from '../shared/run-store.ts';
@@ -42,13 +41,12 @@ const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', im
  */
 export function createApp(deps: ApiDeps): Express {
   const store = new RunStore(deps.redis, deps.config.resultTtlSeconds);
-  const profiles = loadLanguageProfiles(join(deps.runtimeConfig.profilesDir, 'languages'));
   const ctx: ApiContext = {
     ...deps,
     store,
     room: new StoreRoom(deps.redis),
     hub: new RunEventHub(deps.queueEvents, store, deps.logger),
-    workers: new LiveWorkers(deps.redis, new Map([...profiles.values()].map((p) => [p.name, p.sourceFile])), deps.logger),
+    workers: new LiveWorkers(deps.redis, deps.logger),
     shutdownSignal: deps.shutdownSignal ?? new AbortController().signal,
     runRequestSchema: runRequestSchema(deps.config),
   };

@@ -1,6 +1,6 @@
 import type { Queue, QueueEvents } from 'bullmq';
 import type { Response } from 'express';
-import type { RuntimeConfig, ServiceConfig } from '../shared/config.ts';
+import type { ServiceConfig } from '../shared/config.ts';
 import type { RunJobData, RunOutcome } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
@@ -14,8 +14,6 @@ import type { LiveWorkers } from './workers/live-workers.ts';
 /** What createApp needs; the caller owns every connection and closes it. */
 export interface ApiDeps {
   config: ServiceConfig;
-  /** For the limits' defaults and maxima, and the language profiles (default file names). */
-  runtimeConfig: RuntimeConfig;
   /** Commands (records, rate limit, heartbeats, cancel). */
   redis: Redis;
   queue: Queue<RunJobData, RunOutcome>;

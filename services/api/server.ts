@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Express } from 'express';
 import { ConfigError, HostError } from '../../runtime/errors.ts';
-import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../shared/config.ts';
+import { loadServiceConfig, type ServiceConfig } from '../shared/config.ts';
 import { EVENTS_MAX_LEN, QUEUE_NAME, type RunJobData, type RunOutcome } from '../shared/contract.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
@@ -14,8 +14,6 @@ import { clientErrorHandler, connectRefused, expectationFailed } from './middlew
 export interface StartApiOptions {
   /** Defaults to loadServiceConfig(); redisUrl is required. */
   config?: ServiceConfig;
-  /** Defaults to loadRuntimeConfig(): limits and language profiles. */
-  runtimeConfig?: RuntimeConfig;
   logger?: Logger;
   /** Shared with a worker in the same process (brig serve); else the API makes its own. */
   metrics?: Metrics;
@@ -76,7 +74,6 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
 
 export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> {
   const config = opts.config ?? loadServiceConfig();
-  const runtimeConfig = opts.runtimeConfig ?? loadRuntimeConfig();
   const logger = (opts.logger ?? createLogger({ level: config.logLevel, name: 'brig-api' })).child({ component: 'api' });
   const metrics = opts.metrics ?? createMetrics();
   if (!config.redisUrl) throw new ConfigError('redis_url_missing', 'the API needs REDIS_URL, the Redis its workers use');
@@ -123,7 +120,7 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   let server: Server;
   let address: AddressInfo;
   try {
-    app = createApp({ config, runtimeConfig, redis, queue, queueEvents, metrics, logger, shutdownSignal: shutdown.signal });
+    app = createApp({ config, redis, queue, queueEvents, metrics, logger, shutdownSignal: shutdown.signal });
     // Requests Node answers itself by default get the API's error body instead
     // (a missing Host: the requireHost middleware); and Expect: 100-continue is
     // left to the body reader, which refuses an oversized body before the

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { ConfigError } from '../../runtime/errors.ts';
+import type { RuntimeConfig } from '../../runtime/config.ts';
 import type { Limits } from '../../runtime/limits.ts';
 
 /**
@@ -51,15 +52,20 @@ const runtimeSchema = z.object({
   cpuQuotaCores: z.coerce.number().positive().default(1),
   defaults: limitsSchema(defaultLimits),
   maxima: limitsSchema(maxLimits),
+  maxCompileOutputBytes: z.coerce.number().int().positive().default(64 * 1024),
 });
 
-export type RuntimeConfig = z.infer<typeof runtimeSchema>;
+// The runtime owns the type; this schema must produce exactly it.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const runtimeSchemaMatchesRuntime: Same<z.output<typeof runtimeSchema>, RuntimeConfig> = true;
+void runtimeSchemaMatchesRuntime;
 
 /** Env variable → config key, for the runtime section. */
 const RUNTIME_ENV: Record<string, string> = {
   BRIG_STATE_DIR: 'stateDir', BRIG_PROFILES_DIR: 'profilesDir', BRIG_LAUNCHER: 'launcherPath', BRIG_IMAGE: 'image',
   BRIG_SECCOMP_PROFILE: 'seccompProfile', BRIG_SLOTS: 'slots', BRIG_MAX_SLOTS: 'maxSlots', BRIG_UID_BASE: 'uidBase',
   BRIG_CGROUP_PARENT: 'cgroupParent', BRIG_CGROUP_VERSION: 'cgroupVersion', BRIG_CPU_QUOTA_CORES: 'cpuQuotaCores',
+  BRIG_MAX_COMPILE_OUTPUT_BYTES: 'maxCompileOutputBytes',
 };
 
 /** Copies the set variables of `mapping` (env name → config key) into a raw object. */
@@ -92,8 +98,6 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, override
   }
   return config;
 }
-
-export const LIMIT_ENV_SUFFIXES = LIMIT_ENV;
 
 /** '1', 'true', 'yes' and 'on' are true; '0', 'false', 'no', 'off' and unset are false. */
 const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).default('0')
@@ -174,7 +178,6 @@ const serviceSchema = z.object({
   bodyLimitBytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
   maxFiles: z.coerce.number().int().positive().default(32),
   maxTests: z.coerce.number().int().positive().default(100),
-  maxCompileOutputBytes: z.coerce.number().int().positive().default(64 * 1024),
   /** Output bytes kept for a whole run: the compile step and every test together. */
   maxRunOutputBytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
   /** tests × wallMs of one run: how long one request may hold a sandbox slot. */
@@ -208,7 +211,7 @@ export type ServiceConfig = z.infer<typeof serviceSchema>;
 const SERVICE_ENV: Record<string, string> = {
   PORT: 'port', HOST: 'host', BRIG_ALLOW_ANONYMOUS: 'allowAnonymous', BRIG_TRUST_PROXY: 'trustProxy', REDIS_URL: 'redisUrl', BRIG_API_KEYS: 'apiKeys', BRIG_RATE_LIMIT_PER_MINUTE: 'rateLimitPerMinute',
   BRIG_QUEUE_CAPACITY: 'queueCapacity', BRIG_RESULT_TTL_SECONDS: 'resultTtlSeconds', BRIG_BODY_LIMIT_BYTES: 'bodyLimitBytes',
-  BRIG_MAX_FILES: 'maxFiles', BRIG_MAX_TESTS: 'maxTests', BRIG_MAX_COMPILE_OUTPUT_BYTES: 'maxCompileOutputBytes',
+  BRIG_MAX_FILES: 'maxFiles', BRIG_MAX_TESTS: 'maxTests',
   BRIG_MAX_RUN_OUTPUT_BYTES: 'maxRunOutputBytes', BRIG_MAX_RUN_WALL_MS: 'maxRunWallMs', BRIG_CLIENT_MAX_ACTIVE_RUNS: 'clientMaxActiveRuns',
   BRIG_REDIS_MAXMEMORY: 'redisMaxMemory',
   BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs', BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs', BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',

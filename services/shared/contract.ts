@@ -160,8 +160,20 @@ export interface WorkerHeartbeat {
   pid: number;
   slots: number;
   activeRuns: number;
-  /** Only the languages whose toolchain this worker's image really has. */
-  languages: { name: string; displayName: string; version: string; limits: Limits; compileLimits: Limits | null }[];
+  /** Only the languages whose toolchain this worker's image really has, with all the API needs to check a request. */
+  languages: {
+    name: string;
+    displayName: string;
+    version: string;
+    /** The file a lone `source` goes into. */
+    sourceFile: string;
+    /** A run step's limits when the request asks for nothing. */
+    limits: Limits;
+    /** The compile step's limits; null for a language without one. */
+    compileLimits: Limits | null;
+    /** The most a request may ask for. */
+    maxLimits: Limits;
+  }[];
   startedAt: number;
   at: number;
 }

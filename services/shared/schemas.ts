@@ -220,8 +220,9 @@ export const languageSchema = z.object({
   /** Workers may run different toolchain versions during a rollout. */
   versions: z.array(z.string()),
   sourceFile: z.string().nullable().meta({ description: 'the file name a lone source goes into; null when only files can be sent' }),
-  limits: limitsSchema,
-  compileLimits: limitsSchema.nullable(),
+  limits: limitsSchema.meta({ description: 'what a run step gets when the request asks for nothing' }),
+  compileLimits: limitsSchema.nullable().meta({ description: 'the compile step\'s limits (server policy); null for a language without one' }),
+  maxLimits: limitsSchema.meta({ description: 'the most a request may ask for; more is refused with limit_over_maximum' }),
   workers: z.number().int().meta({ description: 'live workers that run this language' }),
 });
 export const languagesSchema = z.object({ languages: z.array(languageSchema) });

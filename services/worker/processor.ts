@@ -12,7 +12,6 @@ import { abortKind } from './active-runs.ts';
 import type { CallbackQueue } from './callbacks/queue.ts';
 import { compareOutput } from './compare.ts';
 import { describeFailure, queueWillRetry } from './failures.ts';
-import { defaultCompileLimits } from './language-limits.ts';
 import { summarizeStep, summarizeTest } from './progress.ts';
 
 export type RunQueueJob = QueueJob<RunJobData, RunOutcome>;
@@ -155,11 +154,10 @@ async function finish(job: RunQueueJob, final: RunRecord, ctx: ProcessorContext,
 async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, report: Report, started: (progress: RunProgress) => Promise<void>): Promise<RunVerdict> {
   const { runtime, metrics } = ctx;
   const language = runtime.language(data.language);
-  const compileLimits = defaultCompileLimits(runtime.config, language, ctx.serviceConfig.maxCompileOutputBytes) ?? undefined;
   const files = data.files.map((f) => ({ name: f.name, content: fromBase64(f.contentBase64) }));
 
   // Job.open waits for a free sandbox slot, then builds the workspace.
-  const job = await timed(metrics, 'setup', () => Job.open(runtime, { language: data.language, files, limits: data.limits, compileLimits, args: data.args, signal }));
+  const job = await timed(metrics, 'setup', () => Job.open(runtime, { language: data.language, files, limits: data.limits, args: data.args, signal }));
   try {
     // A language without a compile step is as good as compiled from the start:
     // the running record says so at once, one write fewer per run.

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WaitingError, Worker } from 'bullmq';
 import { Runtime } from '../../runtime/runtime.ts';
-import type { RuntimeConfig, ServiceConfig } from '../shared/config.ts';
+import type { ServiceConfig } from '../shared/config.ts';
+import type { RuntimeConfig } from '../../runtime/config.ts';
 import { CANCEL_CHANNEL, QUEUE_NAME, type RunJobData, type RunOutcome, type WorkerHeartbeat } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
 import { bullmqConnection, closeRedis, createRedisClient } from '../shared/redis.ts';
@@ -90,7 +91,7 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     undo.push(() => runtime.close());
     const sweeper = new SlotSweeper(runtime, logger);
     await sweeper.sweep();
-    const languages = await probeLanguages(runtime, serviceConfig, logger);
+    const languages = await probeLanguages(runtime, logger);
 
     // A worker waits for Redis rather than failing its runs: its commands
     // retry until Redis is back (BullMQ then puts stalled runs back anyway).

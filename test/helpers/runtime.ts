@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { runSubmission, type JobSpec, type SubmissionResult } from '../../runtime/job.ts';
 import type { Limits } from '../../runtime/limits.ts';
 import { Runtime } from '../../runtime/runtime.ts';
-import { loadRuntimeConfig, type RuntimeConfig } from '../../services/shared/config.ts';
+import { loadRuntimeConfig } from '../../services/shared/config.ts';
+import type { RuntimeConfig } from '../../runtime/config.ts';
 
 /** Test runtimes lease host uids far from a real service's default base. */
 const TEST_UID_BASE = 700000;

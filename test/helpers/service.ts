@@ -57,7 +57,7 @@ export async function startService(opts: { workers: number; slotsPerWorker: numb
   };
   const serviceConfig = loadServiceConfig({ ...env, PORT: '0', HOST: '127.0.0.1' });
   const runtimeConfig = loadRuntimeConfig(env);
-  const api = await startApi({ config: serviceConfig, runtimeConfig, logger: createLogger({ level: 'warn', name: 'brig-api-test' }) });
+  const api = await startApi({ config: serviceConfig, logger: createLogger({ level: 'warn', name: 'brig-api-test' }) });
   const service: TestService = {
     redis, api, url: api.url, env, stateDir, cgroupParent, workers: [],
     async startWorker() {

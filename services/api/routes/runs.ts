@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import { JOB_NAME, type RunRecord } from '../../shared/contract.ts';
+import { resolveLimits } from '../../../runtime/limits.ts';
 import { runQuerySchema } from '../../shared/schemas.ts';
 import { locals, type ApiContext } from '../context.ts';
 import { parseInput } from '../middleware/validate.ts';
@@ -30,8 +31,10 @@ export function runRoutes(ctx: ApiContext): Route[] {
     const createdAt = Date.now();
     const id = newRunId(createdAt);
     const client = clientOf(req, res);
-    const job = toJobData(body, language, { id, client, createdAt, requestId, defaults: ctx.runtimeConfig.defaults, maxima: ctx.runtimeConfig.maxima });
-    const worst = runWorstCase(job, language, { jobBytes: jobDataBytes(job) });
+    const job = toJobData(body, language, { id, client, createdAt, requestId });
+    // Resolved here as the worker will (the same function, the worker's published limits), to refuse what would not fit.
+    const limits = resolveLimits(job.limits, language.limits, language.maxLimits);
+    const worst = runWorstCase(job, language, limits, { jobBytes: jobDataBytes(job) });
     checkRunBudget(job, worst, config);
     const priority = await admit(ctx, {
       id, client, storeBytes: worst.storeBytes, createdAt,

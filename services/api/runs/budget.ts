@@ -1,3 +1,4 @@
+import type { Limits } from '../../../runtime/limits.ts';
 import type { RunJobData } from '../../shared/contract.ts';
 import { ServiceError } from '../../shared/errors.ts';
 import type { LanguageView } from '../../shared/schemas.ts';
@@ -29,10 +30,11 @@ const STEP_OVERHEAD_BYTES = 2_048;
 /** The record's own fields, the job's BullMQ fields, and its few events. */
 const RUN_OVERHEAD_BYTES = 8_192;
 
-export function runWorstCase(job: RunJobData, language: LanguageView, opts: { jobBytes: number }): RunWorstCase {
+/** `limits` are the run steps' limits, resolved (request over language). */
+export function runWorstCase(job: RunJobData, language: LanguageView, limits: Limits, opts: { jobBytes: number }): RunWorstCase {
   const runSteps = Math.max(1, job.tests.length);
-  const stepOutputBytes = job.limits.outputBytes ?? language.limits.outputBytes;
-  const stepWallMs = job.limits.wallMs ?? language.limits.wallMs;
+  const stepOutputBytes = limits.outputBytes;
+  const stepWallMs = limits.wallMs;
   const compileOutputBytes = language.compileLimits?.outputBytes ?? 0;
   const outputBytes = compileOutputBytes + runSteps * stepOutputBytes;
   const steps = runSteps + (language.compileLimits ? 1 : 0);

@@ -1,4 +1,4 @@
-import { resolveLimits, type Limits } from '../../../runtime/limits.ts';
+import type { Limits } from '../../../runtime/limits.ts';
 import { checkFiles } from '../../../runtime/workspace/files.ts';
 import type { RunJobData } from '../../shared/contract.ts';
 import { ServiceError } from '../../shared/errors.ts';
@@ -6,8 +6,8 @@ import type { LanguageView, RunRequest } from '../../shared/schemas.ts';
 
 /**
  * The checks a request passes after its schema, which need the live
- * languages or the server's limits, and its translation into the job the
- * worker gets. Everything here throws before anything is written or queued.
+ * languages, and its translation into the job the worker gets. Everything
+ * here throws before anything is written or queued.
  */
 
 /** Seconds a caller should wait before retrying when no worker is live: a couple of heartbeats. */
@@ -28,17 +28,13 @@ export interface JobContext {
   client: string;
   createdAt: number;
   requestId?: string;
-  defaults: Limits;
-  maxima: Limits;
 }
 
 export function toJobData(request: RunRequest, language: LanguageView, ctx: JobContext): RunJobData {
   const files = submissionFiles(request, language);
   checkFiles(files.map((f) => ({ name: f.name, content: Buffer.alloc(0) })));
-  // Only what the caller asked for is checked against the maxima here: the
-  // language's own defaults are the workers' business, never the caller's fault.
+  // What the caller asked for travels as asked: the worker resolves it over the language's limits.
   const limits = Object.fromEntries(Object.entries(request.limits).filter(([, v]) => v !== undefined)) as Partial<Limits>;
-  resolveLimits(limits, undefined, ctx.defaults, ctx.maxima);
   return {
     id: ctx.id,
     language: language.name,

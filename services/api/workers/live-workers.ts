@@ -1,3 +1,4 @@
+import { LIMIT_NAMES, type Limits } from '../../../runtime/limits.ts';
 import { HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../../shared/contract.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { scanKeys, type Redis } from '../../shared/redis.ts';
@@ -5,7 +6,7 @@ import type { LanguageView } from '../../shared/schemas.ts';
 
 /**
  * The workers whose heartbeat is fresh, and the languages they can run, read
- * from keys.worker(*). A submission asks on every request, so the answer is
+ * from keys.worker(*): the API's only source about languages and limits. A submission asks on every request, so the answer is
  * kept for a moment; a caller that did not find what it looked for may ask
  * for a fresh read (a worker that just came up), at most every
  * MIN_REFRESH_INTERVAL_MS.
@@ -18,8 +19,6 @@ export class LiveWorkers {
 
   constructor(
     private readonly redis: Redis,
-    /** Language name → the file a lone source goes into, from the language profiles. */
-    private readonly sourceFiles: ReadonlyMap<string, string>,
     private readonly logger: Logger,
   ) {}
 
@@ -36,7 +35,12 @@ export class LiveWorkers {
     return this.cached!.heartbeats;
   }
 
-  /** The union of the live workers' languages, by name. */
+  /**
+   * The union of the live workers' languages, by name. Workers may differ
+   * during a rollout: the versions are listed, the first worker's defaults
+   * are shown, and a request is held to the lowest maximum of any of them
+   * (it must fit whichever worker takes it).
+   */
   async languages(opts: { refresh?: boolean } = {}): Promise<Map<string, LanguageView>> {
     const languages = new Map<string, LanguageView>();
     for (const heartbeat of await this.heartbeats(opts)) {
@@ -45,15 +49,18 @@ export class LiveWorkers {
         if (known) {
           known.workers += 1;
           if (!known.versions.includes(language.version)) known.versions.push(language.version);
+          known.maxLimits = lowestOf(known.maxLimits, language.maxLimits);
           continue;
         }
         languages.set(language.name, {
           name: language.name,
           displayName: language.displayName,
           versions: [language.version],
-          sourceFile: this.sourceFiles.get(language.name) ?? null,
+          // A worker older than the field sends none: then only files can be sent.
+          sourceFile: language.sourceFile ?? null,
           limits: language.limits,
           compileLimits: language.compileLimits,
+          maxLimits: language.maxLimits ?? language.limits,
           workers: 1,
         });
       }
@@ -78,4 +85,9 @@ export class LiveWorkers {
     });
     return heartbeats.sort((a, b) => a.workerId.localeCompare(b.workerId));
   }
+}
+
+function lowestOf(a: Limits, b: Limits | undefined): Limits {
+  if (!b) return a;
+  return Object.fromEntries(LIMIT_NAMES.map((name) => [name, Math.min(a[name], b[name])])) as unknown as Limits;
 }

@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startApi, type RunningApi } from '../../../services/api/server.ts';
-import { loadRuntimeConfig, loadServiceConfig, type RuntimeConfig, type ServiceConfig } from '../../../services/shared/config.ts';
+import { loadRuntimeConfig, loadServiceConfig, type ServiceConfig } from '../../../services/shared/config.ts';
+import type { RuntimeConfig } from '../../../runtime/config.ts';
 import { EVENTS_MAX_LEN, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord, type TestSummary, type TestView, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
@@ -33,13 +34,16 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
+/** The default file names of the languages a simulated worker offers. */
+const SOURCE_FILES: Record<string, string> = { python: 'main.py', c: 'main.c', cpp: 'main.cpp', java: 'Main.java', node: 'main.js', bash: 'main.sh' };
+
 export async function startHarness(redisServer: TestRedis, overrides: Partial<Record<string, unknown>> = {}): Promise<ApiHarness> {
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   // Each harness starts from an empty Redis: counters, records and jobs of an earlier one must not leak in.
   await redis.flushall();
   const config = loadServiceConfig({}, { redisUrl: redisServer.url, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides });
   const runtimeConfig = loadRuntimeConfig({});
-  const api = await startApi({ config, runtimeConfig, logger: createLogger({ level: 'silent', name: 'test-api' }), metrics: createMetrics({ defaultMetrics: false }) });
+  const api = await startApi({ config, logger: createLogger({ level: 'silent', name: 'test-api' }), metrics: createMetrics({ defaultMetrics: false }) });
   // Every Queue writes the queue's metadata: this one must say what the API's says.
   const queue = new Queue<RunJobData, RunOutcome>(QUEUE_NAME, { connection: redis, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
   const workers: Worker<RunJobData, RunOutcome>[] = [];
@@ -55,7 +59,8 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
       const now = Date.now();
       const heartbeat: WorkerHeartbeat = {
         workerId, hostname: hostname(), pid: process.pid, slots: 1, activeRuns: 0, startedAt: now, at: now,
-        languages: languages.map((name) => ({ name, displayName: name.toUpperCase(), version: '1.0.0', limits: runtimeConfig.defaults, compileLimits: null })),
+        // A language without a known file name plays a worker older than the field (only files can be sent to it).
+        languages: languages.map((name) => ({ name, displayName: name.toUpperCase(), version: '1.0.0', sourceFile: SOURCE_FILES[name]!, limits: runtimeConfig.defaults, compileLimits: null, maxLimits: runtimeConfig.maxima })),
       };
       await redis.set(keys.worker(workerId), JSON.stringify(heartbeat), 'PX', HEARTBEAT_TTL_MS);
     },

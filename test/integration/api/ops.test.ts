@@ -52,8 +52,8 @@ describe('languages', () => {
     const second: WorkerHeartbeat = {
       workerId: 'w2', hostname: 'h', pid: 1, slots: 2, activeRuns: 0, startedAt: now, at: now,
       languages: [
-        { name: 'python', displayName: 'Python 3', version: '3.12.1', limits: h.runtimeConfig.defaults, compileLimits: null },
-        { name: 'c', displayName: 'C', version: 'gcc 13', limits: { ...h.runtimeConfig.defaults, cpuMs: 1000 }, compileLimits: h.runtimeConfig.defaults },
+        { name: 'python', displayName: 'Python 3', version: '3.12.1', sourceFile: 'main.py', limits: h.runtimeConfig.defaults, compileLimits: null, maxLimits: h.runtimeConfig.maxima },
+        { name: 'c', displayName: 'C', version: 'gcc 13', sourceFile: 'main.c', limits: { ...h.runtimeConfig.defaults, cpuMs: 1000 }, compileLimits: h.runtimeConfig.defaults, maxLimits: h.runtimeConfig.maxima },
       ],
     };
     const stale: WorkerHeartbeat = { ...second, workerId: 'w3', at: now - HEARTBEAT_TTL_MS - 1_000, languages: [{ ...second.languages[0]!, name: 'java' }] };

@@ -70,21 +70,21 @@ test('a request still in flight after the grace period is dropped, and close() c
 
 test('startApi refuses to start without REDIS_URL, or when Redis does not answer', async () => {
   const runtimeConfig = loadRuntimeConfig({});
-  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0 }), runtimeConfig, logger: silent }), { code: 'redis_url_missing' });
+  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0 }), logger: silent }), { code: 'redis_url_missing' });
   const nobody = `redis://127.0.0.1:${await freePort()}`;
-  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0, redisUrl: nobody }), runtimeConfig, logger: silent }), { code: 'redis_unreachable' });
+  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0, redisUrl: nobody }), logger: silent }), { code: 'redis_unreachable' });
 });
 
 test('an API reachable from other machines without keys refuses to start, unless anonymous access is meant', async () => {
   const runtimeConfig = loadRuntimeConfig({});
   const config = (env: Record<string, string>) => loadServiceConfig({ REDIS_URL: redisServer.url, PORT: '0', LOG_LEVEL: 'silent', ...env });
   assert.equal(config({}).host, '127.0.0.1', 'loopback by default');
-  await assert.rejects(startApi({ config: config({ HOST: '0.0.0.0' }), runtimeConfig, logger: silent }), {
+  await assert.rejects(startApi({ config: config({ HOST: '0.0.0.0' }), logger: silent }), {
     name: 'ConfigError', code: 'api_exposed_without_keys', message: /BRIG_API_KEYS.*BRIG_ALLOW_ANONYMOUS=1/,
   });
-  await assert.rejects(startApi({ config: config({ HOST: '::' }), runtimeConfig, logger: silent }), { code: 'api_exposed_without_keys' });
+  await assert.rejects(startApi({ config: config({ HOST: '::' }), logger: silent }), { code: 'api_exposed_without_keys' });
   for (const env of [{ HOST: '0.0.0.0', BRIG_API_KEYS: 'k' }, { HOST: '0.0.0.0', BRIG_ALLOW_ANONYMOUS: '1' }, { HOST: '127.0.0.1' }, { HOST: '::1' }] as Record<string, string>[]) {
-    const api = await startApi({ config: config(env), runtimeConfig, logger: silent });
+    const api = await startApi({ config: config(env), logger: silent });
     assert.equal((await fetch(`${api.url}/healthz`)).status, 200, JSON.stringify(env));
     await api.close();
   }

@@ -44,7 +44,7 @@ before(async () => {
     BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info', BRIG_RATE_LIMIT_PER_MINUTE: '0',
   });
   const logger = pino({ level: 'info' }, new Writable({ write(chunk, _encoding, done) { apiLines.push(...String(chunk).split('\n').filter(Boolean)); done(); } }));
-  api = await startApi({ config: loadServiceConfig({ ...env, PORT: '0' }), runtimeConfig: loadRuntimeConfig(env), logger });
+  api = await startApi({ config: loadServiceConfig({ ...env, PORT: '0' }), logger });
   worker = spawn(process.execPath, [BRIG, 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   worker.stdout!.on('data', (chunk: Buffer) => { workerOut += chunk.toString(); });
   worker.stderr!.on('data', (chunk: Buffer) => { workerErr += chunk.toString(); });

@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSyn
 import { join } from 'node:path';
 import { libcLibrary } from '../../../runtime/host/libc.ts';
 import { IDS_PER_SLOT } from '../../../runtime/slots/lease.ts';
-import type { RuntimeConfig } from '../../../services/shared/config.ts';
+import type { RuntimeConfig } from '../../../runtime/config.ts';
 
 const CGROUP_V1_ROOT = '/sys/fs/cgroup';
 

@@ -33,8 +33,8 @@ before(async () => {
   worker = await startTestWorker({
     redisUrl: redis.url, stateDir, uidBase: UID_BASE, workerId: 'runs-test-worker',
     // Callback receivers here listen on loopback: the allow-list admits them.
-    service: { maxCompileOutputBytes: MAX_COMPILE_OUTPUT_BYTES, callbackAllow: ['127.0.0.1'], callbackSecret: CALLBACK_SECRET, callbackAttempts: 2, callbackBackoffMs: 50 },
-    runtime: { defaults: { ...loadRuntimeConfig({}).defaults, diskMb: DISK_MB } },
+    service: { callbackAllow: ['127.0.0.1'], callbackSecret: CALLBACK_SECRET, callbackAttempts: 2, callbackBackoffMs: 50 },
+    runtime: { defaults: { ...loadRuntimeConfig({}).defaults, diskMb: DISK_MB }, maxCompileOutputBytes: MAX_COMPILE_OUTPUT_BYTES },
   });
   clients = await connectClients(redis.url);
 });

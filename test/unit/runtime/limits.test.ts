@@ -7,15 +7,16 @@ import { classify } from '../../../runtime/result.ts';
 const defaults: Limits = { cpuMs: 1000, wallMs: 2000, memoryMb: 128, processes: 8, outputBytes: 1024, fileSizeMb: 1, openFiles: 32, stackMb: 8, diskMb: 16 };
 const maxima: Limits = { cpuMs: 5000, wallMs: 10000, memoryMb: 512, processes: 64, outputBytes: 4096, fileSizeMb: 8, openFiles: 64, stackMb: 64, diskMb: 64 };
 
-test('limits resolve request over language over server default', () => {
-  const limits = resolveLimits({ cpuMs: 3000 }, { cpuMs: 2000, memoryMb: 256 }, defaults, maxima);
+test('limits resolve request over language over server default: one function, a layer over a base', () => {
+  const language = resolveLimits({ cpuMs: 2000, memoryMb: 256 }, defaults, maxima);
+  const limits = resolveLimits({ cpuMs: 3000 }, language, maxima);
   assert.equal(limits.cpuMs, 3000);
   assert.equal(limits.memoryMb, 256);
   assert.equal(limits.wallMs, 2000);
 });
 
 test('a limit over the server maximum is refused with the field and the maximum, never clamped', () => {
-  assert.throws(() => resolveLimits({ memoryMb: 1024 }, {}, defaults, maxima), (e: unknown) => {
+  assert.throws(() => resolveLimits({ memoryMb: 1024 }, defaults, maxima), (e: unknown) => {
     assert.ok(e instanceof RequestError);
     assert.equal(e.code, 'limit_over_maximum');
     assert.equal(e.field, 'limits.memoryMb');
@@ -26,7 +27,7 @@ test('a limit over the server maximum is refused with the field and the maximum,
 
 test('a zero, negative or non-finite limit is refused', () => {
   for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-    assert.throws(() => resolveLimits({ cpuMs: bad }, {}, defaults, maxima), { code: 'limit_invalid' });
+    assert.throws(() => resolveLimits({ cpuMs: bad }, defaults, maxima), { code: 'limit_invalid' });
   }
 });
 

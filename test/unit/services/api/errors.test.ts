@@ -33,8 +33,8 @@ test('the runtime\'s request checks have registered codes, so they reach the cal
   const config = loadRuntimeConfig({});
   const thrown: unknown[] = [];
   const collect = (fn: () => unknown) => { try { fn(); } catch (error) { thrown.push(error); } };
-  collect(() => resolveLimits({ cpuMs: 1e9 }, undefined, config.defaults, config.maxima));
-  collect(() => resolveLimits({ cpuMs: -1 }, undefined, config.defaults, config.maxima));
+  collect(() => resolveLimits({ cpuMs: 1e9 }, config.defaults, config.maxima));
+  collect(() => resolveLimits({ cpuMs: -1 }, config.defaults, config.maxima));
   collect(() => checkFiles([{ name: '../x', content: Buffer.alloc(0) }]));
   collect(() => checkFiles([{ name: 'a', content: Buffer.alloc(0) }, { name: 'a', content: Buffer.alloc(0) }]));
   collect(() => checkFiles([{ name: 'a', content: Buffer.alloc(0) }, { name: 'a/b', content: Buffer.alloc(0) }]));

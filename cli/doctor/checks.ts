@@ -1,10 +1,10 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RuntimeConfig } from '../services/shared/config.ts';
-import { detectCgroups } from './cgroups/manager.ts';
-import { probeVersion } from './languages/version.ts';
-import { Runtime } from './runtime.ts';
-import { loadAndCompile } from './seccomp/compile.ts';
+import type { RuntimeConfig } from '../../runtime/config.ts';
+import { detectCgroups } from '../../runtime/cgroups/manager.ts';
+import { probeVersion } from '../../runtime/languages/version.ts';
+import { Runtime } from '../../runtime/runtime.ts';
+import { loadAndCompile } from '../../runtime/seccomp/compile.ts';
 
 export interface Check {
   name: string;

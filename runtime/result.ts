@@ -1,5 +1,9 @@
-/** What one sandboxed step (compile or run) produced. Units are in the names. */
-export type Verdict = 'ok' | 'runtime_error' | 'time_limit' | 'memory_limit' | 'output_limit' | 'internal_error';
+/**
+ * What one sandboxed step (compile or run) produced: always a program's
+ * outcome. Brig's own failures are never a verdict here: they are thrown
+ * (SandboxError), and only a run as a whole can end internal_error.
+ */
+export type Verdict = 'ok' | 'runtime_error' | 'time_limit' | 'memory_limit' | 'output_limit';
 
 export interface StepResult {
   /** UTF-8 text, or base64 when the bytes are not valid UTF-8 (then stdoutEncoding is 'base64'). */

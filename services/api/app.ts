@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import express, { type Express } from 'express';
 import { ConfigError } from '../../runtime/errors.ts';
-import { ERROR_CODES } from '../shared/errors.ts';
+import { ERROR_CODES, RUN_ERROR_CODES } from '../shared/errors.ts';
 import { buildOpenApiDocument } from '../shared/openapi.ts';
 import { RunStore } from '../shared/run-store.ts';
 import {
@@ -60,7 +60,9 @@ export function createApp(deps: ApiDeps): Express {
     title: 'Brig',
     version: packageVersion,
     description: 'Sandboxed code execution for online judges. Every error answer is {"error": {"code", "message", "field"}}; the codes:\n\n'
-      + Object.entries(ERROR_CODES).map(([code, { status, description }]) => `- \`${code}\` (${status}): ${description}`).join('\n'),
+      + Object.entries(ERROR_CODES).map(([code, { status, description }]) => `- \`${code}\` (${status}): ${description}`).join('\n')
+      + '\n\nA run whose verdict is internal_error says why in error.code, one of:\n\n'
+      + Object.entries(RUN_ERROR_CODES).map(([code, { kind, description }]) => `- \`${code}\` (${kind === 'brig' ? 'Brig failed it' : 'the job was refused'}): ${description}`).join('\n'),
     routes,
     schemas: {
       RunRequest: ctx.runRequestSchema, RunAccepted: runAcceptedSchema, RunRecord: runRecordSchema, RunEvent: runEventSchema,

@@ -40,6 +40,7 @@
  */
 import type { Limits } from '../../runtime/limits.ts';
 import type { StepResult, Verdict as StepVerdict } from '../../runtime/result.ts';
+import type { RunError } from './errors.ts';
 
 export const QUEUE_NAME = 'brig-runs';
 /** The workers' own queue of callback deliveries (services/worker/callbacks/): one job per run that asked for one. */
@@ -98,14 +99,17 @@ export interface RunJobData {
 
 export type RunStatus = 'queued' | 'running' | 'done' | 'cancelled';
 
-export type RunVerdict = StepVerdict | 'wrong_answer' | 'compile_error';
+/** A judged test: the step's own outcome, or wrong_answer when a clean run printed something else. */
+export type TestVerdict = StepVerdict | 'wrong_answer';
+/** A run as a whole: a test's or the step's verdict, compile_error, or internal_error when Brig failed it. */
+export type RunVerdict = TestVerdict | 'compile_error' | 'internal_error';
 
 /** A step as the API shows it: the runtime's StepResult (non-UTF-8 output comes base64 with *Encoding set). */
 export type StepView = StepResult;
 
 export interface TestView extends Omit<StepView, 'verdict'> {
   name: string;
-  verdict: RunVerdict;
+  verdict: TestVerdict;
 }
 
 /** A step without its output: what progress events and a running record carry. */
@@ -136,8 +140,8 @@ export interface RunRecord {
   createdAt: number;
   startedAt?: number;
   finishedAt?: number;
-  /** Set when the verdict is internal_error: what went wrong on Brig's side. */
-  error?: { code: string; message: string };
+  /** Set when the verdict is internal_error: a code of RUN_ERROR_CODES (errors.ts) and a message for the caller. */
+  error?: RunError;
   /** Only while running: the steps so far, without their output. */
   progress?: RunProgress;
 }

@@ -47,6 +47,44 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Every code a run record's error can carry (its verdict is then
+ * internal_error): the second half of the one table. `refused` means the job
+ * itself could not run (the API checks most of these first, so a job that
+ * came through it rarely gets one); `brig` means Brig failed it, and is
+ * counted in brig_sandbox_errors_total under its detailed code.
+ */
+export const RUN_ERROR_CODES = {
+  sandbox_failed: { kind: 'brig', description: 'the sandbox could not be built or run; the worker\'s log (by run id) and the metric label have the detailed code' },
+  worker_failed: { kind: 'brig', description: 'the worker failed unexpectedly while running the job' },
+  run_failed: { kind: 'brig', description: 'the job failed and was given up on (its workers kept dying); recorded by the API' },
+  language_unknown: { kind: 'refused', description: 'the worker has no such language' },
+  language_unavailable: { kind: 'refused', description: 'the worker\'s image lacks the language\'s toolchain' },
+  limit_invalid: { kind: 'refused', description: 'a limit is not a positive number' },
+  limit_over_maximum: { kind: 'refused', description: 'a limit is over the worker\'s maximum' },
+  files_empty: { kind: 'refused', description: 'the job has no file' },
+  files_too_large: { kind: 'refused', description: 'the files do not fit in the workspace (limits.diskMb)' },
+  main_missing: { kind: 'refused', description: 'the entry file is not among the files' },
+  file_name_invalid: { kind: 'refused', description: 'a file name breaks the rules of the API\'s file_name_invalid' },
+  file_name_duplicate: { kind: 'refused', description: 'two files have the same name' },
+  file_name_conflict: { kind: 'refused', description: 'a file name is also used as a directory' },
+  compare_invalid: { kind: 'refused', description: 'the compare mode is not one the worker knows' },
+  job_invalid: { kind: 'refused', description: 'the job broke a rule of the worker\'s that has no code of its own' },
+} as const satisfies Record<string, { kind: 'brig' | 'refused'; description: string }>;
+
+export type RunErrorCode = keyof typeof RUN_ERROR_CODES;
+export const RUN_ERROR_CODE_NAMES = Object.keys(RUN_ERROR_CODES) as RunErrorCode[];
+
+export function isRunErrorCode(code: unknown): code is RunErrorCode {
+  return typeof code === 'string' && Object.hasOwn(RUN_ERROR_CODES, code);
+}
+
+/** What a record says when Brig failed its run, or refused it. */
+export interface RunError {
+  code: RunErrorCode;
+  message: string;
+}
+
 export const ERROR_CODE_NAMES = Object.keys(ERROR_CODES) as ErrorCode[];
 
 /** An error the API answers with as-is: a registered code, a message for the caller, maybe a field and a Retry-After. */

@@ -29,7 +29,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: [1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048].map((mb) => mb * 1024 * 1024), registers,
     }),
     workersLive: new Gauge({ name: 'brig_workers_live', help: 'Workers whose heartbeat is fresh', registers }),
-    sandboxErrors: new Counter({ name: 'brig_sandbox_errors_total', help: 'Runs that failed on Brig\'s side (internal_error), by error code', labelNames: ['code'], registers }),
+    sandboxErrors: new Counter({ name: 'brig_sandbox_errors_total', help: 'Sandbox faults: attempts Brig failed on its side, by the runtime\'s error code (a retried attempt counts too)', labelNames: ['code'], registers }),
+    jobsRefused: new Counter({ name: 'brig_jobs_refused_total', help: 'Jobs a worker refused to run (their record says internal_error with this code), never a sandbox fault', labelNames: ['code'], registers }),
     callbacks: new Counter({
       name: 'brig_callbacks_total', labelNames: ['outcome'], registers,
       help: 'Callback delivery attempts by outcome: delivered (2xx), retried (failed, tried again later), dropped (refused address, refused by the receiver, record gone, or the last attempt failed)',

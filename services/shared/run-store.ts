@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RELEASE_KEYS, releaseLua, releaseRun } from './admission.ts';
 import { CANCEL_CHANNEL, keys, type RunRecord } from './contract.ts';
+import type { RunError } from './errors.ts';
 import { LuaScript, type Redis } from './redis.ts';
 import { storeFault } from './store-errors.ts';
 
@@ -113,7 +114,7 @@ export class RunStore {
    * final: for a job that failed (the worker crashed or threw) without
    * writing a final record, so that nobody waits on a run forever.
    */
-  failIfUnfinished(id: string, error: { code: string; message: string }, now: number): Promise<RunRecord | null> {
+  failIfUnfinished(id: string, error: RunError, now: number): Promise<RunRecord | null> {
     return this.update(id, (record) => {
       if (isFinal(record)) return null;
       const { progress: _progress, ...rest } = record;

@@ -4,7 +4,7 @@ import type { Limits } from '../../runtime/limits.ts';
 import { checkFileName } from '../../runtime/workspace/files.ts';
 import { isCanonicalBase64 } from './base64.ts';
 import type { RunEvent, RunRecord } from './contract.ts';
-import { ERROR_CODE_NAMES, type ErrorCode } from './errors.ts';
+import { ERROR_CODE_NAMES, RUN_ERROR_CODE_NAMES, type ErrorCode, type RunErrorCode } from './errors.ts';
 
 /**
  * The API's JSON shapes as zod schemas: the request validator uses them, and
@@ -143,8 +143,9 @@ export const runQuerySchema = z.object({
 
 // ---- Answers (for the document; the API writes them from typed values) ----
 
-const stepVerdicts = ['ok', 'runtime_error', 'time_limit', 'memory_limit', 'output_limit', 'internal_error'] as const;
-const runVerdictSchema = z.enum([...stepVerdicts, 'wrong_answer', 'compile_error']);
+const stepVerdicts = ['ok', 'runtime_error', 'time_limit', 'memory_limit', 'output_limit'] as const;
+const testVerdictSchema = z.enum([...stepVerdicts, 'wrong_answer']);
+const runVerdictSchema = z.enum([...stepVerdicts, 'wrong_answer', 'compile_error', 'internal_error']);
 
 const summaryFields = {
   exitCode: z.number().int().nullable(),
@@ -162,10 +163,10 @@ const stepFields = {
   ...summaryFields,
 };
 export const stepSchema = z.object({ ...stepFields, verdict: z.enum(stepVerdicts) });
-export const testViewSchema = z.object({ ...stepFields, name: z.string(), verdict: runVerdictSchema });
+export const testViewSchema = z.object({ ...stepFields, name: z.string(), verdict: testVerdictSchema });
 export const stepSummarySchema = z.object({ ...summaryFields, verdict: z.enum(stepVerdicts) })
   .meta({ description: 'a step\'s figures and verdict, without its output (the final record has the output)' });
-export const testSummarySchema = z.object({ ...summaryFields, name: z.string(), verdict: runVerdictSchema })
+export const testSummarySchema = z.object({ ...summaryFields, name: z.string(), verdict: testVerdictSchema })
   .meta({ description: 'a test\'s figures and verdict, without its output (the final record has the output)' });
 const runProgressSchema = z.object({
   workerId: z.string(),
@@ -184,7 +185,8 @@ export const runRecordSchema = z.object({
   createdAt: z.number().int(),
   startedAt: z.number().int().optional(),
   finishedAt: z.number().int().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  error: z.object({ code: z.enum(RUN_ERROR_CODE_NAMES as [RunErrorCode, ...RunErrorCode[]]), message: z.string() }).optional()
+    .meta({ description: 'when the verdict is internal_error: why (the codes are listed in the API description)' }),
   progress: runProgressSchema.optional(),
 });
 

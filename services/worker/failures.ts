@@ -1,39 +1,33 @@
 import type { Job as QueueJob } from 'bullmq';
 import { BrigError, LanguageUnavailableError, RequestError, SandboxError } from '../../runtime/errors.ts';
+import { isRunErrorCode, type RunErrorCode } from '../shared/errors.ts';
 
 /**
- * What a run that failed on Brig's side shows (verdict internal_error). A
- * program's own outcome never comes here: it is a verdict, not a failure.
+ * How a run ends when the job throws instead of producing a verdict (its
+ * verdict is then internal_error). Two kinds, never mixed: the job itself
+ * could not run (refused: its code says why, and another attempt would fail
+ * the same way), or Brig failed it (a sandbox fault: retried, counted, and
+ * shown to the caller under one code, sandbox_failed, because the detailed
+ * code and message name host paths and kernel details that are the
+ * operator's business). A program's own outcome never comes here.
  */
-export interface RunFailure {
-  code: string;
-  message: string;
-  /**
-   * Whether another attempt may succeed: a sandbox that could not be built
-   * (a flaky mount, a cgroup busy for a moment) may build on the next try; a
-   * job that is invalid, or asks for a language this image lacks, never will.
-   */
-  retryable: boolean;
-}
+export type RunFailure =
+  | { kind: 'refused'; code: RunErrorCode; message: string }
+  /** detail: the runtime's own code (cgroup_write_failed, sandbox_setup_failed, …), for the log and the metric label. */
+  | { kind: 'brig'; code: RunErrorCode; detail: string; message: string };
 
+const SANDBOX_FAILED_MESSAGE = 'Brig could not run the sandbox; the run id finds the details in the worker\'s log';
 /** Errors of our own code or of Redis get a generic message: the details go to the log, never to the caller. */
-const UNEXPECTED: Omit<RunFailure, 'retryable'> = { code: 'worker_failed', message: 'the worker failed unexpectedly while running the job; the details are in its log' };
-
-/**
- * A failure of the sandbox or the host keeps its code, but not its message:
- * those name host paths (the workspace, cgroups, the state dir) and kernel
- * details that are the operator's business, not the caller's.
- */
-function hostFailureMessage(code: string): string {
-  return `Brig could not run the sandbox (${code}); the run id finds the details in the worker's log`;
-}
+const WORKER_FAILED_MESSAGE = 'the worker failed unexpectedly while running the job; the details are in its log';
 
 export function describeFailure(error: unknown): RunFailure {
   if (error instanceof RequestError || error instanceof LanguageUnavailableError) {
-    return { code: error.code, message: error.message, retryable: false };
+    return { kind: 'refused', code: isRunErrorCode(error.code) ? error.code : 'job_invalid', message: error.message };
   }
-  if (error instanceof SandboxError || error instanceof BrigError) return { code: error.code, message: hostFailureMessage(error.code), retryable: true };
-  return { ...UNEXPECTED, retryable: true };
+  if (error instanceof SandboxError || error instanceof BrigError) {
+    return { kind: 'brig', code: 'sandbox_failed', detail: error.code, message: SANDBOX_FAILED_MESSAGE };
+  }
+  return { kind: 'brig', code: 'worker_failed', detail: 'worker_failed', message: WORKER_FAILED_MESSAGE };
 }
 
 /**

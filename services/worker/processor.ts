@@ -4,7 +4,7 @@ import type { StepResult } from '../../runtime/result.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { BYTES_PER_KB, MS_PER_S } from '../../runtime/units.ts';
 import type { ServiceConfig } from '../shared/config.ts';
-import type { RunEvent, RunJobData, RunOutcome, RunProgress, RunRecord, RunVerdict, StepView, TestView } from '../shared/contract.ts';
+import type { RunEvent, RunJobData, RunOutcome, RunProgress, RunRecord, RunVerdict, StepView, TestVerdict, TestView } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
 import type { RunStore } from '../shared/run-store.ts';
@@ -114,12 +114,13 @@ async function afterFailure(job: RunQueueJob, error: unknown, signal: AbortSigna
     throw new RunRequeued(job.data.id);
   }
   const failure = describeFailure(error);
-  const retry = failure.retryable && queueWillRetry(job);
-  // A job the runtime refuses is the sender's mistake; a sandbox that failed is ours, and counted.
-  if (failure.retryable) {
-    ctx.metrics.sandboxErrors.inc({ code: failure.code });
-    log.error({ err: error, code: failure.code, retry }, 'run failed on the worker side');
+  // A refused job would fail the same way again; a sandbox fault may not, and is ours: counted apart.
+  const retry = failure.kind === 'brig' && queueWillRetry(job);
+  if (failure.kind === 'brig') {
+    ctx.metrics.sandboxErrors.inc({ code: failure.detail });
+    log.error({ err: error, code: failure.detail, retry }, 'run failed on the worker side');
   } else {
+    ctx.metrics.jobsRefused.inc({ code: failure.code });
     log.warn({ err: error, code: failure.code }, 'job refused by the runtime');
   }
   if (retry) {
@@ -200,7 +201,7 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
 }
 
 /** A step that did not end well keeps its own verdict; a clean one is judged on its output. */
-function testVerdict(step: StepResult, expectedBase64: string, data: RunJobData): RunVerdict {
+function testVerdict(step: StepResult, expectedBase64: string, data: RunJobData): TestVerdict {
   if (step.verdict !== 'ok') return step.verdict;
   const actual = step.stdoutEncoding === 'base64' ? fromBase64(step.stdout) : step.stdout;
   return compareOutput(actual, textOrBytes(fromBase64(expectedBase64)), data.compare ?? 'trim') ? 'ok' : 'wrong_answer';

@@ -1,5 +1,6 @@
 import type { QueueEvents } from 'bullmq';
 import type { RunEvent, RunRecord } from '../../shared/contract.ts';
+import type { RunError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { isFinal, type RunStore } from '../../shared/run-store.ts';
 
@@ -14,7 +15,7 @@ export type RunListener = (signal: RunSignal) => void;
 const RUN_EVENT_TYPES: ReadonlySet<string> = new Set(['queued', 'started', 'compiled', 'test', 'done', 'cancelled']);
 
 /** What the caller sees when a job failed without a final record; the reason itself goes to the log. */
-const RUN_FAILED = { code: 'run_failed', message: 'the run failed on Brig\'s side and was not retried; the request id finds it in the logs' };
+const RUN_FAILED: RunError = { code: 'run_failed', message: 'the run failed on Brig\'s side and was not retried; the request id finds it in the logs' };
 
 function isRunEvent(data: unknown, jobId: string): data is RunEvent {
   const event = data as Partial<RunEvent> | null;

@@ -309,8 +309,10 @@ test('/metrics is served with the run counters and phase durations', async () =>
   assert.match(text, /brig_runs_total\{language="python",verdict="ok"\} [1-9]/);
   assert.match(text, /brig_runs_total\{language="c",verdict="compile_error"\} [1-9]/);
   for (const phase of ['queued', 'setup', 'compile', 'run', 'cleanup']) assert.match(text, new RegExp(`brig_phase_duration_seconds_count\\{phase="${phase}"\\} [1-9]`));
-  // A job refused for its own content is not a sandbox error.
+  // A job refused for its own content is not a sandbox error: it has its own counter.
   assert.doesNotMatch(text, /brig_sandbox_errors_total\{code="(limit_over_maximum|files_too_large)"\}/);
+  assert.match(text, /brig_jobs_refused_total\{code="limit_over_maximum"\} 1/);
+  assert.match(text, /brig_jobs_refused_total\{code="files_too_large"\} 1/);
   assert.match(text, /brig_run_cpu_seconds_count [1-9]/);
   assert.match(text, /brig_active_sandboxes 0/);
   assert.equal((await fetch(worker.metricsUrl.replace('/metrics', '/other'))).status, 404);

@@ -19,7 +19,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startServeProcess, stopServeProcess } from '../loadtest/serve-process.ts';
-import { runSubmission } from '../runtime/job.ts';
+import { runSubmission } from '../runtime/submission.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { loadRuntimeConfig } from '../services/shared/config.ts';
 

@@ -17,7 +17,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Job } from '../runtime/job.ts';
+import { Submission } from '../runtime/submission.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { loadRuntimeConfig } from '../services/shared/config.ts';
 
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const runtime = await Runtime.create({ ...loadRuntimeConfig(), stateDir: join(dir, 'state'), cgroupParent: `brig-bench-${process.pid}`, slots: CORES });
   try {
     const brigTrue = async () => {
-      const job = await Job.open(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(HELLO) }] });
+      const job = await Submission.open(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(HELLO) }] });
       try {
         const r = await job.runCommand(['/bin/true'], Buffer.alloc(0));
         if (r.verdict !== 'ok') throw new Error(`brig /bin/true: ${r.verdict} ${r.stderr}`);
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       }
     };
     const brigPython = async () => {
-      const job = await Job.open(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(HELLO) }] });
+      const job = await Submission.open(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(HELLO) }] });
       try {
         const r = await job.run(Buffer.alloc(0));
         if (r.verdict !== 'ok' || r.stdout !== 'hello world\n') throw new Error(`brig python: ${r.verdict} ${r.stderr}`);

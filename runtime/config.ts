@@ -32,3 +32,8 @@ export interface RuntimeConfig {
   /** Compiler output kept per compile step, under its outputBytes. */
   maxCompileOutputBytes: number;
 }
+
+/** The cgroup version to use, or undefined to detect it. */
+export function cgroupVersionOf(config: Pick<RuntimeConfig, 'cgroupVersion'>): 1 | 2 | undefined {
+  return config.cgroupVersion === 'auto' ? undefined : config.cgroupVersion === '1' ? 1 : 2;
+}

@@ -1,3 +1,5 @@
+import { decodeUtf8 } from './utf8.ts';
+
 /**
  * What one sandboxed step (compile or run) produced: always a program's
  * outcome. Brig's own failures are never a verdict here: they are thrown
@@ -51,8 +53,6 @@ export function classify(f: StepFacts): Verdict {
   return 'ok';
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const FIRST_PRINTABLE = 0x20;
@@ -80,11 +80,7 @@ export function jsonEscapeExtraBytes(bytes: Buffer): number {
  * a record: the service reserves Redis memory on that bound.
  */
 export function encodeOutput(name: 'stdout' | 'stderr', bytes: Buffer): Partial<StepResult> {
-  try {
-    const text = strictUtf8.decode(bytes);
-    if (jsonEscapeExtraBytes(bytes) <= bytes.length) return { [name]: text };
-  } catch {
-    // not UTF-8: base64 below
-  }
+  const text = decodeUtf8(bytes);
+  if (text !== null && jsonEscapeExtraBytes(bytes) <= bytes.length) return { [name]: text };
   return { [name]: bytes.toString('base64'), [`${name}Encoding`]: 'base64' };
 }

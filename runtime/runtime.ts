@@ -1,6 +1,6 @@
 import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { RuntimeConfig } from './config.ts';
+import { cgroupVersionOf, type RuntimeConfig } from './config.ts';
 import { detectCgroups, type CgroupManager, type RunCgroup } from './cgroups/manager.ts';
 import { HostError, LanguageUnavailableError, RequestError } from './errors.ts';
 import { MNT_DETACH, unmount } from './host/libc.ts';
@@ -67,7 +67,7 @@ export class Runtime {
     const languages = loadLanguageProfiles(join(config.profilesDir, 'languages'));
     const seccompFd = openSeccompFilter(join(config.profilesDir, 'seccomp', `${config.seccompProfile}.json`), join(stateDir, 'seccomp'));
 
-    const cgroups = detectCgroups({ parentName: config.cgroupParent, version: config.cgroupVersion === 'auto' ? undefined : (Number(config.cgroupVersion) as 1 | 2) });
+    const cgroups = detectCgroups({ parentName: config.cgroupParent, version: cgroupVersionOf(config) });
     cgroups.ensureParent();
     const leases = leaseSlots({ locksDir: join(stateDir, 'slots'), count: config.slots, maxSlots: config.maxSlots, uidBase: config.uidBase });
     const ours = new Set(leases.map((l) => l.name));
@@ -103,7 +103,7 @@ export class Runtime {
 
   /**
    * The toolchain binaries of a language that the image lacks. Asked on every
-   * Job.open; the image does not change while the runtime lives, so each
+   * Submission.open; the image does not change while the runtime lives, so each
    * language is looked up once.
    */
   missingTools(language: LanguageProfile): string[] {

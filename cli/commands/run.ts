@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RequestError } from '../../runtime/errors.ts';
-import { runSubmission } from '../../runtime/job.ts';
+import { runSubmission } from '../../runtime/submission.ts';
 import { languageForFile } from '../../runtime/languages/profile.ts';
 import type { Limits } from '../../runtime/limits.ts';
 import type { StepResult } from '../../runtime/result.ts';

@@ -1,6 +1,6 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import { cgroupVersionOf, type RuntimeConfig } from '../../runtime/config.ts';
 import { detectCgroups } from '../../runtime/cgroups/manager.ts';
 import { probeVersion } from '../../runtime/languages/version.ts';
 import { Runtime } from '../../runtime/runtime.ts';
@@ -59,7 +59,7 @@ export function hostChecks(config: RuntimeConfig): Check[] {
     return config.launcherPath;
   }));
   try {
-    const cgroups = detectCgroups({ parentName: config.cgroupParent, version: config.cgroupVersion === 'auto' ? undefined : (Number(config.cgroupVersion) as 1 | 2) });
+    const cgroups = detectCgroups({ parentName: config.cgroupParent, version: cgroupVersionOf(config) });
     for (const c of cgroups.describe()) checks.push({ name: `cgroups: ${c.name}`, ok: c.ok, detail: c.detail, fix: c.fix });
   } catch (error) {
     checks.push({ name: 'cgroups', ok: false, detail: (error as Error).message, fix: 'mount cgroup v2 with memory, cpu and pids enabled, or cgroup v1 memory, cpu, cpuacct and pids controllers' });

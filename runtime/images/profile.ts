@@ -34,7 +34,6 @@ export const imageProfileSchema = z.discriminatedUnion('kind', [
 ]);
 
 export type ImageProfile = z.infer<typeof imageProfileSchema>;
-export type BindSpec = z.infer<typeof bindSchema>;
 
 export function loadImageProfile(path: string): ImageProfile {
   return loadProfileFile(path, 'image', imageProfileSchema);

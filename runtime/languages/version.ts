@@ -1,10 +1,10 @@
-import { Job } from '../job.ts';
+import { Submission } from '../submission.ts';
 import type { Runtime } from '../runtime.ts';
 
 /** A language's toolchain version, asked of the toolchain itself inside a sandbox. */
 export async function probeVersion(runtime: Runtime, languageName: string): Promise<string> {
   const language = runtime.language(languageName);
-  const job = await Job.open(runtime, { language: languageName, files: [{ name: language.sourceFile, content: Buffer.alloc(0) }] });
+  const job = await Submission.open(runtime, { language: languageName, files: [{ name: language.sourceFile, content: Buffer.alloc(0) }] });
   try {
     // A compiler gets the room of a compile step to say its version (javac starts a JVM).
     const result = await job.runCommand(language.versionCommand, Buffer.alloc(0), job.compileLimits ?? job.runLimits);

@@ -9,9 +9,9 @@
  */
 import koffi, { type LibraryHandle } from 'koffi';
 import { HostError } from '../errors.ts';
+import { libcLibrary } from '../host/libc.ts';
 
 export const LIBSECCOMP_SONAME = 'libseccomp.so.2';
-const LIBC_SONAME = 'libc.so.6';
 
 /** Filter actions (seccomp.h). Values must match the kernel's SECCOMP_RET_*. */
 export const SCMP_ACT_KILL_PROCESS = 0x80000000;
@@ -76,7 +76,6 @@ export interface LibSeccomp {
   seccomp_attr_set(ctx: FilterContext, attr: number, value: number): number;
   seccomp_arch_native(): number;
   seccomp_arch_resolve_name(archName: string): number;
-  seccomp_arch_add(ctx: FilterContext, archToken: number): number;
   seccomp_syscall_resolve_name(name: string): number;
   seccomp_syscall_resolve_name_arch(archToken: number, name: string): number;
   seccomp_rule_add_array(
@@ -105,7 +104,7 @@ function bind(): LibSeccomp {
     'libseccomp_missing',
     `cannot load ${LIBSECCOMP_SONAME}: install the debian package libseccomp2 (apt-get install libseccomp2)`,
   );
-  const libc = loadLibrary(LIBC_SONAME, 'libc_missing', `cannot load ${LIBC_SONAME}: brig needs a glibc host`);
+  const libc = libcLibrary();
 
   // Anonymous so that a second instance of this module cannot collide on a type name.
   const argCmp = koffi.struct({ arg: 'uint', op: 'uint', datum_a: 'uint64_t', datum_b: 'uint64_t' });
@@ -116,7 +115,6 @@ function bind(): LibSeccomp {
     seccomp_attr_set: lib.func('seccomp_attr_set', 'int', [ctx, 'uint', 'uint32_t']),
     seccomp_arch_native: lib.func('seccomp_arch_native', 'uint32_t', []),
     seccomp_arch_resolve_name: lib.func('seccomp_arch_resolve_name', 'uint32_t', ['const char *']),
-    seccomp_arch_add: lib.func('seccomp_arch_add', 'int', [ctx, 'uint32_t']),
     seccomp_syscall_resolve_name: lib.func('seccomp_syscall_resolve_name', 'int', ['const char *']),
     seccomp_syscall_resolve_name_arch: lib.func('seccomp_syscall_resolve_name_arch', 'int', [
       'uint32_t',

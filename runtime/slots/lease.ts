@@ -53,13 +53,6 @@ export function leaseSlots(opts: { locksDir: string; count: number; maxSlots: nu
   return leases;
 }
 
-/** True when no live process holds the slot (checked by briefly taking its lock). */
-export function isSlotFree(locksDir: string, index: number): boolean {
-  const lease = tryLeaseSlot(locksDir, index, 0);
-  lease?.release();
-  return lease !== null;
-}
-
 /** Leases one given slot, or null when a live process holds it. */
 export function tryLeaseSlot(locksDir: string, index: number, uidBase: number): SlotLease | null {
   return tryLease(locksDir, slotIdentity(index, uidBase));

@@ -8,6 +8,7 @@ import { EVENTS_MAX_LEN, QUEUE_NAME, type RunJobData, type RunOutcome } from '..
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { closeRedis, createRedisClient, redactedRedisUrl } from '../shared/redis.ts';
+import { withTimeout } from '../shared/timeout.ts';
 import { createApp } from './app.ts';
 import { clientErrorHandler, connectRefused, expectationFailed } from './middleware/errors.ts';
 
@@ -38,12 +39,6 @@ const STARTUP_TIMEOUT_MS = 10_000;
 const CLOSE_STEP_TIMEOUT_MS = 2_000;
 /** While draining, connections that went idle are closed this often. */
 const IDLE_SWEEP_MS = 100;
-
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms); });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Addresses that only this machine can reach. */
 function isLoopback(host: string): boolean {

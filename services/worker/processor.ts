@@ -1,8 +1,9 @@
 import type { Job as QueueJob } from 'bullmq';
-import { Job } from '../../runtime/job.ts';
+import { Submission } from '../../runtime/submission.ts';
 import type { StepResult } from '../../runtime/result.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { BYTES_PER_KB, MS_PER_S } from '../../runtime/units.ts';
+import { decodeUtf8 } from '../../runtime/utf8.ts';
 import type { ServiceConfig } from '../shared/config.ts';
 import type { RunEvent, RunJobData, RunOutcome, RunProgress, RunRecord, RunVerdict, StepView, TestVerdict, TestView } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -157,14 +158,14 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
   const language = runtime.language(data.language);
   const files = data.files.map((f) => ({ name: f.name, content: fromBase64(f.contentBase64) }));
 
-  // Job.open waits for a free sandbox slot, then builds the workspace.
-  const job = await timed(metrics, 'setup', () => Job.open(runtime, { language: data.language, files, limits: data.limits, args: data.args, signal }));
+  // Submission.open waits for a free sandbox slot, then builds the workspace.
+  const submission = await timed(metrics, 'setup', () => Submission.open(runtime, { language: data.language, files, limits: data.limits, args: data.args, signal }));
   try {
     // A language without a compile step is as good as compiled from the start:
     // the running record says so at once, one write fewer per run.
     const progress: RunProgress = language.compile ? { workerId: ctx.workerId, tests: [] } : { workerId: ctx.workerId, compile: null, tests: [] };
     await started(progress);
-    const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => job.compile()));
+    const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => submission.compile()));
     parts.compile = compile;
     progress.compile = compile && summarizeStep(compile);
     await report({ type: 'compiled', id: data.id, compile: progress.compile }, compile ? progress : undefined);
@@ -175,7 +176,7 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
       return 'compile_error';
     }
     if (!judge) {
-      const run = await timed(metrics, 'run', () => runStep(metrics, () => job.run(fromBase64(data.stdinBase64))));
+      const run = await timed(metrics, 'run', () => measuredRun(metrics, () => submission.run(fromBase64(data.stdinBase64))));
       parts.run = run;
       return run.verdict;
     }
@@ -183,7 +184,7 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
       const tests: TestView[] = (parts.tests = []);
       let verdict: RunVerdict = 'ok';
       for (const [index, test] of data.tests.entries()) {
-        const step = await runStep(metrics, () => job.run(fromBase64(test.stdinBase64)));
+        const step = await measuredRun(metrics, () => submission.run(fromBase64(test.stdinBase64)));
         const view: TestView = { ...step, name: test.name, verdict: testVerdict(step, test.expectedOutputBase64, data) };
         tests.push(view);
         const summary = summarizeTest(view);
@@ -195,7 +196,7 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
     });
   } finally {
     const cleanupStart = performance.now();
-    job.close();
+    submission.close();
     observePhase(metrics, 'cleanup', performance.now() - cleanupStart);
   }
 }
@@ -207,15 +208,9 @@ function testVerdict(step: StepResult, expectedBase64: string, data: RunJobData)
   return compareOutput(actual, textOrBytes(fromBase64(expectedBase64)), data.compare ?? 'trim') ? 'ok' : 'wrong_answer';
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** Expected output as text when it is UTF-8; as bytes (compared byte for byte) when not. */
 function textOrBytes(bytes: Buffer): string | Buffer {
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    return bytes;
-  }
+  return decodeUtf8(bytes) ?? bytes;
 }
 
 function fromBase64(text: string): Buffer {
@@ -245,7 +240,7 @@ async function sandboxed<T>(metrics: Metrics, fn: () => Promise<T>): Promise<T> 
 }
 
 /** A run step (not the compile): its CPU time and peak memory feed the per-step histograms. */
-async function runStep(metrics: Metrics, fn: () => Promise<StepResult>): Promise<StepResult> {
+async function measuredRun(metrics: Metrics, fn: () => Promise<StepResult>): Promise<StepResult> {
   const step = await sandboxed(metrics, fn);
   metrics.runCpuSeconds.observe(step.cpuMs / MS_PER_S);
   metrics.runMemoryBytes.observe(step.memoryKb * BYTES_PER_KB);

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runSubmission, type JobSpec, type SubmissionResult } from '../../runtime/job.ts';
+import { runSubmission, type SubmissionSpec, type SubmissionResult } from '../../runtime/submission.ts';
 import type { Limits } from '../../runtime/limits.ts';
 import { Runtime } from '../../runtime/runtime.ts';
 import { loadRuntimeConfig } from '../../services/shared/config.ts';
@@ -15,7 +15,7 @@ export interface TestRuntime {
   config: RuntimeConfig;
   stateDir: string;
   /** Runs one source file through compile and run. */
-  run(language: string, source: string, opts?: { stdin?: string | Buffer; limits?: Partial<Limits>; files?: JobSpec['files']; args?: string[] }): Promise<SubmissionResult>;
+  run(language: string, source: string, opts?: { stdin?: string | Buffer; limits?: Partial<Limits>; files?: SubmissionSpec['files']; args?: string[] }): Promise<SubmissionResult>;
   close(): Promise<void>;
 }
 

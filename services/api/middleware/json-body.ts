@@ -1,3 +1,4 @@
+import { decodeUtf8 } from '../../../runtime/utf8.ts';
 import type { Request, RequestHandler } from 'express';
 import { ServiceError } from '../../shared/errors.ts';
 import { asyncMiddleware } from '../routes/route.ts';
@@ -30,13 +31,8 @@ const requireJson: RequestHandler = (req, _res, next) => {
 
 function parseJson(bytes: Buffer): unknown {
   if (bytes.length === 0) throw new ServiceError('body_invalid_json', 'the body is empty; send a JSON object');
-  let text: string;
-  try {
-    // fatal: a byte that is not UTF-8 is refused, not turned into U+FFFD.
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch (cause) {
-    throw new ServiceError('body_invalid_json', 'the body is not valid UTF-8; send JSON as UTF-8', { cause });
-  }
+  const text = decodeUtf8(bytes);
+  if (text === null) throw new ServiceError('body_invalid_json', 'the body is not valid UTF-8; send JSON as UTF-8');
   try {
     return JSON.parse(text);
   } catch (cause) {

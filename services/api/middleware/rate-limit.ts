@@ -1,3 +1,4 @@
+import { MS_PER_S } from '../../../runtime/units.ts';
 import type { RequestHandler } from 'express';
 import { keys } from '../../shared/contract.ts';
 import { ServiceError } from '../../shared/errors.ts';
@@ -6,7 +7,6 @@ import { asyncMiddleware } from '../routes/route.ts';
 import { clientOf } from './client-identity.ts';
 
 const WINDOW_MS = 60_000;
-const MS_PER_S = 1_000;
 /** The counter outlives its window a little, so that clock skew between API processes never resets it early. */
 const EXPIRY_SLACK_MS = 5_000;
 

@@ -1,15 +1,10 @@
 import type { Readiness } from '../../shared/schemas.ts';
+import { withTimeout } from '../../shared/timeout.ts';
 import type { ApiContext } from '../context.ts';
 import { route, type Route } from './route.ts';
 
 /** A Redis that does not answer PING within this is as good as down, for readiness. */
 const READY_PING_TIMEOUT_MS = 1_000;
-
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms); });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** GET /healthz (the process answers) and GET /readyz (it can do its job: Redis answers and a worker is live). */
 export function healthRoutes(ctx: ApiContext): Route[] {

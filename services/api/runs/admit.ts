@@ -1,3 +1,4 @@
+import { MS_PER_S } from '../../../runtime/units.ts';
 import type { Queue } from 'bullmq';
 import { admitRun } from '../../shared/admission.ts';
 import { ServiceError } from '../../shared/errors.ts';
@@ -11,7 +12,6 @@ export const CLIENT_BUSY_RETRY_AFTER_S = 5;
 export const STORE_FULL_RETRY_AFTER_S = 30;
 /** BullMQ's largest priority (2^21); a client's position among its runs is capped there. */
 const MAX_BULLMQ_PRIORITY = 2 ** 21;
-const MS_PER_S = 1_000;
 
 export interface AdmitOptions {
   id: string;

@@ -1,3 +1,4 @@
+import { MS_PER_S } from '../../../runtime/units.ts';
 import { randomBytes } from 'node:crypto';
 import { ServiceError } from '../../shared/errors.ts';
 
@@ -10,7 +11,6 @@ import { ServiceError } from '../../shared/errors.ts';
 const TIME_DIGITS = 9;
 const RANDOM_BYTES = 10;
 const RANDOM_DIGITS = 16;
-const MS_PER_S = 1_000;
 const MAX_ECHOED_ID_CHARS = 64;
 const RUN_ID = new RegExp(`^[0-9a-z]{${TIME_DIGITS + RANDOM_DIGITS}}$`);
 

@@ -1,3 +1,4 @@
+import { MS_PER_S } from '../../../runtime/units.ts';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { callbackSecretKey, type ServiceConfig } from '../../shared/config.ts';
 import { CALLBACK_QUEUE_NAME } from '../../shared/contract.ts';
@@ -10,7 +11,6 @@ import { AddressPolicy } from './address-policy.ts';
 import { attemptCallback, type AttemptDeps, type AttemptResult } from './attempt.ts';
 import type { CallbackJobData } from './queue.ts';
 
-const MS_PER_S = 1_000;
 
 export type CallbackOutcome = 'delivered' | 'retried' | 'dropped';
 

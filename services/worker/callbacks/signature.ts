@@ -1,3 +1,4 @@
+import { MS_PER_S } from '../../../runtime/units.ts';
 import { createHmac } from 'node:crypto';
 
 /**
@@ -23,7 +24,6 @@ export const CALLBACK_HEADERS = {
 } as const;
 
 const SIGNATURE_VERSION = 'v1';
-const MS_PER_S = 1_000;
 
 /** The signed headers of one attempt; `key` is the decoded secret (config.ts callbackSecretKey). */
 export function callbackHeaders(id: string, body: string, key: Buffer | null, nowMs: number = Date.now()): Record<string, string> {

@@ -21,9 +21,9 @@ after(async () => {
 async function crashAnotherRuntime(): Promise<void> {
   const script = `
     import { Runtime } from '${new URL('../../../runtime/runtime.ts', import.meta.url).pathname}';
-    import { Job } from '${new URL('../../../runtime/job.ts', import.meta.url).pathname}';
+    import { Submission } from '${new URL('../../../runtime/submission.ts', import.meta.url).pathname}';
     const runtime = await Runtime.create(JSON.parse(process.env.CONFIG));
-    const job = await Job.open(runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from('sleep 1000') }], limits: { wallMs: 60000 } });
+    const job = await Submission.open(runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from('sleep 1000') }], limits: { wallMs: 60000 } });
     job.run(Buffer.alloc(0));
     setTimeout(() => console.log('running'), 300);
   `;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { LanguageUnavailableError } from '../../../runtime/errors.ts';
-import { Job } from '../../../runtime/job.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 
 const repoProfiles = new URL('../../../profiles', import.meta.url).pathname;
@@ -45,7 +45,7 @@ test('a directory image runs its own binary as the sandbox user, and shows nothi
 });
 
 test('a language whose toolchain the image lacks is reported unavailable, not crashed on', async () => {
-  await assert.rejects(Job.open(rt.runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from('print(1)') }] }), (e: unknown) => {
+  await assert.rejects(Submission.open(rt.runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from('print(1)') }] }), (e: unknown) => {
     assert.ok(e instanceof LanguageUnavailableError);
     assert.equal(e.code, 'language_unavailable');
     assert.match(e.message, /\/usr\/bin\/python3/);

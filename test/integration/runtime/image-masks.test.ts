@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { LanguageUnavailableError } from '../../../runtime/errors.ts';
-import { Job } from '../../../runtime/job.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { explain } from './probes.ts';
 
@@ -49,7 +49,7 @@ test('a masked folder is empty and read-only, a masked file reads empty, a missi
 });
 
 test('a language whose toolchain is masked is unavailable, not started', async () => {
-  await assert.rejects(Job.open(rt.runtime, { language: 'java', files: [{ name: 'Main.java', content: Buffer.from('class Main {}') }] }), (e: unknown) => {
+  await assert.rejects(Submission.open(rt.runtime, { language: 'java', files: [{ name: 'Main.java', content: Buffer.from('class Main {}') }] }), (e: unknown) => {
     assert.ok(e instanceof LanguageUnavailableError, String(e));
     assert.equal(e.code, 'language_unavailable');
     return true;

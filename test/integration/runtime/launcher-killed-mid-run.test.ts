@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from '../../../runtime/errors.ts';
-import { Job } from '../../../runtime/job.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { childProcessesNamed, liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
 
@@ -39,7 +39,7 @@ async function waitForRunningLauncher(program: string): Promise<number> {
 }
 
 test('a launcher killed with SIGKILL mid-run fails the step with how long the program had run and the signal', async () => {
-  const job = await Job.open(rt.runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from('exec sleep 30\n') }], limits: { wallMs: 10_000 } });
+  const job = await Submission.open(rt.runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from('exec sleep 30\n') }], limits: { wallMs: 10_000 } });
   try {
     const outcome = job.run(Buffer.alloc(0)).then((r) => ({ r }), (error: Error) => ({ error }));
     const launcher = await waitForRunningLauncher('sleep');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Job } from '../../../runtime/job.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import type { Limits } from '../../../runtime/limits.ts';
 import type { StepResult } from '../../../runtime/result.ts';
 import type { TestRuntime } from '../../helpers/runtime.ts';
@@ -26,10 +26,10 @@ export function probeSource(file: string): string {
  * so one compile serves many runs with different limits and inputs.
  */
 export class CompiledProbe {
-  private constructor(readonly job: Job) {}
+  private constructor(readonly job: Submission) {}
 
   static async compile(rt: TestRuntime, file: string): Promise<CompiledProbe> {
-    const job = await Job.open(rt.runtime, { language: 'c', files: [{ name: 'main.c', content: Buffer.from(probeSource(file)) }] });
+    const job = await Submission.open(rt.runtime, { language: 'c', files: [{ name: 'main.c', content: Buffer.from(probeSource(file)) }] });
     try {
       const compile = await job.compile();
       assert.equal(compile?.verdict, 'ok', `probe ${file} does not compile:\n${explain(compile)}`);

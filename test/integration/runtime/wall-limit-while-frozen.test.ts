@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Job } from '../../../runtime/job.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import type { Limits } from '../../../runtime/limits.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
@@ -34,8 +34,8 @@ after(async () => {
   await rt?.close();
 });
 
-async function openBash(script: string): Promise<Job> {
-  return Job.open(rt.runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from(script) }], limits: LIMITS });
+async function openBash(script: string): Promise<Submission> {
+  return Submission.open(rt.runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from(script) }], limits: LIMITS });
 }
 
 /** Waits until a process named `name` runs as one of the slot's host uids: the program is past its execve. */

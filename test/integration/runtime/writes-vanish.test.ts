@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Job } from '../../../runtime/job.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import type { Limits } from '../../../runtime/limits.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { explain, parseReport, probeSource } from './probes.ts';
@@ -61,7 +61,7 @@ test('a new job sees none of the files an earlier job wrote', async () => {
 });
 
 test('within one job, a run step sees neither the writes nor the tampering of an earlier run step, only the compile step\'s artifact', async () => {
-  const job = await Job.open(rt.runtime, { language: 'c', files: [{ name: 'main.c', content: Buffer.from(SOURCE) }], limits: LIMITS });
+  const job = await Submission.open(rt.runtime, { language: 'c', files: [{ name: 'main.c', content: Buffer.from(SOURCE) }], limits: LIMITS });
   try {
     const compile = await job.compile();
     assert.equal(compile?.verdict, 'ok', explain(compile));

@@ -20,7 +20,7 @@ const BASE_ENV: Record<string, string> = {
 };
 const BOX = '/box';
 
-export interface JobSpec {
+export interface SubmissionSpec {
   language: string;
   files: SubmissionFile[];
   /** Which file is the entry point; default: the first. */
@@ -36,7 +36,7 @@ export interface JobSpec {
  * step, then any number of run steps, each in a fresh sandbox over the same
  * compiled workspace (judge mode runs every test this way). Always close().
  */
-export class Job {
+export class Submission {
   readonly runLimits: Limits;
   /** Null for a language without a compile step. */
   readonly compileLimits: Limits | null;
@@ -47,7 +47,7 @@ export class Job {
     private readonly slot: Slot,
     private readonly workspace: Workspace,
     readonly language: LanguageProfile,
-    private readonly spec: JobSpec,
+    private readonly spec: SubmissionSpec,
     private readonly main: string,
     limits: { run: Limits; compile: Limits | null },
   ) {
@@ -55,7 +55,7 @@ export class Job {
     this.compileLimits = limits.compile;
   }
 
-  static async open(runtime: Runtime, spec: JobSpec): Promise<Job> {
+  static async open(runtime: Runtime, spec: SubmissionSpec): Promise<Submission> {
     const language = runtime.language(spec.language);
     if (spec.files.length === 0) throw new RequestError('files_empty', 'a submission needs at least one file', { field: 'files' });
     const main = spec.main ?? spec.files[0]!.name;
@@ -72,7 +72,7 @@ export class Job {
         ownerGid: slot.lease.userHostId,
         files: spec.files,
       });
-      return new Job(runtime, slot, workspace, language, spec, main, limits);
+      return new Submission(runtime, slot, workspace, language, spec, main, limits);
     } catch (error) {
       runtime.pool.release(slot);
       throw error;
@@ -135,8 +135,8 @@ export interface SubmissionResult {
 }
 
 /** Compile (when the language has a step for it), then run once if that succeeded. */
-export async function runSubmission(runtime: Runtime, spec: JobSpec, stdin: Buffer): Promise<SubmissionResult> {
-  const job = await Job.open(runtime, spec);
+export async function runSubmission(runtime: Runtime, spec: SubmissionSpec, stdin: Buffer): Promise<SubmissionResult> {
+  const job = await Submission.open(runtime, spec);
   try {
     const compile = await job.compile();
     if (compile && compile.verdict !== 'ok') return { compile, run: null };

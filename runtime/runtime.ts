@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { cgroupVersionOf, type RuntimeConfig } from './config.ts';
 import { detectCgroups, type CgroupManager, type RunCgroup } from './cgroups/manager.ts';
 import { HostError, LanguageUnavailableError, RequestError } from './errors.ts';
-import { MNT_DETACH, unmount } from './host/libc.ts';
+import { MNT_DETACH, unmount } from './system/libc.ts';
 import { layoutImage, resolveInImage, type ImageLayout } from './images/layout.ts';
 import { loadImageProfile } from './images/profile.ts';
 import { languageLimits, type LanguageLimits } from './languages/limits.ts';

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunCgroup } from './cgroups/manager.ts';
 import { CancelledError } from './errors.ts';
-import { spawnProcess, type SpawnedProcess } from './host/spawn.ts';
+import { spawnProcess, type SpawnedProcess } from './system/spawn.ts';
 import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
 import { launcherFailure } from './launcher/failure.ts';
 import { OutputCollector } from './launcher/output.ts';
@@ -55,7 +55,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   if (spec.signal?.aborted) throw new CancelledError();
   cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
 
-  // fds 0-5 of the launcher; see runtime/native/protocol.h.
+  // fds 0-5 of the launcher; see runtime/launcher/protocol.h.
   const launcher = spawnProcess(host.launcherPath, [host.launcherPath, ...launcherArgs({ ...spec, cgroupDirs: cgroup.dirs })], ['in', 'out', 'out', { shared: host.seccompFd }, 'in', 'out']);
   const [stdin, stdout, stderr, , go, statusStream] = [0, 1, 2, 3, FD_GO, FD_STATUS].map((fd) => launcher.streams.get(fd)!);
   stdin!.on('error', () => {}); // the program may exit without reading its input

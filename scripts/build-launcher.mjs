@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds runtime/native/launcher.c into build/brig-launcher with the system C
+// Builds runtime/launcher/launcher.c into build/brig-launcher with the system C
 // compiler. Exit codes: 0 built, 1 compile failed, 2 no compiler on PATH.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, renameSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'runtime/native/launcher.c');
+const source = join(root, 'runtime/launcher/launcher.c');
 const output = join(root, 'build/brig-launcher');
 const cc = process.env.CC || 'cc';
 

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { HostError, SandboxError } from '../errors.ts';
-import { getXattr, setXattr } from '../host/libc.ts';
+import { getXattr, setXattr } from '../system/libc.ts';
 
 const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
 // O_TRUNC is a no-op on cgroupfs (runc passes it too) but makes plain files, as in a fake tree, behave.

@@ -25,7 +25,7 @@ export interface LaunchSpec {
  */
 export const SANDBOX_OOM_SCORE_ADJ = 1000;
 
-/** Builds the launcher's argv (see runtime/native/launcher.c for the options). */
+/** Builds the launcher's argv (see runtime/launcher/launcher.c for the options). */
 export function launcherArgs(spec: LaunchSpec): string[] {
   const args = [
     '--map-root', String(spec.rootHostId),

@@ -1,5 +1,5 @@
 /**
- * Mirror of runtime/native/protocol.h. test/unit/runtime/launcher/protocol.test.ts
+ * Mirror of runtime/launcher/protocol.h. test/unit/runtime/launcher/protocol.test.ts
  * parses the header and checks that every constant here matches it.
  */
 export const FD_SECCOMP = 3;

@@ -9,7 +9,7 @@
  */
 import koffi, { type LibraryHandle } from 'koffi';
 import { HostError } from '../errors.ts';
-import { libcLibrary } from '../host/libc.ts';
+import { libcLibrary } from '../system/libc.ts';
 
 export const LIBSECCOMP_SONAME = 'libseccomp.so.2';
 

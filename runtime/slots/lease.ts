@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostError } from '../errors.ts';
-import { tryLockExclusive } from '../host/libc.ts';
+import { tryLockExclusive } from '../system/libc.ts';
 
 /**
  * A sandbox slot: the unit of concurrency. Each slot owns two host uids that

@@ -1,7 +1,7 @@
 import { chownSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { RequestError, SandboxError } from '../errors.ts';
-import { MNT_DETACH, MS_NODEV, MS_NOSUID, mount, unmount } from '../host/libc.ts';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, mount, unmount } from '../system/libc.ts';
 import { checkFiles, type SubmissionFile } from './files.ts';
 
 /**

@@ -5,7 +5,7 @@
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { libcLibrary } from '../../../runtime/host/libc.ts';
+import { libcLibrary } from '../../../runtime/system/libc.ts';
 import { IDS_PER_SLOT } from '../../../runtime/slots/lease.ts';
 import type { RuntimeConfig } from '../../../runtime/config.ts';
 

@@ -5,7 +5,7 @@ import { launcherArgs, SANDBOX_OOM_SCORE_ADJ, type LaunchSpec } from '../../../.
 import { KERNEL_MASKED_PATHS, OCI_READONLY_PATHS } from '../../../../runtime/launcher/kernel-view.ts';
 import { RLIMIT_CORE_NO_DUMP, RLIMIT_NAMES } from '../../../../runtime/launcher/rlimits.ts';
 
-const launcherSource = readFileSync(new URL('../../../../runtime/native/launcher.c', import.meta.url), 'utf8');
+const launcherSource = readFileSync(new URL('../../../../runtime/launcher/launcher.c', import.meta.url), 'utf8');
 /** RLIM_NLIMITS in the kernel's uapi headers since 2.6.25 (RLIMIT_RTTIME was the last one added). */
 const RLIM_NLIMITS = 16;
 

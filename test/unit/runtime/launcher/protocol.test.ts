@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { HEADER_CONSTANTS, parseStatusLine } from '../../../../runtime/launcher/protocol.ts';
 
-const header = readFileSync(new URL('../../../../runtime/native/protocol.h', import.meta.url), 'utf8');
+const header = readFileSync(new URL('../../../../runtime/launcher/protocol.h', import.meta.url), 'utf8');
 
 function headerDefines(): Map<string, number | string> {
   const defines = new Map<string, number | string>();

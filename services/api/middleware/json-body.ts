@@ -17,9 +17,26 @@ function charsetOf(contentType: string): string | undefined {
   return undefined;
 }
 
+const JSON_SUFFIX = '+json';
+
+/**
+ * application/json, or any type/subtype+json (application/vnd.x+json), with
+ * well-formed parameters (name=value each: `application/json;;;` is refused,
+ * as a parser of RFC 7231 would).
+ */
+function isJsonMediaType(contentType: string): boolean {
+  const [type = '', ...parameters] = contentType.split(';');
+  if (parameters.some((parameter) => parameter.indexOf('=') <= 0 || parameter.trim().startsWith('='))) return false;
+  const mediaType = type.trim().toLowerCase();
+  const slash = mediaType.indexOf('/');
+  if (slash <= 0) return false;
+  const subtype = mediaType.slice(slash + 1);
+  return mediaType === 'application/json' || (subtype.length > JSON_SUFFIX.length && subtype.endsWith(JSON_SUFFIX) && !subtype.includes('/'));
+}
+
 const requireJson: RequestHandler = (req, _res, next) => {
   const sent = req.get('content-type');
-  if (!req.is(['application/json', '+json'])) {
+  if (sent === undefined || !isJsonMediaType(sent)) {
     throw new ServiceError('content_type_unsupported', sent ? `content type ${JSON.stringify(sent.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body as application/json` : 'send a JSON body with Content-Type: application/json');
   }
   const charset = charsetOf(sent ?? '');

@@ -36,3 +36,13 @@ export function asyncMiddleware(fn: (req: Request, res: Response) => Promise<voi
     fn(req, res).then(() => next(), next);
   };
 }
+
+/**
+ * A named path parameter as one string. Express 5 types a parameter as
+ * string | string[] (a wildcard matches several segments); Brig's routes
+ * have only single-segment ones.
+ */
+export function pathParam(req: Request, name: string): string {
+  const value = req.params[name];
+  return Array.isArray(value) ? value.join('/') : (value ?? '');
+}

@@ -6,7 +6,7 @@ import { RunEventHub, type RunSignal } from '../runs/event-hub.ts';
 import { RunFollower } from '../runs/follower.ts';
 import { missingRunError } from '../runs/ids.ts';
 import { RECORD_RECHECK_MS } from '../runs/wait.ts';
-import { route, type Route } from './route.ts';
+import { pathParam, route, type Route } from './route.ts';
 
 export function formatEvent(event: RunEvent): string {
   return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
@@ -22,7 +22,7 @@ export function formatEvent(event: RunEvent): string {
  */
 export function runEventRoutes(ctx: ApiContext): Route[] {
   async function stream(req: Request, res: Response): Promise<void> {
-    const id = req.params.id!;
+    const id = pathParam(req, 'id');
     locals(res).runId = id;
     const { log } = locals(res);
     const follower = new RunFollower(id);

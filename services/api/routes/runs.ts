@@ -12,7 +12,7 @@ import { missingRunError, newRunId } from '../runs/ids.ts';
 import { runJobOptions } from '../runs/job-options.ts';
 import { findLanguage, jobDataBytes, toJobData } from '../runs/submission.ts';
 import { waitForFinal, type FinalWait } from '../runs/wait.ts';
-import { route, type Route } from './route.ts';
+import { pathParam, route, type Route } from './route.ts';
 
 const ID_PARAM = { id: 'the run id from POST /v1/runs' };
 
@@ -76,7 +76,7 @@ export function runRoutes(ctx: ApiContext): Route[] {
   }
 
   async function get(req: Request, res: Response): Promise<void> {
-    const id = req.params.id!;
+    const id = pathParam(req, 'id');
     locals(res).runId = id;
     const record = await store.get(id);
     if (!record) throw missingRunError(id, config.resultTtlSeconds);
@@ -84,7 +84,7 @@ export function runRoutes(ctx: ApiContext): Route[] {
   }
 
   async function cancel(req: Request, res: Response): Promise<void> {
-    const id = req.params.id!;
+    const id = pathParam(req, 'id');
     locals(res).runId = id;
     const outcome = await cancelRun(store, ctx.queue, id, locals(res).log);
     if (outcome.kind === 'not_found') throw missingRunError(id, config.resultTtlSeconds);

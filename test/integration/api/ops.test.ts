@@ -134,7 +134,7 @@ describe('OpenAPI document', () => {
   });
 
   test('every route of the app is in the document, and nothing else', () => {
-    const stack = (h.api.app as unknown as { _router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } })._router.stack;
+    const stack = (h.api.app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router.stack;
     const appRoutes = stack.filter((layer) => layer.route).flatMap((layer) => Object.keys(layer.route!.methods).map((method) => `${method.toUpperCase()} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`));
     const documented = Object.entries(doc.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
     assert.ok(appRoutes.length >= 9, `found ${appRoutes.length} routes`);

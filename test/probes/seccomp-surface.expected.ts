@@ -1,7 +1,7 @@
 /**
  * What test/probes/seccomp-surface.c must print under
  * profiles/seccomp/default.json, attempt by attempt: the one table both the
- * host-level unit test (test/unit/runtime/seccomp/surface.test.ts) and the
+ * host-level test (test/integration/runtime/seccomp/surface.test.ts) and the
  * in-sandbox integration test (test/integration/runtime/seccomp-surface.test.ts)
  * hold the probe to. An attempt the probe prints and this table lacks is a
  * failure too, so a new probe line cannot go unasserted.

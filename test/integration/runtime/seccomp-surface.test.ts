@@ -5,7 +5,7 @@
  * over loopback, the name lookups that read NETLINK_ROUTE, and every
  * syscall of the deny list; the table in test/probes/seccomp-surface.expected.ts
  * says what each attempt must get. The same table holds on the host kernel
- * in test/unit/runtime/seccomp/surface.test.ts, where root proves each
+ * in test/integration/runtime/seccomp/surface.test.ts, where root proves each
  * refusal is the filter's.
  */
 import assert from 'node:assert/strict';

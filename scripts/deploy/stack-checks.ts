@@ -16,7 +16,7 @@ import { ComposeStack } from './stack.ts';
 
 const PROJECT = 'brigdeploytest';
 const SERVICES = ['redis', 'api', 'worker', 'prometheus'];
-const NETWORKS = ['default', 'monitoring'];
+const NETWORKS = ['default'];
 const WORKERS = 2;
 const READY_TIMEOUT_MS = 120_000;
 const SCRAPE_TIMEOUT_MS = 60_000;
@@ -68,7 +68,7 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
       const ready = await until('/readyz to report 2 live workers', READY_TIMEOUT_MS, async () => {
         const r = await brig.readiness();
         return r?.status === 'ready' && r.workersLive === WORKERS ? r : null;
-      });
+      }).catch(async (error: Error) => { throw new Error(`${error.message}; /readyz: ${JSON.stringify(await brig.readiness())}\n${await stack.diagnose()}`); });
       return `workersLive ${ready.workersLive}`;
     }))) return;
 

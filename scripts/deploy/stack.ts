@@ -15,6 +15,8 @@ const CGROUP_ROOT = '/sys/fs/cgroup';
 const UP_TIMEOUT_MS = 5 * 60_000;
 /** podman-compose stops one container after another; each gets its own stop timeout. */
 const DOWN_TIMEOUT_MS = 10 * 60_000;
+const DIAGNOSE_LOG_LINES = 3;
+const DIAGNOSE_LINE_CHARS = 300;
 
 export interface ContainerRecord {
   id: string;
@@ -31,6 +33,7 @@ interface InspectedContainer {
   Name: string;
   Config: { Labels: Record<string, string> };
   State: { CgroupPath?: string; ExitCode: number; Status: string; Running: boolean };
+  RestartCount?: number;
   GraphDriver: { Data: { MergedDir?: string } };
   Mounts: { Type: string; Name?: string }[];
 }
@@ -88,6 +91,17 @@ export class ComposeStack {
       });
     }
     return [...this.seen.values()];
+  }
+
+  /** Each container's state, restarts and last log lines: what a failed check shows. */
+  async diagnose(lines = DIAGNOSE_LOG_LINES): Promise<string> {
+    const report: string[] = [];
+    for (const c of await this.inspectAll()) {
+      const output = await this.podman.podman(['logs', '--tail', String(lines), c.Id]);
+      const logs = `${output.stdout}${output.stderr}`.trim().split('\n').map((l) => l.slice(0, DIAGNOSE_LINE_CHARS));
+      report.push(`${c.Name}: ${c.State.Status} (exit ${c.State.ExitCode}, restarts ${c.RestartCount ?? 0}) | ${logs.join(' | ')}`);
+    }
+    return report.join('\n');
   }
 
   /** The container of a service's replica (1-based), as podman-compose names it. */

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../../services/shared/redis-server.ts';
 import { expect, type Checklist } from './checks.ts';
+import { run } from './command.ts';
 import { BRIG_IMAGE } from './images.ts';
 import { alertExpressions, alertRules, dashboardExpressions, kedaRedisTriggers } from './manifests.ts';
 import type { Podman } from './podman.ts';
@@ -31,6 +32,10 @@ const SLEEPING_RUNS = 8;
 const SLEEP_S = 4;
 /** podman stop's timeout: the compose file's stop_grace_period. */
 const STOP_TIMEOUT_S = 40;
+/** The load test run against the stack: every language and verdict, briefly. */
+const LOADTEST_SCENARIO = 'mix';
+const LOADTEST_DURATION = '20s';
+const LOADTEST_TIMEOUT_MS = 120_000;
 /** A drain with nothing left to wait for takes a few seconds at most. */
 const QUICK_STOP_MS = 10_000;
 
@@ -54,6 +59,8 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
   const env = {
     BRIG_IMAGE, BRIG_API_KEYS: apiKey, BRIG_REDIS_PASSWORD: randomBytes(SECRET_BYTES).toString('hex'), BRIG_WORKERS: String(WORKERS),
     BRIG_API_PUBLISH: `127.0.0.1:${apiPort}`, BRIG_PROMETHEUS_PUBLISH: `127.0.0.1:${prometheusPort}`, BRIG_LOG_LEVEL: 'warn',
+    // The load test is one client sending more than the default 600 requests a minute.
+    BRIG_RATE_LIMIT_PER_MINUTE: '0',
   };
   const stack = new ComposeStack(podman, join(deploy, 'compose.yaml'), PROJECT, env, NETWORKS);
   const brig = new BrigClient(`http://127.0.0.1:${apiPort}`, apiKey);
@@ -133,6 +140,13 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
       const result = await podman.podman(['run', '--rm', '-v', `${join(deploy, 'prometheus')}:/etc/prometheus:ro`, '--entrypoint', 'promtool', 'localhost/brig-prometheus:dev', 'check', 'config', '/etc/prometheus/prometheus.yml']);
       expect(result.code === 0, `${result.stdout}${result.stderr}`);
       return result.stdout.split('\n').filter((l) => l.includes('SUCCESS')).length + ' files SUCCESS';
+    });
+
+    await checks.check(`npm run loadtest: the ${LOADTEST_SCENARIO} scenario for ${LOADTEST_DURATION} against the stack holds its thresholds`, async () => {
+      const result = await run(process.execPath, ['--import', 'tsx', join(repoRoot, 'loadtest', 'run.ts'), '--scenario', LOADTEST_SCENARIO, '--url', brig.url, '--api-key', apiKey, '--duration', LOADTEST_DURATION], { cwd: repoRoot, timeoutMs: LOADTEST_TIMEOUT_MS });
+      const summary = result.stdout.split('\n').filter((l) => /http_req_duration|runs\.|checks\./.test(l)).map((l) => l.replace(/\.{3,}/, '').trim());
+      expect(result.code === 0, `exit ${result.code}: ${result.stdout.trim().split('\n').slice(-12).join(' | ')}${result.stderr.slice(-500)}`);
+      return summary.join('; ');
     });
 
     // Runs that sleep: more than the slots, so that some wait and every worker runs some.

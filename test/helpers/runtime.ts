@@ -6,9 +6,9 @@ import type { Limits } from '../../runtime/limits.ts';
 import { Runtime } from '../../runtime/runtime.ts';
 import { loadRuntimeConfig } from '../../services/shared/config.ts';
 import type { RuntimeConfig } from '../../runtime/config.ts';
+import { uidBase, type UidOwner } from './uid-bases.ts';
 
-/** Test runtimes lease host uids far from a real service's default base. */
-const TEST_UID_BASE = 700000;
+const DEFAULT_TEST_SLOTS = 2;
 
 export interface TestRuntime {
   runtime: Runtime;
@@ -51,11 +51,16 @@ function removeStaleTestParents(): void {
   }
 }
 
-/** A real runtime (real cgroups, real sandboxes) in a private state dir and cgroup parent. */
-export async function startTestRuntime(overrides: Partial<RuntimeConfig> = {}): Promise<TestRuntime> {
+/**
+ * A real runtime (real cgroups, real sandboxes) in a private state dir and
+ * cgroup parent, running as the host uids the table gives `owner`.
+ */
+export async function startTestRuntime(owner: UidOwner, overrides: Omit<Partial<RuntimeConfig>, 'uidBase'> = {}): Promise<TestRuntime> {
   removeStaleTestParents();
+  const slots = overrides.slots ?? DEFAULT_TEST_SLOTS;
+  const base = uidBase(owner, slots);
   const stateDir = mkdtempSync(join(tmpdir(), 'brig-test-state-'));
-  const config = { ...loadRuntimeConfig({}), stateDir, cgroupParent: `brig-test-${process.pid}`, uidBase: TEST_UID_BASE, slots: 2, ...overrides };
+  const config = { ...loadRuntimeConfig({}), stateDir, cgroupParent: `brig-test-${process.pid}`, uidBase: base, slots, ...overrides };
   const runtime = await Runtime.create(config);
   return {
     runtime,

@@ -7,6 +7,7 @@ import { startApi, type RunningApi } from '../../services/api/server.ts';
 import { loadRuntimeConfig, loadServiceConfig } from '../../services/shared/config.ts';
 import { createLogger } from '../../services/shared/logger.ts';
 import { startRedis, type TestRedis } from './redis.ts';
+import { uidBase, type UidOwner } from './uid-bases.ts';
 
 const BRIG = new URL('../../bin/brig.js', import.meta.url).pathname;
 
@@ -34,9 +35,9 @@ export interface TestService {
  * The service as users run it: a real redis-server, the API in this process
  * (real HTTP on a free port) and `brig worker` processes started from the
  * command line, all sharing one state dir and cgroup parent, as workers on
- * one machine do.
+ * one machine do, and the host uids the table gives `uids`.
  */
-export async function startService(opts: { workers: number; slotsPerWorker: number; env?: Record<string, string> }): Promise<TestService> {
+export async function startService(opts: { uids: UidOwner; workers: number; slotsPerWorker: number; env?: Record<string, string> }): Promise<TestService> {
   const redis = await startRedis();
   const stateDir = mkdtempSync(join(tmpdir(), 'brig-test-e2e-'));
   chmodSync(stateDir, 0o711);
@@ -45,7 +46,7 @@ export async function startService(opts: { workers: number; slotsPerWorker: numb
     REDIS_URL: redis.url,
     BRIG_STATE_DIR: stateDir,
     BRIG_CGROUP_PARENT: cgroupParent,
-    BRIG_UID_BASE: '760000',
+    BRIG_UID_BASE: String(uidBase(opts.uids, opts.workers * opts.slotsPerWorker)),
     BRIG_SLOTS: String(opts.slotsPerWorker),
     BRIG_WORKER_METRICS_PORT: '0',
     BRIG_SHUTDOWN_GRACE_MS: '3000',

@@ -9,16 +9,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EVENTS_MAX_LEN, keys, type RunRecord } from '../../../services/shared/contract.ts';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { judgeEverythingOk, PYTHON_HELLO, startHarness, type ApiHarness } from './harness.ts';
+import { judgeEverythingOk, PYTHON_HELLO, redisServerForFile, startHarness, type ApiHarness } from './harness.ts';
 
-let redisServer: TestRedis;
-before(async () => {
-  redisServer = await startRedis();
-});
-after(async () => {
-  await redisServer?.stop();
-});
+const redisServer = redisServerForFile();
 
 interface ErrorBody {
   error: { code: string; message: string; field: string | null };

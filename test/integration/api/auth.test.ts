@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { PYTHON_HELLO, startHarness, type ApiHarness } from './harness.ts';
+import { PYTHON_HELLO, redisServerForFile, startHarness, type ApiHarness } from './harness.ts';
 
-let redisServer: TestRedis;
-
-before(async () => {
-  redisServer = await startRedis();
-});
-
-after(async () => {
-  await redisServer?.stop();
-});
+const redisServer = redisServerForFile();
 
 /** The limit counts in fixed minutes: a test that straddles a minute would see its counter reset. */
 async function awayFromWindowEdge(): Promise<void> {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import fc from 'fast-check';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { startHarness, type ApiHarness } from './harness.ts';
+import { harnessForFile } from './harness.ts';
 import { assertWellFormedAnswer, rawRequest } from './raw-http.ts';
 
 /**
@@ -16,11 +15,6 @@ import { assertWellFormedAnswer, rawRequest } from './raw-http.ts';
  * cause (a full queue, a client's run cap) is configured away, not tolerated.
  * On a failure fast-check prints the seed and the shrunk request.
  */
-let redisServer: TestRedis;
-let h: ApiHarness;
-let port: number;
-let heartbeats: NodeJS.Timeout | undefined;
-
 const BODY_LIMIT_BYTES = 256 * 1024;
 const MAX_FILES = 8;
 const MAX_TESTS = 8;
@@ -32,22 +26,16 @@ const HEARTBEAT_EVERY_MS = 2_000;
 /** A raw request with no answer by then is waiting for body bytes that will not come: the client half-closes. */
 const SILENCE_BEFORE_END_MS = 300;
 
-before(async () => {
-  redisServer = await startRedis();
-  h = await startHarness(redisServer, {
-    bodyLimitBytes: BODY_LIMIT_BYTES, maxFiles: MAX_FILES, maxTests: MAX_TESTS, rateLimitPerMinute: 0,
-    queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000, waitTimeoutMs: 50,
-  });
-  await h.heartbeat();
+let heartbeats: NodeJS.Timeout | undefined;
+// Registered before the harness's own hook, so it runs before the harness closes.
+after(() => clearInterval(heartbeats));
+const h = harnessForFile({
+  bodyLimitBytes: BODY_LIMIT_BYTES, maxFiles: MAX_FILES, maxTests: MAX_TESTS, rateLimitPerMinute: 0,
+  queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000, waitTimeoutMs: 50,
+}, async (harness) => {
+  await harness.heartbeat();
   // The fuzz outlives a heartbeat's TTL: without this, late runs would be 503 workers_unavailable.
-  heartbeats = setInterval(() => void h.heartbeat().catch(() => {}), HEARTBEAT_EVERY_MS);
-  port = Number(new URL(h.url).port);
-});
-
-after(async () => {
-  clearInterval(heartbeats);
-  await h?.close();
-  await redisServer?.stop();
+  heartbeats = setInterval(() => void harness.heartbeat().catch(() => {}), HEARTBEAT_EVERY_MS);
 });
 
 // ---- Valid requests to start from ----
@@ -272,7 +260,7 @@ test(`${REQUEST_LINE_RUNS} random request lines and headers over a raw socket: e
   await fc.assert(fc.asyncProperty(method, path, fc.boolean(), fc.uniqueArray(header, { maxLength: 4 }), rawBody, async (m, p, withHost, headers, b) => {
     const request = Buffer.from(`${m} ${p} HTTP/1.1\r\n${withHost ? 'Host: brig\r\n' : ''}${headers.map((x) => `${x}\r\n`).join('')}\r\n${b}`, 'latin1');
     // A length the body does not fill ends at the half-close instead of waiting for the server's request timeout.
-    const answer = await rawRequest(port, request, { endIfSilentMs: SILENCE_BEFORE_END_MS, method: m.toUpperCase() === 'HEAD' ? 'HEAD' : m, timeoutMs: 5_000 });
+    const answer = await rawRequest(h.port, request, { endIfSilentMs: SILENCE_BEFORE_END_MS, method: m.toUpperCase() === 'HEAD' ? 'HEAD' : m, timeoutMs: 5_000 });
     assertWellFormedAnswer(answer.status, answer.body, JSON.stringify(request.toString('latin1').slice(0, 300)), { method: m.toUpperCase() === 'HEAD' ? 'HEAD' : m, sent: request.toString('latin1') });
   }), { numRuns: REQUEST_LINE_RUNS });
 });

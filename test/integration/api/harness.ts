@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { after, before } from 'node:test';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startApi, type RunningApi } from '../../../services/api/server.ts';
@@ -8,7 +9,7 @@ import { EVENTS_MAX_LEN, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { RunStore } from '../../../services/shared/run-store.ts';
-import type { TestRedis } from '../../helpers/redis.ts';
+import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 
 /**
  * The API on a real redis-server and real HTTP, with the worker side
@@ -18,6 +19,8 @@ import type { TestRedis } from '../../helpers/redis.ts';
  */
 export interface ApiHarness {
   url: string;
+  /** The API's port on 127.0.0.1, for raw-socket requests. */
+  port: number;
   api: RunningApi;
   config: ServiceConfig;
   runtimeConfig: RuntimeConfig;
@@ -49,6 +52,7 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
   const workers: Worker<RunJobData, RunOutcome>[] = [];
   return {
     url: api.url,
+    port: Number(new URL(api.url).port),
     api,
     config,
     runtimeConfig,
@@ -86,6 +90,44 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
       await redis.quit();
     },
   };
+}
+
+/**
+ * A redis-server for the whole test file, as hooks of the file: started
+ * before its first test, stopped after its last (the harnesses its tests
+ * and describe blocks start on it are closed by then). The object is filled
+ * in by the before hook.
+ */
+export function redisServerForFile(): TestRedis {
+  const server = {} as TestRedis;
+  before(async () => {
+    Object.assign(server, await startRedis());
+  });
+  after(async () => {
+    await server.stop?.();
+  });
+  return server;
+}
+
+/**
+ * The setup of a file whose tests share one harness: a redis-server and the
+ * harness on it with `overrides`, started before the first test (then
+ * `setUp`, a heartbeat say) and closed after the last. The object is filled
+ * in by the before hook.
+ */
+export function harnessForFile(overrides: Partial<Record<string, unknown>>, setUp?: (h: ApiHarness) => Promise<void>): ApiHarness {
+  const h = {} as ApiHarness;
+  let redisServer: TestRedis | undefined;
+  before(async () => {
+    redisServer = await startRedis();
+    Object.assign(h, await startHarness(redisServer, overrides));
+    await setUp?.(h);
+  });
+  after(async () => {
+    await h.close?.();
+    await redisServer?.stop();
+  });
+  return h;
 }
 
 /**

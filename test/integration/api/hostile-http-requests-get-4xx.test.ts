@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { deflateSync, gzipSync } from 'node:zlib';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { startHarness, type ApiHarness } from './harness.ts';
+import { harnessForFile } from './harness.ts';
 import { assertWellFormedAnswer, codeOf, rawRequest } from './raw-http.ts';
 
 /**
@@ -11,23 +10,10 @@ import { assertWellFormedAnswer, codeOf, rawRequest } from './raw-http.ts';
  * host in it. Before this, a malformed %XX in a path and a body that was not
  * the gzip it claimed were 500s, and a lying Content-Length got no answer.
  */
-let redisServer: TestRedis;
-let h: ApiHarness;
-let port: number;
 
 const BODY_LIMIT_BYTES = 4096;
 
-before(async () => {
-  redisServer = await startRedis();
-  h = await startHarness(redisServer, { bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0, queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000 });
-  await h.heartbeat();
-  port = Number(new URL(h.url).port);
-});
-
-after(async () => {
-  await h?.close();
-  await redisServer?.stop();
-});
+const h = harnessForFile({ bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0, queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000 }, (harness) => harness.heartbeat());
 
 const VALID = JSON.stringify({ language: 'python', source: 'print(1)' });
 
@@ -155,7 +141,7 @@ for (const row of ROWS) {
   test(`${row.name} → ${row.status}${row.code ? ` ${row.code}` : ''}`, async () => {
     const sent = Buffer.isBuffer(row.request) ? row.request : Buffer.from(row.request, 'latin1');
     const method = sent.subarray(0, 16).toString('latin1').split(' ')[0];
-    const answer = await rawRequest(port, sent, { endAfterSend: row.endAfterSend, method });
+    const answer = await rawRequest(h.port, sent, { endAfterSend: row.endAfterSend, method });
     assertWellFormedAnswer(answer.status, answer.body, row.name, { method, sent: sent.toString('latin1') });
     assert.equal(answer.status, row.status, answer.body);
     if (row.code) assert.equal(codeOf(answer.body), row.code, answer.body);

@@ -1,24 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { newRunId } from '../../../services/api/runs/ids.ts';
 import { HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { runRequestSchema } from '../../../services/shared/schemas.ts';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { PYTHON_HELLO, startHarness, type ApiHarness } from './harness.ts';
+import { harnessForFile, PYTHON_HELLO } from './harness.ts';
 import { validate } from './json-schema.ts';
 
-let redisServer: TestRedis;
-let h: ApiHarness;
-
-before(async () => {
-  redisServer = await startRedis();
-  h = await startHarness(redisServer, { rateLimitPerMinute: 0, maxFiles: 4, maxTests: 3 });
-});
-
-after(async () => {
-  await h?.close();
-  await redisServer?.stop();
-});
+const h = harnessForFile({ rateLimitPerMinute: 0, maxFiles: 4, maxTests: 3 });
 
 describe('probes', () => {
   test('/healthz answers while the process is up', async () => {

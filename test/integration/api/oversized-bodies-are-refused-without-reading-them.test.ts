@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { after, before, test } from 'node:test';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { startHarness, type ApiHarness } from './harness.ts';
+import { test } from 'node:test';
+import { harnessForFile } from './harness.ts';
 import { assertWellFormedAnswer, codeOf, parseAnswer, rawRequest } from './raw-http.ts';
 
 /**
@@ -13,9 +12,6 @@ import { assertWellFormedAnswer, codeOf, parseAnswer, rawRequest } from './raw-h
  * 99999999999 got no answer at all and a 50 MB upload was read whole before
  * its 413.
  */
-let redisServer: TestRedis;
-let h: ApiHarness;
-let port: number;
 
 const BODY_LIMIT_BYTES = 64 * 1024;
 const UPLOAD_BYTES = 50 * 1024 * 1024;
@@ -28,17 +24,7 @@ const CHUNK_BYTES = 64 * 1024;
 const MAX_WRITTEN_AFTER_REFUSAL_BYTES = 24 * 1024 * 1024;
 const VALID = JSON.stringify({ language: 'python', source: 'print(1)' });
 
-before(async () => {
-  redisServer = await startRedis();
-  h = await startHarness(redisServer, { bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0, queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000 });
-  await h.heartbeat();
-  port = Number(new URL(h.url).port);
-});
-
-after(async () => {
-  await h?.close();
-  await redisServer?.stop();
-});
+const h = harnessForFile({ bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0, queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000 }, (harness) => harness.heartbeat());
 
 function head(headers: Record<string, string>, path = '/v1/runs'): string {
   return `POST ${path} HTTP/1.1\r\nHost: brig\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
@@ -56,7 +42,7 @@ interface Upload {
 
 /** Sends the head, then the body as fast as the socket takes it, until all of it is sent or the server closes. */
 async function upload(headText: string, totalBytes: number, frame: (chunk: Buffer) => Buffer = (c) => c, trailer = ''): Promise<Upload> {
-  const socket: Socket = connect(port, '127.0.0.1');
+  const socket: Socket = connect(h.port, '127.0.0.1');
   socket.on('error', () => {});
   await new Promise((resolve) => socket.once('connect', resolve));
   let received = Buffer.alloc(0);
@@ -92,7 +78,7 @@ function assertRefusedAndClosed(result: Upload, code: string): void {
 }
 
 test('a Content-Length over the limit is answered 413 from the headers, before a byte of the body is sent', async () => {
-  const answer = await rawRequest(port, head({ 'Content-Type': 'application/json', 'Content-Length': '99999999999' }), { timeoutMs: 2_000 });
+  const answer = await rawRequest(h.port, head({ 'Content-Type': 'application/json', 'Content-Length': '99999999999' }), { timeoutMs: 2_000 });
   assert.equal(answer.status, 413);
   assert.equal(codeOf(answer.body), 'body_too_large');
   assert.match(answer.body, new RegExp(`limit of ${BODY_LIMIT_BYTES} bytes`));
@@ -101,14 +87,14 @@ test('a Content-Length over the limit is answered 413 from the headers, before a
 });
 
 test('with Expect: 100-continue, an oversized body is refused without a 100 Continue, so the client never sends it', async () => {
-  const answer = await rawRequest(port, head({ 'Content-Type': 'application/json', 'Content-Length': String(UPLOAD_BYTES), Expect: '100-continue' }), { timeoutMs: 2_000 });
+  const answer = await rawRequest(h.port, head({ 'Content-Type': 'application/json', 'Content-Length': String(UPLOAD_BYTES), Expect: '100-continue' }), { timeoutMs: 2_000 });
   assert.deepEqual(answer.interim, []);
   assert.equal(answer.status, 413);
   assert.ok(answer.closed);
 });
 
 test('with Expect: 100-continue, a body within the limit gets its 100 Continue and then its answer', async () => {
-  const socket = connect(port, '127.0.0.1');
+  const socket = connect(h.port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   let received = Buffer.alloc(0);
   const continued = new Promise<void>((resolve) => socket.on('data', (chunk: Buffer) => {
@@ -157,7 +143,7 @@ test('a body sent to a route that takes none is not read: the answer comes, then
 
 test('a body refused after it was read whole keeps the connection for the next request', async () => {
   const body = '{"language": 5}';
-  const socket = connect(port, '127.0.0.1');
+  const socket = connect(h.port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   let received = Buffer.alloc(0);
   socket.on('data', (chunk: Buffer) => { received = Buffer.concat([received, chunk]); });

@@ -5,18 +5,9 @@ import { UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 import { newRunId } from '../../../services/api/runs/ids.ts';
 import { CANCEL_CHANNEL, keys, type RunEvent, type RunRecord } from '../../../services/shared/contract.ts';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { judgeEverythingOk, PYTHON_HELLO, readEvents, startHarness, type ApiHarness } from './harness.ts';
+import { judgeEverythingOk, PYTHON_HELLO, readEvents, redisServerForFile, startHarness, type ApiHarness } from './harness.ts';
 
-let redisServer: TestRedis;
-
-before(async () => {
-  redisServer = await startRedis();
-});
-
-after(async () => {
-  await redisServer?.stop();
-});
+const redisServer = redisServerForFile();
 
 interface ErrorBody {
   error: { code: string; message: string; field: string | null };

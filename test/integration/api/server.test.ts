@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { startApi } from '../../../services/api/server.ts';
 import { loadRuntimeConfig, loadServiceConfig } from '../../../services/shared/config.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
-import { freePort, startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { PYTHON_HELLO, readEvents, startHarness } from './harness.ts';
+import { freePort } from '../../helpers/redis.ts';
+import { PYTHON_HELLO, readEvents, redisServerForFile, startHarness } from './harness.ts';
 
-let redisServer: TestRedis;
+const redisServer = redisServerForFile();
 const silent = createLogger({ level: 'silent', name: 'test' });
-
-before(async () => {
-  redisServer = await startRedis();
-});
-
-after(async () => {
-  await redisServer?.stop();
-});
 
 test('close() is idempotent and the port stops accepting', async () => {
   const h = await startHarness(redisServer);

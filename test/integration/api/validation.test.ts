@@ -1,29 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { startHarness, type ApiHarness } from './harness.ts';
+import { test } from 'node:test';
+import { harnessForFile } from './harness.ts';
 
 /**
  * Bad input, row by row: the exact status, error code and field, and that
  * nothing else happens (no record written, nothing queued).
  */
-let redisServer: TestRedis;
-let h: ApiHarness;
-
 const MAX_FILES = 3;
 const MAX_TESTS = 2;
 const BODY_LIMIT_BYTES = 4096;
 
-before(async () => {
-  redisServer = await startRedis();
-  h = await startHarness(redisServer, { maxFiles: MAX_FILES, maxTests: MAX_TESTS, bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0 });
-  await h.heartbeat(['python', 'c', 'brainfuck']);
-});
-
-after(async () => {
-  await h?.close();
-  await redisServer?.stop();
-});
+const h = harnessForFile({ maxFiles: MAX_FILES, maxTests: MAX_TESTS, bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0 }, (harness) => harness.heartbeat(['python', 'c', 'brainfuck']));
 
 const py = (extra: Record<string, unknown>) => ({ language: 'python', source: 'print(1)', ...extra });
 const file = (name: string, content = 'x', encoding?: string) => ({ name, content, ...(encoding ? { encoding } : {}) });

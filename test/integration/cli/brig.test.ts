@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { uidBase } from '../../helpers/uid-bases.ts';
 
 const BRIG = new URL('../../../bin/brig.js', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'brig-cli-'));
@@ -15,7 +16,7 @@ function brig(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, [BRIG, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env, BRIG_STATE_DIR: join(work, 'state'), BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: '720000', ...env },
+    env: { ...process.env, BRIG_STATE_DIR: join(work, 'state'), BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: String(uidBase('cli/brig')), ...env },
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }

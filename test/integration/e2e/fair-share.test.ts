@@ -17,7 +17,7 @@ const B_WITHIN_MS = 4 * A_SLEEP_S * 1_000;
 let service: TestService;
 before(async () => {
   service = await startService({
-    workers: 1, slotsPerWorker: 2,
+    uids: 'e2e/fair-share', workers: 1, slotsPerWorker: 2,
     env: { BRIG_API_KEYS: 'client-a,client-b', BRIG_CLIENT_MAX_ACTIVE_RUNS: String(A_RUNS), BRIG_RATE_LIMIT_PER_MINUTE: '0' },
   });
 });

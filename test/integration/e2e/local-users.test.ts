@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { startServeProcess, stopServeProcess, type ServeProcess } from '../../../loadtest/serve-process.ts';
 import { redisConnectionOptions } from '../../../services/shared/redis.ts';
+import { uidBase } from '../../helpers/uid-bases.ts';
 
 /** The unprivileged user that plays a local attacker. */
 const NOBODY = 65534;
@@ -26,7 +27,7 @@ let serve: ServeProcess;
 let runId: string;
 
 before(async () => {
-  serve = await startServeProcess({ name: 'test-local-users', uidBase: 830000, stdio: ['ignore', 'ignore', 'inherit'] });
+  serve = await startServeProcess({ name: 'test-local-users', uidBase: uidBase('e2e/local-users'), stdio: ['ignore', 'ignore', 'inherit'] });
   const res = await fetch(`${serve.url}/v1/runs`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ language: 'python', files: [{ name: 'main.py', content: `import time\n# ${SECRET}\ntime.sleep(${RUN_SLEEP_S})\n` }], limits: { wallMs: (RUN_SLEEP_S + 2) * 1000 } }),

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../helpers/redis.ts';
+import { uidBase } from '../../helpers/uid-bases.ts';
 
 const BRIG = new URL('../../../bin/brig.js', import.meta.url).pathname;
 const CGROUP_PARENT = `brig-test-persist-${process.pid}`;
@@ -36,7 +37,7 @@ after(async () => {
 async function startServe(port: number): Promise<void> {
   const env = {
     ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: '', BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: CGROUP_PARENT,
-    BRIG_UID_BASE: '810000', BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', BRIG_RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn',
+    BRIG_UID_BASE: String(uidBase('e2e/persistence', 1)), BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', BRIG_RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn',
     BRIG_SHUTDOWN_GRACE_MS: '3000', BRIG_JOB_LOCK_MS: '4000', BRIG_STALLED_CHECK_MS: '1000',
   };
   serve = spawn(process.execPath, [BRIG, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });

@@ -18,6 +18,7 @@ import pino from 'pino';
 import { startApi, type RunningApi } from '../../../services/api/server.ts';
 import { loadRuntimeConfig, loadServiceConfig } from '../../../services/shared/config.ts';
 import { startPrivateRedis, type PrivateRedis } from '../../../services/shared/redis-server.ts';
+import { uidBase } from '../../helpers/uid-bases.ts';
 
 const BRIG = new URL('../../../bin/brig.js', import.meta.url).pathname;
 const OUTAGE_MS = 3_000;
@@ -40,7 +41,7 @@ before(async () => {
   chmodSync(stateDir, 0o711);
   redis = await startPrivateRedis(redisDir, { tcp: true });
   Object.assign(env, {
-    REDIS_URL: redis.url!, BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: '790000',
+    REDIS_URL: redis.url!, BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: String(uidBase('e2e/redis-outage', 1)),
     BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info', BRIG_RATE_LIMIT_PER_MINUTE: '0',
   });
   const logger = pino({ level: 'info' }, new Writable({ write(chunk, _encoding, done) { apiLines.push(...String(chunk).split('\n').filter(Boolean)); done(); } }));

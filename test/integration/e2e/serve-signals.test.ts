@@ -21,10 +21,11 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cgroupFolders, mountsUnder, processesNaming } from '../../../loadtest/host-state.ts';
 import { freePort } from '../../helpers/redis.ts';
+import { uidBase } from '../../helpers/uid-bases.ts';
 
 const BRIG = new URL('../../../bin/brig.js', import.meta.url).pathname;
 const CGROUP_PARENT = `brig-test-signals-${process.pid}`;
-const UID_BASE = '840000';
+const UID_BASE = String(uidBase('e2e/serve-signals', 1));
 const LAUNCHER_COMM = 'brig-launcher';
 /** proc(5) stat: field 5 is the process group, 6 the session (counted after the command's closing parenthesis). */
 const STAT_PGRP_AFTER_COMM = 2;

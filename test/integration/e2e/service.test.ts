@@ -11,7 +11,7 @@ import { api, startService, waitForWorkers, type TestService } from '../../helpe
  */
 let service: TestService;
 before(async () => {
-  service = await startService({ workers: 2, slotsPerWorker: 2 });
+  service = await startService({ uids: 'e2e/service', workers: 2, slotsPerWorker: 2 });
 });
 after(async () => {
   await service?.close();

@@ -12,13 +12,10 @@ import { Runtime } from '../../../runtime/runtime.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { cgroupDirsUnder } from './host-state.ts';
 
-/** Each test file leases its own host uids, so concurrent suites cannot blur the process scans. */
-const UID_BASE = 780000;
-
 let first: TestRuntime;
 let second: Runtime | undefined;
 before(async () => {
-  first = await startTestRuntime({ slots: 1, uidBase: UID_BASE });
+  first = await startTestRuntime('runtime/clean-stop-sweep', { slots: 1 });
 });
 after(async () => {
   await second?.close();

@@ -19,10 +19,11 @@ import { after, before, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { slotIdentity } from '../../../runtime/slots/lease.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
+import { uidBase } from '../../helpers/uid-bases.ts';
 import { CompiledProbe, explain } from './probes.ts';
 
-const UID_BASE = 760000;
-const SLOT = slotIdentity(0, UID_BASE);
+const SLOTS = 1;
+const SLOT = slotIdentity(0, uidBase('runtime/core-dumps', SLOTS));
 const CORE_PATTERN = '/proc/sys/kernel/core_pattern';
 const SIGSEGV = 11;
 const SIGABRT = 6;
@@ -40,7 +41,7 @@ before(async () => {
   chmodSync(work, 0o755);
   // %u: the crashing process's real uid in the host's namespace; %s: the signal.
   writeFileSync(helper, `#!/bin/sh\necho "$1 $2" >> ${helperLog}\n`, { mode: 0o755 });
-  rt = await startTestRuntime({ slots: 1, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/core-dumps', { slots: SLOTS });
   probe = await CompiledProbe.compile(rt, 'crash.c');
 });
 after(async () => {

@@ -8,7 +8,7 @@ import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime({ slots: 1 });
+  rt = await startTestRuntime('runtime/crash-sweep', { slots: 1 });
 });
 after(async () => {
   await rt?.close();

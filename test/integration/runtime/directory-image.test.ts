@@ -31,7 +31,7 @@ before(async () => {
     name: 'static', displayName: 'a static binary', extensions: ['.static'], sourceFile: 'input.static',
     versionCommand: ['/bin/hello'], run: ['/bin/hello'],
   }));
-  rt = await startTestRuntime({ profilesDir: profiles, image: 'static', slots: 1 });
+  rt = await startTestRuntime('runtime/directory-image', { profilesDir: profiles, image: 'static', slots: 1 });
 });
 after(async () => {
   await rt?.close();

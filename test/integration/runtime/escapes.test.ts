@@ -17,7 +17,6 @@ import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { CAP_SYS_RESOURCE, hostRootHolds, isAlive, liveHostProcessesOwnedBy, processesInCgroups, slotHostUids } from './host-state.ts';
 import { CompiledProbe, explain, parseReport, reportValues } from './probes.ts';
 
-const UID_BASE = 720000;
 const SECRET_NAME = 'BRIG_TEST_SECRET';
 const SECRET_VALUE = 's3cret';
 const ZERO_CAPS = '0000000000000000';
@@ -42,7 +41,7 @@ const hostSleepers: { uid: number; child: ChildProcess }[] = [];
 before(async () => {
   // Set before the runtime exists, the way a worker's own secrets would be.
   process.env[SECRET_NAME] = SECRET_VALUE;
-  rt = await startTestRuntime({ slots: 2, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/escapes', { slots: 2 });
   writeFileSync(canary, 'the sandbox must not be able to delete this\n');
   tcp = await listen(createServer((s) => { tcpConnections++; s.destroy(); }), { host: '0.0.0.0', port: 0 });
   abstract = await listen(createServer((s) => { abstractConnections++; s.destroy(); }), { path: `\0${abstractName}` });

@@ -12,7 +12,7 @@ import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime({ uidBase: 725000 });
+  rt = await startTestRuntime('runtime/file-names-are-data');
 });
 after(async () => {
   await rt?.close();

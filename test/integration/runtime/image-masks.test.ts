@@ -26,7 +26,7 @@ before(async () => {
   cpSync(repoProfiles, profiles, { recursive: true });
   const host = JSON.parse(readFileSync(join(profiles, 'images/host.json'), 'utf8'));
   writeFileSync(join(profiles, 'images/masked.json'), JSON.stringify({ ...host, name: 'masked', masks: [MASKED_FOLDER, MASKED_FILE, MASKED_TOOLCHAIN, MISSING] }));
-  rt = await startTestRuntime({ profilesDir: profiles, image: 'masked', slots: 1 });
+  rt = await startTestRuntime('runtime/image-masks', { profilesDir: profiles, image: 'masked', slots: 1 });
 });
 after(async () => {
   await rt?.close();

@@ -15,12 +15,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { StepResult } from '../../../runtime/result.ts';
 import { slotIdentity } from '../../../runtime/slots/lease.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
+import { uidBase } from '../../helpers/uid-bases.ts';
 import { hostProcessesOwnedBy, inotifyInstancesHeldBy, liveHostProcessesOwnedBy, userNamespaceOwner } from './host-state.ts';
 import { CompiledProbe, explain } from './probes.ts';
 
-const UID_BASE = 750000;
+const SLOTS = 1;
 /** The one slot of this runtime: a fresh state dir leases slot 0. */
-const SLOT = slotIdentity(0, UID_BASE);
+const SLOT = slotIdentity(0, uidBase('runtime/kernel-counters', SLOTS));
 /** Descriptors per hog: RLIMIT_NOFILE, so several processes are needed to reach the per-user count. */
 const OPEN_FILES = 64;
 /** fds 0-2, and room to spare. */
@@ -37,7 +38,7 @@ const hogs = Math.ceil(maxInstances / (OPEN_FILES - FDS_NOT_FOR_INOTIFY)) + 1;
 let rt: TestRuntime;
 let probe: CompiledProbe;
 before(async () => {
-  rt = await startTestRuntime({ slots: 1, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/kernel-counters', { slots: SLOTS });
   probe = await CompiledProbe.compile(rt, 'counters.c');
 });
 after(async () => {

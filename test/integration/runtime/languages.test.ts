@@ -4,7 +4,7 @@ import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime();
+  rt = await startTestRuntime('runtime/languages');
 });
 after(async () => {
   await rt?.close();

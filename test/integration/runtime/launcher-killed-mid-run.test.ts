@@ -12,8 +12,6 @@ import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { childProcessesNamed, liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
 
-/** Each test file leases its own host uids, so concurrent suites cannot blur the process scans. */
-const UID_BASE = 770000;
 /** How long the program runs before its launcher is killed. */
 const RUN_BEFORE_KILL_MS = 400;
 const POLL_MS = 10;
@@ -21,7 +19,7 @@ const PROGRAM_START_TIMEOUT_MS = 5000;
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime({ slots: 1, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/launcher-killed-mid-run', { slots: 1 });
 });
 after(async () => {
   await rt?.close();

@@ -15,8 +15,6 @@ import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { childProcessesNamed, liveHostProcessesOwnedBy, maxSlotTasks, processesInCgroups, slotHostUids } from './host-state.ts';
 import { CompiledProbe, explain } from './probes.ts';
 
-/** Each test file leases its own host uids, so concurrent suites cannot blur the process scans. */
-const UID_BASE = 710000;
 const SIGXFSZ = 25;
 /** Small limits keep the file fast; each test widens only what it needs. */
 const BASE: Partial<Limits> = { cpuMs: 1000, wallMs: 3000, memoryMb: 64, processes: 16, outputBytes: 4096, diskMb: 16, fileSizeMb: 16 };
@@ -30,7 +28,7 @@ const LAUNCHER_DEATH_GRACE_MS = 300;
 let rt: TestRuntime;
 let probe: CompiledProbe;
 before(async () => {
-  rt = await startTestRuntime({ slots: 2, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/limits', { slots: 2 });
   probe = await CompiledProbe.compile(rt, 'limits.c');
 });
 after(async () => {

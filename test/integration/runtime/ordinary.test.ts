@@ -8,12 +8,11 @@ import type { Limits } from '../../../runtime/limits.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { explain } from './probes.ts';
 
-const UID_BASE = 750000;
 const LIMITS: Partial<Limits> = { cpuMs: 2000, wallMs: 5000, memoryMb: 128, processes: 32, outputBytes: 1 << 16, diskMb: 16 };
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime({ slots: 2, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/ordinary', { slots: 2 });
 });
 after(async () => {
   await rt?.close();

@@ -13,14 +13,13 @@ import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { cgroupDirsUnder, liveHostProcessesOwnedBy, mountsNaming, slotHostUids } from './host-state.ts';
 import { explain, probeSource } from './probes.ts';
 
-const UID_BASE = 740000;
 const SANDBOXES = 20;
 const LIMITS = { cpuMs: 2000, wallMs: 15_000, memoryMb: 64, processes: 8, diskMb: 16 };
 const SOURCE = probeSource('crosstalk.py');
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime({ slots: SANDBOXES, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/parallel', { slots: SANDBOXES });
 });
 after(async () => {
   await rt?.close();

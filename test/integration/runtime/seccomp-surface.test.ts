@@ -31,7 +31,7 @@ let report: Map<string, string>;
 
 before(async () => {
   // Two slots: the compiled probe keeps one until it is closed.
-  rt = await startTestRuntime({ slots: 2 });
+  rt = await startTestRuntime('runtime/seccomp-surface', { slots: 2 });
   probe = await CompiledProbe.compile(rt, 'seccomp-surface.c');
   result = await probe.run('', PROBE_LIMITS);
   report = parseSurfaceReport(result.stdout);

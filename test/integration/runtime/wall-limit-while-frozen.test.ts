@@ -14,8 +14,6 @@ import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
 import { explain } from './probes.ts';
 
-/** Each test file leases its own host uids, so concurrent suites cannot blur the process scans. */
-const UID_BASE = 760000;
 const WALL_LIMIT_MS = 500;
 /** Several times the limit: with only Node's timer, the program would live at least this long. */
 const FREEZE_MS = 3000;
@@ -28,7 +26,7 @@ const LIMITS: Partial<Limits> = { wallMs: WALL_LIMIT_MS, cpuMs: 1000, memoryMb: 
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime({ slots: 1, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/wall-limit-while-frozen', { slots: 1 });
 });
 after(async () => {
   await rt?.close();

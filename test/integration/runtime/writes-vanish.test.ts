@@ -13,7 +13,6 @@ import type { Limits } from '../../../runtime/limits.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { explain, parseReport, probeSource } from './probes.ts';
 
-const UID_BASE = 730000;
 const LIMITS: Partial<Limits> = { cpuMs: 1000, wallMs: 3000, memoryMb: 64, processes: 8, diskMb: 16 };
 const MARKS = ['/box/new.txt', '/box/sub/deep.txt', '/tmp/x', '/dev/shm/x'];
 /** Not writable by the program at all; listed so a change in that shows up here. */
@@ -22,7 +21,7 @@ const SOURCE = probeSource('persist.c');
 
 let rt: TestRuntime;
 before(async () => {
-  rt = await startTestRuntime({ slots: 2, uidBase: UID_BASE });
+  rt = await startTestRuntime('runtime/writes-vanish', { slots: 2 });
 });
 after(async () => {
   await rt?.close();

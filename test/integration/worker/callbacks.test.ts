@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { loadServiceConfig, type ServiceConfig } from '../../../services/shared/config.ts';
+import type { ServiceConfig } from '../../../services/shared/config.ts';
 import { keys, type RunRecord } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics, type Metrics } from '../../../services/shared/metrics.ts';
@@ -27,6 +27,7 @@ import { pinnedLookup, resolveTarget, type Resolver } from '../../../services/wo
 import { AddressPolicy } from '../../../services/worker/callbacks/address-policy.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 import { verifyCallback } from '../../helpers/webhook.ts';
+import { testServiceConfig } from './harness.ts';
 
 const SECRET = `whsec_${Buffer.alloc(32, 0x42).toString('base64')}`;
 /** Short enough that a test waits for three attempts in well under a second. */
@@ -98,7 +99,7 @@ interface Callbacks {
 
 /** A callback queue and its worker, as `brig worker` runs them, with their own metrics. */
 async function startCallbacks(service: Partial<ServiceConfig> = {}, testing: { resolve?: Resolver; tlsCa?: string } = {}): Promise<Callbacks> {
-  const serviceConfig = loadServiceConfig({}, { redisUrl: redis.url, callbackBackoffMs: BACKOFF_MS, callbackAttempts: 3, callbackTimeoutMs: 2_000, logLevel: process.env.BRIG_TEST_LOG_LEVEL ?? 'silent', ...service });
+  const serviceConfig = testServiceConfig(redis.url, { callbackBackoffMs: BACKOFF_MS, callbackAttempts: 3, callbackTimeoutMs: 2_000, ...service });
   const logger = createLogger({ level: serviceConfig.logLevel, name: 'brig-callbacks-test' });
   const metrics = createMetrics({ defaultMetrics: false });
   const queue = new CallbackQueue(redis.url, { attempts: serviceConfig.callbackAttempts, backoffMs: serviceConfig.callbackBackoffMs }, logger);

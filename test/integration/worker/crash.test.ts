@@ -8,45 +8,24 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Runtime } from '../../../runtime/runtime.ts';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 import type { WorkerTiming } from '../../../services/worker/worker.ts';
-import {
-  CGROUP_PARENT, connectClients, enqueue, leftoverCgroups, makeStateDir, removeCgroupParent, removeStateDir, startTestWorker, testRuntimeConfig, testServiceConfig,
-  waitForRecord, type Clients,
-} from './harness.ts';
+import { CGROUP_PARENT, enqueue, waitForRecord, workerHarnessForFile } from './harness.ts';
 
-const UID_BASE = 724000;
 /** Short locks so that the test does not wait 30 s for a dead worker's lock to expire. */
 const FAST_STALL: Partial<WorkerTiming> = { lockDurationMs: 2000, stalledIntervalMs: 500 };
 const READY_TIMEOUT_MS = 30_000;
 
-let redis: TestRedis;
-let clients: Clients;
-let stateDir: string;
-
-before(async () => {
-  redis = await startRedis();
-  stateDir = makeStateDir();
-  clients = await connectClients(redis.url);
-});
-
-after(async () => {
-  await clients?.close();
-  await redis?.stop();
-  removeCgroupParent();
-  if (stateDir) removeStateDir(stateDir);
-  assert.deepEqual(leftoverCgroups(), [], 'cgroups were left behind');
-});
+const h = workerHarnessForFile('worker/crash');
 
 /** Starts a worker in a child process on our state dir and cgroup parent; resolves with a kill -9 for it. */
 async function startDoomedWorker(): Promise<() => Promise<void>> {
   const options = {
-    runtimeConfig: testRuntimeConfig(stateDir, UID_BASE),
-    serviceConfig: testServiceConfig(redis.url),
-    redisUrl: redis.url,
+    runtimeConfig: h.runtimeConfig(),
+    serviceConfig: h.serviceConfig(),
+    redisUrl: h.redis.url,
     workerId: 'doomed',
     timing: FAST_STALL,
   };
@@ -75,12 +54,12 @@ const slotCgroupNames = () => {
   const dir = join('/sys/fs/cgroup/memory', CGROUP_PARENT);
   return existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort() : [];
 };
-const workspaceMounts = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(join(stateDir, 'runs')));
+const workspaceMounts = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(join(h.stateDir, 'runs')));
 
 test('a run on a worker killed with SIGKILL is picked up by another worker and run from the start; the dead slots are swept', async () => {
   // Hold slots 0 and 1 so that the doomed worker takes 2 and 3: the next worker
   // will then find them in the state dir as a dead worker's, not lease them itself.
-  const placeholder = await Runtime.create(testRuntimeConfig(stateDir, UID_BASE));
+  const placeholder = await Runtime.create(h.runtimeConfig());
   let kill: (() => Promise<void>) | null = null;
   try {
     kill = await startDoomedWorker();
@@ -88,27 +67,27 @@ test('a run on a worker killed with SIGKILL is picked up by another worker and r
     await placeholder.close();
   }
 
-  const id = await enqueue(clients.queue, clients.redis, {
+  const id = await enqueue(h.clients.queue, h.clients.redis, {
     language: 'python', source: 'import time\nprint("begin", flush=True)\ntime.sleep(2)\nprint("end")\n', limits: { wallMs: 20_000 },
   });
-  await clients.events.waitFor(id, 'compiled');
+  await h.clients.events.waitFor(id, 'compiled');
   await sleep(300); // the program is running in the doomed worker's sandbox
   await kill();
   assert.ok(slotCgroupNames().some((n) => n === 'slot-2' || n === 'slot-3'), `the dead worker should have left its slot cgroups (got ${slotCgroupNames()})`);
   assert.equal(workspaceMounts().length, 1, 'the dead worker should have left its workspace mount');
-  assert.equal((await waitForRecord(clients.redis, id, () => true)).status, 'running');
+  assert.equal((await waitForRecord(h.clients.redis, id, () => true)).status, 'running');
 
-  const rescuer = await startTestWorker({ redisUrl: redis.url, stateDir, uidBase: UID_BASE, timing: FAST_STALL, workerId: 'rescuer' });
+  const rescuer = await h.startWorker({ timing: FAST_STALL, workerId: 'rescuer' });
   try {
     assert.deepEqual(slotCgroupNames(), ['slot-0', 'slot-1'], 'the start sweep left the dead worker\'s cgroups');
     assert.deepEqual(workspaceMounts(), [], 'the start sweep left the dead worker\'s workspace mount');
 
-    const record = await waitForRecord(clients.redis, id, undefined, 20_000);
+    const record = await waitForRecord(h.clients.redis, id, undefined, 20_000);
     assert.equal(record.status, 'done');
     assert.equal(record.verdict, 'ok');
     assert.equal(record.run?.stdout, 'begin\nend\n');
-    await clients.events.waitFor(id, 'done');
-    const starts = clients.events.byRun.get(id)!.filter((e) => e.type === 'started');
+    await h.clients.events.waitFor(id, 'done');
+    const starts = h.clients.events.byRun.get(id)!.filter((e) => e.type === 'started');
     assert.deepEqual(starts.map((e) => e.type === 'started' && e.workerId), ['doomed', 'rescuer']);
   } finally {
     await rescuer.close();

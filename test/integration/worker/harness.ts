@@ -1,11 +1,13 @@
 /**
- * What the worker tests share: a real worker on a private state dir and
- * cgroup parent, jobs added the way the API adds them, and waits on the run
- * record in Redis.
+ * What the worker tests share: a real redis-server, a private state dir and
+ * cgroup parent, real workers on them running as the file's host uids, jobs
+ * added the way the API adds them, and waits on the run record in Redis.
  */
+import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -15,6 +17,8 @@ import { EVENTS_MAX_LEN, JOB_NAME, keys, QUEUE_NAME, type RunEvent, type RunJobD
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { startWorker, type BrigWorker, type WorkerTiming } from '../../../services/worker/worker.ts';
+import { startRedis, type TestRedis } from '../../helpers/redis.ts';
+import { uidBase, type UidOwner } from '../../helpers/uid-bases.ts';
 
 export const CGROUP_PARENT = `brig-test-${process.pid}`;
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -23,40 +27,100 @@ const STATE_DIR_MODE = 0o711;
 export const RUN_JOB_ATTEMPTS = 2;
 const POLL_MS = 25;
 
+/** Slots per worker: enough for a run and a second one queued behind it. */
+const WORKER_SLOTS = 2;
+
 /** A state dir under /tmp that sandboxes (unprivileged host uids) can traverse. */
-export function makeStateDir(): string {
+function makeStateDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'brig-test-worker-'));
   chmodSync(dir, STATE_DIR_MODE);
   return dir;
 }
 
-export function testRuntimeConfig(stateDir: string, uidBase: number, overrides: Partial<RuntimeConfig> = {}): RuntimeConfig {
-  return { ...loadRuntimeConfig({}), stateDir, cgroupParent: CGROUP_PARENT, uidBase, slots: 2, ...overrides };
-}
-
+/** A worker's service configuration on `redisUrl`: loopback, a free metrics port, quiet unless BRIG_TEST_LOG_LEVEL says otherwise. */
 export function testServiceConfig(redisUrl: string, overrides: Partial<ServiceConfig> = {}): ServiceConfig {
   return loadServiceConfig({}, { redisUrl, host: '127.0.0.1', workerMetricsPort: 0, resultTtlSeconds: 600, logLevel: process.env.BRIG_TEST_LOG_LEVEL ?? 'silent', ...overrides });
 }
 
-export async function startTestWorker(opts: {
-  redisUrl: string;
-  stateDir: string;
-  uidBase: number;
+export interface WorkerOverrides {
   runtime?: Partial<RuntimeConfig>;
   service?: Partial<ServiceConfig>;
   timing?: Partial<WorkerTiming>;
   workerId?: string;
-}): Promise<BrigWorker> {
-  const serviceConfig = testServiceConfig(opts.redisUrl, opts.service);
-  return startWorker({
-    runtimeConfig: testRuntimeConfig(opts.stateDir, opts.uidBase, opts.runtime),
-    serviceConfig,
-    redisUrl: opts.redisUrl,
-    logger: createLogger({ level: serviceConfig.logLevel, name: 'brig-worker-test' }),
-    metrics: createMetrics({ defaultMetrics: false }),
-    workerId: opts.workerId,
-    timing: opts.timing,
+}
+
+/** One worker test file's Redis, state dir and workers; the fields are set before the file's first test. */
+export interface WorkerHarness {
+  redis: TestRedis;
+  stateDir: string;
+  /** The API's side of the queue. */
+  clients: Clients;
+  /** A worker's runtime configuration: the file's state dir, the test cgroup parent and the file's host uids. */
+  runtimeConfig(overrides?: Partial<RuntimeConfig>): RuntimeConfig;
+  /** A worker's service configuration on the file's Redis. */
+  serviceConfig(overrides?: Partial<ServiceConfig>): ServiceConfig;
+  /**
+   * A worker in this process on the file's Redis, state dir and uids, once
+   * they are up; after the last test it is closed, if the test did not.
+   */
+  startWorker(overrides?: WorkerOverrides): Promise<BrigWorker>;
+}
+
+/**
+ * The setup every worker test file shares, as hooks of the file: before its
+ * first test a redis-server, a state dir and the API's clients; after its
+ * last, every worker it started closed, the clients and Redis stopped, the
+ * cgroup parent and state dir removed, and a check that no cgroup was left
+ * behind. `uids` names the file's entry in test/helpers/uid-bases.ts.
+ */
+export function workerHarnessForFile(uids: UidOwner): WorkerHarness {
+  const workers: BrigWorker[] = [];
+  let setUp: Promise<void> | undefined;
+  // Node 20 starts a file's top-level before() hooks side by side, so a
+  // file's own hook that starts a worker waits for this one here.
+  const ready = () => (setUp ??= (async () => {
+    harness.redis = await startRedis();
+    harness.stateDir = makeStateDir();
+    harness.clients = await connectClients(harness.redis.url);
+  })());
+  const harness: WorkerHarness = {
+    redis: undefined as unknown as TestRedis,
+    stateDir: '',
+    clients: undefined as unknown as Clients,
+    runtimeConfig(overrides = {}) {
+      const slots = overrides.slots ?? WORKER_SLOTS;
+      return { ...loadRuntimeConfig({}), stateDir: harness.stateDir, cgroupParent: CGROUP_PARENT, uidBase: uidBase(uids, slots), slots, ...overrides };
+    },
+    serviceConfig(overrides = {}) {
+      return testServiceConfig(harness.redis.url, overrides);
+    },
+    async startWorker(overrides = {}) {
+      await ready();
+      const serviceConfig = harness.serviceConfig(overrides.service);
+      const worker = await startWorker({
+        runtimeConfig: harness.runtimeConfig(overrides.runtime),
+        serviceConfig,
+        redisUrl: harness.redis.url,
+        logger: createLogger({ level: serviceConfig.logLevel, name: 'brig-worker-test' }),
+        metrics: createMetrics({ defaultMetrics: false }),
+        workerId: overrides.workerId,
+        timing: overrides.timing,
+      });
+      workers.push(worker);
+      return worker;
+    },
+  };
+  before(ready);
+  after(async () => {
+    // close() is idempotent: a worker the test closed already returns at once.
+    for (const worker of workers) await worker.close();
+    await harness.clients?.close();
+    await harness.redis?.stop();
+    removeCgroupParent();
+    if (harness.stateDir) rmSync(harness.stateDir, { recursive: true, force: true });
+    assert.deepEqual(leftoverCgroups(), [], 'a worker left cgroups behind');
   });
+  return harness;
 }
 
 let runCounter = 0;
@@ -195,7 +259,7 @@ export function leftoverCgroups(): string[] {
 }
 
 /** Runtime.close() keeps the parent (other workers may share it); tests remove theirs once it is empty. */
-export function removeCgroupParent(): void {
+function removeCgroupParent(): void {
   for (const dir of leftoverCgroups()) {
     try {
       rmdirSync(dir);
@@ -203,8 +267,4 @@ export function removeCgroupParent(): void {
       // not empty: the test's assertion reports it
     }
   }
-}
-
-export function removeStateDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -5,16 +5,14 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { Job as QueueJob } from 'bullmq';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 import { verifyCallback } from '../../helpers/webhook.ts';
 import { CANCEL_CHANNEL, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunOutcome, type RunRecord, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { loadRuntimeConfig } from '../../../services/shared/config.ts';
 import type { BrigWorker } from '../../../services/worker/worker.ts';
-import { connectClients, enqueue, leftoverCgroups, makeStateDir, readRecord, removeCgroupParent, removeStateDir, startTestWorker, waitForRecord, type Clients } from './harness.ts';
+import { enqueue, readRecord, waitForRecord, workerHarnessForFile } from './harness.ts';
 
-const UID_BASE = 720000;
 const MAX_COMPILE_OUTPUT_BYTES = 4096;
 /** A small workspace, so that a job can overflow it and make the runtime fail on its side (SandboxError). */
 const DISK_MB = 4;
@@ -22,41 +20,27 @@ const DISK_MB = 4;
 const SMALL = { cpuMs: 1000, wallMs: 3000, memoryMb: 64, outputBytes: 64 * 1024 };
 const CALLBACK_SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
-let redis: TestRedis;
-let clients: Clients;
+const h = workerHarnessForFile('worker/runs');
 let worker: BrigWorker;
-let stateDir: string;
 
 before(async () => {
-  redis = await startRedis();
-  stateDir = makeStateDir();
-  worker = await startTestWorker({
-    redisUrl: redis.url, stateDir, uidBase: UID_BASE, workerId: 'runs-test-worker',
+  worker = await h.startWorker({
+    workerId: 'runs-test-worker',
     // Callback receivers here listen on loopback: the allow-list admits them.
     service: { callbackAllow: ['127.0.0.1'], callbackSecret: CALLBACK_SECRET, callbackAttempts: 2, callbackBackoffMs: 50 },
     runtime: { defaults: { ...loadRuntimeConfig({}).defaults, diskMb: DISK_MB }, maxCompileOutputBytes: MAX_COMPILE_OUTPUT_BYTES },
   });
-  clients = await connectClients(redis.url);
 });
 
-after(async () => {
-  await worker?.close();
-  await clients?.close();
-  await redis?.stop();
-  removeCgroupParent();
-  if (stateDir) removeStateDir(stateDir);
-  assert.deepEqual(leftoverCgroups(), [], 'the worker left cgroups behind');
-});
-
-const run = async (request: Parameters<typeof enqueue>[2]) => waitForRecord(clients.redis, await enqueue(clients.queue, clients.redis, request));
+const run = async (request: Parameters<typeof enqueue>[2]) => waitForRecord(h.clients.redis, await enqueue(h.clients.queue, h.clients.redis, request));
 
 test('native python: stdin and args in, stdout out, verdict ok; the job returns only the outcome, the record holds the output', async () => {
-  const id = await enqueue(clients.queue, clients.redis, {
+  const id = await enqueue(h.clients.queue, h.clients.redis, {
     language: 'python', source: 'import sys\nprint(input().upper(), *sys.argv[1:])\n', stdin: 'hello\n', args: ['a', 'b'], limits: SMALL,
   });
-  const job = (await QueueJob.fromId(clients.queue, id))!;
-  const returned = (await job.waitUntilFinished(clients.queueEvents, 20_000)) as RunOutcome;
-  const record = (await readRecord(clients.redis, id))!;
+  const job = (await QueueJob.fromId(h.clients.queue, id))!;
+  const returned = (await job.waitUntilFinished(h.clients.queueEvents, 20_000)) as RunOutcome;
+  const record = (await readRecord(h.clients.redis, id))!;
   assert.equal(record.status, 'done');
   assert.equal(record.verdict, 'ok', JSON.stringify(record));
   assert.equal(record.run?.stdout, 'HELLO a b\n');
@@ -64,21 +48,21 @@ test('native python: stdin and args in, stdout out, verdict ok; the job returns 
   assert.equal(record.tests, undefined);
   assert.ok(record.startedAt! >= record.createdAt && record.finishedAt! >= record.startedAt!);
   assert.deepEqual(returned, { id, status: 'done', verdict: 'ok' }, 'the job\'s return value (copied into BullMQ\'s event stream) holds no output');
-  const ttl = await clients.redis.ttl(keys.run(id));
+  const ttl = await h.clients.redis.ttl(keys.run(id));
   assert.ok(ttl > 500 && ttl <= 600, `the record keeps the result TTL, got ${ttl}`);
 });
 
 test('progress events arrive in order: started, compiled, one test per test, done; none carries an output', async () => {
-  const id = await enqueue(clients.queue, clients.redis, {
+  const id = await enqueue(h.clients.queue, h.clients.redis, {
     language: 'c',
     source: '#include <stdio.h>\nint main(){int x; if (scanf("%d",&x)!=1) return 1; printf("%d\\n", x*2); return 0;}\n',
     tests: [{ name: 'one', stdin: '1', expected: '2\n' }, { name: 'two', stdin: '21', expected: '42' }],
   });
-  const record = await waitForRecord(clients.redis, id);
+  const record = await waitForRecord(h.clients.redis, id);
   assert.equal(record.verdict, 'ok', JSON.stringify(record));
-  const done = await clients.events.waitFor(id, 'done');
-  assert.deepEqual(clients.events.types(id), ['started', 'compiled', 'test', 'test', 'done']);
-  const events = clients.events.byRun.get(id)!;
+  const done = await h.clients.events.waitFor(id, 'done');
+  assert.deepEqual(h.clients.events.types(id), ['started', 'compiled', 'test', 'test', 'done']);
+  const events = h.clients.events.byRun.get(id)!;
   assert.equal(events[0]!.type === 'started' && events[0]!.workerId, worker.workerId);
   assert.deepEqual(events.filter((e) => e.type === 'test').map((e) => e.type === 'test' && [e.index, e.test.name, e.test.verdict]), [[0, 'one', 'ok'], [1, 'two', 'ok']]);
   assert.deepEqual(done.type === 'done' && done.outcome, { id, status: 'done', verdict: 'ok' });
@@ -190,30 +174,30 @@ test('output that is not UTF-8 comes back base64 and marked, and is judged as by
 });
 
 test('a job asking for limits over the server maximum is internal_error naming the limit, not retried', async () => {
-  const id = await enqueue(clients.queue, clients.redis, { language: 'python', source: 'print(1)\n', limits: { cpuMs: 10_000_000 } });
-  const record = await waitForRecord(clients.redis, id);
+  const id = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', source: 'print(1)\n', limits: { cpuMs: 10_000_000 } });
+  const record = await waitForRecord(h.clients.redis, id);
   assert.equal(record.verdict, 'internal_error');
   assert.equal(record.error?.code, 'limit_over_maximum');
   assert.match(record.error!.message, /cpuMs/);
-  const job = (await QueueJob.fromId(clients.queue, id))!;
-  await job.waitUntilFinished(clients.queueEvents, 5_000);
-  assert.equal((await QueueJob.fromId(clients.queue, id))!.attemptsStarted, 1);
+  const job = (await QueueJob.fromId(h.clients.queue, id))!;
+  await job.waitUntilFinished(h.clients.queueEvents, 5_000);
+  assert.equal((await QueueJob.fromId(h.clients.queue, id))!.attemptsStarted, 1);
 });
 
 test('files that do not fit the workspace are the request\'s fault: internal_error files_too_large, not retried', async () => {
   const tooBig = Buffer.alloc((DISK_MB + 2) * 1024 * 1024, 0x23);
-  const id = await enqueue(clients.queue, clients.redis, { language: 'python', files: [{ name: 'main.py', content: 'print(1)\n' }, { name: 'data.bin', content: tooBig }] });
-  const record = await waitForRecord(clients.redis, id);
+  const id = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', files: [{ name: 'main.py', content: 'print(1)\n' }, { name: 'data.bin', content: tooBig }] });
+  const record = await waitForRecord(h.clients.redis, id);
   assert.equal(record.status, 'done');
   assert.equal(record.verdict, 'internal_error');
   assert.equal(record.error?.code, 'files_too_large');
-  const job = (await QueueJob.fromId(clients.queue, id))!;
-  await job.waitUntilFinished(clients.queueEvents, 5_000);
-  const finished = (await QueueJob.fromId(clients.queue, id))!;
+  const job = (await QueueJob.fromId(h.clients.queue, id))!;
+  await job.waitUntilFinished(h.clients.queueEvents, 5_000);
+  const finished = (await QueueJob.fromId(h.clients.queue, id))!;
   assert.equal(finished.attemptsStarted, 1, 'a request error must not be retried');
   assert.deepEqual(finished.returnvalue, { id, status: 'done', verdict: 'internal_error' });
   // Its workspace could not be built, so it never held a sandbox: no 'started'.
-  assert.deepEqual(clients.events.types(id), ['done']);
+  assert.deepEqual(h.clients.events.types(id), ['done']);
 });
 
 test('an unknown language is internal_error with its code', async () => {
@@ -223,40 +207,40 @@ test('an unknown language is internal_error with its code', async () => {
 });
 
 test('cancel of an active run: its sandbox is killed and the record says cancelled', async () => {
-  const id = await enqueue(clients.queue, clients.redis, { language: 'python', source: 'import time\nprint("up", flush=True)\ntime.sleep(1000)\n', limits: { wallMs: 30_000 } });
-  await waitForRecord(clients.redis, id, (r) => r.status === 'running');
-  await clients.events.waitFor(id, 'compiled');
+  const id = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', source: 'import time\nprint("up", flush=True)\ntime.sleep(1000)\n', limits: { wallMs: 30_000 } });
+  await waitForRecord(h.clients.redis, id, (r) => r.status === 'running');
+  await h.clients.events.waitFor(id, 'compiled');
   await new Promise((r) => setTimeout(r, 300)); // well inside the sandbox by now
   const askedAt = Date.now();
-  await clients.redis.set(keys.cancel(id), '1', 'EX', 600);
-  await clients.redis.publish(CANCEL_CHANNEL, id);
-  const record = await waitForRecord(clients.redis, id, (r) => r.status !== 'running', 5_000);
+  await h.clients.redis.set(keys.cancel(id), '1', 'EX', 600);
+  await h.clients.redis.publish(CANCEL_CHANNEL, id);
+  const record = await waitForRecord(h.clients.redis, id, (r) => r.status !== 'running', 5_000);
   const tookMs = Date.now() - askedAt;
   assert.equal(record.status, 'cancelled');
   assert.equal(record.verdict, null);
   assert.ok(tookMs < 3000, `cancel took ${tookMs} ms`);
-  await clients.events.waitFor(id, 'cancelled');
-  assert.ok(!clients.events.types(id).includes('done'));
+  await h.clients.events.waitFor(id, 'cancelled');
+  assert.ok(!h.clients.events.types(id).includes('done'));
 });
 
 test('a run whose cancel was recorded before it started is cancelled without running', async () => {
-  await clients.queue.pause();
+  await h.clients.queue.pause();
   try {
-    const id = await enqueue(clients.queue, clients.redis, { language: 'python', source: 'print("ran")\n' });
-    await clients.redis.set(keys.cancel(id), '1', 'EX', 600);
-    await clients.queue.resume();
-    const record = await waitForRecord(clients.redis, id);
+    const id = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', source: 'print("ran")\n' });
+    await h.clients.redis.set(keys.cancel(id), '1', 'EX', 600);
+    await h.clients.queue.resume();
+    const record = await waitForRecord(h.clients.redis, id);
     assert.equal(record.status, 'cancelled');
     assert.equal(record.run, undefined);
     assert.equal(record.startedAt, undefined);
-    assert.deepEqual(clients.events.types(id), ['cancelled']);
+    assert.deepEqual(h.clients.events.types(id), ['cancelled']);
   } finally {
-    await clients.queue.resume();
+    await h.clients.queue.resume();
   }
 });
 
 test('the heartbeat lists the languages whose toolchains are here, with their versions', async () => {
-  const json = await clients.redis.get(keys.worker(worker.workerId));
+  const json = await h.clients.redis.get(keys.worker(worker.workerId));
   assert.ok(json, 'no heartbeat');
   const heartbeat = JSON.parse(json) as WorkerHeartbeat;
   assert.equal(heartbeat.workerId, worker.workerId);
@@ -269,7 +253,7 @@ test('the heartbeat lists the languages whose toolchains are here, with their ve
   assert.equal(byName.get('python')?.compileLimits, null);
   assert.ok(byName.get('c')!.compileLimits!.outputBytes <= MAX_COMPILE_OUTPUT_BYTES);
   assert.ok(byName.get('c')!.limits.cpuMs > 0);
-  const ttlMs = await clients.redis.pttl(keys.worker(worker.workerId));
+  const ttlMs = await h.clients.redis.pttl(keys.worker(worker.workerId));
   assert.ok(ttlMs > 0 && ttlMs <= HEARTBEAT_TTL_MS, `heartbeat TTL ${ttlMs}`);
 });
 

@@ -94,9 +94,10 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
 
 /**
  * A redis-server for the whole test file, as hooks of the file: started
- * before its first test, stopped after its last (the harnesses its tests
- * and describe blocks start on it are closed by then). The object is filled
- * in by the before hook.
+ * before its first test, stopped after its last. The object is filled in by
+ * the before hook. Harnesses on it are closed in their describe block's
+ * after() or in the test: a file's top-level after() hooks run in the order
+ * they were registered, so one registered after this would find Redis gone.
  */
 export function redisServerForFile(): TestRedis {
   const server = {} as TestRedis;
@@ -113,7 +114,8 @@ export function redisServerForFile(): TestRedis {
  * The setup of a file whose tests share one harness: a redis-server and the
  * harness on it with `overrides`, started before the first test (then
  * `setUp`, a heartbeat say) and closed after the last. The object is filled
- * in by the before hook.
+ * in by the before hook; Node 20 starts a file's top-level before() hooks
+ * side by side, so work that needs the harness first goes in `setUp`.
  */
 export function harnessForFile(overrides: Partial<Record<string, unknown>>, setUp?: (h: ApiHarness) => Promise<void>): ApiHarness {
   const h = {} as ApiHarness;

@@ -22,18 +22,33 @@ const ANY_WRITE_BIT = 0o222;
 const HOST_FAULT_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 /**
+ * The mark Brig leaves on the parent cgroups it creates: an extended
+ * attribute in the trusted namespace (only root can set or read it; cgroupfs
+ * keeps it). It dies with the cgroup, so a cgroup of the same name made by
+ * someone else never carries it.
+ */
+const OWNER_XATTR = 'trusted.brig.owner';
+const OWNER_VALUE = Buffer.from('brig');
+
+/**
  * Directory operations, injectable because a fake cgroupfs in a temp dir has no
  * kernel to populate a new cgroup's interface files or to refuse rmdir of a busy
- * one. Everything else (file reads and writes) runs the same code in tests.
+ * one, and cannot hold a trusted xattr for a test that does not run as root.
+ * Everything else (file reads and writes) runs the same code in tests.
  */
 export interface CgroupDirOps {
   makeDir(path: string): void;
   removeDir(path: string): void;
+  /** Leaves Brig's mark on a cgroup it created (see markCreatedByBrig). */
+  mark(path: string): void;
+  isMarked(path: string): boolean;
 }
 
 export const hostDirOps: CgroupDirOps = {
   makeDir: (path) => fs.mkdirSync(path, { mode: DIR_MODE }),
   removeDir: (path) => fs.rmdirSync(path),
+  mark: (path) => setXattr(path, OWNER_XATTR, OWNER_VALUE),
+  isMarked: (path) => getXattr(path, OWNER_XATTR, OWNER_VALUE.length + 1)?.equals(OWNER_VALUE) ?? false,
 };
 
 function errnoOf(err: unknown): string | undefined {
@@ -116,26 +131,17 @@ export function isWritable(path: string): boolean {
   }
 }
 
-/**
- * The mark Brig leaves on the parent cgroups it creates: an extended
- * attribute in the trusted namespace (only root can set or read it; cgroupfs
- * and tmpfs both keep it). It dies with the cgroup, so a cgroup of the same
- * name made by someone else never carries it.
- */
-const OWNER_XATTR = 'trusted.brig.owner';
-const OWNER_VALUE = Buffer.from('brig');
-
-export function markCreatedByBrig(path: string): void {
+export function markCreatedByBrig(ops: CgroupDirOps, path: string): void {
   try {
-    setXattr(path, OWNER_XATTR, OWNER_VALUE);
+    ops.mark(path);
   } catch (err) {
     throw cgroupError('cgroup_mark_failed', `cannot mark ${path} as Brig's (xattr ${OWNER_XATTR})`, err);
   }
 }
 
-export function isCreatedByBrig(path: string): boolean {
+export function isCreatedByBrig(ops: CgroupDirOps, path: string): boolean {
   try {
-    return getXattr(path, OWNER_XATTR, OWNER_VALUE.length + 1)?.equals(OWNER_VALUE) ?? false;
+    return ops.isMarked(path);
   } catch (err) {
     throw cgroupError('cgroup_read_failed', `cannot read the xattr ${OWNER_XATTR} of ${path}`, err);
   }

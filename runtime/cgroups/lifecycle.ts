@@ -32,17 +32,17 @@ const MARK_WAIT_MS = 2_000;
  * someone else's.
  */
 export function ensureOwnedParents(ops: CgroupDirOps, dirs: readonly string[]): void {
-  for (const dir of dirs) if (pathExists(dir)) waitForMark(dir);
+  for (const dir of dirs) if (pathExists(dir)) waitForMark(ops, dir);
   for (const dir of dirs) {
-    if (makeCgroupDir(ops, dir)) markCreatedByBrig(dir);
-    else waitForMark(dir);
+    if (makeCgroupDir(ops, dir)) markCreatedByBrig(ops, dir);
+    else waitForMark(ops, dir);
   }
 }
 
 /** An existing parent must carry the mark; a worker that made it a moment ago may not have set it yet. */
-function waitForMark(dir: string): void {
+function waitForMark(ops: CgroupDirOps, dir: string): void {
   const deadline = Date.now() + MARK_WAIT_MS;
-  while (!isCreatedByBrig(dir)) {
+  while (!isCreatedByBrig(ops, dir)) {
     if (Date.now() > deadline) {
       throw new HostError('cgroup_parent_foreign',
         `cgroup ${dir} exists and was not created by Brig: Brig manages only cgroups it made, and would remove this one's children. Set BRIG_CGROUP_PARENT to another name, or remove ${dir} if nothing uses it`);

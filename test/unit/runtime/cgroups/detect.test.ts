@@ -12,8 +12,13 @@ import { detectCgroups } from '../../../../runtime/cgroups/manager.ts';
 import { parseCgroupMounts } from '../../../../runtime/cgroups/mountinfo.ts';
 import type { CgroupDirOps } from '../../../../runtime/cgroups/files.ts';
 
-/** A plain-directory stand-in for cgroupfs: enough for mkdir, cgroup.procs reads and rmdir. */
+/** Cgroups the stand-in marked as Brig's (a trusted xattr on cgroupfs, which needs root). */
+const marked = new Set<string>();
+
+/** A plain-directory stand-in for cgroupfs: enough for mkdir, cgroup.procs reads, rmdir and Brig's mark. */
 const plainDirOps: CgroupDirOps = {
+  mark: (path) => { marked.add(path); },
+  isMarked: (path) => marked.has(path),
   makeDir: (path) => {
     fs.mkdirSync(path);
     fs.writeFileSync(join(path, 'cgroup.procs'), '');

@@ -19,6 +19,8 @@ export type FakePeakKind = 'resettable' | 'read-only' | 'absent';
 const MEMORY_EVENTS = 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n';
 const KILL_POLL_MS = 1;
 const READ_ONLY_MODE = 0o444;
+const PERMISSION_BITS = 0o777;
+const OWNER_WRITE = 0o200;
 
 function errno(code: string, path: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: fake cgroupfs, ${path}`), { code });
@@ -48,8 +50,13 @@ export class FakeCgroupfs {
     ].join('\n'));
   }
 
+  /** Cgroups that carry Brig's mark (a trusted xattr on a real cgroupfs, which needs root). */
+  private readonly marked = new Set<string>();
+
   /** What the kernel does on mkdir in cgroupfs: the new cgroup comes with its interface files. */
   readonly dirOps: CgroupDirOps = {
+    mark: (path) => { this.marked.add(path); },
+    isMarked: (path) => this.marked.has(path),
     makeDir: (path) => {
       fs.mkdirSync(path);
       this.populate(path);
@@ -59,6 +66,7 @@ export class FakeCgroupfs {
       const hasChildren = fs.readdirSync(path, { withFileTypes: true }).some((entry) => entry.isDirectory());
       if (hasChildren || this.read(path, 'cgroup.procs').trim() !== '') throw errno('EBUSY', path);
       fs.rmSync(path, { recursive: true });
+      this.marked.delete(path);
     },
   };
 
@@ -72,8 +80,13 @@ export class FakeCgroupfs {
     return fs.readFileSync(join(dir, file), 'utf8');
   }
 
+  /** What the kernel reports (a counter moving), so a read-only interface file is written too, as root could. */
   write(dir: string, file: string, value: string): void {
-    fs.writeFileSync(join(dir, file), value);
+    const path = join(dir, file);
+    const mode = fs.existsSync(path) ? fs.statSync(path).mode & PERMISSION_BITS : undefined;
+    if (mode !== undefined && (mode & OWNER_WRITE) === 0) fs.chmodSync(path, mode | OWNER_WRITE);
+    fs.writeFileSync(path, value);
+    if (mode !== undefined && (mode & OWNER_WRITE) === 0) fs.chmodSync(path, mode);
   }
 
   /** The kernel's answer to a write on a memory.peak fd: the watermark restarts at memory.current. */

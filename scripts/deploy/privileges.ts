@@ -119,7 +119,9 @@ export async function tryVariant(podman: Podman, variant: Variant, probeDir: str
     const verdict = outcome?.run?.verdict;
     const stdoutOk = probe.stdout === undefined || outcome?.run?.stdout === probe.stdout;
     if (result.code !== 0 || verdict !== probe.verdict || !stdoutOk) {
-      const why = verdict ? `verdict ${verdict}` : (result.stderr.split('\n').find((l) => /^brig:|Error|EPERM|EACCES/.test(l)) ?? `exit ${result.code}`);
+      const lines = result.stderr.split('\n');
+      // brig's own message, else the thrown error's first line (an uncaught one is preceded by its source line).
+      const why = verdict ? `verdict ${verdict}` : (lines.find((l) => /^(brig:|\w*Error:)/.test(l)) ?? lines.find((l) => /EPERM|EACCES/.test(l)) ?? `exit ${result.code}`);
       return { variant, works: false, failure: `${probe.name}: ${why.slice(0, FAILURE_CHARS)}` };
     }
   }

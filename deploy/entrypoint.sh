@@ -22,10 +22,11 @@ V2_CONTROLLERS="memory cpu pids"
 
 say() { echo "brig-entrypoint: $*" >&2; }
 
-# "<mount point> <fs type> <per-mount options>" for each mount (proc(5):
-# optional fields end at "-", which the fs type follows).
+# "<mount point> <fs type> <per-mount options> <super options>" for each
+# mount (proc(5): optional fields end at "-", which the fs type, the source
+# and the super options follow; a v1 cgroup's super options name its controllers).
 mounts() {
-  awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { print $5, $(i + 1), $6; break } }' /proc/self/mountinfo
+  awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { print $5, $(i + 1), $6, $(i + 3); break } }' /proc/self/mountinfo
 }
 
 # Makes the mount at $1 writable if it is not. A failure is reported, not
@@ -38,11 +39,10 @@ remount_writable() {
 }
 
 prepare_v1() {
-  # One mount per hierarchy; Brig uses memory, cpu, cpuacct and pids.
-  for point in $(mounts | awk '$2 == "cgroup" { print $1 }'); do
-    case "${point##*/}" in
-      *memory*|*cpu*|*pids*) remount_writable "$point" ;;
-    esac
+  # One mount per hierarchy; only those of the controllers Brig uses (memory,
+  # cpu, cpuacct, pids, co-mounted or not) are made writable.
+  for point in $(mounts | awk '$2 == "cgroup" && (","$4",") ~ /,(memory|cpu|cpuacct|pids),/ { print $1 }'); do
+    remount_writable "$point"
   done
 }
 

@@ -65,9 +65,21 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   const exited = status.closed.then(() => launcher.reap());
 
   let killedFor: KillReason | null = null;
+  // Timers and stream callbacks have no caller to throw to: a host failure
+  // there (a cgroup that cannot be read or killed) is kept, the sandbox is
+  // stopped anyway, and the step fails with it once the sandbox is gone.
+  let hostFailure: unknown = null;
+  const guarded = (fn: () => void) => () => {
+    try {
+      fn();
+    } catch (error) {
+      hostFailure ??= error;
+      launcher.kill('SIGKILL');
+    }
+  };
   const kill = (reason: KillReason) => {
     killedFor ??= reason;
-    stopSandbox(launcher, cgroup);
+    guarded(() => stopSandbox(launcher, cgroup))();
   };
   const output = new OutputCollector(spec.limits.outputBytes, () => kill('output_limit'));
   const drained = Promise.all([output.attach('stdout', stdout as Readable), output.attach('stderr', stderr as Readable)]);
@@ -77,7 +89,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   const timers: NodeJS.Timeout[] = [];
   let cgroupEmpty = false;
   try {
-    const setupTimer = setTimeout(() => stopSandbox(launcher, cgroup), SETUP_TIMEOUT_MS);
+    const setupTimer = setTimeout(guarded(() => stopSandbox(launcher, cgroup)), SETUP_TIMEOUT_MS);
     const first = await status.next();
     clearTimeout(setupTimer);
     if (first.kind !== 'ready') {
@@ -95,9 +107,9 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     timers.push(setTimeout(() => kill('time_limit'), spec.limits.wallMs));
     const cpuLimitNs = msToNs(spec.limits.cpuMs);
     const pollMs = Math.min(CPU_POLL_MAX_MS, Math.max(CPU_POLL_MIN_MS, spec.limits.cpuMs * CPU_POLL_SHARE_OF_LIMIT));
-    timers.push(setInterval(() => {
+    timers.push(setInterval(guarded(() => {
       if (cgroup.cpuNs() >= cpuLimitNs) kill('time_limit');
-    }, pollMs));
+    }), pollMs));
 
     const end = await status.next();
     const how = await exited;
@@ -111,6 +123,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     }
     await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS);
     cgroupEmpty = true;
+    if (hostFailure) throw hostFailure;
     if (killedFor === 'cancelled') throw new CancelledError();
 
     let exitCode: number | null = null;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue, QueueEvents } from 'bullmq';
@@ -111,6 +112,8 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   }
 
   const shutdown = new AbortController();
+  // Every wait=true request and event stream listens for the shutdown: many at once is normal, not a leak.
+  setMaxListeners(0, shutdown.signal);
   let app: Express;
   let server: Server;
   let address: AddressInfo;

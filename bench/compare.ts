@@ -41,10 +41,10 @@ const lastChanged = (text: string, last: string) => flat(text.slice(0, -1) + las
 const againstLastChanged = (name: string, text: string, last: string) => ({ name, actual: flat(text), expected: lastChanged(text, last) });
 const NUMBERS = { name: '4 M numbers, 1.0 vs 1', actual: flat('1.0 '.repeat(SIZE / 4)), expected: flat('1 '.repeat(SIZE / 4)) };
 const SHAPES = [
-  againstLastChanged('spaces then x', ' '.repeat(SIZE - 1) + 'x', 'y'),
-  againstLastChanged('digits then x', '1'.repeat(SIZE - 1) + 'x', 'y'),
+  againstLastChanged('spaces then x', `${' '.repeat(SIZE - 1)}x`, 'y'),
+  againstLastChanged('digits then x', `${'1'.repeat(SIZE - 1)}x`, 'y'),
   againstLastChanged('digits vs other digits', '1'.repeat(SIZE), '2'),
-  againstLastChanged('0.111… vs 0.111…2', '0.' + '1'.repeat(SIZE - 2), '2'),
+  againstLastChanged('0.111… vs 0.111…2', `0.${'1'.repeat(SIZE - 2)}`, '2'),
   againstLastChanged('8 M CRLF lines', '\r\n'.repeat(SIZE / 2), 'x'),
   againstLastChanged('space/tab alternating', ' \t'.repeat(SIZE / 2), 'x'),
   NUMBERS,
@@ -165,8 +165,8 @@ function benchScanners(): void {
 
 function benchOldRegex(): void {
   const worst = [
-    { name: 'spaces then x', mode: 'trim' as CompareMode, make: (n: number) => ' '.repeat(n - 1) + 'x', expected: 'x' },
-    { name: 'digits then x', mode: { float: FLOAT_TOLERANCE } as CompareMode, make: (n: number) => '1'.repeat(n - 1) + 'x', expected: '1' },
+    { name: 'spaces then x', mode: 'trim' as CompareMode, make: (n: number) => `${' '.repeat(n - 1)}x`, expected: 'x' },
+    { name: 'digits then x', mode: { float: FLOAT_TOLERANCE } as CompareMode, make: (n: number) => `${'1'.repeat(n - 1)}x`, expected: '1' },
   ];
   console.log('');
   console.log('the old regex comparer (d32758b) on its worst shapes, one run per size (they are slow); the new one beside it');

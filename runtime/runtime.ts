@@ -97,7 +97,10 @@ export class Runtime {
   /** A language's limits over the server defaults (see languages/limits.ts); worked out once per language. */
   limitsOf(language: LanguageProfile): LanguageLimits {
     let limits = this.limitsByLanguage.get(language.name);
-    if (!limits) this.limitsByLanguage.set(language.name, (limits = languageLimits(this.config, language)));
+    if (!limits) {
+      limits = languageLimits(this.config, language);
+      this.limitsByLanguage.set(language.name, limits);
+    }
     return limits;
   }
 

@@ -18,10 +18,10 @@ if (probe.error || probe.status !== 0) {
 }
 mkdirSync(dirname(output), { recursive: true });
 const flags = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-pie', '-fPIE'];
-const result = spawnSync(cc, [...flags, '-o', output + '.tmp', source], { stdio: 'inherit' });
+const result = spawnSync(cc, [...flags, '-o', `${output}.tmp`, source], { stdio: 'inherit' });
 if (result.status !== 0) {
   console.error('brig: building the launcher failed (see the compiler output above)');
   process.exit(1);
 }
-renameSync(output + '.tmp', output);
+renameSync(`${output}.tmp`, output);
 console.log(`built ${output}`);

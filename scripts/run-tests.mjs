@@ -30,7 +30,7 @@ function isIntegration(file) {
 const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test'];
 const found = roots.flatMap((root) => collect(root, []));
 if (found.length === 0) {
-  console.error('no test files found under ' + roots.join(', '));
+  console.error(`no test files found under ${roots.join(', ')}`);
   process.exit(2);
 }
 

@@ -28,5 +28,5 @@ export async function doctorCommand(argv: string[]): Promise<number> {
 
 function print(check: Check): void {
   const line = check.ok ? `ok    ${check.name}: ${check.detail}` : `FAIL  ${check.name}: ${check.detail}\n      fix: ${check.fix ?? 'see the README'}`;
-  process.stdout.write(line + '\n');
+  process.stdout.write(`${line}\n`);
 }

@@ -70,7 +70,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (!language) throw new RequestError('language_unknown', `cannot tell the language of ${files[0]!.name}: pass --language`, { field: 'language' });
     const result = await runSubmission(runtime, { language, files, limits }, stdin);
     if (values.json) {
-      process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     } else {
       if (result.compile && result.compile.verdict !== 'ok') report('compile', result.compile);
       if (result.run) report('run', result.run);

@@ -52,7 +52,7 @@ export function resolveInImage(image: ImageLayout, path: string): string | null 
     const parts = current.split('/').filter(Boolean);
     let resolvedLink = false;
     for (let i = 1; i <= parts.length; i++) {
-      const prefix = '/' + parts.slice(0, i).join('/');
+      const prefix = `/${parts.slice(0, i).join('/')}`;
       const host = hostPathOf(image, prefix);
       if (host === null) return null;
       const stat = lstatSync(host, { throwIfNoEntry: false });
@@ -72,9 +72,9 @@ export function resolveInImage(image: ImageLayout, path: string): string | null 
 }
 
 function hostPathOf(image: ImageLayout, path: string): string | null {
-  if (image.masks.some((m) => path === m || path.startsWith(m + '/'))) return null;
+  if (image.masks.some((m) => path === m || path.startsWith(`${m}/`))) return null;
   const bind = image.binds
-    .filter((b) => path === b.target || path.startsWith(b.target + '/'))
+    .filter((b) => path === b.target || path.startsWith(`${b.target}/`))
     .sort((a, b) => b.target.length - a.target.length)[0];
   if (bind) return bind.source + path.slice(bind.target.length);
   for (const lower of image.lowers) {

@@ -18,8 +18,7 @@ export class StatusReader {
     stream.setEncoding('latin1');
     stream.on('data', (chunk: string) => {
       this.buffered += chunk;
-      let newline: number;
-      while ((newline = this.buffered.indexOf('\n')) >= 0) {
+      for (let newline = this.buffered.indexOf('\n'); newline >= 0; newline = this.buffered.indexOf('\n')) {
         const event = parseStatusLine(this.buffered.slice(0, newline));
         this.buffered = this.buffered.slice(newline + 1);
         if (event) this.push(event);

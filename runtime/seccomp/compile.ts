@@ -98,7 +98,7 @@ export function compileProfile(profile: SeccompProfile): Buffer {
   try {
     setAttributes(lib, ctx);
     const arches = nameArches(lib, profile);
-    profile.syscalls.forEach((rule, ruleIndex) => addRule(lib, ctx, profile, rule, ruleIndex, arches, defaultAction));
+    for (const [ruleIndex, rule] of profile.syscalls.entries()) addRule(lib, ctx, profile, rule, ruleIndex, arches, defaultAction);
     const bpf = exportBpf(lib, ctx);
     const instructionCount = bpf.length / SOCK_FILTER_BYTES;
     if (instructionCount > BPF_MAX_INSTRUCTIONS) {

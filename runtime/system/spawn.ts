@@ -130,7 +130,7 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
       sources.push(aboveFloor(c, child, theirs));
       streams.set(target, new Socket({ fd: mine, readable: spec === 'out', writable: spec === 'in' }));
     });
-    sources.forEach((source, target) => check(c.posix_spawn_file_actions_adddup2(actions, source, target), 'posix_spawn_file_actions_adddup2'));
+    for (const [target, source] of sources.entries()) check(c.posix_spawn_file_actions_adddup2(actions, source, target), 'posix_spawn_file_actions_adddup2');
 
     const pid = [0];
     const rc = c.posix_spawn(pid, path, actions, attr, [...argv.map(String), null], [null]);

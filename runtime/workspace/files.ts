@@ -11,6 +11,7 @@ const MAX_NAME_BYTES = 255;
 const MAX_PATH_BYTES = 1024;
 // Control characters and NUL have no business in a source file name and can
 // confuse logs, terminals and the kernel's own path handling.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this pattern's purpose.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 /** First characters that make a command-line argument an option or a response file. */
 const OPTION_LIKE = new Set(['-', '@']);

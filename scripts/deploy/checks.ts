@@ -13,7 +13,7 @@ export class Checklist {
   readonly results: CheckResult[] = [];
 
   /** Runs one check; `body` returns what it saw, or throws what went wrong. Returns whether it passed. */
-  async check(name: string, body: () => Promise<string | void>): Promise<boolean> {
+  async check(name: string, body: () => Promise<string | undefined>): Promise<boolean> {
     const startMs = Date.now();
     try {
       const detail = (await body()) ?? '';

@@ -139,7 +139,7 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
     await checks.check('promtool accepts prometheus.yml and alerts.yml', async () => {
       const result = await podman.podman(['run', '--rm', '-v', `${join(deploy, 'prometheus')}:/etc/prometheus:ro`, '--entrypoint', 'promtool', 'localhost/brig-prometheus:dev', 'check', 'config', '/etc/prometheus/prometheus.yml']);
       expect(result.code === 0, `${result.stdout}${result.stderr}`);
-      return result.stdout.split('\n').filter((l) => l.includes('SUCCESS')).length + ' files SUCCESS';
+      return `${result.stdout.split('\n').filter((l) => l.includes('SUCCESS')).length} files SUCCESS`;
     });
 
     await checks.check(`npm run loadtest: the ${LOADTEST_SCENARIO} scenario for ${LOADTEST_DURATION} against the stack holds its thresholds`, async () => {
@@ -168,7 +168,7 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
       expect(prioritized?.type === 'zset' && prioritized.length > 0, `bull:brig-runs:prioritized: ${JSON.stringify(prioritized)}`);
       const gauge = /^brig_queue_jobs\{state="prioritized"\} (\d+)$/m.exec(await brig.metrics());
       expect(gauge && Number(gauge[1]) > 0, 'the API does not report prioritized jobs');
-      return seen.map((l) => `${l.key} (${l.type}) ${l.length}`).join('; ') + `; brig_queue_jobs{state="prioritized"} ${gauge[1]}`;
+      return `${seen.map((l) => `${l.key} (${l.type}) ${l.length}`).join('; ')}; brig_queue_jobs{state="prioritized"} ${gauge[1]}`;
     });
 
     await checks.check('a worker container killed mid-run (SIGKILL) loses no run', async () => {

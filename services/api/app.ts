@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import express, { type Express } from 'express';
 import { ConfigError } from '../../runtime/errors.ts';
 import { ERROR_CODES, RUN_ERROR_CODES } from '../shared/errors.ts';

@@ -111,7 +111,9 @@ export function buildOpenApiDocument(opts: {
       if (response.schema && !opts.schemas[response.schema]) throw new Error(`${doc.operationId}: unknown schema ${response.schema}`);
     }
     if (doc.requestBody && !opts.schemas[doc.requestBody]) throw new Error(`${doc.operationId}: unknown schema ${doc.requestBody}`);
-    (paths[openApiPath(route.path)] ??= {})[route.method] = {
+    const operations = paths[openApiPath(route.path)] ?? {};
+    paths[openApiPath(route.path)] = operations;
+    operations[route.method] = {
       operationId: doc.operationId,
       summary: doc.summary,
       ...(doc.description ? { description: doc.description } : {}),

@@ -76,6 +76,7 @@ export const fileSchema = z.strictObject({
   }
 }).meta({
   if: { properties: { encoding: { const: 'base64' } }, required: ['encoding'] },
+  // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keywords, not a thenable.
   then: { properties: { content: { pattern: BASE64_PATTERN } } },
 });
 
@@ -109,6 +110,8 @@ export function runRequestSchema(opts: { maxFiles: number; maxTests: number }) {
     source: text().optional().meta({ description: 'shorthand for one file with the language\'s default file name' }),
     files: z.array(fileSchema).min(1).optional().meta({ maxItems: opts.maxFiles }),
     stdin: text().default(''),
+    // A regex, not a refine: the OpenAPI document shows it as the pattern. argv strings end at NUL.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing NUL is this pattern's purpose.
     args: z.array(text().max(MAX_ARG_CHARS).regex(/^[^\u0000]*$/, { error: 'must not contain NUL' })).max(MAX_ARGS).default([]),
     limits: requestLimitsSchema.default({}),
     tests: z.array(testCaseSchema).default([]).meta({ maxItems: opts.maxTests, description: 'judge mode when not empty: each test runs in a fresh sandbox from the one compiled workspace' }),

@@ -181,7 +181,8 @@ async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorCont
       return run.verdict;
     }
     return await timed(metrics, 'run', async () => {
-      const tests: TestView[] = (parts.tests = []);
+      const tests: TestView[] = [];
+      parts.tests = tests;
       let verdict: RunVerdict = 'ok';
       for (const [index, test] of data.tests.entries()) {
         const step = await measuredRun(metrics, () => submission.run(fromBase64(test.stdinBase64)));

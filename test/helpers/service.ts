@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startApi, type RunningApi } from '../../services/api/server.ts';
-import { loadRuntimeConfig, loadServiceConfig } from '../../services/shared/config.ts';
+import { loadServiceConfig } from '../../services/shared/config.ts';
 import { createLogger } from '../../services/shared/logger.ts';
 import { startRedis, type TestRedis } from './redis.ts';
 import { uidBase, type UidOwner } from './uid-bases.ts';
@@ -57,7 +57,6 @@ export async function startService(opts: { uids: UidOwner; workers: number; slot
     ...opts.env,
   };
   const serviceConfig = loadServiceConfig({ ...env, PORT: '0', HOST: '127.0.0.1' });
-  const runtimeConfig = loadRuntimeConfig(env);
   const api = await startApi({ config: serviceConfig, logger: createLogger({ level: 'warn', name: 'brig-api-test' }) });
   const service: TestService = {
     redis, api, url: api.url, env, stateDir, cgroupParent, workers: [],

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { RunEvent } from '../../shared/contract.ts';
+import type { RunEvent, RunRecord } from '../../shared/contract.ts';
 import { isFinal } from '../../shared/run-store.ts';
 import { locals, type ApiContext } from '../context.ts';
 import { RunEventHub, type RunSignal } from '../runs/event-hub.ts';
@@ -33,7 +33,7 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
       else if (state === 'live') send(signal);
     });
 
-    let record;
+    let record: RunRecord | null;
     try {
       record = await ctx.store.get(id);
       if (!record) throw missingRunError(id, ctx.config.resultTtlSeconds);

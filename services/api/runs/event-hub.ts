@@ -51,7 +51,10 @@ export class RunEventHub {
   /** Starts delivering the run's signals to listener; returns the unsubscribe. */
   subscribe(id: string, listener: RunListener): () => void {
     let set = this.listeners.get(id);
-    if (!set) this.listeners.set(id, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.listeners.set(id, set);
+    }
     set.add(listener);
     return () => {
       set.delete(listener);

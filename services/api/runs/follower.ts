@@ -37,7 +37,7 @@ export class RunFollower {
         // A record without progress comes from a worker older than the field.
         events.push({ type: 'started', id: this.id, workerId: progress?.workerId ?? UNKNOWN_WORKER });
         if (progress?.compile !== undefined) events.push({ type: 'compiled', id: this.id, compile: progress.compile });
-        progress?.tests.forEach((test, index) => events.push({ type: 'test', id: this.id, index, test }));
+        for (const [index, test] of (progress?.tests ?? []).entries()) events.push({ type: 'test', id: this.id, index, test });
       }
     }
     return events.flatMap((e) => this.accept(e) ?? []);

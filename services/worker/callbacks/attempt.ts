@@ -4,7 +4,7 @@ import type { AddressPolicy } from './address-policy.ts';
 import { postCallback } from './post.ts';
 import type { CallbackJobData } from './queue.ts';
 import { callbackHeaders } from './signature.ts';
-import { CallbackRefused, resolveTarget, systemResolver, type Resolver } from './target.ts';
+import { CallbackRefused, resolveTarget, systemResolver, type CallbackTarget, type Resolver } from './target.ts';
 
 /**
  * What one attempt came to. 'failed' may succeed later (a 5xx, 408 or 429,
@@ -50,7 +50,7 @@ export function statusOutcome(status: number): AttemptResult['outcome'] {
  */
 export async function attemptCallback(data: CallbackJobData, deps: AttemptDeps): Promise<AttemptResult> {
   const deadline = AbortSignal.timeout(deps.timeoutMs);
-  let target;
+  let target: CallbackTarget;
   try {
     target = await beforeDeadline(resolveTarget(data.url, deps.policy, deps.resolve ?? systemResolver), deadline);
   } catch (error) {

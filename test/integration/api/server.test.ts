@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { startApi } from '../../../services/api/server.ts';
-import { loadRuntimeConfig, loadServiceConfig } from '../../../services/shared/config.ts';
+import { loadServiceConfig } from '../../../services/shared/config.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { freePort } from '../../helpers/redis.ts';
 import { PYTHON_HELLO, readEvents, redisServerForFile, startHarness } from './harness.ts';
@@ -61,14 +61,12 @@ test('a request still in flight after the grace period is dropped, and close() c
 });
 
 test('startApi refuses to start without REDIS_URL, or when Redis does not answer', async () => {
-  const runtimeConfig = loadRuntimeConfig({});
   await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0 }), logger: silent }), { code: 'redis_url_missing' });
   const nobody = `redis://127.0.0.1:${await freePort()}`;
   await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0, redisUrl: nobody }), logger: silent }), { code: 'redis_unreachable' });
 });
 
 test('an API reachable from other machines without keys refuses to start, unless anonymous access is meant', async () => {
-  const runtimeConfig = loadRuntimeConfig({});
   const config = (env: Record<string, string>) => loadServiceConfig({ REDIS_URL: redisServer.url, PORT: '0', LOG_LEVEL: 'silent', ...env });
   assert.equal(config({}).host, '127.0.0.1', 'loopback by default');
   await assert.rejects(startApi({ config: config({ HOST: '0.0.0.0' }), logger: silent }), {

@@ -124,7 +124,7 @@ test('without the password even root gets nothing, and with it the admin command
 
 test('a running submission\'s workspace, found in mountinfo, cannot be read by a local user; nor the state dir\'s private folders', () => {
   const workspaces = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => line.split(' ')[4] ?? '')
-    .filter((mount) => mount.startsWith(join(serve.stateDir, 'runs') + '/'));
+    .filter((mount) => mount.startsWith(`${join(serve.stateDir, 'runs')}/`));
   assert.equal(workspaces.length, 1, 'the run\'s workspace is mounted');
   const workspace = workspaces[0]!;
   const out = asNobody(TRY_READ, workspace, join(workspace, 'main.py'), serve.stateDir, join(serve.stateDir, 'seccomp'), join(serve.stateDir, 'slots'), join(serve.stateDir, 'redis'), join(serve.stateDir, 'redis', 'password'));

@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { startApi, type RunningApi } from '../../../services/api/server.ts';
-import { loadRuntimeConfig, loadServiceConfig } from '../../../services/shared/config.ts';
+import { loadServiceConfig } from '../../../services/shared/config.ts';
 import { startPrivateRedis, type PrivateRedis } from '../../../services/shared/redis-server.ts';
 import { uidBase } from '../../helpers/uid-bases.ts';
 

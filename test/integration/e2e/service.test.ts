@@ -47,7 +47,7 @@ test('every native verdict comes back through HTTP', async () => {
     ['compile_error', { language: 'c', source: 'int main( { return 0; }' }],
   ];
   const results = await Promise.all(cases.map(([, body]) => runAndWait({ limits: FAST, ...body })));
-  cases.forEach(([verdict], i) => assert.equal(results[i].verdict, verdict, JSON.stringify(results[i])));
+  for (const [i, [verdict]] of cases.entries()) assert.equal(results[i].verdict, verdict, JSON.stringify(results[i]));
   assert.equal(results[0].run.stdout, 'hello\n');
   assert.equal(results[1].run.exitCode, 4);
   assert.ok(results[4].run.truncated);

@@ -43,7 +43,7 @@ async function crashAnotherRuntime(): Promise<void> {
 test('a slot left by a process killed with SIGKILL is swept: no cgroup, mount, process or run dir remains', async () => {
   await crashAnotherRuntime();
   const parent = rt.config.cgroupParent;
-  const leftCgroups = () => readdirSync('/sys/fs/cgroup/memory/' + parent).filter((n) => n === 'slot-1');
+  const leftCgroups = () => readdirSync(`/sys/fs/cgroup/memory/${parent}`).filter((n) => n === 'slot-1');
   const leftMounts = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(join(rt.stateDir, 'runs', 'slot-1')));
   assert.deepEqual(leftCgroups(), ['slot-1'], 'the crashed process should have left its cgroup (else this test proves nothing)');
   assert.equal(leftMounts().length, 1, 'the crashed process should have left its workspace mount');

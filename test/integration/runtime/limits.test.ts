@@ -59,7 +59,7 @@ test('a fork bomb is stopped by the pids limit and the CPU limit, and the host s
     maxTasks = Math.max(maxTasks, maxSlotTasks(rt.config.cgroupParent));
   }, PIDS_SAMPLE_MS);
   const startedAt = performance.now();
-  let r;
+  let r: Awaited<ReturnType<typeof run>>;
   try {
     r = await run('forkbomb', limits);
   } finally {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { before, test } from 'node:test';
 import { Job as QueueJob } from 'bullmq';
 import { verifyCallback } from '../../helpers/webhook.ts';
-import { CANCEL_CHANNEL, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunOutcome, type RunRecord, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
+import { CANCEL_CHANNEL, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunOutcome, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { loadRuntimeConfig } from '../../../services/shared/config.ts';
 import type { BrigWorker } from '../../../services/worker/worker.ts';
 import { enqueue, readRecord, waitForRecord, workerHarnessForFile } from './harness.ts';

@@ -71,7 +71,7 @@ interface Sandboxed {
  * does with its child), says "ready", waits for a line on stdin, then execs `command`.
  */
 async function startInCgroup(cgroup: RunCgroup, command: string, env: Record<string, string> = {}): Promise<Sandboxed> {
-  const script = 'for dir in "$@"; do echo $$ > "$dir/cgroup.procs"; done; echo ready; read go; exec ' + command;
+  const script = `for dir in "$@"; do echo $$ > "$dir/cgroup.procs"; done; echo ready; read go; exec ${command}`;
   const child = spawn('sh', ['-c', script, 'sh', ...cgroup.dirs], { env: { ...process.env, ...env, NODE: process.execPath }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });

@@ -43,7 +43,7 @@ function fakeHost(t: { after(fn: () => void): void }, lines: (base: string) => s
   const base = fs.mkdtempSync(join(os.tmpdir(), 'brig-detect-'));
   t.after(() => fs.rmSync(base, { recursive: true, force: true }));
   const mountinfoPath = join(base, 'mountinfo');
-  const text = lines(base).join('\n') + '\n';
+  const text = `${lines(base).join('\n')}\n`;
   fs.writeFileSync(mountinfoPath, text);
   for (const mount of parseCgroupMounts(text)) fs.mkdirSync(mount.mountPoint, { recursive: true });
   for (const [mountPoint, list] of Object.entries(controllers)) fs.writeFileSync(join(base, mountPoint, 'cgroup.controllers'), list);

@@ -144,7 +144,7 @@ function seccompData(call: SeccompCall): Buffer {
   data.writeUInt32LE(call.arch ?? AUDIT_ARCH.x64, 4);
   const args = call.args ?? [];
   if (args.length > SYSCALL_ARG_COUNT) throw new Error(`a syscall has at most ${SYSCALL_ARG_COUNT} arguments`);
-  args.forEach((value, index) => data.writeBigUInt64LE(BigInt.asUintN(64, value), ARGS_OFFSET + 8 * index));
+  for (const [index, value] of args.entries()) data.writeBigUInt64LE(BigInt.asUintN(64, value), ARGS_OFFSET + 8 * index);
   return data;
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { clientErrorHandler, toServiceError } from '../../../../services/api/middleware/errors.ts';
-import { RequestError, SandboxError } from '../../../../runtime/errors.ts';
+import { type RequestError, SandboxError } from '../../../../runtime/errors.ts';
 import { resolveLimits } from '../../../../runtime/limits.ts';
 import { checkFiles } from '../../../../runtime/workspace/files.ts';
 import { loadRuntimeConfig } from '../../../../services/shared/config.ts';

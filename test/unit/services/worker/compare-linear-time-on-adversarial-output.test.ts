@@ -29,10 +29,10 @@ interface Case {
   want: [boolean, boolean, boolean, boolean];
 }
 
-const spaces = ' '.repeat(SIZE - 1) + 'x';
-const digits = '1'.repeat(SIZE - 1) + 'x';
+const spaces = `${' '.repeat(SIZE - 1)}x`;
+const digits = `${'1'.repeat(SIZE - 1)}x`;
 const hugeInteger = '1'.repeat(SIZE);
-const longFraction = '0.' + '1'.repeat(SIZE - 2);
+const longFraction = `0.${'1'.repeat(SIZE - 2)}`;
 const crlfLines = '\r\n'.repeat(SIZE / 2);
 const spaceTab = ' \t'.repeat(SIZE / 2);
 
@@ -76,7 +76,7 @@ test('compare: 16 MiB adversarial outputs in every mode, as text and as bytes, f
 test('compare: a 16 MiB output against 16 MiB bytes of a different kind compares the text as UTF-8 bytes', () => {
   // The mixed path encodes the string side once; it must stay linear too.
   const start = performance.now();
-  assert.equal(compareOutput(spaceTab, Buffer.from(spaceTab + '\n'), 'trim'), true);
+  assert.equal(compareOutput(spaceTab, Buffer.from(`${spaceTab}\n`), 'trim'), true);
   assert.equal(compareOutput(Buffer.from(spaces), lastChanged(spaces, 'y'), 'tokens'), false);
   assert.ok(performance.now() - start < WHOLE_TEST_BOUND_MS);
 });
@@ -89,7 +89,7 @@ test('compare: 4 M numbers against the same numbers written otherwise, float mod
   const start = performance.now();
   assert.equal(compareOutput(actual, expected, { float: FLOAT_TOLERANCE }), true);
   assert.equal(compareOutput(asBytes[0], asBytes[1], { float: FLOAT_TOLERANCE }), true);
-  const lastWrong = '1 '.repeat(SIZE / 4 - 1) + '2 ';
+  const lastWrong = `${'1 '.repeat(SIZE / 4 - 1)}2 `;
   assert.equal(compareOutput(actual, lastWrong, { float: FLOAT_TOLERANCE }), false, 'only the last of 4 M numbers differs');
   assert.ok(performance.now() - start < WHOLE_TEST_BOUND_MS);
 });

@@ -243,9 +243,7 @@ function checkRules(profile: RawProfile): Problem[] {
     problems.push({
       code: 'seccomp_profile_invalid',
       path: ['defaultErrnoRet'],
-      message:
-        'defaultErrnoRet only applies when defaultAction is SCMP_ACT_ERRNO or SCMP_ACT_TRACE, ' +
-        `not ${profile.defaultAction}`,
+      message: `defaultErrnoRet only applies when defaultAction is SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not ${profile.defaultAction}`,
     });
   }
   problems.push(...checkActErrno(profile.defaultAction, profile.defaultErrnoRet, ['defaultErrnoRet']));

@@ -21,6 +21,8 @@ const LANGUAGE_NAME = /^[a-z0-9][a-z0-9+._-]*$/;
 const MAX_LANGUAGE_NAME_CHARS = 64;
 const MAX_ARGS = 64;
 const MAX_ARG_CHARS = 4096;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing NUL is this pattern's purpose.
+const ARG_WITHOUT_NUL = /^[^\u0000]*$/;
 const MAX_TEST_NAME_CHARS = 128;
 const MAX_CALLBACK_URL_CHARS = 2048;
 
@@ -111,8 +113,7 @@ export function runRequestSchema(opts: { maxFiles: number; maxTests: number }) {
     files: z.array(fileSchema).min(1).optional().meta({ maxItems: opts.maxFiles }),
     stdin: text().default(''),
     // A regex, not a refine: the OpenAPI document shows it as the pattern. argv strings end at NUL.
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing NUL is this pattern's purpose.
-    args: z.array(text().max(MAX_ARG_CHARS).regex(/^[^\u0000]*$/, { error: 'must not contain NUL' })).max(MAX_ARGS).default([]),
+    args: z.array(text().max(MAX_ARG_CHARS).regex(ARG_WITHOUT_NUL, { error: 'must not contain NUL' })).max(MAX_ARGS).default([]),
     limits: requestLimitsSchema.default({}),
     tests: z.array(testCaseSchema).default([]).meta({ maxItems: opts.maxTests, description: 'judge mode when not empty: each test runs in a fresh sandbox from the one compiled workspace' }),
     compare: compareSchema.default('trim'),

@@ -72,7 +72,12 @@ function powerLawFit(sizes: number[], times: number[]): { exponent: number; pred
 }
 
 function humanDuration(ms: number): string {
-  const units: [number, string][] = [[86_400_000, 'days'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']];
+  const units: [number, string][] = [
+    [86_400_000, 'days'],
+    [3_600_000, 'h'],
+    [60_000, 'min'],
+    [1000, 's'],
+  ];
   for (const [size, unit] of units) if (ms >= size) return `${(ms / size).toFixed(1)} ${unit}`;
   return `${ms.toFixed(1)} ms`;
 }
@@ -87,13 +92,19 @@ function oldCompareOutput(actual: string | Buffer, expected: string | Buffer, mo
   if (typeof mode === 'object' && mode !== null && 'float' in mode) {
     const tolerance = mode.float;
     if (!Number.isFinite(tolerance) || tolerance < 0) {
-      throw new RequestError('compare_invalid', `compare float tolerance must be a finite number >= 0, got ${tolerance}`, { field: 'compare.float' });
+      throw new RequestError('compare_invalid', `compare float tolerance must be a finite number >= 0, got ${tolerance}`, {
+        field: 'compare.float',
+      });
     }
     const at = tokens(a);
     const et = tokens(e);
     return at.length === et.length && at.every((token, i) => sameNumberOrToken(token, et[i]!, tolerance));
   }
-  throw new RequestError('compare_invalid', `unknown compare mode ${JSON.stringify(mode)}: use exact, trim, tokens or {"float": tolerance}`, { field: 'compare' });
+  throw new RequestError(
+    'compare_invalid',
+    `unknown compare mode ${JSON.stringify(mode)}: use exact, trim, tokens or {"float": tolerance}`,
+    { field: 'compare' },
+  );
 }
 
 function asComparable(actual: string | Buffer, expected: string | Buffer): [string, string] {
@@ -146,7 +157,9 @@ function benchScanners(): void {
   const floorMs = medianMs(() => floorA.equals(floorB));
   console.log(`compare benchmark: 16 MiB per input, median of ${RUNS} runs after a warm-up, node ${process.version}`);
   console.log(`floor: Buffer.equals on two equal 16 MiB buffers (one memcmp pass): ${floorMs.toFixed(2)} ms`);
-  console.log('each shape against a copy whose last character differs (numbers: against 1 1 1 …, which all but float refuse at the first token): ms (× floor)');
+  console.log(
+    'each shape against a copy whose last character differs (numbers: against 1 1 1 …, which all but float refuse at the first token): ms (× floor)',
+  );
   console.log(`${'shape'.padEnd(24)} ${'input'.padEnd(7)}${MODES.map((m) => m.name.padStart(18)).join('')}`);
   for (const shape of SHAPES) {
     const inputs = [
@@ -179,7 +192,9 @@ function benchOldRegex(): void {
       const oldMs = medianMs(() => oldCompareOutput(actual, shape.expected, shape.mode), 1);
       const newMs = medianMs(() => compareOutput(actual, shape.expected, shape.mode));
       const growth = oldTimes.length > 0 ? `${(oldMs / oldTimes[oldTimes.length - 1]!).toFixed(2)}×` : '';
-      console.log(`${label.padEnd(30)} ${`${size / KIB} KB`.padStart(6)} ${oldMs.toFixed(1).padStart(9)} ${growth.padStart(7)} ${newMs.toFixed(3).padStart(8)}`);
+      console.log(
+        `${label.padEnd(30)} ${`${size / KIB} KB`.padStart(6)} ${oldMs.toFixed(1).padStart(9)} ${growth.padStart(7)} ${newMs.toFixed(3).padStart(8)}`,
+      );
       oldTimes.push(oldMs);
     }
     const { exponent, predictMs } = powerLawFit(OLD_SIZES, oldTimes);
@@ -187,7 +202,9 @@ function benchOldRegex(): void {
     console.log(`${label}: old time grows as size^${exponent.toFixed(2)}; extrapolated: ${projections.join(', ')}`);
   }
   const float: CompareMode = { float: FLOAT_TOLERANCE };
-  const [oldMs, newMs] = [oldCompareOutput, compareOutput].map((compare) => medianMs(() => compare(NUMBERS.actual, NUMBERS.expected, float), 1));
+  const [oldMs, newMs] = [oldCompareOutput, compareOutput].map((compare) =>
+    medianMs(() => compare(NUMBERS.actual, NUMBERS.expected, float), 1),
+  );
   console.log(`${NUMBERS.name} (16 MiB), float, strings, one run: old ${oldMs!.toFixed(0)} ms, new ${newMs!.toFixed(0)} ms`);
 }
 

@@ -13,14 +13,15 @@
  *   http/direct throughput ratio: X.XX
  * Environment: BENCH_RUNS (default 500), BENCH_CONCURRENCY (default 2 × cores).
  */
-import autocannon from 'autocannon';
+
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import autocannon from 'autocannon';
 import { startServeProcess, stopServeProcess } from '../loadtest/serve-process.ts';
-import { runSubmission } from '../runtime/submission.ts';
 import { Runtime } from '../runtime/runtime.ts';
+import { runSubmission } from '../runtime/submission.ts';
 import { loadRuntimeConfig } from '../services/shared/config.ts';
 
 const CORES = availableParallelism();
@@ -33,11 +34,20 @@ const BENCH_NAME = 'bench-e2e';
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 async function direct(stateDir: string): Promise<{ seconds: number; latencies: number[] }> {
-  const runtime = await Runtime.create({ ...loadRuntimeConfig(), stateDir, cgroupParent: `brig-${BENCH_NAME}-${process.pid}`, slots: CORES });
+  const runtime = await Runtime.create({
+    ...loadRuntimeConfig(),
+    stateDir,
+    cgroupParent: `brig-${BENCH_NAME}-${process.pid}`,
+    slots: CORES,
+  });
   try {
     const once = async () => {
       const start = performance.now();
-      const result = await runSubmission(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(SOURCE) }] }, Buffer.alloc(0));
+      const result = await runSubmission(
+        runtime,
+        { language: 'python', files: [{ name: 'main.py', content: Buffer.from(SOURCE) }] },
+        Buffer.alloc(0),
+      );
       if (result.run?.stdout !== 'hello world\n') throw new Error(`direct run failed: ${JSON.stringify(result.run)}`);
       return performance.now() - start;
     };
@@ -45,9 +55,11 @@ async function direct(stateDir: string): Promise<{ seconds: number; latencies: n
     const latencies: number[] = [];
     let next = 0;
     const start = performance.now();
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < RUNS) latencies.push(await once());
-    }));
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next++ < RUNS) latencies.push(await once());
+      }),
+    );
     return { seconds: (performance.now() - start) / 1000, latencies: latencies.sort((a, b) => a - b) };
   } finally {
     await runtime.close();
@@ -57,7 +69,10 @@ async function direct(stateDir: string): Promise<{ seconds: number; latencies: n
 async function http(): Promise<{ seconds: number; p50: number; p95: number; non2xx: number; wrong: number }> {
   // The uids the direct half used (BRIG_UID_BASE or the default), so that both halves run alike.
   const server = await startServeProcess({
-    name: BENCH_NAME, uidBase: loadRuntimeConfig().uidBase, env: { BRIG_SLOTS: String(CORES) }, stdio: ['ignore', 'ignore', 'inherit'],
+    name: BENCH_NAME,
+    uidBase: loadRuntimeConfig().uidBase,
+    env: { BRIG_SLOTS: String(CORES) },
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
   try {
     const { url } = server;
@@ -67,7 +82,11 @@ async function http(): Promise<{ seconds: number; p50: number; p95: number; non2
     let wrong = 0;
     const latencies: number[] = [];
     const result = await autocannon({
-      url, connections: CONCURRENCY, amount: RUNS, timeout: 60, requests: [request],
+      url,
+      connections: CONCURRENCY,
+      amount: RUNS,
+      timeout: 60,
+      requests: [request],
       setupClient: (client) => {
         client.on('body', (b: Buffer) => {
           if (!b.toString().includes('"stdout":"hello world\\n"')) wrong++;
@@ -86,14 +105,22 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'brig-bench-e2e-'));
   chmodSync(dir, 0o711);
   try {
-    console.log(`brig e2e benchmark: ${RUNS} python hello-world runs at concurrency ${CONCURRENCY}, ${CORES} cores, ${CORES} sandbox slots`);
+    console.log(
+      `brig e2e benchmark: ${RUNS} python hello-world runs at concurrency ${CONCURRENCY}, ${CORES} cores, ${CORES} sandbox slots`,
+    );
     const d = await direct(join(dir, 'direct'));
     const directRate = RUNS / d.seconds;
-    console.log(`direct: ${directRate.toFixed(1)} runs/s, latency p50 ${quantile(d.latencies, 0.5).toFixed(1)} ms, p95 ${quantile(d.latencies, 0.95).toFixed(1)} ms`);
+    console.log(
+      `direct: ${directRate.toFixed(1)} runs/s, latency p50 ${quantile(d.latencies, 0.5).toFixed(1)} ms, p95 ${quantile(d.latencies, 0.95).toFixed(1)} ms`,
+    );
     const h = await http();
     const httpRate = RUNS / h.seconds;
-    console.log(`http:   ${httpRate.toFixed(1)} runs/s, latency p50 ${h.p50.toFixed(1)} ms, p95 ${h.p95.toFixed(1)} ms, non-2xx ${h.non2xx}, wrong output ${h.wrong}`);
-    console.log(`added by HTTP + queue: p50 ${(h.p50 - quantile(d.latencies, 0.5)).toFixed(1)} ms, p95 ${(h.p95 - quantile(d.latencies, 0.95)).toFixed(1)} ms`);
+    console.log(
+      `http:   ${httpRate.toFixed(1)} runs/s, latency p50 ${h.p50.toFixed(1)} ms, p95 ${h.p95.toFixed(1)} ms, non-2xx ${h.non2xx}, wrong output ${h.wrong}`,
+    );
+    console.log(
+      `added by HTTP + queue: p50 ${(h.p50 - quantile(d.latencies, 0.5)).toFixed(1)} ms, p95 ${(h.p95 - quantile(d.latencies, 0.95)).toFixed(1)} ms`,
+    );
     if (h.non2xx > 0 || h.wrong > 0) console.log('warning: some HTTP runs failed; the throughput ratio overstates the service');
     console.log(`http/direct throughput ratio: ${(httpRate / directRate).toFixed(2)}`);
   } finally {

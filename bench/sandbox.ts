@@ -17,8 +17,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Submission } from '../runtime/submission.ts';
 import { Runtime } from '../runtime/runtime.ts';
+import { Submission } from '../runtime/submission.ts';
 import { loadRuntimeConfig } from '../services/shared/config.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 200);
@@ -55,7 +55,12 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o711); // sandboxes must traverse to their workspace
   const helloPath = join(dir, 'hello.py');
   writeFileSync(helloPath, HELLO);
-  const runtime = await Runtime.create({ ...loadRuntimeConfig(), stateDir: join(dir, 'state'), cgroupParent: `brig-bench-${process.pid}`, slots: CORES });
+  const runtime = await Runtime.create({
+    ...loadRuntimeConfig(),
+    stateDir: join(dir, 'state'),
+    cgroupParent: `brig-bench-${process.pid}`,
+    slots: CORES,
+  });
   try {
     const brigTrue = async () => {
       const job = await Submission.open(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(HELLO) }] });
@@ -80,7 +85,9 @@ async function main(): Promise<void> {
       { name: 'python hello', argv: ['/usr/bin/python3', helloPath], brig: brigPython },
     ];
 
-    console.log(`brig sandbox benchmark: ${RUNS} runs each after ${WARMUP} warm-up runs, ${CORES} cores, cgroup v${runtime.cgroups.version}`);
+    console.log(
+      `brig sandbox benchmark: ${RUNS} runs each after ${WARMUP} warm-up runs, ${CORES} cores, cgroup v${runtime.cgroups.version}`,
+    );
     console.log('program        way       p50 ms   p95 ms');
     const ratios: number[] = [];
     for (const program of programs) {
@@ -90,20 +97,26 @@ async function main(): Promise<void> {
         brig: await timeRuns(program.brig),
       };
       for (const [way, times] of Object.entries(ways)) {
-        console.log(`${program.name.padEnd(14)} ${way.padEnd(8)} ${quantile(times, 0.5).toFixed(2).padStart(7)}  ${quantile(times, 0.95).toFixed(2).padStart(7)}`);
+        console.log(
+          `${program.name.padEnd(14)} ${way.padEnd(8)} ${quantile(times, 0.5).toFixed(2).padStart(7)}  ${quantile(times, 0.95).toFixed(2).padStart(7)}`,
+        );
       }
       const ratio = quantile(ways.brig, 0.5) / quantile(ways.unshare, 0.5);
       ratios.push(ratio);
-      console.log(`${program.name}: brig/unshare p50 ratio ${ratio.toFixed(2)}, brig adds ${(quantile(ways.brig, 0.5) - quantile(ways.bare, 0.5)).toFixed(2)} ms to a bare spawn, unshare adds ${(quantile(ways.unshare, 0.5) - quantile(ways.bare, 0.5)).toFixed(2)} ms`);
+      console.log(
+        `${program.name}: brig/unshare p50 ratio ${ratio.toFixed(2)}, brig adds ${(quantile(ways.brig, 0.5) - quantile(ways.bare, 0.5)).toFixed(2)} ms to a bare spawn, unshare adds ${(quantile(ways.unshare, 0.5) - quantile(ways.bare, 0.5)).toFixed(2)} ms`,
+      );
     }
 
     for (const program of programs) {
       const total = RUNS;
       let next = 0;
       const start = performance.now();
-      await Promise.all(Array.from({ length: CORES }, async () => {
-        while (next++ < total) await program.brig();
-      }));
+      await Promise.all(
+        Array.from({ length: CORES }, async () => {
+          while (next++ < total) await program.brig();
+        }),
+      );
       const seconds = (performance.now() - start) / 1000;
       console.log(`${program.name}: brig throughput at concurrency ${CORES}: ${(total / seconds).toFixed(1)} runs/s`);
     }

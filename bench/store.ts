@@ -25,8 +25,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { rssBytes } from '../loadtest/host-state.ts';
-import { privateRedisUrl, startServeProcess, stopServeProcess, type ServeProcess } from '../loadtest/serve-process.ts';
-import { QUEUE_NAME, keys, type RunRecord } from '../services/shared/contract.ts';
+import { privateRedisUrl, type ServeProcess, startServeProcess, stopServeProcess } from '../loadtest/serve-process.ts';
+import { keys, QUEUE_NAME, type RunRecord } from '../services/shared/contract.ts';
 import { redisConnectionOptions } from '../services/shared/redis.ts';
 
 /** BullMQ's default key prefix, which Brig does not change. */
@@ -86,7 +86,8 @@ async function stopServe(serve: Serve): Promise<void> {
 
 /** Bytes a step's outputs stand for, decoded from text or base64. */
 function outputBytesOf(step: { stdout: string; stderr: string; stdoutEncoding?: 'base64'; stderrEncoding?: 'base64' }): number {
-  const size = (text: string, encoding?: 'base64') => (encoding === 'base64' ? Buffer.from(text, 'base64').length : Buffer.byteLength(text));
+  const size = (text: string, encoding?: 'base64') =>
+    encoding === 'base64' ? Buffer.from(text, 'base64').length : Buffer.byteLength(text);
   return size(step.stdout, step.stdoutEncoding) + size(step.stderr, step.stderrEncoding);
 }
 
@@ -114,7 +115,13 @@ function peakSampler<T>(read: () => Promise<T>, size: (sample: T) => number): { 
       await sleep(SAMPLE_INTERVAL_MS);
     }
   })();
-  return { stop: async () => { running = false; await loop; return peak; } };
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
 }
 
 /**
@@ -130,12 +137,20 @@ const RECORD_HEAD_BYTES = 256;
 const FINAL_STATUS = /"status":"(done|cancelled)"/;
 
 async function runToTheEnd(serve: Serve, redis: Redis, way: Way, body: object): Promise<string> {
-  const response = await fetch(`${serve.url}/v1/runs${way === 'wait' ? '?wait=true' : ''}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const answer = await response.json() as RunRecord;
+  const response = await fetch(`${serve.url}/v1/runs${way === 'wait' ? '?wait=true' : ''}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const answer = (await response.json()) as RunRecord;
   const expected = way === 'wait' ? 200 : 202;
-  if (response.status !== expected || (way === 'wait' && answer.status !== 'done')) throw new Error(`HTTP ${response.status}, ${JSON.stringify(answer).slice(0, 300)}`);
+  if (response.status !== expected || (way === 'wait' && answer.status !== 'done'))
+    throw new Error(`HTTP ${response.status}, ${JSON.stringify(answer).slice(0, 300)}`);
   // GETRANGE of the head: reading the whole 20 MB record at each poll would itself fill Redis's buffers.
-  for (const deadline = Date.now() + WAIT_TIMEOUT_MS; way === 'poll' && !FINAL_STATUS.test(await redis.getrange(keys.run(answer.id), 0, RECORD_HEAD_BYTES));) {
+  for (
+    const deadline = Date.now() + WAIT_TIMEOUT_MS;
+    way === 'poll' && !FINAL_STATUS.test(await redis.getrange(keys.run(answer.id), 0, RECORD_HEAD_BYTES));
+  ) {
     if (Date.now() > deadline) throw new Error(`run ${answer.id} did not end within ${WAIT_TIMEOUT_MS} ms`);
     await sleep(SAMPLE_INTERVAL_MS);
   }
@@ -166,12 +181,20 @@ async function measure(serve: Serve, name: string, way: Way, body: object): Prom
   await sleep(SETTLE_MS);
   const { redis, sampler } = serve;
   const redisBefore = await redisMemory(redis);
-  const eventsBefore = [await redis.xlen(EVENTS_KEY), Number(await redis.memory('USAGE', EVENTS_KEY, 'SAMPLES', 0) ?? 0)];
+  const eventsBefore = [await redis.xlen(EVENTS_KEY), Number((await redis.memory('USAGE', EVENTS_KEY, 'SAMPLES', 0)) ?? 0)];
   const rssBefore = rssBytes(pid);
-  const rssPeak = peakSampler(async () => rssBytes(pid), (rss) => rss);
-  const redisPeak = peakSampler(() => redisMemory(sampler), (m) => m.usedBytes);
+  const rssPeak = peakSampler(
+    async () => rssBytes(pid),
+    (rss) => rss,
+  );
+  const redisPeak = peakSampler(
+    () => redisMemory(sampler),
+    (m) => m.usedBytes,
+  );
   const startMs = Date.now();
-  const id = await runToTheEnd(serve, redis, way, body).catch((error: Error) => { throw new Error(`${name}: ${error.message}`); });
+  const id = await runToTheEnd(serve, redis, way, body).catch((error: Error) => {
+    throw new Error(`${name}: ${error.message}`);
+  });
   const seconds = (Date.now() - startMs) / 1000;
   const peaks = { rss: (await rssPeak.stop()) ?? rssBefore, redis: (await redisPeak.stop()) ?? redisBefore };
   await sleep(SETTLE_MS);
@@ -191,7 +214,7 @@ async function measure(serve: Serve, name: string, way: Way, body: object): Prom
     redisPeak: peaks.redis.usedBytes > redisBefore.usedBytes ? peaks.redis : redisBefore,
     redisAfter: (await redisMemory(redis)).usedBytes,
     eventsLength: [eventsBefore[0]!, await redis.xlen(EVENTS_KEY)],
-    eventsBytes: [eventsBefore[1]!, Number(await redis.memory('USAGE', EVENTS_KEY, 'SAMPLES', 0) ?? 0)],
+    eventsBytes: [eventsBefore[1]!, Number((await redis.memory('USAGE', EVENTS_KEY, 'SAMPLES', 0)) ?? 0)],
     rssBefore,
     rssPeak: Math.max(peaks.rss, rssBefore),
     rssAfter: rssBytes(pid),
@@ -205,14 +228,41 @@ const mb = (bytes: number) => (bytes / BYTES_PER_MB).toFixed(1);
 const ratio = (bytes: number, output: number) => `${(bytes / output).toFixed(2)}×`;
 
 function printTable(rows: Measurement[]): void {
-  const header = ['run', 'way', 'output MB', 'stored as', 'JSON MB', 'record MB', 'record/out', 'redis before→peak→after MB', 'Δafter/out',
-    'Δpeak/out', 'at peak: clients, aof MB', 'events len', 'events Δ KB', 'rss before→peak→after MB', 'rss Δpeak/out', 's'];
+  const header = [
+    'run',
+    'way',
+    'output MB',
+    'stored as',
+    'JSON MB',
+    'record MB',
+    'record/out',
+    'redis before→peak→after MB',
+    'Δafter/out',
+    'Δpeak/out',
+    'at peak: clients, aof MB',
+    'events len',
+    'events Δ KB',
+    'rss before→peak→after MB',
+    'rss Δpeak/out',
+    's',
+  ];
   const lines = rows.map((m) => [
-    m.name, m.way, mb(m.outputBytes), m.encodings, mb(m.recordJsonBytes), mb(m.recordBytes), ratio(m.recordBytes, m.outputBytes),
-    `${mb(m.redisBefore)}→${mb(m.redisPeak.usedBytes)}→${mb(m.redisAfter)}`, ratio(m.redisAfter - m.redisBefore, m.outputBytes),
-    ratio(m.redisPeak.usedBytes - m.redisBefore, m.outputBytes), `${mb(m.redisPeak.clientBuffersBytes)}, ${mb(m.redisPeak.aofBufferBytes)}`,
-    `${m.eventsLength[0]}→${m.eventsLength[1]}`, ((m.eventsBytes[1] - m.eventsBytes[0]) / BYTES_PER_KB).toFixed(1),
-    `${mb(m.rssBefore)}→${mb(m.rssPeak)}→${mb(m.rssAfter)}`, ratio(m.rssPeak - m.rssBefore, m.outputBytes), m.seconds.toFixed(1),
+    m.name,
+    m.way,
+    mb(m.outputBytes),
+    m.encodings,
+    mb(m.recordJsonBytes),
+    mb(m.recordBytes),
+    ratio(m.recordBytes, m.outputBytes),
+    `${mb(m.redisBefore)}→${mb(m.redisPeak.usedBytes)}→${mb(m.redisAfter)}`,
+    ratio(m.redisAfter - m.redisBefore, m.outputBytes),
+    ratio(m.redisPeak.usedBytes - m.redisBefore, m.outputBytes),
+    `${mb(m.redisPeak.clientBuffersBytes)}, ${mb(m.redisPeak.aofBufferBytes)}`,
+    `${m.eventsLength[0]}→${m.eventsLength[1]}`,
+    ((m.eventsBytes[1] - m.eventsBytes[0]) / BYTES_PER_KB).toFixed(1),
+    `${mb(m.rssBefore)}→${mb(m.rssPeak)}→${mb(m.rssAfter)}`,
+    ratio(m.rssPeak - m.rssBefore, m.outputBytes),
+    m.seconds.toFixed(1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
@@ -226,7 +276,8 @@ function printTable(rows: Measurement[]): void {
 function judgeRun(tests: number, unit: string, outputBytes = RUN_OUTPUT_BUDGET_BYTES): object {
   const bytesPerTest = Math.floor(outputBytes / tests);
   return {
-    language: 'python', source: programPrinting(bytesPerTest, unit),
+    language: 'python',
+    source: programPrinting(bytesPerTest, unit),
     limits: { outputBytes: bytesPerTest, wallMs: WALL_MS_PER_TEST },
     tests: Array.from({ length: tests }, (_, i) => ({ name: `t${i + 1}`, expectedOutput: '' })),
   };
@@ -246,8 +297,10 @@ async function measureFresh(name: string, way: Way, body: object): Promise<Measu
 }
 
 async function main(): Promise<void> {
-  console.log(`brig bench:store: judge-mode python runs keeping ${mb(RUN_OUTPUT_BUDGET_BYTES)} MB of output each (BRIG_MAX_RUN_OUTPUT_BYTES), `
-    + 'every test printing exactly its outputBytes; each run on a fresh brig serve');
+  console.log(
+    `brig bench:store: judge-mode python runs keeping ${mb(RUN_OUTPUT_BUDGET_BYTES)} MB of output each (BRIG_MAX_RUN_OUTPUT_BYTES), ` +
+      'every test printing exactly its outputBytes; each run on a fresh brig serve',
+  );
   const rows: Measurement[] = [];
   for (const tests of TEST_COUNTS) {
     for (const kind of OUTPUT_KINDS) {
@@ -262,7 +315,9 @@ async function main(): Promise<void> {
   printTable(rows);
   const perOutput = (m: Measurement) => (m.redisAfter - m.redisBefore) / m.outputBytes;
   const worst = rows.reduce((a, b) => (perOutput(b) > perOutput(a) ? b : a));
-  console.log(`\nmost Redis bytes held per output byte: ${perOutput(worst).toFixed(2)}× (${worst.name}, ${worst.way}); the design's bound is about 2×`);
+  console.log(
+    `\nmost Redis bytes held per output byte: ${perOutput(worst).toFixed(2)}× (${worst.name}, ${worst.way}); the design's bound is about 2×`,
+  );
 }
 
 await main();

@@ -56,7 +56,11 @@ export function exitCodeFor(error: unknown): number {
   if (error instanceof RequestError || error instanceof LanguageUnavailableError) return EXIT.USAGE;
   if (error instanceof HostError || error instanceof ConfigError) return EXIT.HOST;
   if (error instanceof BrigError) return EXIT.FAILURE;
-  if ((error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return EXIT.USAGE;
+  if (
+    (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+  )
+    return EXIT.USAGE;
   return EXIT.FAILURE;
 }
 

@@ -33,9 +33,10 @@ if (part === null) {
   console.error(`unhealthy: no process runs ${BRIG_ENTRY}`);
   process.exit(1);
 }
-const url = part === 'worker'
-  ? `http://127.0.0.1:${process.env.BRIG_WORKER_METRICS_PORT || DEFAULT_WORKER_METRICS_PORT}/metrics`
-  : `http://127.0.0.1:${process.env.PORT || DEFAULT_PORT}/healthz`;
+const url =
+  part === 'worker'
+    ? `http://127.0.0.1:${process.env.BRIG_WORKER_METRICS_PORT || DEFAULT_WORKER_METRICS_PORT}/metrics`
+    : `http://127.0.0.1:${process.env.PORT || DEFAULT_PORT}/healthz`;
 try {
   const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
   if (!response.ok) throw new Error(`status ${response.status}`);

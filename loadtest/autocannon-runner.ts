@@ -29,7 +29,16 @@ export interface Tally {
 const FAILURE_EXAMPLES = 3;
 
 export function emptyTally(): Tally {
-  return { latenciesMs: [], requests: 0, failed: 0, checksPassed: 0, checksFailed: 0, verdicts: new Map(), failures: new Map(), durationS: 0 };
+  return {
+    latenciesMs: [],
+    requests: 0,
+    failed: 0,
+    checksPassed: 0,
+    checksFailed: 0,
+    verdicts: new Map(),
+    failures: new Map(),
+    durationS: 0,
+  };
 }
 
 interface Context {
@@ -47,36 +56,38 @@ export async function runStep(url: string, apiKey: string | undefined, scenario:
     ...(step.seconds !== undefined && step.amount === undefined ? { duration: step.seconds } : {}),
     ...(step.seconds !== undefined && step.amount !== undefined ? { maxOverallRequests: step.amount } : {}),
     timeout: REQUEST_TIMEOUT_S,
-    requests: [{
-      method: 'POST',
-      path: '/v1/runs?wait=true',
-      headers,
-      setupRequest: (request, context) => {
-        const chosen = pick(scenario.requests, Math.random());
-        (context as Context).request = chosen;
-        return { ...request, body: JSON.stringify(chosen.body) };
-      },
-      onResponse: (status, body, context) => {
-        const request = (context as Context).request!;
-        tally.requests++;
-        if (status >= HTTP_ERROR_STATUS) tally.failed++;
-        const wrong = judge(request, status, body);
-        if (wrong === null) tally.checksPassed++;
-        else {
-          tally.checksFailed++;
-          const examples = tally.failures.get(request.name) ?? [];
-          if (examples.length < FAILURE_EXAMPLES) tally.failures.set(request.name, [...examples, wrong]);
-        }
-        if (status === 200) {
-          try {
-            const verdict = (JSON.parse(body) as { verdict?: string }).verdict ?? 'none';
-            tally.verdicts.set(verdict, (tally.verdicts.get(verdict) ?? 0) + 1);
-          } catch {
-            // counted as a failed check above
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/runs?wait=true',
+        headers,
+        setupRequest: (request, context) => {
+          const chosen = pick(scenario.requests, Math.random());
+          (context as Context).request = chosen;
+          return { ...request, body: JSON.stringify(chosen.body) };
+        },
+        onResponse: (status, body, context) => {
+          const request = (context as Context).request!;
+          tally.requests++;
+          if (status >= HTTP_ERROR_STATUS) tally.failed++;
+          const wrong = judge(request, status, body);
+          if (wrong === null) tally.checksPassed++;
+          else {
+            tally.checksFailed++;
+            const examples = tally.failures.get(request.name) ?? [];
+            if (examples.length < FAILURE_EXAMPLES) tally.failures.set(request.name, [...examples, wrong]);
           }
-        }
+          if (status === 200) {
+            try {
+              const verdict = (JSON.parse(body) as { verdict?: string }).verdict ?? 'none';
+              tally.verdicts.set(verdict, (tally.verdicts.get(verdict) ?? 0) + 1);
+            } catch {
+              // counted as a failed check above
+            }
+          }
+        },
       },
-    }],
+    ],
     setupClient: (client) => {
       client.on('response', (_status: number, _bytes: number, responseTimeMs: number) => tally.latenciesMs.push(responseTimeMs));
     },

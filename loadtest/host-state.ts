@@ -28,8 +28,13 @@ export function openFdCount(pid: number): number {
 
 /** Mount points at dir or below it, in this process's mount namespace. */
 export function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-    .map((line) => (line.split(' ')[MOUNT_POINT_FIELD] ?? '').replace(OCTAL_ESCAPE, (_, octal: string) => String.fromCharCode(parseInt(octal, OCTAL_RADIX))))
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) =>
+      (line.split(' ')[MOUNT_POINT_FIELD] ?? '').replace(OCTAL_ESCAPE, (_, octal: string) =>
+        String.fromCharCode(parseInt(octal, OCTAL_RADIX)),
+      ),
+    )
     .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 

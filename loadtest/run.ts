@@ -6,8 +6,8 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { emptyTally, runStep } from './autocannon-runner.ts';
-import { loadScenarios, steps, type LoadOverrides } from './scenarios.ts';
-import { startServeProcess, stopServeProcess, type ServeProcess } from './serve-process.ts';
+import { type LoadOverrides, loadScenarios, steps } from './scenarios.ts';
+import { type ServeProcess, startServeProcess, stopServeProcess } from './serve-process.ts';
 import { formatSummary, judgeThresholds, summarize } from './summary.ts';
 
 const USAGE = `Usage: npm run loadtest -- --scenario NAME (--url URL | --serve)
@@ -43,21 +43,36 @@ async function main(): Promise<number> {
   let options: { name: string; url?: string; serve: boolean; apiKey?: string; overrides: LoadOverrides };
   try {
     const { values } = parseArgs({
-      args: process.argv.slice(2), strict: true,
+      args: process.argv.slice(2),
+      strict: true,
       options: {
-        scenario: { type: 'string' }, url: { type: 'string' }, serve: { type: 'boolean', default: false }, 'api-key': { type: 'string' },
-        vus: { type: 'string' }, iterations: { type: 'string' }, duration: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        scenario: { type: 'string' },
+        url: { type: 'string' },
+        serve: { type: 'boolean', default: false },
+        'api-key': { type: 'string' },
+        vus: { type: 'string' },
+        iterations: { type: 'string' },
+        duration: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) {
       process.stdout.write(usage);
       return EXIT.OK;
     }
-    if (!values.scenario || !scenarios[values.scenario]) throw new UsageError(`--scenario must be one of ${Object.keys(scenarios).join(', ')}`);
+    if (!values.scenario || !scenarios[values.scenario])
+      throw new UsageError(`--scenario must be one of ${Object.keys(scenarios).join(', ')}`);
     if (Boolean(values.url) === values.serve) throw new UsageError('give either --url URL or --serve');
     options = {
-      name: values.scenario, url: values.url?.replace(/\/$/, ''), serve: values.serve, apiKey: values['api-key'] ?? process.env.BRIG_API_KEY,
-      overrides: { vus: positiveInt('vus', values.vus), iterations: positiveInt('iterations', values.iterations), duration: values.duration },
+      name: values.scenario,
+      url: values.url?.replace(/\/$/, ''),
+      serve: values.serve,
+      apiKey: values['api-key'] ?? process.env.BRIG_API_KEY,
+      overrides: {
+        vus: positiveInt('vus', values.vus),
+        iterations: positiveInt('iterations', values.iterations),
+        duration: values.duration,
+      },
     };
   } catch (error) {
     process.stderr.write(`loadtest: ${(error as Error).message}\n\n${usage}`);
@@ -68,12 +83,19 @@ async function main(): Promise<number> {
   const plan = steps(scenario.load, options.overrides);
   let serve: ServeProcess | undefined;
   if (options.serve) {
-    serve = await startServeProcess({ name: 'loadtest', uidBase: SERVE_UID_BASE, env: { BRIG_SLOTS: String(availableParallelism()) }, stdio: ['ignore', 'ignore', 'inherit'] });
+    serve = await startServeProcess({
+      name: 'loadtest',
+      uidBase: SERVE_UID_BASE,
+      env: { BRIG_SLOTS: String(availableParallelism()) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   const url = serve?.url ?? options.url!;
   const tally = emptyTally();
   try {
-    process.stdout.write(`\n     scenario: ${options.name}: ${scenario.description}\n     load: ${scenario.load.executor}, ${plan.length} autocannon step(s), up to ${Math.max(...plan.map((s) => s.connections))} connections\n     target: ${url}${serve ? ' (brig serve started for this test)' : ''}\n\n`);
+    process.stdout.write(
+      `\n     scenario: ${options.name}: ${scenario.description}\n     load: ${scenario.load.executor}, ${plan.length} autocannon step(s), up to ${Math.max(...plan.map((s) => s.connections))} connections\n     target: ${url}${serve ? ' (brig serve started for this test)' : ''}\n\n`,
+    );
     for (const step of plan) await runStep(url, options.apiKey, scenario, step, tally);
   } finally {
     if (serve) await stopServeProcess(serve);

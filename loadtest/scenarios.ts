@@ -65,7 +65,8 @@ const RAMP_STEP_MS = 5_000;
 /** k6's durations: "30s", "1m", "1m30s", "500ms". */
 export function durationMs(text: string): number {
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) throw new Error(`not a duration: ${JSON.stringify(text)} (use 30s, 1m, 1m30s)`);
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text)
+    throw new Error(`not a duration: ${JSON.stringify(text)} (use 30s, 1m, 1m30s)`);
   return parts.reduce((sum, p) => sum + Number(p[1]) * MS_PER_UNIT[p[2]!]!, 0);
 }
 
@@ -78,7 +79,13 @@ export interface LoadOverrides {
 /** The steps autocannon runs for a load, with the VUS, ITERATIONS and DURATION overrides the k6 scripts also take. */
 export function steps(load: Load, overrides: LoadOverrides = {}): Step[] {
   if (load.executor === 'shared-iterations') {
-    return [{ connections: overrides.vus ?? load.vus, amount: overrides.iterations ?? load.iterations, seconds: durationMs(load.maxDuration) / 1000 }];
+    return [
+      {
+        connections: overrides.vus ?? load.vus,
+        amount: overrides.iterations ?? load.iterations,
+        seconds: durationMs(load.maxDuration) / 1000,
+      },
+    ];
   }
   if (load.executor === 'constant-vus') {
     return [{ connections: overrides.vus ?? load.vus, seconds: durationMs(overrides.duration ?? load.duration) / 1000 }];
@@ -120,6 +127,7 @@ export function judge(request: RunRequest, status: number, body: string): string
     return 'not JSON';
   }
   if (answer.verdict !== expect.verdict) return `verdict ${answer.verdict}`;
-  if (expect.stdout !== undefined && answer.run?.stdout !== expect.stdout) return `stdout ${JSON.stringify(answer.run?.stdout?.slice(0, 40))}`;
+  if (expect.stdout !== undefined && answer.run?.stdout !== expect.stdout)
+    return `stdout ${JSON.stringify(answer.run?.stdout?.slice(0, 40))}`;
   return null;
 }

@@ -8,7 +8,7 @@
  * stopServeProcess() sends SIGTERM, waits (SIGKILL after a timeout) and
  * removes the state dir, unless something is still mounted below it.
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,20 +90,36 @@ export async function startServeProcess(options: ServeProcessOptions): Promise<S
   const cgroupParent = `brig-${options.name}-${process.pid}`;
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {
-    ...process.env, ...LOAD_TEST_ENV, ...options.env,
-    PORT: String(port), HOST: LOOPBACK_HOST, BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: cgroupParent, BRIG_UID_BASE: String(options.uidBase),
+    ...process.env,
+    ...LOAD_TEST_ENV,
+    ...options.env,
+    PORT: String(port),
+    HOST: LOOPBACK_HOST,
+    BRIG_STATE_DIR: stateDir,
+    BRIG_CGROUP_PARENT: cgroupParent,
+    BRIG_UID_BASE: String(options.uidBase),
   };
   delete env.REDIS_URL; // so that brig serve starts its private Redis in the state dir
-  const child = spawn(process.execPath, [BRIG, 'serve'], { env, stdio: options.stdio ?? ['ignore', 'inherit', 'inherit'], detached: options.detached ?? false });
+  const child = spawn(process.execPath, [BRIG, 'serve'], {
+    env,
+    stdio: options.stdio ?? ['ignore', 'inherit', 'inherit'],
+    detached: options.detached ?? false,
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const serve: ServeProcess = { child, url: `http://${LOOPBACK_HOST}:${port}`, port, stateDir, cgroupParent, exited };
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
-  for (const deadline = Date.now() + readyTimeoutMs; ;) {
+  for (const deadline = Date.now() + readyTimeoutMs; ; ) {
     if (child.exitCode !== null || child.signalCode !== null) {
       removeStateDirUnlessMounted(stateDir);
       throw new Error(`brig serve exited at start (code ${child.exitCode}, signal ${child.signalCode}); its output above says why`);
     }
-    if (await fetch(`${serve.url}/readyz`, { signal: AbortSignal.timeout(READY_PROBE_TIMEOUT_MS) }).then((r) => r.ok, () => false)) return serve;
+    if (
+      await fetch(`${serve.url}/readyz`, { signal: AbortSignal.timeout(READY_PROBE_TIMEOUT_MS) }).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return serve;
     if (Date.now() > deadline) {
       await stopServeProcess(serve);
       throw new Error(`brig serve was not ready within ${readyTimeoutMs} ms; its /readyz at ${serve.url} says what it waits for`);
@@ -117,7 +133,10 @@ export async function startServeProcess(options: ServeProcessOptions): Promise<S
  * settleMs (for leftovers still being reaped), removes the state dir unless
  * something is mounted below it. Safe to call again once it has exited.
  */
-export async function stopServeProcess(serve: ServeProcess, { timeoutMs = DEFAULT_STOP_TIMEOUT_MS, settleMs = 0 } = {}): Promise<ServeStopped> {
+export async function stopServeProcess(
+  serve: ServeProcess,
+  { timeoutMs = DEFAULT_STOP_TIMEOUT_MS, settleMs = 0 } = {},
+): Promise<ServeStopped> {
   const startMs = Date.now();
   serve.child.kill('SIGTERM');
   // Not ref'd: once the server has exited, the timer must not hold this process for the rest of the timeout.

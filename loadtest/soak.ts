@@ -10,13 +10,13 @@
  * nothing was left behind, and says whether memory and fds levelled off.
  */
 import { appendFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { QUEUE_NAME, keys } from '../services/shared/contract.ts';
+import { keys, QUEUE_NAME } from '../services/shared/contract.ts';
 import { redisConnectionOptions, scanKeys } from '../services/shared/redis.ts';
 import { cgroupFolders, mountsUnder, openFdCount, processesNaming, rssBytes } from './host-state.ts';
-import { privateRedisUrl, startServeProcess, stopServeProcess, type ServeProcess } from './serve-process.ts';
+import { privateRedisUrl, type ServeProcess, startServeProcess, stopServeProcess } from './serve-process.ts';
 
 const USAGE = `Usage: npm run soak -- [--minutes N] [--concurrency C] [--ttl S] [--json FILE]
 
@@ -85,27 +85,51 @@ const helloOutput = (a: RunAnswer) => (a.run?.stdout === HELLO_STDOUT ? null : `
 
 const KINDS: Kind[] = [
   { name: 'hello-py', body: { language: 'python', source: 'print("hello world")\n' }, verdicts: ['ok'], check: helloOutput },
-  { name: 'hello-c', body: { language: 'c', source: '#include <stdio.h>\nint main(void) { puts("hello world"); return 0; }\n' }, verdicts: ['ok'], check: helloOutput },
+  {
+    name: 'hello-c',
+    body: { language: 'c', source: '#include <stdio.h>\nint main(void) { puts("hello world"); return 0; }\n' },
+    verdicts: ['ok'],
+    check: helloOutput,
+  },
   { name: 'hello-node', body: { language: 'node', source: 'console.log("hello world");\n' }, verdicts: ['ok'], check: helloOutput },
   {
     name: 'memory-bomb',
     // Each chunk is written to, so its pages are really charged to the cgroup.
-    body: { language: 'python', source: 'chunks = []\nwhile True:\n    chunks.append(b"x" * (1 << 20))\n', limits: { memoryMb: MEMORY_BOMB_LIMIT_MB } },
+    body: {
+      language: 'python',
+      source: 'chunks = []\nwhile True:\n    chunks.append(b"x" * (1 << 20))\n',
+      limits: { memoryMb: MEMORY_BOMB_LIMIT_MB },
+    },
     verdicts: ['memory_limit'],
   },
   {
     name: 'fork-bomb',
     // Every process forks for ever; pids.max refuses most forks, so the bomb burns CPU until its limit
     // (time_limit), unless the kernel ends it otherwise (runtime_error).
-    body: { language: 'python', source: 'import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n', limits: { processes: FORK_BOMB_PROCESSES, cpuMs: FORK_BOMB_CPU_MS } },
+    body: {
+      language: 'python',
+      source: 'import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n',
+      limits: { processes: FORK_BOMB_PROCESSES, cpuMs: FORK_BOMB_CPU_MS },
+    },
     verdicts: ['time_limit', 'runtime_error'],
   },
-  { name: 'loop', body: { language: 'python', source: 'while True:\n    pass\n', limits: { cpuMs: LOOP_CPU_MS } }, verdicts: ['time_limit'] },
+  {
+    name: 'loop',
+    body: { language: 'python', source: 'while True:\n    pass\n', limits: { cpuMs: LOOP_CPU_MS } },
+    verdicts: ['time_limit'],
+  },
   {
     name: 'output-2mb',
-    body: { language: 'python', source: `import sys\nsys.stdout.write("x" * ${BIG_OUTPUT_BYTES - 1} + "\\n")\n`, limits: { outputBytes: BIG_OUTPUT_BYTES } },
+    body: {
+      language: 'python',
+      source: `import sys\nsys.stdout.write("x" * ${BIG_OUTPUT_BYTES - 1} + "\\n")\n`,
+      limits: { outputBytes: BIG_OUTPUT_BYTES },
+    },
     verdicts: ['ok'],
-    check: (a) => (a.run?.stdout?.length === BIG_OUTPUT_BYTES && !a.run.truncated ? null : `stdout of ${a.run?.stdout?.length} chars, truncated ${a.run?.truncated}`),
+    check: (a) =>
+      a.run?.stdout?.length === BIG_OUTPUT_BYTES && !a.run.truncated
+        ? null
+        : `stdout of ${a.run?.stdout?.length} chars, truncated ${a.run?.truncated}`,
   },
 ];
 
@@ -123,7 +147,10 @@ function parseOptions(argv: string[]): Options | 'help' {
     args: argv,
     strict: true,
     options: {
-      minutes: { type: 'string' }, concurrency: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'string' },
+      minutes: { type: 'string' },
+      concurrency: { type: 'string' },
+      ttl: { type: 'string' },
+      json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -131,11 +158,15 @@ function parseOptions(argv: string[]): Options | 'help' {
   const positive = (name: string, text: string | undefined, fallback: number, integer: boolean) => {
     if (text === undefined) return fallback;
     const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not ${JSON.stringify(text)}`);
+    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value)))
+      throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not ${JSON.stringify(text)}`);
     return value;
   };
   const minutes = positive('minutes', values.minutes, DEFAULT_MINUTES, false);
-  if (minutes < MIN_MINUTES) throw new UsageError(`--minutes must be at least ${MIN_MINUTES}: the first minute is warm-up, and levelling off needs a minute after it`);
+  if (minutes < MIN_MINUTES)
+    throw new UsageError(
+      `--minutes must be at least ${MIN_MINUTES}: the first minute is warm-up, and levelling off needs a minute after it`,
+    );
   return {
     minutes,
     concurrency: positive('concurrency', values.concurrency, DEFAULT_CONCURRENCY, true),
@@ -167,7 +198,9 @@ async function drive(url: string, concurrency: number, until: () => boolean, tal
       const kind = KINDS[next++ % KINDS.length]!;
       try {
         const response = await fetch(`${url}/v1/runs?wait=true`, {
-          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(kind.body),
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(kind.body),
         });
         const text = await response.text();
         if (response.status !== 200) {
@@ -177,7 +210,7 @@ async function drive(url: string, concurrency: number, until: () => boolean, tal
         }
         tally.doneByKind.set(kind.name, (tally.doneByKind.get(kind.name) ?? 0) + 1);
         const answer = JSON.parse(text) as RunAnswer;
-        const wrong = !kind.verdicts.includes(answer.verdict ?? '') ? `verdict ${answer.verdict}` : kind.check?.(answer) ?? null;
+        const wrong = !kind.verdicts.includes(answer.verdict ?? '') ? `verdict ${answer.verdict}` : (kind.check?.(answer) ?? null);
         if (wrong) {
           tally.mismatches++;
           note(tally, `${kind.name}: ${wrong} (expected ${kind.verdicts.join(' or ')})`);
@@ -228,9 +261,11 @@ function sampleLine(s: Sample, tally: Tally, previousDone: number): string {
   const minute = (s.tMs / MS_PER_MINUTE).toFixed(0).padStart(2);
   const done = runsDone(tally);
   const byKind = KINDS.map((k) => `${k.name} ${tally.doneByKind.get(k.name) ?? 0}`).join(', ');
-  return `min ${minute}  runs ${done} (+${done - previousDone}; ${byKind})  errors ${tally.mismatches + tally.non200 + tally.failedRequests}`
-    + `  rss ${(s.rssKb / KB_PER_MB).toFixed(1)} MB  fds ${s.fds}  redis ${mb(s.redisUsedBytes)}  events ${s.eventsStreamLength}`
-    + `  records ${s.runRecords}  mounts ${s.mounts}  cgroups ${s.cgroups}`;
+  return (
+    `min ${minute}  runs ${done} (+${done - previousDone}; ${byKind})  errors ${tally.mismatches + tally.non200 + tally.failedRequests}` +
+    `  rss ${(s.rssKb / KB_PER_MB).toFixed(1)} MB  fds ${s.fds}  redis ${mb(s.redisUsedBytes)}  events ${s.eventsStreamLength}` +
+    `  records ${s.runRecords}  mounts ${s.mounts}  cgroups ${s.cgroups}`
+  );
 }
 
 // ---------------------------------------------------------------- the verdict
@@ -267,7 +302,14 @@ interface Level {
  * expiring them), the fitted growth is under GROWTH_MAX_SHARE_OF_PEAK of the
  * peak (or under `slack`).
  */
-function levelled(name: string, samples: Sample[], warmUpMs: number, value: (s: Sample) => number, format: (v: number) => string, slack = 0): Level {
+function levelled(
+  name: string,
+  samples: Sample[],
+  warmUpMs: number,
+  value: (s: Sample) => number,
+  format: (v: number) => string,
+  slack = 0,
+): Level {
   const endMs = samples.at(-1)!.tMs;
   const windowStartMs = Math.max(warmUpMs, endMs / 2);
   const window = samples.filter((s) => s.tMs >= windowStartMs).map((s) => ({ tMs: s.tMs, value: value(s) }));
@@ -281,15 +323,18 @@ function levelled(name: string, samples: Sample[], warmUpMs: number, value: (s: 
   const fromMin = (windowStartMs / MS_PER_MINUTE).toFixed(1);
   const toMin = (endMs / MS_PER_MINUTE).toFixed(1);
   return {
-    name, held,
-    text: `${name}: start ${format(value(samples[0]!))}, first minute ${signed(firstMinuteGrowth, format)}, peak ${format(peak)}; `
-      + `fitted growth over minutes ${fromMin}-${toMin} (${window.length} samples) ${signed(growth, format)}, allowed < ${format(allowed)} `
-      + `(${GROWTH_MAX_SHARE_OF_PEAK * 100}% of the peak${slack ? ` or ${format(slack)}` : ''}): ${!judged ? 'TOO FEW SAMPLES to judge' : held ? 'levelled off' : 'STILL GROWING'}`,
+    name,
+    held,
+    text:
+      `${name}: start ${format(value(samples[0]!))}, first minute ${signed(firstMinuteGrowth, format)}, peak ${format(peak)}; ` +
+      `fitted growth over minutes ${fromMin}-${toMin} (${window.length} samples) ${signed(growth, format)}, allowed < ${format(allowed)} ` +
+      `(${GROWTH_MAX_SHARE_OF_PEAK * 100}% of the peak${slack ? ` or ${format(slack)}` : ''}): ${!judged ? 'TOO FEW SAMPLES to judge' : held ? 'levelled off' : 'STILL GROWING'}`,
   };
 }
 
 /** With its sign; a value that rounds to zero is +0, not -0. */
-const signed = (v: number, format: (v: number) => string) => (v < 0 && format(-v) !== format(0) ? `-${format(-v)}` : `+${format(Math.abs(v))}`);
+const signed = (v: number, format: (v: number) => string) =>
+  v < 0 && format(-v) !== format(0) ? `-${format(-v)}` : `+${format(Math.abs(v))}`;
 
 // ---------------------------------------------------------------- main
 
@@ -308,19 +353,28 @@ async function main(argv: string[]): Promise<number> {
   }
   const { minutes, concurrency, ttlSeconds, jsonFile } = options;
   if (jsonFile) writeFileSync(jsonFile, '');
-  const record = (line: object) => { if (jsonFile) appendFileSync(jsonFile, `${JSON.stringify(line)}\n`); };
+  const record = (line: object) => {
+    if (jsonFile) appendFileSync(jsonFile, `${JSON.stringify(line)}\n`);
+  };
 
-  console.log(`brig soak: ${minutes} min at concurrency ${concurrency}, result TTL ${ttlSeconds} s, kinds: ${KINDS.map((k) => k.name).join(', ')}`);
+  console.log(
+    `brig soak: ${minutes} min at concurrency ${concurrency}, result TTL ${ttlSeconds} s, kinds: ${KINDS.map((k) => k.name).join(', ')}`,
+  );
   // Until the first records expire, Redis can only grow: the trend is judged after that.
   const warmUpMs = Math.max(MS_PER_MINUTE, ttlSeconds * 1000);
-  if (warmUpMs > (minutes * MS_PER_MINUTE) / 2) console.log(`note: the TTL is over half the soak: the trend is judged only after ${warmUpMs / 1000} s`);
+  if (warmUpMs > (minutes * MS_PER_MINUTE) / 2)
+    console.log(`note: the TTL is over half the soak: the trend is judged only after ${warmUpMs / 1000} s`);
   const launchMs = Date.now();
   const serve = await startServeProcess({
-    name: 'soak', uidBase: UID_BASE, env: { BRIG_RESULT_TTL_SECONDS: String(ttlSeconds) },
+    name: 'soak',
+    uidBase: UID_BASE,
+    env: { BRIG_RESULT_TTL_SECONDS: String(ttlSeconds) },
     // Its own process group: a Ctrl-C meant for the soak must not reach it, the soak stops it in order.
     detached: true,
   });
-  console.log(`brig serve pid ${serve.child.pid} at ${serve.url}, ready in ${Date.now() - launchMs} ms; state dir ${serve.stateDir}, cgroup parent ${serve.cgroupParent}`);
+  console.log(
+    `brig serve pid ${serve.child.pid} at ${serve.url}, ready in ${Date.now() - launchMs} ms; state dir ${serve.stateDir}, cgroup parent ${serve.cgroupParent}`,
+  );
   const redis = new Redis({ ...redisConnectionOptions(privateRedisUrl(serve.stateDir)), maxRetriesPerRequest: 2 });
   redis.on('error', () => {}); // a failed sample throws by itself; ioredis would also print every reconnect
 
@@ -329,7 +383,10 @@ async function main(argv: string[]): Promise<number> {
   const startMs = Date.now();
   const endMs = startMs + minutes * MS_PER_MINUTE;
   let interrupted = false;
-  process.once('SIGINT', () => { interrupted = true; console.log('interrupted: stopping the load'); });
+  process.once('SIGINT', () => {
+    interrupted = true;
+    console.log('interrupted: stopping the load');
+  });
   const stopLoad = () => interrupted || Date.now() >= endMs;
 
   let checksHeld = true;
@@ -341,7 +398,15 @@ async function main(argv: string[]): Promise<number> {
       if (print) {
         console.log(sampleLine(s, tally, doneAtLastLine));
         doneAtLastLine = runsDone(tally);
-        record({ type: 'sample', minute: Math.round(s.tMs / MS_PER_MINUTE), done: Object.fromEntries(tally.doneByKind), mismatches: tally.mismatches, non200: tally.non200, failedRequests: tally.failedRequests, ...s });
+        record({
+          type: 'sample',
+          minute: Math.round(s.tMs / MS_PER_MINUTE),
+          done: Object.fromEntries(tally.doneByKind),
+          mismatches: tally.mismatches,
+          non200: tally.non200,
+          failedRequests: tally.failedRequests,
+          ...s,
+        });
       }
     };
     await take(true);
@@ -355,20 +420,31 @@ async function main(argv: string[]): Promise<number> {
     await load;
 
     const errors = tally.mismatches + tally.non200 + tally.failedRequests;
-    console.log(`\nanswers: ${errors} errors (${tally.mismatches} wrong verdicts or output, ${tally.non200} non-200, ${tally.failedRequests} without an answer)`);
+    console.log(
+      `\nanswers: ${errors} errors (${tally.mismatches} wrong verdicts or output, ${tally.non200} non-200, ${tally.failedRequests} without an answer)`,
+    );
     for (const example of tally.examples) console.log(`  e.g. ${example}`);
     const levels = [
       levelled('redis used_memory', samples, warmUpMs, (s) => s.redisUsedBytes, mb),
       levelled('brig serve rss', samples, warmUpMs, (s) => s.rssKb * BYTES_PER_KB, mb),
-      levelled('brig serve fds', samples, warmUpMs, (s) => s.fds, (v) => v.toFixed(0), FD_GROWTH_SLACK),
+      levelled(
+        'brig serve fds',
+        samples,
+        warmUpMs,
+        (s) => s.fds,
+        (v) => v.toFixed(0),
+        FD_GROWTH_SLACK,
+      ),
     ];
     for (const level of levels) console.log(level.text);
     // Live records follow the pace (runs a minute × the TTL), and Redis with them: bytes per record
     // tells a faster pace from a leak.
     const judgedFrom = samples.find((s) => s.tMs >= Math.max(warmUpMs, samples.at(-1)!.tMs / 2)) ?? samples.at(-1)!;
     const perRecord = (s: Sample) => (s.runRecords > 0 ? `${(s.redisUsedBytes / s.runRecords / BYTES_PER_KB).toFixed(0)} KB` : 'n/a');
-    console.log(`redis used_memory per live run record: ${perRecord(judgedFrom)} at minute ${(judgedFrom.tMs / MS_PER_MINUTE).toFixed(1)} (${judgedFrom.runRecords} records), `
-      + `${perRecord(samples.at(-1)!)} at the end (${samples.at(-1)!.runRecords} records)`);
+    console.log(
+      `redis used_memory per live run record: ${perRecord(judgedFrom)} at minute ${(judgedFrom.tMs / MS_PER_MINUTE).toFixed(1)} (${judgedFrom.runRecords} records), ` +
+        `${perRecord(samples.at(-1)!)} at the end (${samples.at(-1)!.runRecords} records)`,
+    );
     checksHeld = errors === 0 && levels.every((l) => l.held) && !interrupted;
     record({ type: 'levels', errors, levels });
   } finally {
@@ -382,10 +458,16 @@ async function main(argv: string[]): Promise<number> {
 /** Stops the server with SIGTERM, then looks for anything it left behind. */
 async function stopAndCheck(serve: ServeProcess, record: (line: object) => void): Promise<boolean> {
   const stopped = await stopServeProcess(serve, { settleMs: LEFTOVER_SETTLE_MS });
-  const left = { mounts: mountsUnder(serve.stateDir), cgroups: cgroupFolders(serve.cgroupParent), processes: processesNaming(serve.stateDir) };
+  const left = {
+    mounts: mountsUnder(serve.stateDir),
+    cgroups: cgroupFolders(serve.cgroupParent),
+    processes: processesNaming(serve.stateDir),
+  };
   const clean = stopped.stoppedInTime && stopped.exitCode === 0 && Object.values(left).every((l) => l.length === 0);
-  console.log(`after SIGTERM: exit code ${stopped.exitCode ?? stopped.signalCode} in ${stopped.stopMs} ms; `
-    + `left behind: ${left.mounts.length} mounts, ${left.cgroups.length} cgroup folders, ${left.processes.length} processes`);
+  console.log(
+    `after SIGTERM: exit code ${stopped.exitCode ?? stopped.signalCode} in ${stopped.stopMs} ms; ` +
+      `left behind: ${left.mounts.length} mounts, ${left.cgroups.length} cgroup folders, ${left.processes.length} processes`,
+  );
   for (const item of [...left.mounts, ...left.cgroups, ...left.processes]) console.log(`  left: ${item}`);
   record({ type: 'shutdown', exitCode: stopped.exitCode, stoppedInTime: stopped.stoppedInTime, left });
   return clean;

@@ -68,7 +68,14 @@ export function formatSummary(summary: Summary, tally: Tally, thresholds: Thresh
     line('http_req_duration', `avg=${ms(l.avg)} p(50)=${ms(l.p50)} p(95)=${ms(l.p95)} p(99)=${ms(l.p99)} max=${ms(l.max)}`),
     line('http_req_failed', `${pct(summary.failedRate)} ✓ ${tally.failed} ✗ ${tally.requests - tally.failed}`),
     line('http_reqs', `${summary.requests} ${summary.requestsPerS.toFixed(2)}/s`),
-    line('runs', `${summary.runs} ${summary.runsPerS.toFixed(2)}/s (${Object.entries(summary.verdicts).map(([v, n]) => `${v} ${n}`).join(', ') || 'none'})`),
+    line(
+      'runs',
+      `${summary.runs} ${summary.runsPerS.toFixed(2)}/s (${
+        Object.entries(summary.verdicts)
+          .map(([v, n]) => `${v} ${n}`)
+          .join(', ') || 'none'
+      })`,
+    ),
   ];
   for (const [name, reasons] of tally.failures) lines.push(line(`failed checks: ${name}`, reasons.join('; ')));
   lines.push('', '     thresholds');

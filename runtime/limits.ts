@@ -19,7 +19,15 @@ export interface Limits {
 }
 
 export const LIMIT_NAMES = [
-  'cpuMs', 'wallMs', 'memoryMb', 'processes', 'outputBytes', 'fileSizeMb', 'openFiles', 'stackMb', 'diskMb',
+  'cpuMs',
+  'wallMs',
+  'memoryMb',
+  'processes',
+  'outputBytes',
+  'fileSizeMb',
+  'openFiles',
+  'stackMb',
+  'diskMb',
 ] as const satisfies readonly (keyof Limits)[];
 
 /**
@@ -38,7 +46,9 @@ export function resolveLimits(layer: Partial<Limits> | undefined, base: Limits, 
       throw new RequestError('limit_invalid', `limit ${name} must be a positive number, got ${value}`, { field: `limits.${name}` });
     }
     if (value > maxima[name]) {
-      throw new RequestError('limit_over_maximum', `limit ${name}=${value} is over the server maximum of ${maxima[name]}`, { field: `limits.${name}` });
+      throw new RequestError('limit_over_maximum', `limit ${name}=${value} is over the server maximum of ${maxima[name]}`, {
+        field: `limits.${name}`,
+      });
     }
   }
   return resolved;

@@ -1,16 +1,29 @@
-import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, writeFileSync, renameSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
+import { type CgroupManager, detectCgroups, type RunCgroup } from './cgroups/manager.ts';
 import { cgroupVersionOf, type RuntimeConfig } from './config.ts';
-import { detectCgroups, type CgroupManager, type RunCgroup } from './cgroups/manager.ts';
 import { HostError, LanguageUnavailableError, RequestError } from './errors.ts';
-import { MNT_DETACH, unmount } from './system/libc.ts';
-import { layoutImage, resolveInImage, type ImageLayout } from './images/layout.ts';
+import { type ImageLayout, layoutImage, resolveInImage } from './images/layout.ts';
 import { loadImageProfile } from './images/profile.ts';
-import { languageLimits, type LanguageLimits } from './languages/limits.ts';
-import { loadLanguageProfiles, type LanguageProfile } from './languages/profile.ts';
+import { type LanguageLimits, languageLimits } from './languages/limits.ts';
+import { type LanguageProfile, loadLanguageProfiles } from './languages/profile.ts';
 import { loadAndCompile } from './seccomp/compile.ts';
-import { leaseSlots, tryLeaseSlot, type SlotLease } from './slots/lease.ts';
+import { leaseSlots, type SlotLease, tryLeaseSlot } from './slots/lease.ts';
 import { SlotPool } from './slots/pool.ts';
+import { MNT_DETACH, unmount } from './system/libc.ts';
 
 /** A leased slot with the cgroup it runs its steps in. */
 export interface Slot {
@@ -48,7 +61,8 @@ export class Runtime {
   ) {}
 
   static async create(config: RuntimeConfig): Promise<Runtime> {
-    if (process.getuid?.() !== 0) throw new HostError('not_root', 'the Brig runtime must run as root: it builds namespaces, cgroups and mounts');
+    if (process.getuid?.() !== 0)
+      throw new HostError('not_root', 'the Brig runtime must run as root: it builds namespaces, cgroups and mounts');
     try {
       accessSync(config.launcherPath, constants.X_OK);
     } catch {
@@ -57,7 +71,12 @@ export class Runtime {
     const stateDir = config.stateDir;
     // Folders sandboxes pass through are searchable but not listable by
     // others; what only Brig reads (filters, slot locks) is root's alone.
-    const modes: [string, number][] = [[stateDir, STATE_DIR_MODE], [join(stateDir, 'runs'), STATE_DIR_MODE], [join(stateDir, 'scratch'), STATE_DIR_MODE], [join(stateDir, 'seccomp'), PRIVATE_DIR_MODE]];
+    const modes: [string, number][] = [
+      [stateDir, STATE_DIR_MODE],
+      [join(stateDir, 'runs'), STATE_DIR_MODE],
+      [join(stateDir, 'scratch'), STATE_DIR_MODE],
+      [join(stateDir, 'seccomp'), PRIVATE_DIR_MODE],
+    ];
     for (const [dir, mode] of modes) {
       mkdirSync(dir, { recursive: true, mode });
       chmodSync(dir, mode); // mkdir keeps an existing dir's mode (e.g. a 0700 mkdtemp)
@@ -69,7 +88,12 @@ export class Runtime {
 
     const cgroups = detectCgroups({ parentName: config.cgroupParent, version: cgroupVersionOf(config) });
     cgroups.ensureParent();
-    const leases = leaseSlots({ locksDir: join(stateDir, 'slots'), count: config.slots, maxSlots: config.maxSlots, uidBase: config.uidBase });
+    const leases = leaseSlots({
+      locksDir: join(stateDir, 'slots'),
+      count: config.slots,
+      maxSlots: config.maxSlots,
+      uidBase: config.uidBase,
+    });
     const ours = new Set(leases.map((l) => l.name));
     // Leftovers of our slots (a crashed holder) and anything not named like a slot are ours to sweep.
     await cgroups.sweep((name) => SLOT_NAME.test(name) && !ours.has(name));
@@ -85,11 +109,19 @@ export class Runtime {
   language(name: string): LanguageProfile {
     const language = this.languages.get(name);
     if (!language) {
-      throw new RequestError('language_unknown', `unknown language ${JSON.stringify(name)}: choose one of ${[...this.languages.keys()].join(', ')}`, { field: 'language' });
+      throw new RequestError(
+        'language_unknown',
+        `unknown language ${JSON.stringify(name)}: choose one of ${[...this.languages.keys()].join(', ')}`,
+        { field: 'language' },
+      );
     }
     const missing = this.missingTools(language);
     if (missing.length) {
-      throw new LanguageUnavailableError('language_unavailable', `language ${name} is not available in image ${this.image.name}: ${missing.join(', ')} not found`, { field: 'language' });
+      throw new LanguageUnavailableError(
+        'language_unavailable',
+        `language ${name} is not available in image ${this.image.name}: ${missing.join(', ')} not found`,
+        { field: 'language' },
+      );
     }
     return language;
   }
@@ -112,7 +144,9 @@ export class Runtime {
   missingTools(language: LanguageProfile): string[] {
     let missing = this.missingByLanguage.get(language.name);
     if (!missing) {
-      const tools = [language.compile?.[0], language.run[0], language.versionCommand[0]].filter((t): t is string => !!t && !t.startsWith('/box/'));
+      const tools = [language.compile?.[0], language.run[0], language.versionCommand[0]].filter(
+        (t): t is string => !!t && !t.startsWith('/box/'),
+      );
       missing = [...new Set(tools)].filter((tool) => resolveInImage(this.image, tool) === null);
       this.missingByLanguage.set(language.name, missing);
     }
@@ -175,7 +209,10 @@ export class Runtime {
 function checkAncestorsSearchable(stateDir: string): void {
   for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
     if ((statSync(dir).mode & SEARCH_BY_OTHERS) === 0) {
-      throw new HostError('state_dir_unreachable', `${dir}, above the state dir ${stateDir}, is not searchable by other users: sandboxes run as unprivileged host uids and must reach their workspace; chmod o+x ${dir} or choose another BRIG_STATE_DIR`);
+      throw new HostError(
+        'state_dir_unreachable',
+        `${dir}, above the state dir ${stateDir}, is not searchable by other users: sandboxes run as unprivileged host uids and must reach their workspace; chmod o+x ${dir} or choose another BRIG_STATE_DIR`,
+      );
     }
     if (dir === '/') return;
   }
@@ -188,7 +225,8 @@ const SEARCH_BY_OTHERS = 0o001;
  * whose fd every launcher inherits as fd 3 and reads with pread.
  */
 function openSeccompFilter(profilePath: string, dir: string): number {
-  if (!existsSync(profilePath)) throw new HostError('seccomp_profile_missing', `seccomp profile ${profilePath} does not exist: check BRIG_SECCOMP_PROFILE`);
+  if (!existsSync(profilePath))
+    throw new HostError('seccomp_profile_missing', `seccomp profile ${profilePath} does not exist: check BRIG_SECCOMP_PROFILE`);
   const compiled = loadAndCompile(profilePath);
   const path = join(dir, `${compiled.sha256}.bpf`);
   if (!existsSync(path)) {

@@ -3,14 +3,14 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunCgroup } from './cgroups/manager.ts';
 import { CancelledError } from './errors.ts';
-import { spawnProcess, type SpawnedProcess } from './system/spawn.ts';
-import { launcherArgs, type LaunchSpec } from './launcher/args.ts';
+import { type LaunchSpec, launcherArgs } from './launcher/args.ts';
 import { launcherFailure } from './launcher/failure.ts';
 import { OutputCollector } from './launcher/output.ts';
 import { FD_GO, FD_STATUS, GO_BYTE } from './launcher/protocol.ts';
 import { StatusReader } from './launcher/status.ts';
 import type { Limits } from './limits.ts';
 import { classify, encodeOutput, type StepResult } from './result.ts';
+import { type SpawnedProcess, spawnProcess } from './system/spawn.ts';
 import { bytesToKb, mbToBytes, msToNs, nsToMs, usToMs } from './units.ts';
 
 /** Building a sandbox takes milliseconds; this long means something is stuck. */
@@ -56,7 +56,11 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
 
   // fds 0-5 of the launcher; see runtime/launcher/protocol.h.
-  const launcher = spawnProcess(host.launcherPath, [host.launcherPath, ...launcherArgs({ ...spec, cgroupDirs: cgroup.dirs })], ['in', 'out', 'out', { shared: host.seccompFd }, 'in', 'out']);
+  const launcher = spawnProcess(
+    host.launcherPath,
+    [host.launcherPath, ...launcherArgs({ ...spec, cgroupDirs: cgroup.dirs })],
+    ['in', 'out', 'out', { shared: host.seccompFd }, 'in', 'out'],
+  );
   const [stdin, stdout, stderr, , go, statusStream] = [0, 1, 2, 3, FD_GO, FD_STATUS].map((fd) => launcher.streams.get(fd)!);
   stdin!.on('error', () => {}); // the program may exit without reading its input
   go!.on('error', () => {});
@@ -89,7 +93,10 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
   const timers: NodeJS.Timeout[] = [];
   let cgroupEmpty = false;
   try {
-    const setupTimer = setTimeout(guarded(() => stopSandbox(launcher, cgroup)), SETUP_TIMEOUT_MS);
+    const setupTimer = setTimeout(
+      guarded(() => stopSandbox(launcher, cgroup)),
+      SETUP_TIMEOUT_MS,
+    );
     const first = await status.next();
     clearTimeout(setupTimer);
     if (first.kind !== 'ready') {
@@ -107,9 +114,14 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     timers.push(setTimeout(() => kill('time_limit'), spec.limits.wallMs));
     const cpuLimitNs = msToNs(spec.limits.cpuMs);
     const pollMs = Math.min(CPU_POLL_MAX_MS, Math.max(CPU_POLL_MIN_MS, spec.limits.cpuMs * CPU_POLL_SHARE_OF_LIMIT));
-    timers.push(setInterval(guarded(() => {
-      if (cgroup.cpuNs() >= cpuLimitNs) kill('time_limit');
-    }), pollMs));
+    timers.push(
+      setInterval(
+        guarded(() => {
+          if (cgroup.cpuNs() >= cpuLimitNs) kill('time_limit');
+        }),
+        pollMs,
+      ),
+    );
 
     const end = await status.next();
     const how = await exited;
@@ -117,7 +129,7 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     for (const t of timers) clearTimeout(t);
     // The pipes close when the last sandbox process dies. Should anything
     // outlive the launcher, the cgroup finds and kills it.
-    if (await Promise.race([drained.then(() => true), sleep(DRAIN_GRACE_MS).then(() => false)]) === false) {
+    if ((await Promise.race([drained.then(() => true), sleep(DRAIN_GRACE_MS).then(() => false)])) === false) {
       cgroup.killAll();
       await drained;
     }
@@ -145,7 +157,16 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
       ...encodeOutput('stderr', output.bytes('stderr')),
       exitCode,
       signal,
-      verdict: classify({ exitCode, signal, cpuMs, wallMs, oomKills: usage.oomKills, killedFor, cpuLimitMs: spec.limits.cpuMs, wallLimitMs: spec.limits.wallMs }),
+      verdict: classify({
+        exitCode,
+        signal,
+        cpuMs,
+        wallMs,
+        oomKills: usage.oomKills,
+        killedFor,
+        cpuLimitMs: spec.limits.cpuMs,
+        wallLimitMs: spec.limits.wallMs,
+      }),
       cpuMs,
       wallMs,
       memoryKb: bytesToKb(usage.memoryPeakBytes),

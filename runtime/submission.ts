@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { RequestError } from './errors.ts';
 import { expandCommand, type LanguageProfile } from './languages/profile.ts';
-import { resolveLimits, type Limits } from './limits.ts';
+import { type Limits, resolveLimits } from './limits.ts';
 import type { StepResult } from './result.ts';
 import type { Runtime, Slot } from './runtime.ts';
 import { runStep } from './sandbox.ts';
+import { mbToBytes } from './units.ts';
 import type { SubmissionFile } from './workspace/files.ts';
 import { Workspace } from './workspace/workspace.ts';
-import { mbToBytes } from './units.ts';
 
 /** The environment every program starts with. Nothing of the service's own leaks in. */
 const BASE_ENV: Record<string, string> = {
@@ -59,7 +59,8 @@ export class Submission {
     const language = runtime.language(spec.language);
     if (spec.files.length === 0) throw new RequestError('files_empty', 'a submission needs at least one file', { field: 'files' });
     const main = spec.main ?? spec.files[0]!.name;
-    if (!spec.files.some((f) => f.name === main)) throw new RequestError('main_missing', `the entry file ${JSON.stringify(main)} is not among the files`, { field: 'main' });
+    if (!spec.files.some((f) => f.name === main))
+      throw new RequestError('main_missing', `the entry file ${JSON.stringify(main)} is not among the files`, { field: 'main' });
     const base = runtime.limitsOf(language);
     const limits = { run: resolveLimits(spec.limits, base.run, runtime.config.maxima), compile: base.compile };
     const slot = await runtime.pool.acquire(spec.signal);
@@ -100,7 +101,12 @@ export class Submission {
     const argv = [...expandCommand(template, { main: this.main, sources, memoryMb: limits.memoryMb }), ...args];
     const { runtime, slot } = this;
     return runStep(
-      { launcherPath: runtime.config.launcherPath, seccompFd: runtime.seccompFd, cpuQuotaCores: runtime.config.cpuQuotaCores, cgroup: slot.cgroup },
+      {
+        launcherPath: runtime.config.launcherPath,
+        seccompFd: runtime.seccompFd,
+        cpuQuotaCores: runtime.config.cpuQuotaCores,
+        cgroup: slot.cgroup,
+      },
       {
         image: runtime.image,
         scratchDir: runtime.scratchDir,

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 // Runs every *.test.ts under test/ (or the folders/files given) with node's
 // built-in runner. Node 20's --test does not expand globs, so we list files here.
 //
@@ -8,7 +9,6 @@
 // result of the rest (README, Tests).
 import { readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const INTEGRATION_DIR = fileURLToPath(new URL('../test/integration', import.meta.url));
@@ -41,11 +41,7 @@ const skipLine = `skipped ${skipped} ${skipped === 1 ? 'file' : 'files'} of test
 
 let status = 0;
 if (files.length > 0) {
-  const result = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', '--test', '--test-concurrency=1', ...files],
-    { stdio: 'inherit' },
-  );
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
   status = result.status ?? 1;
 }
 // Last, so that it is the line a reader sees under the runner's summary.

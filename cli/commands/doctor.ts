@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { hostChecks, sandboxChecks, type Check } from '../doctor/checks.ts';
 import { loadRuntimeConfig } from '../../services/shared/config.ts';
+import { type Check, hostChecks, sandboxChecks } from '../doctor/checks.ts';
 import { EXIT } from '../exit-codes.ts';
 
 const HELP = `Usage: brig doctor
@@ -21,12 +21,16 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   const config = loadRuntimeConfig();
   const host = hostChecks(config);
   host.forEach(print);
-  const sandbox = host.every((c) => c.ok) ? await sandboxChecks(config) : [{ name: 'sandbox', ok: false, detail: 'skipped', fix: 'fix the failed checks above first' }];
+  const sandbox = host.every((c) => c.ok)
+    ? await sandboxChecks(config)
+    : [{ name: 'sandbox', ok: false, detail: 'skipped', fix: 'fix the failed checks above first' }];
   sandbox.forEach(print);
   return [...host, ...sandbox].every((c) => c.ok) ? EXIT.OK : EXIT.FAILURE;
 }
 
 function print(check: Check): void {
-  const line = check.ok ? `ok    ${check.name}: ${check.detail}` : `FAIL  ${check.name}: ${check.detail}\n      fix: ${check.fix ?? 'see the README'}`;
+  const line = check.ok
+    ? `ok    ${check.name}: ${check.detail}`
+    : `FAIL  ${check.name}: ${check.detail}\n      fix: ${check.fix ?? 'see the README'}`;
   process.stdout.write(`${line}\n`);
 }

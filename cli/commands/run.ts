@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RequestError } from '../../runtime/errors.ts';
-import { runSubmission } from '../../runtime/submission.ts';
 import { languageForFile } from '../../runtime/languages/profile.ts';
 import type { Limits } from '../../runtime/limits.ts';
 import type { StepResult } from '../../runtime/result.ts';
 import { Runtime } from '../../runtime/runtime.ts';
+import { runSubmission } from '../../runtime/submission.ts';
 import { loadRuntimeConfig } from '../../services/shared/config.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -31,7 +31,13 @@ not exceed BRIG_MAX_*. Exit code 0 means the sandbox worked, whatever the
 program's verdict; see 'brig --help' for the others.
 `;
 
-const LIMIT_OPTIONS = { 'cpu-ms': 'cpuMs', 'wall-ms': 'wallMs', 'memory-mb': 'memoryMb', processes: 'processes', 'output-bytes': 'outputBytes' } as const;
+const LIMIT_OPTIONS = {
+  'cpu-ms': 'cpuMs',
+  'wall-ms': 'wallMs',
+  'memory-mb': 'memoryMb',
+  processes: 'processes',
+  'output-bytes': 'outputBytes',
+} as const;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -58,7 +64,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     const text = (values as Record<string, unknown>)[option];
     if (typeof text !== 'string') continue;
     const value = Number(text);
-    if (!Number.isInteger(value) || value <= 0) throw new RequestError('limit_invalid', `--${option} must be a positive whole number, got ${JSON.stringify(text)}`, { field: option });
+    if (!Number.isInteger(value) || value <= 0)
+      throw new RequestError('limit_invalid', `--${option} must be a positive whole number, got ${JSON.stringify(text)}`, {
+        field: option,
+      });
     limits[key] = value;
   }
   const files = positionals.map((path) => ({ name: basename(path), content: readInput(path) }));
@@ -67,7 +76,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   const runtime = await Runtime.create(loadRuntimeConfig(process.env, { slots: 1 }));
   try {
     const language = typeof values.language === 'string' ? values.language : languageForFile(runtime.languages, files[0]!.name)?.name;
-    if (!language) throw new RequestError('language_unknown', `cannot tell the language of ${files[0]!.name}: pass --language`, { field: 'language' });
+    if (!language)
+      throw new RequestError('language_unknown', `cannot tell the language of ${files[0]!.name}: pass --language`, { field: 'language' });
     const result = await runSubmission(runtime, { language, files, limits }, stdin);
     if (values.json) {
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -93,5 +103,7 @@ function report(name: string, step: StepResult): void {
   process.stdout.write(step.stdout);
   process.stderr.write(step.stderr);
   const end = step.signal !== null ? `signal=${step.signal}` : `exit=${step.exitCode}`;
-  process.stderr.write(`brig: ${name} verdict=${step.verdict} ${end} cpu=${step.cpuMs}ms wall=${step.wallMs}ms memory=${step.memoryKb}KB${step.truncated ? ' truncated' : ''}\n`);
+  process.stderr.write(
+    `brig: ${name} verdict=${step.verdict} ${end} cpu=${step.cpuMs}ms wall=${step.wallMs}ms memory=${step.memoryKb}KB${step.truncated ? ' truncated' : ''}\n`,
+  );
 }

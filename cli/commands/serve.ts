@@ -5,8 +5,8 @@ import { startApi } from '../../services/api/server.ts';
 import { loadRuntimeConfig, loadServiceConfig } from '../../services/shared/config.ts';
 import { createLogger } from '../../services/shared/logger.ts';
 import { createMetrics } from '../../services/shared/metrics.ts';
-import { startPrivateRedis, type PrivateRedis } from '../../services/shared/redis-server.ts';
 import { redactedRedisUrl } from '../../services/shared/redis.ts';
+import { type PrivateRedis, startPrivateRedis } from '../../services/shared/redis-server.ts';
 import { startWorker } from '../../services/worker/worker.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -84,9 +84,12 @@ export function serviceCommand(part: Part) {
     let redis: PrivateRedis | undefined;
     let redisUrl = serviceConfig.redisUrl;
     if (!redisUrl) {
-      if (part !== 'serve') throw new HostError('redis_url_missing', `brig ${part} needs REDIS_URL (only brig serve starts a private Redis)`);
+      if (part !== 'serve')
+        throw new HostError('redis_url_missing', `brig ${part} needs REDIS_URL (only brig serve starts a private Redis)`);
       redis = await startPrivateRedis(join(runtimeConfig.stateDir, 'redis'), {
-        maxMemory: serviceConfig.redisMaxMemory, appendOnly: true, restart: { logger: logger.child({ component: 'redis' }) },
+        maxMemory: serviceConfig.redisMaxMemory,
+        appendOnly: true,
+        restart: { logger: logger.child({ component: 'redis' }) },
       });
       redisUrl = redis.socketUrl;
       logger.info({ redisUrl: redactedRedisUrl(redisUrl) }, 'started a private redis-server: Unix socket only, with a password');

@@ -5,8 +5,9 @@
 // POST /v1/runs?wait=true, and a check of status, verdict and stdout.
 // Environment: BRIG_URL (default http://127.0.0.1:8080), BRIG_API_KEY (the
 // first of a comma-separated list is used), VUS, ITERATIONS, DURATION.
-import http from 'k6/http';
+
 import { check } from 'k6';
+import http from 'k6/http';
 
 /**
  * @typedef {{ status: number, verdict: string, stdout?: string }} Expectation
@@ -46,7 +47,12 @@ export function optionsFor(name) {
   /** @type {import('k6/options').Scenario} */
   let executor;
   if (load.executor === 'shared-iterations') {
-    executor = { executor: 'shared-iterations', vus: Number(__ENV.VUS || load.vus), iterations: Number(__ENV.ITERATIONS || load.iterations), maxDuration: load.maxDuration };
+    executor = {
+      executor: 'shared-iterations',
+      vus: Number(__ENV.VUS || load.vus),
+      iterations: Number(__ENV.ITERATIONS || load.iterations),
+      maxDuration: load.maxDuration,
+    };
   } else if (load.executor === 'constant-vus') {
     executor = { executor: 'constant-vus', vus: Number(__ENV.VUS || load.vus), duration: __ENV.DURATION || load.duration };
   } else {
@@ -86,11 +92,17 @@ export function iterate(name) {
   /** @type {Record<string, string>} */
   const headers = { 'content-type': 'application/json' };
   if (API_KEY) headers.authorization = `Bearer ${API_KEY}`;
-  const response = http.post(`${URL_BASE}/v1/runs?wait=true`, JSON.stringify(request.body), { headers, timeout: REQUEST_TIMEOUT, tags: { run: request.name } });
+  const response = http.post(`${URL_BASE}/v1/runs?wait=true`, JSON.stringify(request.body), {
+    headers,
+    timeout: REQUEST_TIMEOUT,
+    tags: { run: request.name },
+  });
   const { expect } = request;
   check(response, {
     [`${request.name}: status ${expect.status}`]: (r) => r.status === expect.status,
     [`${request.name}: verdict ${expect.verdict}`]: (r) => r.status === expect.status && r.json('verdict') === expect.verdict,
-    ...(expect.stdout === undefined ? {} : { [`${request.name}: stdout`]: (r) => r.status === expect.status && r.json('run.stdout') === expect.stdout }),
+    ...(expect.stdout === undefined
+      ? {}
+      : { [`${request.name}: stdout`]: (r) => r.status === expect.status && r.json('run.stdout') === expect.stdout }),
   });
 }

@@ -166,7 +166,8 @@ export function removeCgroupDir(ops: CgroupDirOps, path: string): boolean {
   } catch (err) {
     const errno = errnoOf(err);
     if (errno === 'ENOENT') return false;
-    if (errno === 'EBUSY') throw new SandboxError('cgroup_busy', `cannot remove cgroup ${path}: it still has processes or children (EBUSY)`, { cause: err });
+    if (errno === 'EBUSY')
+      throw new SandboxError('cgroup_busy', `cannot remove cgroup ${path}: it still has processes or children (EBUSY)`, { cause: err });
     throw cgroupError('cgroup_remove_failed', `cannot remove cgroup ${path}`, err);
   }
 }
@@ -174,7 +175,11 @@ export function removeCgroupDir(ops: CgroupDirOps, path: string): boolean {
 /** Names of the child cgroups of `path`: real directories only, never symlinks, so a listing cannot lead outside the tree. */
 export function listChildCgroups(path: string): string[] {
   try {
-    return fs.readdirSync(path, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+    return fs
+      .readdirSync(path, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .sort();
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return [];
     throw cgroupError('cgroup_read_failed', `cannot list ${path}`, err);

@@ -4,7 +4,16 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BrigError, HostError, SandboxError } from '../errors.ts';
-import { isCreatedByBrig, listChildCgroups, makeCgroupDir, markCreatedByBrig, pathExists, readTextIfExists, removeCgroupDir, type CgroupDirOps } from './files.ts';
+import {
+  type CgroupDirOps,
+  isCreatedByBrig,
+  listChildCgroups,
+  makeCgroupDir,
+  markCreatedByBrig,
+  pathExists,
+  readTextIfExists,
+  removeCgroupDir,
+} from './files.ts';
 import { parsePids } from './parse.ts';
 
 export const POLL_INTERVAL_MS = 5;
@@ -44,8 +53,10 @@ function waitForMark(ops: CgroupDirOps, dir: string): void {
   const deadline = Date.now() + MARK_WAIT_MS;
   while (!isCreatedByBrig(ops, dir)) {
     if (Date.now() > deadline) {
-      throw new HostError('cgroup_parent_foreign',
-        `cgroup ${dir} exists and was not created by Brig: Brig manages only cgroups it made, and would remove this one's children. Set BRIG_CGROUP_PARENT to another name, or remove ${dir} if nothing uses it`);
+      throw new HostError(
+        'cgroup_parent_foreign',
+        `cgroup ${dir} exists and was not created by Brig: Brig manages only cgroups it made, and would remove this one's children. Set BRIG_CGROUP_PARENT to another name, or remove ${dir} if nothing uses it`,
+      );
     }
     Atomics.wait(SLEEPER, 0, 0, POLL_INTERVAL_MS);
   }
@@ -74,7 +85,8 @@ export function killListedProcesses(procsPaths: readonly string[]): void {
       try {
         process.kill(pid, 'SIGKILL');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new SandboxError('cgroup_kill_failed', `cannot kill pid ${pid} listed in a cgroup`, { cause: err });
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH')
+          throw new SandboxError('cgroup_kill_failed', `cannot kill pid ${pid} listed in a cgroup`, { cause: err });
       }
     }
   }
@@ -85,7 +97,10 @@ export async function waitUntilEmpty(isEmpty: () => boolean, timeoutMs: number, 
   const deadline = Date.now() + timeoutMs;
   while (!isEmpty()) {
     if (Date.now() >= deadline) {
-      throw new SandboxError('cgroup_not_empty', `${what} still has processes after ${timeoutMs} ms: check for processes stuck in uninterruptible sleep (state D)`);
+      throw new SandboxError(
+        'cgroup_not_empty',
+        `${what} still has processes after ${timeoutMs} ms: check for processes stuck in uninterruptible sleep (state D)`,
+      );
     }
     await sleep(POLL_INTERVAL_MS);
     whileWaiting?.();
@@ -124,7 +139,12 @@ export async function teardownCgroup(target: TeardownTarget, timeoutMs: number =
   if (target.dirs.length === 0) return;
   const what = `cgroup ${target.dirs.join(', ')}`;
   target.killAll();
-  await waitUntilEmpty(() => target.isEmpty(), timeoutMs, what, () => target.killAll());
+  await waitUntilEmpty(
+    () => target.isEmpty(),
+    timeoutMs,
+    what,
+    () => target.killAll(),
+  );
   const deadlineMs = Date.now() + timeoutMs;
   for (const dir of target.dirs) await removeCgroupTree(target.dirOps, dir, deadlineMs);
 }

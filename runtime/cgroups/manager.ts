@@ -4,12 +4,12 @@
  * picks the implementation the host supports.
  */
 import { ConfigError, HostError } from '../errors.ts';
-import { hostDirOps, readText, type CgroupDirOps } from './files.ts';
+import { type CgroupDirOps, hostDirOps, readText } from './files.ts';
 import { isValidCgroupName } from './lifecycle.ts';
-import { cgroup2MountPoints, findV1Controllers, parseCgroupMounts, type CgroupMount } from './mountinfo.ts';
+import { type CgroupMount, cgroup2MountPoints, findV1Controllers, parseCgroupMounts } from './mountinfo.ts';
 import { parseNameList } from './parse.ts';
-import { V1CgroupManager, V1_CONTROLLERS, type V1MountPoints } from './v1/manager.ts';
-import { V2CgroupManager, V2_CONTROLLERS } from './v2/manager.ts';
+import { V1_CONTROLLERS, V1CgroupManager, type V1MountPoints } from './v1/manager.ts';
+import { V2_CONTROLLERS, V2CgroupManager } from './v2/manager.ts';
 
 export interface CgroupLimits {
   memoryBytes: number;
@@ -97,7 +97,10 @@ export const DEFAULT_PARENT_NAME = 'brig';
 export function detectCgroups(opts: DetectCgroupsOptions = {}): CgroupManager {
   const parentName = opts.parentName ?? DEFAULT_PARENT_NAME;
   if (!isValidCgroupName(parentName)) {
-    throw new ConfigError('cgroup_invalid_name', `cgroup parent name "${parentName}" must be one path component of letters, digits, '.', '_' or '-'`);
+    throw new ConfigError(
+      'cgroup_invalid_name',
+      `cgroup parent name "${parentName}" must be one path component of letters, digits, '.', '_' or '-'`,
+    );
   }
   const dirOps = opts.dirOps ?? hostDirOps;
   const mounts = readMounts(opts.mountinfoPath ?? DEFAULT_MOUNTINFO_PATH);
@@ -113,8 +116,14 @@ export function detectCgroups(opts: DetectCgroupsOptions = {}): CgroupManager {
     if (missing.length === 0) return new V1CgroupManager(v1MountPoints(found), parentName, dirOps);
     problems.push(`cgroup v1 lacks the ${missing.join(', ')} controller(s)`);
   }
-  const wanted = opts.version === undefined ? 'cgroup v2 with memory, cpu and pids, or cgroup v1 with memory, cpu, cpuacct and pids' : `cgroup v${opts.version}`;
-  throw new HostError('cgroup_unavailable', `no usable cgroup hierarchy (${problems.join('; ')}): mount ${wanted}, e.g. boot with systemd.unified_cgroup_hierarchy=1`);
+  const wanted =
+    opts.version === undefined
+      ? 'cgroup v2 with memory, cpu and pids, or cgroup v1 with memory, cpu, cpuacct and pids'
+      : `cgroup v${opts.version}`;
+  throw new HostError(
+    'cgroup_unavailable',
+    `no usable cgroup hierarchy (${problems.join('; ')}): mount ${wanted}, e.g. boot with systemd.unified_cgroup_hierarchy=1`,
+  );
 }
 
 function v1MountPoints(found: Map<string, string>): V1MountPoints {

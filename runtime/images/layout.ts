@@ -20,13 +20,17 @@ export function layoutImage(profile: ImageProfile, imagesDir: string): ImageLayo
     .filter((b) => {
       if (existsSync(b.source)) return true;
       if (b.optional) return false;
-      throw new ConfigError('image_bind_missing', `image ${profile.name}: bind source ${b.source} does not exist on this host`, { field: 'binds' });
+      throw new ConfigError('image_bind_missing', `image ${profile.name}: bind source ${b.source} does not exist on this host`, {
+        field: 'binds',
+      });
     })
     .map(({ source, target }) => ({ source, target }));
   const mountpoints = binds.map((b) => ({ path: b.target, directory: statSync(b.source).isDirectory() }));
   if (profile.kind === 'directory') {
     if (!existsSync(profile.rootfs) || !lstatSync(profile.rootfs).isDirectory()) {
-      throw new ConfigError('image_rootfs_missing', `image ${profile.name}: rootfs ${profile.rootfs} is not a directory`, { field: 'rootfs' });
+      throw new ConfigError('image_rootfs_missing', `image ${profile.name}: rootfs ${profile.rootfs} is not a directory`, {
+        field: 'rootfs',
+      });
     }
     const skeleton = ensureSkeleton(imagesDir, { host: false, mountpoints });
     return { name: profile.name, lowers: [skeleton.rootfs, profile.rootfs], binds, masks: profile.masks };

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { loadProfileFile } from '../profile-file.ts';
 
-const absolutePath = z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').refine((p) => !p.split('/').includes('..'), 'must not contain ..');
+const absolutePath = z
+  .string()
+  .regex(/^\/[^\0]*$/, 'must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ..');
 
 const bindSchema = z.strictObject({
   source: absolutePath,

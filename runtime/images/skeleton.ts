@@ -46,7 +46,9 @@ export function ensureSkeleton(imagesDir: string, spec: SkeletonSpec, hostRoot =
     }
   }
   const files = spec.host ? generatedFiles() : {};
-  const dirs = [...MOUNTPOINTS, ...extraBinds, ...spec.mountpoints.filter((m) => m.directory).map((m) => m.path)].map((p) => p.replace(/^\/+/, ''));
+  const dirs = [...MOUNTPOINTS, ...extraBinds, ...spec.mountpoints.filter((m) => m.directory).map((m) => m.path)].map((p) =>
+    p.replace(/^\/+/, ''),
+  );
   const emptyFiles = spec.mountpoints.filter((m) => !m.directory).map((m) => m.path.replace(/^\/+/, ''));
   const digest = createHash('sha256').update(JSON.stringify({ links, files, dirs, emptyFiles })).digest('hex').slice(0, 16);
   const rootfs = join(imagesDir, `${spec.host ? 'host' : 'mountpoints'}-${digest}`);

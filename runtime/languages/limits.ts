@@ -1,5 +1,5 @@
 import type { RuntimeConfig } from '../config.ts';
-import { resolveLimits, type Limits } from '../limits.ts';
+import { type Limits, resolveLimits } from '../limits.ts';
 import type { LanguageProfile } from './profile.ts';
 
 /** What a language's steps get when a request asks for nothing. */
@@ -15,7 +15,10 @@ export interface LanguageLimits {
  * capped at maxCompileOutputBytes so that a compiler flooding its
  * diagnostics cannot fill a run record.
  */
-export function languageLimits(config: Pick<RuntimeConfig, 'defaults' | 'maxima' | 'maxCompileOutputBytes'>, language: LanguageProfile): LanguageLimits {
+export function languageLimits(
+  config: Pick<RuntimeConfig, 'defaults' | 'maxima' | 'maxCompileOutputBytes'>,
+  language: LanguageProfile,
+): LanguageLimits {
   const run = resolveLimits(language.limits, config.defaults, config.maxima);
   if (!language.compile) return { run, compile: null };
   const compile = resolveLimits(language.compileLimits, run, config.maxima);

@@ -5,8 +5,13 @@ import { ConfigError } from '../errors.ts';
 import { LIMIT_NAMES, type Limits } from '../limits.ts';
 import { loadProfileFile } from '../profile-file.ts';
 
-const limitsSchema = z.strictObject(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().positive().optional()]))) as z.ZodType<Partial<Limits>>;
-const command = z.array(z.string().min(1)).min(1).refine((c) => c[0]!.startsWith('/'), 'the program must be an absolute path inside the image');
+const limitsSchema = z.strictObject(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().positive().optional()]))) as z.ZodType<
+  Partial<Limits>
+>;
+const command = z
+  .array(z.string().min(1))
+  .min(1)
+  .refine((c) => c[0]!.startsWith('/'), 'the program must be an absolute path inside the image');
 
 /**
  * A language is data: how to compile (optional) and run a submission, which
@@ -32,10 +37,13 @@ export type LanguageProfile = z.infer<typeof languageProfileSchema>;
 
 export function loadLanguageProfiles(dir: string): Map<string, LanguageProfile> {
   const languages = new Map<string, LanguageProfile>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const path = join(dir, file);
     const language = loadProfileFile(path, 'language', languageProfileSchema);
-    if (languages.has(language.name)) throw new ConfigError('language_profile_duplicate', `language ${language.name} is defined twice (in ${path})`);
+    if (languages.has(language.name))
+      throw new ConfigError('language_profile_duplicate', `language ${language.name} is defined twice (in ${path})`);
     languages.set(language.name, language);
   }
   return languages;

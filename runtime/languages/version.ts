@@ -1,5 +1,5 @@
-import { Submission } from '../submission.ts';
 import type { Runtime } from '../runtime.ts';
+import { Submission } from '../submission.ts';
 
 /** A language's toolchain version, asked of the toolchain itself inside a sandbox. */
 export async function probeVersion(runtime: Runtime, languageName: string): Promise<string> {
@@ -10,7 +10,9 @@ export async function probeVersion(runtime: Runtime, languageName: string): Prom
     const result = await job.runCommand(language.versionCommand, Buffer.alloc(0), job.compileLimits ?? job.runLimits);
     const text = (result.stdout.trim() || result.stderr.trim()).split('\n')[0]!.trim();
     if (result.verdict !== 'ok' || !text) {
-      throw new Error(`${language.versionCommand.join(' ')} ended with ${result.verdict} (exit ${result.exitCode}, signal ${result.signal}): ${result.stderr.trim().slice(0, 200)}`);
+      throw new Error(
+        `${language.versionCommand.join(' ')} ended with ${result.verdict} (exit ${result.exitCode}, signal ${result.signal}): ${result.stderr.trim().slice(0, 200)}`,
+      );
     }
     return text;
   } finally {

@@ -28,17 +28,27 @@ export const SANDBOX_OOM_SCORE_ADJ = 1000;
 /** Builds the launcher's argv (see runtime/launcher/launcher.c for the options). */
 export function launcherArgs(spec: LaunchSpec): string[] {
   const args = [
-    '--map-root', String(spec.rootHostId),
-    '--map-user', String(spec.userHostId),
-    '--scratch', spec.scratchDir,
-    '--root-bytes', String(mbToBytes(spec.limits.diskMb)),
-    '--tmp-bytes', String(mbToBytes(spec.limits.diskMb)),
-    '--box', spec.box.dir,
-    '--box-mode', spec.box.mode,
-    '--cwd', spec.cwd,
+    '--map-root',
+    String(spec.rootHostId),
+    '--map-user',
+    String(spec.userHostId),
+    '--scratch',
+    spec.scratchDir,
+    '--root-bytes',
+    String(mbToBytes(spec.limits.diskMb)),
+    '--tmp-bytes',
+    String(mbToBytes(spec.limits.diskMb)),
+    '--box',
+    spec.box.dir,
+    '--box-mode',
+    spec.box.mode,
+    '--cwd',
+    spec.cwd,
     // Init enforces the wall limit on the kernel's clock: it holds even while the runtime's event loop is stuck.
-    '--wall-ms', String(Math.ceil(spec.limits.wallMs)),
-    '--oom-score-adj', String(SANDBOX_OOM_SCORE_ADJ),
+    '--wall-ms',
+    String(Math.ceil(spec.limits.wallMs)),
+    '--oom-score-adj',
+    String(SANDBOX_OOM_SCORE_ADJ),
   ];
   for (const lower of spec.image.lowers) args.push('--lower', lower);
   for (const bind of spec.image.binds) args.push('--bind-ro', bind.source, bind.target);

@@ -15,10 +15,19 @@
 
 /** The default `maskedPaths` of OCI runtimes (runc, Docker's oci/defaults.go, newer Docker's /proc/interrupts). */
 const OCI_MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/proc/interrupts',
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/proc/interrupts',
   // A sandbox has no /sys; listed for parity should an image ever bring one.
-  '/sys/firmware', '/sys/devices/virtual/powercap',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
 ];
 
 /** The default `readonlyPaths` of OCI runtimes. Masks below them (some of /proc/sys) go on top. */
@@ -31,17 +40,56 @@ export const OCI_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/
  */
 const HOST_WIDE_PATHS = [
   // counters of the whole machine
-  '/proc/stat', '/proc/loadavg', '/proc/uptime', '/proc/vmstat', '/proc/softirqs', '/proc/schedstat',
-  '/proc/pressure', '/proc/diskstats', '/proc/zoneinfo', '/proc/buddyinfo', '/proc/pagetypeinfo',
-  '/proc/slabinfo', '/proc/vmallocinfo', '/proc/allocinfo', '/proc/locks', '/proc/key-users',
-  '/proc/cgroups', '/proc/irq', '/proc/sys/fs',
+  '/proc/stat',
+  '/proc/loadavg',
+  '/proc/uptime',
+  '/proc/vmstat',
+  '/proc/softirqs',
+  '/proc/schedstat',
+  '/proc/pressure',
+  '/proc/diskstats',
+  '/proc/zoneinfo',
+  '/proc/buddyinfo',
+  '/proc/pagetypeinfo',
+  '/proc/slabinfo',
+  '/proc/vmallocinfo',
+  '/proc/allocinfo',
+  '/proc/locks',
+  '/proc/key-users',
+  '/proc/cgroups',
+  '/proc/irq',
+  '/proc/sys/fs',
   // the host's configuration and hardware
-  '/proc/cmdline', '/proc/bootconfig', '/proc/config.gz', '/proc/modules', '/proc/kallsyms',
-  '/proc/swaps', '/proc/partitions', '/proc/mdstat', '/proc/devices', '/proc/misc', '/proc/dma',
-  '/proc/iomem', '/proc/ioports', '/proc/mtrr', '/proc/consoles', '/proc/crypto', '/proc/execdomains',
-  '/proc/bus', '/proc/fs', '/proc/driver', '/proc/tty', '/proc/sys/kernel', '/proc/sys/dev', '/proc/sys/debug',
+  '/proc/cmdline',
+  '/proc/bootconfig',
+  '/proc/config.gz',
+  '/proc/modules',
+  '/proc/kallsyms',
+  '/proc/swaps',
+  '/proc/partitions',
+  '/proc/mdstat',
+  '/proc/devices',
+  '/proc/misc',
+  '/proc/dma',
+  '/proc/iomem',
+  '/proc/ioports',
+  '/proc/mtrr',
+  '/proc/consoles',
+  '/proc/crypto',
+  '/proc/execdomains',
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/driver',
+  '/proc/tty',
+  '/proc/sys/kernel',
+  '/proc/sys/dev',
+  '/proc/sys/debug',
   // kernel memory and log, root-only on the host already
-  '/proc/kmsg', '/proc/kpagecount', '/proc/kpageflags', '/proc/kpagecgroup', '/proc/vmcore',
+  '/proc/kmsg',
+  '/proc/kpagecount',
+  '/proc/kpageflags',
+  '/proc/kpagecgroup',
+  '/proc/vmcore',
 ];
 
 /** Everything the launcher masks in /proc (and /sys), in mount order. */

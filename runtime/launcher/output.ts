@@ -10,7 +10,10 @@ export class OutputCollector {
   private used = 0;
   truncated = false;
 
-  constructor(private readonly limitBytes: number, private readonly onOverflow: () => void) {}
+  constructor(
+    private readonly limitBytes: number,
+    private readonly onOverflow: () => void,
+  ) {}
 
   attach(name: 'stdout' | 'stderr', stream: Readable): Promise<void> {
     stream.on('data', (chunk: Buffer) => this.take(name, chunk));

@@ -10,8 +10,22 @@ export const UNLIMITED = 'unlimited';
  * worker's own limits reaches a program.
  */
 export const RLIMIT_NAMES = [
-  'as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue',
-  'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack',
+  'as',
+  'core',
+  'cpu',
+  'data',
+  'fsize',
+  'locks',
+  'memlock',
+  'msgqueue',
+  'nice',
+  'nofile',
+  'nproc',
+  'rss',
+  'rtprio',
+  'rttime',
+  'sigpending',
+  'stack',
 ] as const;
 
 export type RlimitName = (typeof RLIMIT_NAMES)[number];

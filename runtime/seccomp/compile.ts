@@ -10,6 +10,8 @@ import { constants as osConstants } from 'node:os';
 import { basename, extname } from 'node:path';
 import { ConfigError, HostError } from '../errors.ts';
 import {
+  type FilterContext,
+  type LibSeccomp,
   libseccomp,
   MFD_CLOEXEC,
   NR_SCMP_ERROR,
@@ -23,11 +25,9 @@ import {
   SCMP_FLTATR_CTL_NNP,
   SCMP_FLTATR_CTL_OPTIMIZE,
   SCMP_OPTIMIZE_BINARY_TREE,
+  type ScmpArgCmp,
   scmpActErrno,
   scmpActTrace,
-  type FilterContext,
-  type LibSeccomp,
-  type ScmpArgCmp,
 } from './libseccomp.ts';
 import {
   DEFAULT_ERRNO_RET,
@@ -119,17 +119,11 @@ function setAttributes(lib: LibSeccomp, ctx: FilterContext): void {
   check(lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), 'seccomp_attr_set(SCMP_FLTATR_CTL_NNP)');
   // A syscall from an arch missing from the filter kills the whole process, not
   // only the calling thread (libseccomp's default), so the verdict is clear.
-  check(
-    lib.seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
-    'seccomp_attr_set(SCMP_FLTATR_ACT_BADARCH)',
-  );
+  check(lib.seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), 'seccomp_attr_set(SCMP_FLTATR_ACT_BADARCH)');
   // The default layout is one linear chain ordered by priority: read and write
   // sat ~350 comparisons deep in the default profile, paid on every syscall.
   // A tree sorted by syscall number costs ~10, for ~25% more instructions.
-  check(
-    lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, SCMP_OPTIMIZE_BINARY_TREE),
-    'seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE)',
-  );
+  check(lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, SCMP_OPTIMIZE_BINARY_TREE), 'seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE)');
 }
 
 interface FilterArch {
@@ -197,9 +191,7 @@ function addRule(
     const rc = lib.seccomp_rule_add_array(ctx, action, nativeNr, args.length, args.length > 0 ? args : null);
     if (rc < 0) {
       const hint =
-        rc === -osConstants.errno.EEXIST
-          ? 'another rule matches the same arguments with a different action'
-          : 'check its action and args';
+        rc === -osConstants.errno.EEXIST ? 'another rule matches the same arguments with a different action' : 'check its action and args';
       throw new ConfigError(
         'seccomp_rule_rejected',
         `seccomp profile ${profile.source}: $.syscalls[${ruleIndex}]: libseccomp rejected the rule for ` +

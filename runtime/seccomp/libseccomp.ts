@@ -78,13 +78,7 @@ export interface LibSeccomp {
   seccomp_arch_resolve_name(archName: string): number;
   seccomp_syscall_resolve_name(name: string): number;
   seccomp_syscall_resolve_name_arch(archToken: number, name: string): number;
-  seccomp_rule_add_array(
-    ctx: FilterContext,
-    action: number,
-    syscallNr: number,
-    argCount: number,
-    args: ScmpArgCmp[] | null,
-  ): number;
+  seccomp_rule_add_array(ctx: FilterContext, action: number, syscallNr: number, argCount: number, args: ScmpArgCmp[] | null): number;
   seccomp_export_bpf(ctx: FilterContext, fd: number): number;
   /** From libc: an anonymous file for seccomp_export_bpf to write into. */
   memfd_create(name: string, flags: number): number;
@@ -116,17 +110,8 @@ function bind(): LibSeccomp {
     seccomp_arch_native: lib.func('seccomp_arch_native', 'uint32_t', []),
     seccomp_arch_resolve_name: lib.func('seccomp_arch_resolve_name', 'uint32_t', ['const char *']),
     seccomp_syscall_resolve_name: lib.func('seccomp_syscall_resolve_name', 'int', ['const char *']),
-    seccomp_syscall_resolve_name_arch: lib.func('seccomp_syscall_resolve_name_arch', 'int', [
-      'uint32_t',
-      'const char *',
-    ]),
-    seccomp_rule_add_array: lib.func('seccomp_rule_add_array', 'int', [
-      ctx,
-      'uint32_t',
-      'int',
-      'uint',
-      koffi.pointer(argCmp),
-    ]),
+    seccomp_syscall_resolve_name_arch: lib.func('seccomp_syscall_resolve_name_arch', 'int', ['uint32_t', 'const char *']),
+    seccomp_rule_add_array: lib.func('seccomp_rule_add_array', 'int', [ctx, 'uint32_t', 'int', 'uint', koffi.pointer(argCmp)]),
     seccomp_export_bpf: lib.func('seccomp_export_bpf', 'int', [ctx, 'int']),
     memfd_create: libc.func('memfd_create', 'int', ['const char *', 'uint']),
   };

@@ -201,9 +201,7 @@ export function validateProfile(raw: unknown, source: string): SeccompProfile {
   const result = profileSchema.safeParse(raw);
   if (!result.success) {
     // A misspelt or unsupported key explains the "missing field" issues it causes, so it goes first.
-    const issues = [...result.error.issues].sort(
-      (a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'),
-    );
+    const issues = [...result.error.issues].sort((a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'));
     throw toConfigError(source, issueToProblem(issues[0]!), issues.length - 1);
   }
   const problems = checkRules(result.data);

@@ -48,7 +48,10 @@ export function leaseSlots(opts: { locksDir: string; count: number; maxSlots: nu
   }
   if (leases.length < opts.count) {
     for (const lease of leases) lease.release();
-    throw new HostError('slots_exhausted', `only ${leases.length} of ${opts.count} sandbox slots are free (at most ${opts.maxSlots} per machine): lower BRIG_SLOTS or raise BRIG_MAX_SLOTS`);
+    throw new HostError(
+      'slots_exhausted',
+      `only ${leases.length} of ${opts.count} sandbox slots are free (at most ${opts.maxSlots} per machine): lower BRIG_SLOTS or raise BRIG_MAX_SLOTS`,
+    );
   }
   return leases;
 }

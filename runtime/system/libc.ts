@@ -95,4 +95,15 @@ function errnoError(call: string, path: string, errno: number): NodeJS.ErrnoExce
   return error;
 }
 
-const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 16: 'EBUSY', 19: 'ENODEV', 20: 'ENOTDIR', 22: 'EINVAL', 34: 'ERANGE', 61: 'ENODATA', 95: 'EOPNOTSUPP' };
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM',
+  2: 'ENOENT',
+  13: 'EACCES',
+  16: 'EBUSY',
+  19: 'ENODEV',
+  20: 'ENOTDIR',
+  22: 'EINVAL',
+  34: 'ERANGE',
+  61: 'ENODATA',
+  95: 'EOPNOTSUPP',
+};

@@ -66,7 +66,9 @@ function load(): Libc {
   libc = {
     pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as unknown as Libc['pipe2'],
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
-    posix_spawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
+    posix_spawn: lib.func(
+      'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',
+    ),
     posix_spawn_file_actions_init: lib.func('int posix_spawn_file_actions_init(void *actions)'),
     posix_spawn_file_actions_adddup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int target)'),
     posix_spawn_file_actions_destroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
@@ -113,7 +115,10 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
     // Node ignores SIGPIPE; the child must not inherit that (nor any handler state).
     check(c.posix_spawnattr_setsigdefault(attr, all), 'posix_spawnattr_setsigdefault');
     check(c.posix_spawnattr_setpgroup(attr, NEW_PROCESS_GROUP), 'posix_spawnattr_setpgroup');
-    check(c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP), 'posix_spawnattr_setflags');
+    check(
+      c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP),
+      'posix_spawnattr_setflags',
+    );
 
     const sources: number[] = [];
     fds.forEach((spec, target) => {
@@ -130,7 +135,8 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
       sources.push(aboveFloor(c, child, theirs));
       streams.set(target, new Socket({ fd: mine, readable: spec === 'out', writable: spec === 'in' }));
     });
-    for (const [target, source] of sources.entries()) check(c.posix_spawn_file_actions_adddup2(actions, source, target), 'posix_spawn_file_actions_adddup2');
+    for (const [target, source] of sources.entries())
+      check(c.posix_spawn_file_actions_adddup2(actions, source, target), 'posix_spawn_file_actions_adddup2');
 
     const pid = [0];
     const rc = c.posix_spawn(pid, path, actions, attr, [...argv.map(String), null], [null]);

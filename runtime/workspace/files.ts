@@ -40,7 +40,8 @@ export function checkFileName(name: string, field: string): void {
   if (name.length === 0) fail('is empty');
   // Lengths first: the checks after them never see more than MAX_PATH_BYTES.
   if (Buffer.byteLength(name) > MAX_PATH_BYTES) fail(`is longer than ${MAX_PATH_BYTES} bytes`);
-  if (!name.isWellFormed()) fail('is not well-formed Unicode: it has a lone surrogate (\\ud800-\\udfff without its pair); send the name as valid UTF-8');
+  if (!name.isWellFormed())
+    fail('is not well-formed Unicode: it has a lone surrogate (\\ud800-\\udfff without its pair); send the name as valid UTF-8');
   if (name.normalize('NFC') !== name) fail('is not in Unicode NFC: send it normalised (NFC), the form the name has on disk');
   if (CONTROL_CHARS.test(name)) fail('contains NUL or a control character');
   if (name.startsWith('/')) fail('must be relative, not start with /');

@@ -23,7 +23,14 @@ export class Workspace {
 
   private constructor(readonly dir: string) {}
 
-  static create(opts: { runsDir: string; id: string; sizeBytes: number; ownerUid: number; ownerGid: number; files: SubmissionFile[] }): Workspace {
+  static create(opts: {
+    runsDir: string;
+    id: string;
+    sizeBytes: number;
+    ownerUid: number;
+    ownerGid: number;
+    files: SubmissionFile[];
+  }): Workspace {
     checkFiles(opts.files);
     const dir = join(opts.runsDir, opts.id);
     try {
@@ -35,7 +42,13 @@ export class Workspace {
     try {
       // The sandbox's user owns it and no one else can read it: a local user
       // who finds the mount in /proc/self/mountinfo must not read a submission.
-      mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${opts.sizeBytes},mode=${PRIVATE_DIR_MODE.toString(8)},uid=${opts.ownerUid},gid=${opts.ownerGid}`);
+      mount(
+        'tmpfs',
+        dir,
+        'tmpfs',
+        MS_NOSUID | MS_NODEV,
+        `size=${opts.sizeBytes},mode=${PRIVATE_DIR_MODE.toString(8)},uid=${opts.ownerUid},gid=${opts.ownerGid}`,
+      );
       // The tmpfs is fresh and no sandbox has seen it yet: writing here is safe.
       for (const file of opts.files) {
         const path = join(dir, file.name);
@@ -51,7 +64,11 @@ export class Workspace {
       workspace.release();
       if (cause instanceof SandboxError) throw cause;
       if ((cause as NodeJS.ErrnoException).code === 'ENOSPC') {
-        throw new RequestError('files_too_large', `the submitted files do not fit in the ${opts.sizeBytes}-byte workspace: send less, or raise limits.diskMb`, { field: 'files', cause });
+        throw new RequestError(
+          'files_too_large',
+          `the submitted files do not fit in the ${opts.sizeBytes}-byte workspace: send less, or raise limits.diskMb`,
+          { field: 'files', cause },
+        );
       }
       throw new SandboxError('workspace_create_failed', `cannot prepare workspace ${dir}: ${(cause as Error).message}`, { cause });
     }

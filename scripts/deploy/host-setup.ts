@@ -31,7 +31,9 @@ const MMDEBSTRAP_TIMEOUT_MS = 15 * 60_000;
 /** Installs the packages that are missing; returns their names. */
 export async function installPackages(): Promise<string[]> {
   if (process.getuid?.() !== 0) throw new Error('npm run test:deploy must run as root: it installs packages and runs rootful podman');
-  const missing = Object.entries(PACKAGES).filter(([, file]) => !existsSync(file)).map(([name]) => name);
+  const missing = Object.entries(PACKAGES)
+    .filter(([, file]) => !existsSync(file))
+    .map(([name]) => name);
   if (missing.length === 0) return [];
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   await mustRun('apt-get', ['update', '-qq'], { env, timeoutMs: APT_TIMEOUT_MS });

@@ -30,7 +30,22 @@ export async function buildImages(podman: Podman, repoRoot: string): Promise<Bui
   const secret = existsSync(HOST_CA_BUNDLE) ? ['--secret', `id=build_ca,src=${HOST_CA_BUNDLE}`] : [];
   const builds: [string, string[]][] = [
     // --format docker: the OCI image format has no HEALTHCHECK.
-    [BRIG_IMAGE, ['build', '--format', 'docker', ...secret, '--ignorefile', join(deploy, 'Dockerfile.dockerignore'), '-f', join(deploy, 'Dockerfile'), '-t', BRIG_IMAGE, repoRoot]],
+    [
+      BRIG_IMAGE,
+      [
+        'build',
+        '--format',
+        'docker',
+        ...secret,
+        '--ignorefile',
+        join(deploy, 'Dockerfile.dockerignore'),
+        '-f',
+        join(deploy, 'Dockerfile'),
+        '-t',
+        BRIG_IMAGE,
+        repoRoot,
+      ],
+    ],
     [REDIS_IMAGE, ['build', '--format', 'docker', '-t', REDIS_IMAGE, join(deploy, 'redis')]],
     [PROMETHEUS_IMAGE, ['build', '--format', 'docker', '-t', PROMETHEUS_IMAGE, join(deploy, 'prometheus')]],
   ];

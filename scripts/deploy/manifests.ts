@@ -59,12 +59,20 @@ export interface RedisTrigger {
 export function kedaRedisTriggers(kedaPath: string): RedisTrigger[] {
   return manifestDocuments(kedaPath)
     .filter((doc) => doc.kind === 'ScaledObject')
-    .flatMap((doc) => (doc.spec.triggers as { type: string; metadata: Record<string, string> }[]))
+    .flatMap((doc) => doc.spec.triggers as { type: string; metadata: Record<string, string> }[])
     .filter((trigger) => trigger.type === 'redis')
-    .map((trigger) => ({ address: trigger.metadata.address!, listName: trigger.metadata.listName!, listLength: Number(trigger.metadata.listLength) }));
+    .map((trigger) => ({
+      address: trigger.metadata.address!,
+      listName: trigger.metadata.listName!,
+      listLength: Number(trigger.metadata.listLength),
+    }));
 }
 
 /** A compose file, with YAML merge keys (<<) resolved as compose resolves them. */
-export function composeFile(path: string): { services: Record<string, any>; networks?: Record<string, unknown>; volumes?: Record<string, unknown> } {
+export function composeFile(path: string): {
+  services: Record<string, any>;
+  networks?: Record<string, unknown>;
+  volumes?: Record<string, unknown>;
+} {
   return parse(readFileSync(path, 'utf8'), { merge: true }) as ReturnType<typeof composeFile>;
 }

@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mustRun, run, type CommandOptions, type CommandResult } from './command.ts';
+import { type CommandOptions, type CommandResult, mustRun, run } from './command.ts';
 
 const CONTAINERS_CONF = `# written by npm run test:deploy
 [containers]
@@ -21,7 +21,10 @@ runtime = "runc"
 `;
 
 export class Podman {
-  private constructor(private readonly confDir: string, private readonly env: NodeJS.ProcessEnv) {}
+  private constructor(
+    private readonly confDir: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
 
   static create(): Podman {
     const confDir = mkdtempSync(join(tmpdir(), 'brig-test-deploy-'));

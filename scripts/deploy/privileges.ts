@@ -10,7 +10,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, type Checklist } from './checks.ts';
+import { type Checklist, expect } from './checks.ts';
 import { BRIG_IMAGE } from './images.ts';
 import { composeFile } from './manifests.ts';
 import type { Podman } from './podman.ts';
@@ -23,7 +23,8 @@ export interface WorkerPrivileges {
 /** The worker service's privileges, as deploy/compose.yaml grants them. */
 export function workerPrivileges(composePath: string): WorkerPrivileges {
   const worker = composeFile(composePath).services.worker as { cap_add?: string[]; cap_drop?: string[]; security_opt?: string[] };
-  if (JSON.stringify(worker.cap_drop) !== '["ALL"]') throw new Error('compose.yaml: the worker must drop every capability first (cap_drop: [ALL])');
+  if (JSON.stringify(worker.cap_drop) !== '["ALL"]')
+    throw new Error('compose.yaml: the worker must drop every capability first (cap_drop: [ALL])');
   return { capAdd: worker.cap_add ?? [], securityOpt: worker.security_opt ?? [] };
 }
 
@@ -78,14 +79,34 @@ function privilegeFlags(capAdd: string[], securityOpt: string[]): string[] {
 
 /** The variants: compose's worker, and each of its grants taken away in turn. */
 export function variants(granted: WorkerPrivileges, cgroupVersion: 1 | 2): Variant[] {
-  const list: Variant[] = [{ name: 'as deploy/compose.yaml runs a worker', flags: privilegeFlags(granted.capAdd, granted.securityOpt), expect: 'works' }];
+  const list: Variant[] = [
+    { name: 'as deploy/compose.yaml runs a worker', flags: privilegeFlags(granted.capAdd, granted.securityOpt), expect: 'works' },
+  ];
   for (const cap of granted.capAdd) {
-    list.push({ name: `without CAP_${cap}`, flags: privilegeFlags(granted.capAdd.filter((c) => c !== cap), granted.securityOpt), expect: 'fails' });
+    list.push({
+      name: `without CAP_${cap}`,
+      flags: privilegeFlags(
+        granted.capAdd.filter((c) => c !== cap),
+        granted.securityOpt,
+      ),
+      expect: 'fails',
+    });
   }
   for (const opt of granted.securityOpt.filter((o) => o !== 'no-new-privileges')) {
-    list.push({ name: `without --security-opt ${opt}`, flags: privilegeFlags(granted.capAdd, granted.securityOpt.filter((o) => o !== opt)), expect: 'fails' });
+    list.push({
+      name: `without --security-opt ${opt}`,
+      flags: privilegeFlags(
+        granted.capAdd,
+        granted.securityOpt.filter((o) => o !== opt),
+      ),
+      expect: 'fails',
+    });
   }
-  list.push({ name: "the engine's default capabilities", flags: granted.securityOpt.flatMap((opt) => ['--security-opt', opt]), expect: 'fails' });
+  list.push({
+    name: "the engine's default capabilities",
+    flags: granted.securityOpt.flatMap((opt) => ['--security-opt', opt]),
+    expect: 'fails',
+  });
   // A user namespace for the container: its root is nobody on the host. On
   // cgroup v1 the container's cgroup files stay root's, so Brig cannot write them.
   list.push({
@@ -110,7 +131,8 @@ export async function tryVariant(podman: Podman, variant: Variant, probeDir: str
   const flags = [...baseFlags(), ...variant.flags, '-v', `${probeDir}:/probe:ro`];
   const doctor = await podman.podman(['run', ...flags, BRIG_IMAGE, 'doctor'], { timeoutMs: CONTAINER_TIMEOUT_MS });
   if (doctor.code !== 0) {
-    const line = `${doctor.stdout}\n${doctor.stderr}`.split('\n').find((l) => /^FAIL|brig-entrypoint|^brig:|Error/.test(l)) ?? `exit ${doctor.code}`;
+    const line =
+      `${doctor.stdout}\n${doctor.stderr}`.split('\n').find((l) => /^FAIL|brig-entrypoint|^brig:|Error/.test(l)) ?? `exit ${doctor.code}`;
     return { variant, works: false, failure: `doctor: ${line.trim().slice(0, FAILURE_CHARS)}` };
   }
   for (const probe of PROBES) {
@@ -121,7 +143,9 @@ export async function tryVariant(podman: Podman, variant: Variant, probeDir: str
     if (result.code !== 0 || verdict !== probe.verdict || !stdoutOk) {
       const lines = result.stderr.split('\n');
       // brig's own message, else the thrown error's first line (an uncaught one is preceded by its source line).
-      const why = verdict ? `verdict ${verdict}` : (lines.find((l) => /^(brig:|\w*Error:)/.test(l)) ?? lines.find((l) => /EPERM|EACCES/.test(l)) ?? `exit ${result.code}`);
+      const why = verdict
+        ? `verdict ${verdict}`
+        : (lines.find((l) => /^(brig:|\w*Error:)/.test(l)) ?? lines.find((l) => /EPERM|EACCES/.test(l)) ?? `exit ${result.code}`);
       return { variant, works: false, failure: `${probe.name}: ${why.slice(0, FAILURE_CHARS)}` };
     }
   }
@@ -141,7 +165,12 @@ export function removeProbes(dir: string): void {
 }
 
 /** The whole matrix as checks: each variant must do what this host should show. Returns the outcomes, for the summary table. */
-export async function checkPrivileges(podman: Podman, checks: Checklist, composePath: string, cgroupVersion: 1 | 2): Promise<VariantOutcome[]> {
+export async function checkPrivileges(
+  podman: Podman,
+  checks: Checklist,
+  composePath: string,
+  cgroupVersion: 1 | 2,
+): Promise<VariantOutcome[]> {
   const granted = workerPrivileges(composePath);
   const probeDir = writeProbes();
   const outcomes: VariantOutcome[] = [];

@@ -5,12 +5,12 @@
  * drain and exit 0 with nothing left on the host.
  */
 import { freePort } from '../../services/shared/redis-server.ts';
-import { expect, type Checklist } from './checks.ts';
+import { type Checklist, expect } from './checks.ts';
 import { BRIG_IMAGE } from './images.ts';
 import type { Podman } from './podman.ts';
 import type { WorkerPrivileges } from './privileges.ts';
 import { BrigClient, until } from './service-client.ts';
-import { hostLeftovers, type ContainerRecord } from './stack.ts';
+import { type ContainerRecord, hostLeftovers } from './stack.ts';
 
 const NAME = 'brigdeploytest-serve';
 const READY_TIMEOUT_MS = 120_000;
@@ -19,15 +19,47 @@ const LEFTOVER_SETTLE_MS = 15_000;
 
 export async function checkServeContainer(podman: Podman, checks: Checklist, granted: WorkerPrivileges): Promise<void> {
   const port = await freePort();
-  const privileges = ['--cap-drop', 'ALL', ...granted.capAdd.flatMap((c) => ['--cap-add', c]), ...granted.securityOpt.flatMap((o) => ['--security-opt', o])];
+  const privileges = [
+    '--cap-drop',
+    'ALL',
+    ...granted.capAdd.flatMap((c) => ['--cap-add', c]),
+    ...granted.securityOpt.flatMap((o) => ['--security-opt', o]),
+  ];
   let record: ContainerRecord | null = null;
   try {
     await checks.check('brig serve in a container answers a run', async () => {
       await podman.podman(['rm', '-f', '-v', NAME]);
-      await podman.mustPodman(['run', '-d', '--name', NAME, '--read-only', '--tmpfs', '/tmp', ...privileges,
-        '-p', `127.0.0.1:${port}:8080`, '-e', 'BRIG_ALLOW_ANONYMOUS=1', '-e', 'LOG_LEVEL=warn', BRIG_IMAGE]);
-      const [c] = JSON.parse((await podman.mustPodman(['inspect', NAME])).stdout) as { Id: string; State: { CgroupPath: string }; GraphDriver: { Data: { MergedDir: string } }; Mounts: { Type: string; Name?: string }[] }[];
-      record = { id: c!.Id, name: NAME, service: 'serve', cgroupPath: c!.State.CgroupPath, mergedDir: c!.GraphDriver.Data.MergedDir, volumes: c!.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Name!) };
+      await podman.mustPodman([
+        'run',
+        '-d',
+        '--name',
+        NAME,
+        '--read-only',
+        '--tmpfs',
+        '/tmp',
+        ...privileges,
+        '-p',
+        `127.0.0.1:${port}:8080`,
+        '-e',
+        'BRIG_ALLOW_ANONYMOUS=1',
+        '-e',
+        'LOG_LEVEL=warn',
+        BRIG_IMAGE,
+      ]);
+      const [c] = JSON.parse((await podman.mustPodman(['inspect', NAME])).stdout) as {
+        Id: string;
+        State: { CgroupPath: string };
+        GraphDriver: { Data: { MergedDir: string } };
+        Mounts: { Type: string; Name?: string }[];
+      }[];
+      record = {
+        id: c!.Id,
+        name: NAME,
+        service: 'serve',
+        cgroupPath: c!.State.CgroupPath,
+        mergedDir: c!.GraphDriver.Data.MergedDir,
+        volumes: c!.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Name!),
+      };
       const brig = new BrigClient(`http://127.0.0.1:${port}`, '');
       await until('brig serve to be ready', READY_TIMEOUT_MS, async () => ((await brig.readiness())?.status === 'ready' ? true : null));
       const r = await brig.submit({ language: 'cpp', source: '#include <iostream>\nint main() { std::cout << "serve\\n"; }\n' }, true);
@@ -38,10 +70,17 @@ export async function checkServeContainer(podman: Podman, checks: Checklist, gra
     await checks.check('SIGINT to the container (Ctrl-C) drains brig serve: exit 0', async () => {
       const startMs = Date.now();
       await podman.mustPodman(['kill', '--signal', 'INT', NAME]);
-      const state = await until('the container to exit', EXIT_TIMEOUT_MS, async () => {
-        const [c] = JSON.parse((await podman.mustPodman(['inspect', NAME])).stdout) as { State: { Running: boolean; ExitCode: number } }[];
-        return c!.State.Running ? null : c!.State;
-      }, 100);
+      const state = await until(
+        'the container to exit',
+        EXIT_TIMEOUT_MS,
+        async () => {
+          const [c] = JSON.parse((await podman.mustPodman(['inspect', NAME])).stdout) as {
+            State: { Running: boolean; ExitCode: number };
+          }[];
+          return c!.State.Running ? null : c!.State;
+        },
+        100,
+      );
       expect(state.ExitCode === 0, `exit code ${state.ExitCode}`);
       return `exited 0 in ${((Date.now() - startMs) / 1000).toFixed(1)} s`;
     });
@@ -51,7 +90,9 @@ export async function checkServeContainer(podman: Podman, checks: Checklist, gra
       if (!record) return 'it never started';
       const rec: ContainerRecord = record;
       for (const volume of rec.volumes) await podman.podman(['volume', 'rm', '-f', volume]);
-      const left = await until('the leftovers to go', LEFTOVER_SETTLE_MS, async () => (hostLeftovers([rec]).length === 0 ? [] : null)).catch(() => hostLeftovers([rec]));
+      const left = await until('the leftovers to go', LEFTOVER_SETTLE_MS, async () =>
+        hostLeftovers([rec]).length === 0 ? [] : null,
+      ).catch(() => hostLeftovers([rec]));
       expect(left.length === 0, left.map((l) => `${l.kind} ${l.what}`).join('; '));
       return 'no cgroup, mount or process';
     });

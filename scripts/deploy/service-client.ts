@@ -15,7 +15,10 @@ export interface RunRecord {
 }
 
 export class BrigClient {
-  constructor(readonly url: string, private readonly apiKey: string) {}
+  constructor(
+    readonly url: string,
+    private readonly apiKey: string,
+  ) {}
 
   private headers(): Record<string, string> {
     return { authorization: `Bearer ${this.apiKey}`, 'content-type': 'application/json' };
@@ -23,7 +26,12 @@ export class BrigClient {
 
   /** POST /v1/runs; with wait, the final record (200), else the id (202). */
   async submit(body: object, wait: boolean): Promise<RunRecord> {
-    const res = await fetch(`${this.url}/v1/runs${wait ? '?wait=true' : ''}`, { method: 'POST', headers: this.headers(), body: JSON.stringify(body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const res = await fetch(`${this.url}/v1/runs${wait ? '?wait=true' : ''}`, {
+      method: 'POST',
+      headers: this.headers(),
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
     const answer = (await res.json()) as RunRecord;
     if (res.status !== (wait ? 200 : 202)) throw new Error(`POST /v1/runs answered ${res.status}: ${JSON.stringify(answer).slice(0, 300)}`);
     return answer;
@@ -37,7 +45,10 @@ export class BrigClient {
   /** /readyz's answer, or null while nothing answers. */
   async readiness(): Promise<{ status: string; workersLive: number } | null> {
     try {
-      return (await (await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).json()) as { status: string; workersLive: number };
+      return (await (await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).json()) as {
+        status: string;
+        workersLive: number;
+      };
     } catch {
       return null;
     }
@@ -58,7 +69,9 @@ export class PrometheusClient {
 
   /** An instant query; throws with Prometheus's own error when it refuses the expression. */
   async query(expr: string): Promise<PromSample[]> {
-    const res = await fetch(`${this.url}/api/v1/query?query=${encodeURIComponent(expr)}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const res = await fetch(`${this.url}/api/v1/query?query=${encodeURIComponent(expr)}`, {
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
     const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: PromSample[] } };
     if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
     return body.data!.resultType === 'vector' ? body.data!.result : [];
@@ -66,7 +79,8 @@ export class PrometheusClient {
 
   async rules(): Promise<{ name: string; rules: { name: string; health: string; lastError?: string }[] }[]> {
     const res = await fetch(`${this.url}/api/v1/rules`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    return ((await res.json()) as { data: { groups: { name: string; rules: { name: string; health: string; lastError?: string }[] }[] } }).data.groups;
+    return ((await res.json()) as { data: { groups: { name: string; rules: { name: string; health: string; lastError?: string }[] }[] } })
+      .data.groups;
   }
 }
 

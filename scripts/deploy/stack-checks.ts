@@ -7,12 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../../services/shared/redis-server.ts';
-import { expect, type Checklist } from './checks.ts';
+import { type Checklist, expect } from './checks.ts';
 import { run } from './command.ts';
 import { BRIG_IMAGE } from './images.ts';
 import { alertExpressions, alertRules, dashboardExpressions, kedaRedisTriggers } from './manifests.ts';
 import type { Podman } from './podman.ts';
-import { BrigClient, PrometheusClient, until, type RunRecord } from './service-client.ts';
+import { BrigClient, PrometheusClient, type RunRecord, until } from './service-client.ts';
 import { ComposeStack } from './stack.ts';
 
 const PROJECT = 'brigdeploytest';
@@ -40,7 +40,12 @@ const LOADTEST_TIMEOUT_MS = 120_000;
 const QUICK_STOP_MS = 10_000;
 
 /** Dashboard expressions that have data as soon as a few runs are done. */
-const MUST_HAVE_DATA = ['max(brig_workers_live)', 'max by (state) (brig_queue_jobs)', 'sum by (language) (rate(brig_runs_total[1m]))', 'sum by (verdict) (rate(brig_runs_total[5m]))'];
+const MUST_HAVE_DATA = [
+  'max(brig_workers_live)',
+  'max by (state) (brig_queue_jobs)',
+  'sum by (language) (rate(brig_runs_total[1m]))',
+  'sum by (verdict) (rate(brig_runs_total[5m]))',
+];
 
 const HELLO = { language: 'python', source: 'print("hello from the stack")\n' };
 const JUDGE = {
@@ -48,8 +53,16 @@ const JUDGE = {
   source: '#include <stdio.h>\nint main(void) { long a, b; scanf("%ld %ld", &a, &b); printf("%ld\\n", a + b); return 0; }\n',
   tests: Array.from({ length: 10 }, (_, i) => ({ name: `t${i + 1}`, stdin: `${i} ${i * 10}`, expectedOutput: String(i * 11) })),
 };
-const MEMORY_BOMB = { language: 'python', source: 'chunks = []\nwhile True:\n    chunks.append(b"x" * (1 << 20))\n', limits: { memoryMb: 64 } };
-const sleeper = (i: number) => ({ language: 'python', source: `import time\ntime.sleep(${SLEEP_S})\nprint(${i})\n`, limits: { wallMs: (SLEEP_S + 5) * 1000 } });
+const MEMORY_BOMB = {
+  language: 'python',
+  source: 'chunks = []\nwhile True:\n    chunks.append(b"x" * (1 << 20))\n',
+  limits: { memoryMb: 64 },
+};
+const sleeper = (i: number) => ({
+  language: 'python',
+  source: `import time\ntime.sleep(${SLEEP_S})\nprint(${i})\n`,
+  limits: { wallMs: (SLEEP_S + 5) * 1000 },
+});
 
 export async function checkComposeStack(podman: Podman, checks: Checklist, repoRoot: string): Promise<void> {
   const deploy = join(repoRoot, 'deploy');
@@ -57,8 +70,13 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
   const apiPort = await freePort();
   const prometheusPort = await freePort();
   const env = {
-    BRIG_IMAGE, BRIG_API_KEYS: apiKey, BRIG_REDIS_PASSWORD: randomBytes(SECRET_BYTES).toString('hex'), BRIG_WORKERS: String(WORKERS),
-    BRIG_API_PUBLISH: `127.0.0.1:${apiPort}`, BRIG_PROMETHEUS_PUBLISH: `127.0.0.1:${prometheusPort}`, BRIG_LOG_LEVEL: 'warn',
+    BRIG_IMAGE,
+    BRIG_API_KEYS: apiKey,
+    BRIG_REDIS_PASSWORD: randomBytes(SECRET_BYTES).toString('hex'),
+    BRIG_WORKERS: String(WORKERS),
+    BRIG_API_PUBLISH: `127.0.0.1:${apiPort}`,
+    BRIG_PROMETHEUS_PUBLISH: `127.0.0.1:${prometheusPort}`,
+    BRIG_LOG_LEVEL: 'warn',
     // The load test is one client sending more than the default 600 requests a minute.
     BRIG_RATE_LIMIT_PER_MINUTE: '0',
   };
@@ -66,21 +84,33 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
   const brig = new BrigClient(`http://127.0.0.1:${apiPort}`, apiKey);
   const prometheus = new PrometheusClient(`http://127.0.0.1:${prometheusPort}`);
   try {
-    if (!(await checks.check(`compose up: ${SERVICES.join(', ')} (${WORKERS} workers)`, async () => {
-      await stack.up(SERVICES);
-      return `${(await stack.record()).length} containers`;
-    }))) return;
+    if (
+      !(await checks.check(`compose up: ${SERVICES.join(', ')} (${WORKERS} workers)`, async () => {
+        await stack.up(SERVICES);
+        return `${(await stack.record()).length} containers`;
+      }))
+    )
+      return;
 
-    if (!(await checks.check('the API is ready, with both workers live', async () => {
-      const ready = await until('/readyz to report 2 live workers', READY_TIMEOUT_MS, async () => {
-        const r = await brig.readiness();
-        return r?.status === 'ready' && r.workersLive === WORKERS ? r : null;
-      }).catch(async (error: Error) => { throw new Error(`${error.message}; /readyz: ${JSON.stringify(await brig.readiness())}\n${await stack.diagnose()}`); });
-      return `workersLive ${ready.workersLive}`;
-    }))) return;
+    if (
+      !(await checks.check('the API is ready, with both workers live', async () => {
+        const ready = await until('/readyz to report 2 live workers', READY_TIMEOUT_MS, async () => {
+          const r = await brig.readiness();
+          return r?.status === 'ready' && r.workersLive === WORKERS ? r : null;
+        }).catch(async (error: Error) => {
+          throw new Error(`${error.message}; /readyz: ${JSON.stringify(await brig.readiness())}\n${await stack.diagnose()}`);
+        });
+        return `workersLive ${ready.workersLive}`;
+      }))
+    )
+      return;
 
     await checks.check('every container passes its HEALTHCHECK', async () => {
-      const names = [stack.containerName('redis'), stack.containerName('api'), ...Array.from({ length: WORKERS }, (_, i) => stack.containerName('worker', i + 1))];
+      const names = [
+        stack.containerName('redis'),
+        stack.containerName('api'),
+        ...Array.from({ length: WORKERS }, (_, i) => stack.containerName('worker', i + 1)),
+      ];
       const unhealthy = [];
       for (const name of names) if (!(await stack.healthcheck(name))) unhealthy.push(name);
       expect(unhealthy.length === 0, `unhealthy: ${unhealthy.join(', ')}`);
@@ -95,7 +125,10 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
 
     await checks.check('a judge-mode run (C, 10 tests)', async () => {
       const r = await brig.submit(JUDGE, true);
-      expect(r.verdict === 'ok' && r.tests?.length === JUDGE.tests.length && r.tests.every((t) => t.verdict === 'ok'), `got ${r.verdict}, tests ${JSON.stringify(r.tests?.map((t) => t.verdict))}`);
+      expect(
+        r.verdict === 'ok' && r.tests?.length === JUDGE.tests.length && r.tests.every((t) => t.verdict === 'ok'),
+        `got ${r.verdict}, tests ${JSON.stringify(r.tests?.map((t) => t.verdict))}`,
+      );
       return `verdict ok, ${r.tests.length} tests ok`;
     });
 
@@ -119,35 +152,83 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
     });
 
     await checks.check('the alert rules are loaded and evaluate without error', async () => {
-      const expected = alertRules(join(deploy, 'prometheus', 'alerts.yml')).map(({ rule }) => rule.alert).sort();
+      const expected = alertRules(join(deploy, 'prometheus', 'alerts.yml'))
+        .map(({ rule }) => rule.alert)
+        .sort();
       const loaded = await until('every rule to be evaluated', RULES_TIMEOUT_MS, async () => {
         const rules = (await prometheus.rules()).flatMap((g) => g.rules);
         return rules.length === expected.length && rules.every((r) => r.health === 'ok') ? rules : null;
       });
-      expect(JSON.stringify(loaded.map((r) => r.name).sort()) === JSON.stringify(expected), `loaded ${loaded.map((r) => r.name).join(', ')}`);
+      expect(
+        JSON.stringify(loaded.map((r) => r.name).sort()) === JSON.stringify(expected),
+        `loaded ${loaded.map((r) => r.name).join(', ')}`,
+      );
       return `${loaded.length} rules, health ok`;
     });
 
     await checks.check('every dashboard and alert expression is valid PromQL with data where there must be', async () => {
-      const expressions = [...dashboardExpressions(join(deploy, 'grafana', 'brig.json')), ...alertExpressions(join(deploy, 'prometheus', 'alerts.yml'))];
-      for (const { source, expr } of expressions) await prometheus.query(expr).catch((error: Error) => { throw new Error(`${source}: ${error.message}`); });
+      const expressions = [
+        ...dashboardExpressions(join(deploy, 'grafana', 'brig.json')),
+        ...alertExpressions(join(deploy, 'prometheus', 'alerts.yml')),
+      ];
+      for (const { source, expr } of expressions)
+        await prometheus.query(expr).catch((error: Error) => {
+          throw new Error(`${source}: ${error.message}`);
+        });
       // Panels that must show something once runs have happened (a rate needs two scrapes after the first run).
-      for (const expr of MUST_HAVE_DATA) await until(`data for ${expr}`, SCRAPE_TIMEOUT_MS, async () => ((await prometheus.query(expr)).length > 0 ? true : null));
+      for (const expr of MUST_HAVE_DATA)
+        await until(`data for ${expr}`, SCRAPE_TIMEOUT_MS, async () => ((await prometheus.query(expr)).length > 0 ? true : null));
       return `${expressions.length} expressions`;
     });
 
     await checks.check('promtool accepts prometheus.yml and alerts.yml', async () => {
-      const result = await podman.podman(['run', '--rm', '-v', `${join(deploy, 'prometheus')}:/etc/prometheus:ro`, '--entrypoint', 'promtool', 'localhost/brig-prometheus:dev', 'check', 'config', '/etc/prometheus/prometheus.yml']);
+      const result = await podman.podman([
+        'run',
+        '--rm',
+        '-v',
+        `${join(deploy, 'prometheus')}:/etc/prometheus:ro`,
+        '--entrypoint',
+        'promtool',
+        'localhost/brig-prometheus:dev',
+        'check',
+        'config',
+        '/etc/prometheus/prometheus.yml',
+      ]);
       expect(result.code === 0, `${result.stdout}${result.stderr}`);
       return `${result.stdout.split('\n').filter((l) => l.includes('SUCCESS')).length} files SUCCESS`;
     });
 
-    await checks.check(`npm run loadtest: the ${LOADTEST_SCENARIO} scenario for ${LOADTEST_DURATION} against the stack holds its thresholds`, async () => {
-      const result = await run(process.execPath, ['--import', 'tsx', join(repoRoot, 'loadtest', 'run.ts'), '--scenario', LOADTEST_SCENARIO, '--url', brig.url, '--api-key', apiKey, '--duration', LOADTEST_DURATION], { cwd: repoRoot, timeoutMs: LOADTEST_TIMEOUT_MS });
-      const summary = result.stdout.split('\n').filter((l) => /http_req_duration|runs\.|checks\./.test(l)).map((l) => l.replace(/\.{3,}/, '').trim());
-      expect(result.code === 0, `exit ${result.code}: ${result.stdout.trim().split('\n').slice(-12).join(' | ')}${result.stderr.slice(-500)}`);
-      return summary.join('; ');
-    });
+    await checks.check(
+      `npm run loadtest: the ${LOADTEST_SCENARIO} scenario for ${LOADTEST_DURATION} against the stack holds its thresholds`,
+      async () => {
+        const result = await run(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(repoRoot, 'loadtest', 'run.ts'),
+            '--scenario',
+            LOADTEST_SCENARIO,
+            '--url',
+            brig.url,
+            '--api-key',
+            apiKey,
+            '--duration',
+            LOADTEST_DURATION,
+          ],
+          { cwd: repoRoot, timeoutMs: LOADTEST_TIMEOUT_MS },
+        );
+        const summary = result.stdout
+          .split('\n')
+          .filter((l) => /http_req_duration|runs\.|checks\./.test(l))
+          .map((l) => l.replace(/\.{3,}/, '').trim());
+        expect(
+          result.code === 0,
+          `exit ${result.code}: ${result.stdout.trim().split('\n').slice(-12).join(' | ')}${result.stderr.slice(-500)}`,
+        );
+        return summary.join('; ');
+      },
+    );
 
     // Runs that sleep: more than the slots, so that some wait and every worker runs some.
     const sleepers: string[] = [];
@@ -159,7 +240,12 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
         for (const t of triggers) {
           // As KEDA's redis scaler counts: by the key's type (ZCARD for a sorted set, LLEN for a list).
           const type = await stack.redis(['TYPE', t.listName]);
-          const length = type === 'zset' ? Number(await stack.redis(['ZCARD', t.listName])) : type === 'list' ? Number(await stack.redis(['LLEN', t.listName])) : 0;
+          const length =
+            type === 'zset'
+              ? Number(await stack.redis(['ZCARD', t.listName]))
+              : type === 'list'
+                ? Number(await stack.redis(['LLEN', t.listName]))
+                : 0;
           lengths.push({ key: t.listName, type, length });
         }
         return lengths.some((l) => l.length > 0) ? lengths : null;
@@ -175,20 +261,30 @@ export async function checkComposeStack(podman: Podman, checks: Checklist, repoR
       const victim = stack.containerName('worker', WORKERS);
       const victimHost = (await podman.mustPodman(['inspect', victim, '--format', '{{.Config.Hostname}}'])).stdout.trim();
       // Its heartbeat says it holds runs.
-      await until(`${victim} to be running a sleeper`, 30_000, async () => {
-        const keys = (await stack.redis(['KEYS', 'brig:worker:*'])).split('\n').filter(Boolean);
-        for (const key of keys) {
-          const beat = JSON.parse(await stack.redis(['GET', key])) as { hostname: string; activeRuns: number };
-          if (beat.hostname === victimHost && beat.activeRuns > 0) return beat;
-        }
-        return null;
-      }, 100);
+      await until(
+        `${victim} to be running a sleeper`,
+        30_000,
+        async () => {
+          const keys = (await stack.redis(['KEYS', 'brig:worker:*'])).split('\n').filter(Boolean);
+          for (const key of keys) {
+            const beat = JSON.parse(await stack.redis(['GET', key])) as { hostname: string; activeRuns: number };
+            if (beat.hostname === victimHost && beat.activeRuns > 0) return beat;
+          }
+          return null;
+        },
+        100,
+      );
       await stack.kill(victim, 'KILL');
-      const records = await until('every sleeper to finish', KILLED_WORKER_RUNS_TIMEOUT_MS, async () => {
-        const all: RunRecord[] = [];
-        for (const id of sleepers) all.push(await brig.record(id));
-        return all.every((r) => r.status === 'done') ? all : null;
-      }, 1_000);
+      const records = await until(
+        'every sleeper to finish',
+        KILLED_WORKER_RUNS_TIMEOUT_MS,
+        async () => {
+          const all: RunRecord[] = [];
+          for (const id of sleepers) all.push(await brig.record(id));
+          return all.every((r) => r.status === 'done') ? all : null;
+        },
+        1_000,
+      );
       const wrong = records.filter((r, i) => r.verdict !== 'ok' || r.run?.stdout !== `${i}\n`);
       expect(wrong.length === 0, `wrong results: ${JSON.stringify(wrong.map((r) => [r.id, r.verdict, r.run?.stdout]))}`);
       expect((await stack.state(victim)).exitCode === 137, 'the victim was not killed');

@@ -67,12 +67,18 @@ export class ComposeStack {
     const states = await this.inspectAll();
     const notRunning = states.filter((c) => !c.State.Running).map((c) => c.Name);
     if (result.code !== 0 || notRunning.length > 0) {
-      throw new Error(`podman-compose up failed (exit ${result.code}; not running: ${notRunning.join(', ') || 'none'}): ${result.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      throw new Error(
+        `podman-compose up failed (exit ${result.code}; not running: ${notRunning.join(', ') || 'none'}): ${result.stderr.trim().split('\n').slice(-5).join(' | ')}`,
+      );
     }
   }
 
   private async inspectAll(): Promise<InspectedContainer[]> {
-    const ids = (await this.podman.mustPodman(['ps', '-aq', '--no-trunc', '--filter', `label=io.podman.compose.project=${this.project}`])).stdout.split('\n').filter(Boolean);
+    const ids = (
+      await this.podman.mustPodman(['ps', '-aq', '--no-trunc', '--filter', `label=io.podman.compose.project=${this.project}`])
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
     if (ids.length === 0) return [];
     return JSON.parse((await this.podman.mustPodman(['inspect', ...ids])).stdout) as InspectedContainer[];
   }
@@ -98,7 +104,10 @@ export class ComposeStack {
     const report: string[] = [];
     for (const c of await this.inspectAll()) {
       const output = await this.podman.podman(['logs', '--tail', String(lines), c.Id]);
-      const logs = `${output.stdout}${output.stderr}`.trim().split('\n').map((l) => l.slice(0, DIAGNOSE_LINE_CHARS));
+      const logs = `${output.stdout}${output.stderr}`
+        .trim()
+        .split('\n')
+        .map((l) => l.slice(0, DIAGNOSE_LINE_CHARS));
       report.push(`${c.Name}: ${c.State.Status} (exit ${c.State.ExitCode}, restarts ${c.RestartCount ?? 0}) | ${logs.join(' | ')}`);
     }
     return report.join('\n');
@@ -141,7 +150,9 @@ export class ComposeStack {
     await this.compose(['down', '-t', '45'], DOWN_TIMEOUT_MS);
     // podman-compose 1.0.3 leaves a container it did not start, the anonymous
     // volumes (the image's VOLUME) and the networks behind: removed here.
-    const remaining = (await this.podman.podman(['ps', '-aq', '--filter', `label=io.podman.compose.project=${this.project}`])).stdout.split('\n').filter(Boolean);
+    const remaining = (await this.podman.podman(['ps', '-aq', '--filter', `label=io.podman.compose.project=${this.project}`])).stdout
+      .split('\n')
+      .filter(Boolean);
     if (remaining.length > 0) await this.podman.podman(['rm', '-f', '-v', ...remaining]);
     const volumes = [...new Set([...this.seen.values()].flatMap((c) => c.volumes))];
     for (const volume of volumes) await this.podman.podman(['volume', 'rm', '-f', volume]);
@@ -151,13 +162,17 @@ export class ComposeStack {
   /** Whatever of the stack is still there, from podman's view and the host's. */
   async leftovers(): Promise<Leftover[]> {
     const found: Leftover[] = [];
-    const containers = (await this.podman.podman(['ps', '-aq', '--filter', `label=io.podman.compose.project=${this.project}`])).stdout.split('\n').filter(Boolean);
+    const containers = (await this.podman.podman(['ps', '-aq', '--filter', `label=io.podman.compose.project=${this.project}`])).stdout
+      .split('\n')
+      .filter(Boolean);
     found.push(...containers.map((id) => ({ kind: 'container' as const, what: id })));
     for (const c of this.seen.values()) {
-      for (const volume of c.volumes) if ((await this.podman.podman(['volume', 'exists', volume])).code === 0) found.push({ kind: 'volume', what: volume });
+      for (const volume of c.volumes)
+        if ((await this.podman.podman(['volume', 'exists', volume])).code === 0) found.push({ kind: 'volume', what: volume });
     }
     for (const network of this.networks) {
-      if ((await this.podman.podman(['network', 'exists', `${this.project}_${network}`])).code === 0) found.push({ kind: 'network', what: `${this.project}_${network}` });
+      if ((await this.podman.podman(['network', 'exists', `${this.project}_${network}`])).code === 0)
+        found.push({ kind: 'network', what: `${this.project}_${network}` });
     }
     found.push(...hostLeftovers([...this.seen.values()]));
     return found;
@@ -178,7 +193,8 @@ export function hostLeftovers(containers: ContainerRecord[]): Leftover[] {
   const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
   for (const c of containers) {
     for (const line of mountinfo) {
-      if (line.includes(c.id) || (c.mergedDir && line.includes(c.mergedDir))) found.push({ kind: 'mount', what: line.split(' ')[4] ?? line });
+      if (line.includes(c.id) || (c.mergedDir && line.includes(c.mergedDir)))
+        found.push({ kind: 'mount', what: line.split(' ')[4] ?? line });
     }
   }
   // A process in a container's cgroup, or one that names the container (conmon, podman's cleanup).

@@ -6,12 +6,14 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, type Checklist } from './checks.ts';
+import { type Checklist, expect } from './checks.ts';
 import { run } from './command.ts';
 
 export async function checkSystemdUnits(checks: Checklist, repoRoot: string): Promise<void> {
   const dir = join(repoRoot, 'deploy', 'systemd');
-  const units = readdirSync(dir).filter((f) => f.endsWith('.service')).map((f) => join(dir, f));
+  const units = readdirSync(dir)
+    .filter((f) => f.endsWith('.service'))
+    .map((f) => join(dir, f));
   await checks.check(`systemd-analyze verify ${units.length} units`, async () => {
     const result = await run('systemd-analyze', ['verify', ...units]);
     const said = `${result.stdout}${result.stderr}`.trim();

@@ -25,7 +25,7 @@ import { Checklist } from './checks.ts';
 import { ensureBaseImage, installPackages } from './host-setup.ts';
 import { buildImages } from './images.ts';
 import { Podman } from './podman.ts';
-import { checkPrivileges, workerPrivileges, type VariantOutcome } from './privileges.ts';
+import { checkPrivileges, type VariantOutcome, workerPrivileges } from './privileges.ts';
 import { checkServeContainer } from './serve-container.ts';
 import { checkComposeStack } from './stack-checks.ts';
 import { checkSystemdUnits } from './systemd-units.ts';
@@ -49,13 +49,17 @@ function cgroupVersion(): 1 | 2 {
 
 function printPrivileges(outcomes: VariantOutcome[]): void {
   process.stdout.write('\nworker privileges (each row: a fresh container running brig doctor and three sandboxed programs)\n');
-  for (const o of outcomes) process.stdout.write(`  ${o.works ? 'works' : 'fails'}  ${o.variant.name}${o.failure ? ` — ${o.failure}` : ''}\n`);
+  for (const o of outcomes)
+    process.stdout.write(`  ${o.works ? 'works' : 'fails'}  ${o.variant.name}${o.failure ? ` — ${o.failure}` : ''}\n`);
 }
 
 async function main(): Promise<number> {
   let skip: Set<Phase>;
   try {
-    const { values } = parseArgs({ args: process.argv.slice(2), options: { skip: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    const { values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { skip: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
     if (values.help) {
       process.stdout.write(USAGE);
       return EXIT.OK;
@@ -81,11 +85,16 @@ async function main(): Promise<number> {
       let ok = true;
       switch (phase) {
         case 'host':
-          ok = await checks.check('packages', async () => `installed: ${(await installPackages()).join(', ') || 'nothing (all present)'}`)
-            && await checks.check('the base image', async () => ((await ensureBaseImage(podman)) ? 'made with mmdebstrap and imported' : 'cached'));
+          ok =
+            (await checks.check('packages', async () => `installed: ${(await installPackages()).join(', ') || 'nothing (all present)'}`)) &&
+            (await checks.check('the base image', async () =>
+              (await ensureBaseImage(podman)) ? 'made with mmdebstrap and imported' : 'cached',
+            ));
           break;
         case 'images':
-          ok = await checks.check('build the images', async () => (await buildImages(podman, REPO_ROOT)).map((b) => `${b.name} ${(b.ms / MS_PER_S).toFixed(0)} s`).join(', '));
+          ok = await checks.check('build the images', async () =>
+            (await buildImages(podman, REPO_ROOT)).map((b) => `${b.name} ${(b.ms / MS_PER_S).toFixed(0)} s`).join(', '),
+          );
           break;
         case 'privileges':
           outcomes = await checkPrivileges(podman, checks, join(REPO_ROOT, 'deploy', 'compose.yaml'), cgroupVersion());
@@ -110,7 +119,9 @@ async function main(): Promise<number> {
 
   if (outcomes.length > 0) printPrivileges(outcomes);
   const failed = checks.failed;
-  process.stdout.write(`\n${checks.results.length - failed.length} of ${checks.results.length} checks passed in ${((Date.now() - startMs) / MS_PER_S).toFixed(0)} s (${phaseMs.map(([p, ms]) => `${p} ${(ms / MS_PER_S).toFixed(0)} s`).join(', ')})\n`);
+  process.stdout.write(
+    `\n${checks.results.length - failed.length} of ${checks.results.length} checks passed in ${((Date.now() - startMs) / MS_PER_S).toFixed(0)} s (${phaseMs.map(([p, ms]) => `${p} ${(ms / MS_PER_S).toFixed(0)} s`).join(', ')})\n`,
+  );
   for (const f of failed) process.stdout.write(`FAIL  ${f.name}: ${f.detail}\n`);
   return failed.length === 0 ? EXIT.OK : EXIT.FAILED;
 }

@@ -5,7 +5,14 @@ import { ERROR_CODES, RUN_ERROR_CODES } from '../shared/errors.ts';
 import { buildOpenApiDocument } from '../shared/openapi.ts';
 import { RunStore } from '../shared/run-store.ts';
 import {
-  errorBodySchema, healthSchema, languagesSchema, readinessSchema, runAcceptedSchema, runEventSchema, runRecordSchema, runRequestSchema,
+  errorBodySchema,
+  healthSchema,
+  languagesSchema,
+  readinessSchema,
+  runAcceptedSchema,
+  runEventSchema,
+  runRecordSchema,
+  runRequestSchema,
 } from '../shared/schemas.ts';
 import type { ApiContext, ApiDeps } from './context.ts';
 import { accessLog } from './middleware/access-log.ts';
@@ -52,20 +59,38 @@ export function createApp(deps: ApiDeps): Express {
 
   let document: Record<string, unknown> = {};
   const routes: Route[] = [
-    ...runRoutes(ctx), ...runEventRoutes(ctx), ...languageRoutes(ctx),
-    ...healthRoutes(ctx), ...metricsRoutes(ctx), ...openApiRoutes(() => document),
+    ...runRoutes(ctx),
+    ...runEventRoutes(ctx),
+    ...languageRoutes(ctx),
+    ...healthRoutes(ctx),
+    ...metricsRoutes(ctx),
+    ...openApiRoutes(() => document),
   ];
   document = buildOpenApiDocument({
     title: 'Brig',
     version: packageVersion,
-    description: 'Sandboxed code execution for online judges. Every error answer is {"error": {"code", "message", "field"}}; the codes:\n\n'
-      + Object.entries(ERROR_CODES).map(([code, { status, description }]) => `- \`${code}\` (${status}): ${description}`).join('\n')
-      + '\n\nA run whose verdict is internal_error says why in error.code, one of:\n\n'
-      + Object.entries(RUN_ERROR_CODES).map(([code, { kind, description }]) => `- \`${code}\` (${kind === 'brig' ? 'Brig failed it' : 'the job was refused'}): ${description}`).join('\n'),
+    description:
+      'Sandboxed code execution for online judges. Every error answer is {"error": {"code", "message", "field"}}; the codes:\n\n' +
+      Object.entries(ERROR_CODES)
+        .map(([code, { status, description }]) => `- \`${code}\` (${status}): ${description}`)
+        .join('\n') +
+      '\n\nA run whose verdict is internal_error says why in error.code, one of:\n\n' +
+      Object.entries(RUN_ERROR_CODES)
+        .map(
+          ([code, { kind, description }]) =>
+            `- \`${code}\` (${kind === 'brig' ? 'Brig failed it' : 'the job was refused'}): ${description}`,
+        )
+        .join('\n'),
     routes,
     schemas: {
-      RunRequest: ctx.runRequestSchema, RunAccepted: runAcceptedSchema, RunRecord: runRecordSchema, RunEvent: runEventSchema,
-      Languages: languagesSchema, Health: healthSchema, Readiness: readinessSchema, Error: errorBodySchema,
+      RunRequest: ctx.runRequestSchema,
+      RunAccepted: runAcceptedSchema,
+      RunRecord: runRecordSchema,
+      RunEvent: runEventSchema,
+      Languages: languagesSchema,
+      Health: healthSchema,
+      Readiness: readinessSchema,
+      Error: errorBodySchema,
     },
   });
 
@@ -79,7 +104,11 @@ export function createApp(deps: ApiDeps): Express {
   try {
     app.set('trust proxy', deps.config.trustProxy);
   } catch (error) {
-    throw new ConfigError('config_invalid', `configuration BRIG_TRUST_PROXY: ${(error as Error).message}; give a hop count or addresses and CIDRs separated by commas`, { field: 'BRIG_TRUST_PROXY', cause: error });
+    throw new ConfigError(
+      'config_invalid',
+      `configuration BRIG_TRUST_PROXY: ${(error as Error).message}; give a hop count or addresses and CIDRs separated by commas`,
+      { field: 'BRIG_TRUST_PROXY', cause: error },
+    );
   }
   app.use(requestContext(deps.logger, ctx.shutdownSignal), accessLog(deps.metrics), requireHost);
   const guard = [requireApiKey(deps.config.apiKeys), rateLimit(deps.redis, deps.config.rateLimitPerMinute)];

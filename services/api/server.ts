@@ -44,7 +44,12 @@ const IDLE_SWEEP_MS = 100;
 /** Addresses that only this machine can reach. */
 function isLoopback(host: string): boolean {
   const address = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return address === 'localhost' || address === '::1' || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(address) || address === '::ffff:127.0.0.1';
+  return (
+    address === 'localhost' ||
+    address === '::1' ||
+    /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(address) ||
+    address === '::ffff:127.0.0.1'
+  );
 }
 
 /**
@@ -53,9 +58,11 @@ function isLoopback(host: string): boolean {
  */
 function checkExposure(config: ServiceConfig): void {
   if (isLoopback(config.host) || config.apiKeys.length > 0 || config.allowAnonymous) return;
-  throw new ConfigError('api_exposed_without_keys',
+  throw new ConfigError(
+    'api_exposed_without_keys',
     `HOST=${config.host} makes the API reachable from other machines, and BRIG_API_KEYS is empty: anyone could run code here. Set BRIG_API_KEYS, listen on 127.0.0.1, or set BRIG_ALLOW_ANONYMOUS=1 if that is what you want`,
-    { field: 'HOST' });
+    { field: 'HOST' },
+  );
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -84,11 +91,19 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   queue.on('error', (error: Error) => logger.debug({ err: error }, 'queue error'));
   queueEvents.on('error', (error: Error) => logger.debug({ err: error }, 'queue events error'));
 
-  const closeBullmq: [string, () => Promise<void>][] = [['queue events', () => queueEvents.close()], ['queue', () => queue.close()]];
-  const closeClients: [string, () => Promise<void>][] = [['redis events', () => closeRedis(eventsRedis)], ['redis', () => closeRedis(redis)]];
+  const closeBullmq: [string, () => Promise<void>][] = [
+    ['queue events', () => queueEvents.close()],
+    ['queue', () => queue.close()],
+  ];
+  const closeClients: [string, () => Promise<void>][] = [
+    ['redis events', () => closeRedis(eventsRedis)],
+    ['redis', () => closeRedis(redis)],
+  ];
   const runSteps = async (steps: [string, () => Promise<void>][]) => {
     for (const [name, step] of steps) {
-      await withTimeout(step(), CLOSE_STEP_TIMEOUT_MS, `closing ${name}`).catch((error: unknown) => logger.warn({ err: error, step: name }, 'api close step failed'));
+      await withTimeout(step(), CLOSE_STEP_TIMEOUT_MS, `closing ${name}`).catch((error: unknown) =>
+        logger.warn({ err: error, step: name }, 'api close step failed'),
+      );
     }
   };
   // Connected: BullMQ first, so that it stops its reads cleanly, then the clients.
@@ -100,15 +115,23 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   const abandonConnections = async () => {
     const closing = Promise.all(closeBullmq.map(([, step]) => step().catch(() => {})));
     await Promise.all(closeClients.map(([, step]) => step()));
-    await withTimeout(closing, CLOSE_STEP_TIMEOUT_MS, 'closing the queue').catch((error: unknown) => logger.debug({ err: error }, 'queue not closed'));
+    await withTimeout(closing, CLOSE_STEP_TIMEOUT_MS, 'closing the queue').catch((error: unknown) =>
+      logger.debug({ err: error }, 'queue not closed'),
+    );
     await Promise.all(closeClients.map(([, step]) => step()));
   };
 
   try {
-    await withTimeout(Promise.all([redis.ping(), queue.waitUntilReady(), queueEvents.waitUntilReady()]), STARTUP_TIMEOUT_MS, 'connecting to Redis');
+    await withTimeout(
+      Promise.all([redis.ping(), queue.waitUntilReady(), queueEvents.waitUntilReady()]),
+      STARTUP_TIMEOUT_MS,
+      'connecting to Redis',
+    );
   } catch (error) {
     await abandonConnections();
-    throw new HostError('redis_unreachable', `cannot reach Redis at ${redactedRedisUrl(config.redisUrl)}: ${(error as Error).message}`, { cause: error });
+    throw new HostError('redis_unreachable', `cannot reach Redis at ${redactedRedisUrl(config.redisUrl)}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 
   const shutdown = new AbortController();

@@ -95,10 +95,19 @@ export interface AdmitRequest {
 }
 
 export async function admitRun(redis: Redis, request: AdmitRequest): Promise<Admission> {
-  const [code, value] = (await admit.run(redis, [keys.clientRuns(request.client), ...RELEASE_KEYS], [
-    request.now, request.staleAt, request.id, Math.ceil(request.bytes), request.clientCap,
-    request.roomBytes === null ? -1 : Math.max(0, Math.floor(request.roomBytes)), request.client,
-  ])) as [number, number];
+  const [code, value] = (await admit.run(
+    redis,
+    [keys.clientRuns(request.client), ...RELEASE_KEYS],
+    [
+      request.now,
+      request.staleAt,
+      request.id,
+      Math.ceil(request.bytes),
+      request.clientCap,
+      request.roomBytes === null ? -1 : Math.max(0, Math.floor(request.roomBytes)),
+      request.client,
+    ],
+  )) as [number, number];
   if (code === 0) return { admitted: true, position: value };
   if (code === 1) return { admitted: false, reason: 'client_busy', activeRuns: value };
   return { admitted: false, reason: 'store_full', reservedBytes: value };

@@ -3,8 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { ConfigError } from '../../runtime/errors.ts';
 import type { RuntimeConfig } from '../../runtime/config.ts';
+import { ConfigError } from '../../runtime/errors.ts';
 import type { Limits } from '../../runtime/limits.ts';
 
 /**
@@ -17,42 +17,81 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const defaultLimits: Limits = {
-  cpuMs: 2000, wallMs: 5000, memoryMb: 256, processes: 16, outputBytes: 1 << 20,
-  fileSizeMb: 16, openFiles: 64, stackMb: 64, diskMb: 64,
+  cpuMs: 2000,
+  wallMs: 5000,
+  memoryMb: 256,
+  processes: 16,
+  outputBytes: 1 << 20,
+  fileSizeMb: 16,
+  openFiles: 64,
+  stackMb: 64,
+  diskMb: 64,
 };
 const maxLimits: Limits = {
-  cpuMs: 30000, wallMs: 60000, memoryMb: 2048, processes: 256, outputBytes: 16 << 20,
-  fileSizeMb: 256, openFiles: 1024, stackMb: 1024, diskMb: 1024,
+  cpuMs: 30000,
+  wallMs: 60000,
+  memoryMb: 2048,
+  processes: 256,
+  outputBytes: 16 << 20,
+  fileSizeMb: 256,
+  openFiles: 1024,
+  stackMb: 1024,
+  diskMb: 1024,
 };
 
 function limitsSchema(fallback: Limits) {
-  return z.object({
-    cpuMs: int(fallback.cpuMs), wallMs: int(fallback.wallMs), memoryMb: int(fallback.memoryMb),
-    processes: int(fallback.processes), outputBytes: int(fallback.outputBytes), fileSizeMb: int(fallback.fileSizeMb),
-    openFiles: int(fallback.openFiles), stackMb: int(fallback.stackMb), diskMb: int(fallback.diskMb),
-  }).transform((l) => l as Limits);
+  return z
+    .object({
+      cpuMs: int(fallback.cpuMs),
+      wallMs: int(fallback.wallMs),
+      memoryMb: int(fallback.memoryMb),
+      processes: int(fallback.processes),
+      outputBytes: int(fallback.outputBytes),
+      fileSizeMb: int(fallback.fileSizeMb),
+      openFiles: int(fallback.openFiles),
+      stackMb: int(fallback.stackMb),
+      diskMb: int(fallback.diskMb),
+    })
+    .transform((l) => l as Limits);
 }
 
 const LIMIT_ENV: Record<keyof Limits, string> = {
-  cpuMs: 'CPU_MS', wallMs: 'WALL_MS', memoryMb: 'MEMORY_MB', processes: 'PROCESSES', outputBytes: 'OUTPUT_BYTES',
-  fileSizeMb: 'FILE_SIZE_MB', openFiles: 'OPEN_FILES', stackMb: 'STACK_MB', diskMb: 'DISK_MB',
+  cpuMs: 'CPU_MS',
+  wallMs: 'WALL_MS',
+  memoryMb: 'MEMORY_MB',
+  processes: 'PROCESSES',
+  outputBytes: 'OUTPUT_BYTES',
+  fileSizeMb: 'FILE_SIZE_MB',
+  openFiles: 'OPEN_FILES',
+  stackMb: 'STACK_MB',
+  diskMb: 'DISK_MB',
 };
 
 const runtimeSchema = z.object({
   stateDir: z.string().startsWith('/').default('/var/lib/brig'),
   profilesDir: z.string().startsWith('/').default(join(repoRoot, 'profiles')),
-  launcherPath: z.string().startsWith('/').default(join(repoRoot, 'build', 'brig-launcher')),
+  launcherPath: z
+    .string()
+    .startsWith('/')
+    .default(join(repoRoot, 'build', 'brig-launcher')),
   image: z.string().default('host'),
   seccompProfile: z.string().default('default'),
   slots: int(availableParallelism()),
   maxSlots: int(1024),
   uidBase: int(600000),
-  cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('brig'),
+  cgroupParent: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .default('brig'),
   cgroupVersion: z.enum(['auto', '1', '2']).default('auto'),
   cpuQuotaCores: z.coerce.number().positive().default(1),
   defaults: limitsSchema(defaultLimits),
   maxima: limitsSchema(maxLimits),
-  maxCompileOutputBytes: z.coerce.number().int().positive().default(64 * 1024),
+  maxCompileOutputBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024),
 });
 
 // The runtime owns the type; this schema must produce exactly it.
@@ -62,9 +101,17 @@ void runtimeSchemaMatchesRuntime;
 
 /** Env variable → config key, for the runtime section. */
 const RUNTIME_ENV: Record<string, string> = {
-  BRIG_STATE_DIR: 'stateDir', BRIG_PROFILES_DIR: 'profilesDir', BRIG_LAUNCHER: 'launcherPath', BRIG_IMAGE: 'image',
-  BRIG_SECCOMP_PROFILE: 'seccompProfile', BRIG_SLOTS: 'slots', BRIG_MAX_SLOTS: 'maxSlots', BRIG_UID_BASE: 'uidBase',
-  BRIG_CGROUP_PARENT: 'cgroupParent', BRIG_CGROUP_VERSION: 'cgroupVersion', BRIG_CPU_QUOTA_CORES: 'cpuQuotaCores',
+  BRIG_STATE_DIR: 'stateDir',
+  BRIG_PROFILES_DIR: 'profilesDir',
+  BRIG_LAUNCHER: 'launcherPath',
+  BRIG_IMAGE: 'image',
+  BRIG_SECCOMP_PROFILE: 'seccompProfile',
+  BRIG_SLOTS: 'slots',
+  BRIG_MAX_SLOTS: 'maxSlots',
+  BRIG_UID_BASE: 'uidBase',
+  BRIG_CGROUP_PARENT: 'cgroupParent',
+  BRIG_CGROUP_VERSION: 'cgroupVersion',
+  BRIG_CPU_QUOTA_CORES: 'cpuQuotaCores',
   BRIG_MAX_COMPILE_OUTPUT_BYTES: 'maxCompileOutputBytes',
 };
 
@@ -93,14 +140,20 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, override
   const config = parseConfig(runtimeSchema, { ...raw, ...overrides }, RUNTIME_ENV);
   for (const key of Object.keys(LIMIT_ENV) as (keyof Limits)[]) {
     if (config.defaults[key] > config.maxima[key]) {
-      throw new ConfigError('config_invalid', `configuration BRIG_DEFAULT_${LIMIT_ENV[key]}=${config.defaults[key]} is over BRIG_MAX_${LIMIT_ENV[key]}=${config.maxima[key]}`, { field: `BRIG_DEFAULT_${LIMIT_ENV[key]}` });
+      throw new ConfigError(
+        'config_invalid',
+        `configuration BRIG_DEFAULT_${LIMIT_ENV[key]}=${config.defaults[key]} is over BRIG_MAX_${LIMIT_ENV[key]}=${config.maxima[key]}`,
+        { field: `BRIG_DEFAULT_${LIMIT_ENV[key]}` },
+      );
     }
   }
   return config;
 }
 
 /** '1', 'true', 'yes' and 'on' are true; '0', 'false', 'no', 'off' and unset are false. */
-const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).default('0')
+const flag = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
+  .default('0')
   .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
 
 /**
@@ -109,15 +162,24 @@ const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).defau
  * proxy addresses or CIDRs ('loopback', '10.0.0.0/8', ...) as Express's
  * 'trust proxy' takes them.
  */
-const trustProxySchema = z.string().default('0').transform((v): false | number | string[] => {
-  const text = v.trim();
-  if (text === '' || text === '0' || text === 'false') return false;
-  if (/^[0-9]{1,2}$/.test(text)) return Number(text);
-  return text.split(',').map((s) => s.trim()).filter(Boolean);
-});
+const trustProxySchema = z
+  .string()
+  .default('0')
+  .transform((v): false | number | string[] => {
+    const text = v.trim();
+    if (text === '' || text === '0' || text === 'false') return false;
+    if (/^[0-9]{1,2}$/.test(text)) return Number(text);
+    return text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  });
 
 /** A Redis memory size as redis.conf takes it: bytes, or a number with kb, mb or gb. */
-const redisMemorySchema = z.string().regex(/^[0-9]{1,15}(?:[kmg]b?)?$/i, { error: 'must be bytes or a size like 512mb or 2gb' }).default('1gb');
+const redisMemorySchema = z
+  .string()
+  .regex(/^[0-9]{1,15}(?:[kmg]b?)?$/i, { error: 'must be bytes or a size like 512mb or 2gb' })
+  .default('1gb');
 
 /**
  * BRIG_CALLBACK_ALLOW: private receivers the operator admits, separated by
@@ -135,14 +197,22 @@ function isCallbackAllowEntry(entry: string): boolean {
   return HOST_NAME.test(entry) && !NUMERIC_LAST_LABEL.test(entry);
 }
 
-const callbackAllowSchema = z.preprocess(
-  (v) => (typeof v === 'string' ? v.split(',') : v),
-  z.array(z.string().transform((entry) => entry.trim().toLowerCase().replace(/\.$/, ''))),
-).transform((entries) => entries.filter(Boolean)).superRefine((entries, ctx) => {
-  for (const entry of entries) {
-    if (!isCallbackAllowEntry(entry)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is neither a CIDR (10.0.0.0/8), an address (10.1.2.3, fd00::1) nor a host name` });
-  }
-}).default([]);
+const callbackAllowSchema = z
+  .preprocess(
+    (v) => (typeof v === 'string' ? v.split(',') : v),
+    z.array(z.string().transform((entry) => entry.trim().toLowerCase().replace(/\.$/, ''))),
+  )
+  .transform((entries) => entries.filter(Boolean))
+  .superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      if (!isCallbackAllowEntry(entry))
+        ctx.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(entry)} is neither a CIDR (10.0.0.0/8), an address (10.1.2.3, fd00::1) nor a host name`,
+        });
+    }
+  })
+  .default([]);
 
 /**
  * BRIG_CALLBACK_SECRET: the Standard Webhooks signing key, 'whsec_' and the
@@ -160,9 +230,12 @@ export function callbackSecretKey(secret: string): Buffer | null {
   return key.length >= CALLBACK_SECRET_MIN_BYTES && key.length <= CALLBACK_SECRET_MAX_BYTES ? key : null;
 }
 
-const callbackSecretSchema = z.string().refine((v) => callbackSecretKey(v) !== null, {
-  error: `must be whsec_ and the base64 of ${CALLBACK_SECRET_MIN_BYTES} to ${CALLBACK_SECRET_MAX_BYTES} random bytes, e.g. whsec_$(openssl rand -base64 32)`,
-}).optional();
+const callbackSecretSchema = z
+  .string()
+  .refine((v) => callbackSecretKey(v) !== null, {
+    error: `must be whsec_ and the base64 of ${CALLBACK_SECRET_MIN_BYTES} to ${CALLBACK_SECRET_MAX_BYTES} random bytes, e.g. whsec_$(openssl rand -base64 32)`,
+  })
+  .optional();
 
 const serviceSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -171,17 +244,37 @@ const serviceSchema = z.object({
   allowAnonymous: flag,
   trustProxy: trustProxySchema,
   redisUrl: z.string().url().optional(),
-  apiKeys: z.string().default('').transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean)),
+  apiKeys: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    ),
   rateLimitPerMinute: z.coerce.number().int().min(0).default(600),
   queueCapacity: z.coerce.number().int().positive().default(1000),
   resultTtlSeconds: z.coerce.number().int().positive().default(3600),
-  bodyLimitBytes: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+  bodyLimitBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(2 * 1024 * 1024),
   maxFiles: z.coerce.number().int().positive().default(32),
   maxTests: z.coerce.number().int().positive().default(100),
   /** Output bytes kept for a whole run: the compile step and every test together. */
-  maxRunOutputBytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+  maxRunOutputBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   /** tests × wallMs of one run: how long one request may hold a sandbox slot. */
-  maxRunWallMs: z.coerce.number().int().positive().default(5 * 60 * 1000),
+  maxRunWallMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(5 * 60 * 1000),
   /** Runs one client (API key, or address) may have queued or running at once. */
   clientMaxActiveRuns: z.coerce.number().int().positive().default(200),
   /** maxmemory of the private Redis of `brig serve` (policy noeviction). */
@@ -209,15 +302,34 @@ export type ServiceConfig = z.infer<typeof serviceSchema>;
 
 /** Env variable → config key, for the service section. */
 const SERVICE_ENV: Record<string, string> = {
-  PORT: 'port', HOST: 'host', BRIG_ALLOW_ANONYMOUS: 'allowAnonymous', BRIG_TRUST_PROXY: 'trustProxy', REDIS_URL: 'redisUrl', BRIG_API_KEYS: 'apiKeys', BRIG_RATE_LIMIT_PER_MINUTE: 'rateLimitPerMinute',
-  BRIG_QUEUE_CAPACITY: 'queueCapacity', BRIG_RESULT_TTL_SECONDS: 'resultTtlSeconds', BRIG_BODY_LIMIT_BYTES: 'bodyLimitBytes',
-  BRIG_MAX_FILES: 'maxFiles', BRIG_MAX_TESTS: 'maxTests',
-  BRIG_MAX_RUN_OUTPUT_BYTES: 'maxRunOutputBytes', BRIG_MAX_RUN_WALL_MS: 'maxRunWallMs', BRIG_CLIENT_MAX_ACTIVE_RUNS: 'clientMaxActiveRuns',
+  PORT: 'port',
+  HOST: 'host',
+  BRIG_ALLOW_ANONYMOUS: 'allowAnonymous',
+  BRIG_TRUST_PROXY: 'trustProxy',
+  REDIS_URL: 'redisUrl',
+  BRIG_API_KEYS: 'apiKeys',
+  BRIG_RATE_LIMIT_PER_MINUTE: 'rateLimitPerMinute',
+  BRIG_QUEUE_CAPACITY: 'queueCapacity',
+  BRIG_RESULT_TTL_SECONDS: 'resultTtlSeconds',
+  BRIG_BODY_LIMIT_BYTES: 'bodyLimitBytes',
+  BRIG_MAX_FILES: 'maxFiles',
+  BRIG_MAX_TESTS: 'maxTests',
+  BRIG_MAX_RUN_OUTPUT_BYTES: 'maxRunOutputBytes',
+  BRIG_MAX_RUN_WALL_MS: 'maxRunWallMs',
+  BRIG_CLIENT_MAX_ACTIVE_RUNS: 'clientMaxActiveRuns',
   BRIG_REDIS_MAXMEMORY: 'redisMaxMemory',
-  BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs', BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs', BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',
-  BRIG_JOB_LOCK_MS: 'jobLockMs', BRIG_STALLED_CHECK_MS: 'stalledCheckMs', BRIG_SLOT_SWEEP_MS: 'slotSweepMs',
-  BRIG_CALLBACK_ALLOW: 'callbackAllow', BRIG_CALLBACK_SECRET: 'callbackSecret', BRIG_CALLBACK_ATTEMPTS: 'callbackAttempts',
-  BRIG_CALLBACK_BACKOFF_MS: 'callbackBackoffMs', BRIG_CALLBACK_TIMEOUT_MS: 'callbackTimeoutMs', BRIG_CALLBACK_CONCURRENCY: 'callbackConcurrency',
+  BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs',
+  BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
+  BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',
+  BRIG_JOB_LOCK_MS: 'jobLockMs',
+  BRIG_STALLED_CHECK_MS: 'stalledCheckMs',
+  BRIG_SLOT_SWEEP_MS: 'slotSweepMs',
+  BRIG_CALLBACK_ALLOW: 'callbackAllow',
+  BRIG_CALLBACK_SECRET: 'callbackSecret',
+  BRIG_CALLBACK_ATTEMPTS: 'callbackAttempts',
+  BRIG_CALLBACK_BACKOFF_MS: 'callbackBackoffMs',
+  BRIG_CALLBACK_TIMEOUT_MS: 'callbackTimeoutMs',
+  BRIG_CALLBACK_CONCURRENCY: 'callbackConcurrency',
   LOG_LEVEL: 'logLevel',
 };
 

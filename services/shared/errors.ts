@@ -8,22 +8,41 @@ import { BrigError } from '../../runtime/errors.ts';
  * translation on the way out.
  */
 export const ERROR_CODES = {
-  request_invalid: { status: 400, description: 'the request does not match the schema; field is the JSON path of the first offending value' },
+  request_invalid: {
+    status: 400,
+    description: 'the request does not match the schema; field is the JSON path of the first offending value',
+  },
   body_invalid_json: { status: 400, description: 'the body is not valid JSON in UTF-8' },
   body_invalid_encoding: { status: 400, description: 'the body is not the gzip or deflate data its Content-Encoding says' },
   body_too_large: { status: 413, description: 'the body is over the server limit (BRIG_BODY_LIMIT_BYTES)' },
   content_type_unsupported: { status: 415, description: 'the body must be sent as application/json' },
-  content_encoding_unsupported: { status: 415, description: 'the body\'s Content-Encoding is not identity, gzip or deflate' },
-  request_malformed: { status: 400, description: 'the HTTP request cannot be parsed (request line, headers or body framing); the connection is closed' },
-  request_timeout: { status: 408, description: 'the request\'s headers or body did not arrive in time; the connection is closed' },
-  headers_too_large: { status: 431, description: 'the request line and headers are over the server\'s limit (Node\'s --max-http-header-size, 16 KiB by default)' },
+  content_encoding_unsupported: { status: 415, description: "the body's Content-Encoding is not identity, gzip or deflate" },
+  request_malformed: {
+    status: 400,
+    description: 'the HTTP request cannot be parsed (request line, headers or body framing); the connection is closed',
+  },
+  request_timeout: { status: 408, description: "the request's headers or body did not arrive in time; the connection is closed" },
+  headers_too_large: {
+    status: 431,
+    description: "the request line and headers are over the server's limit (Node's --max-http-header-size, 16 KiB by default)",
+  },
   expectation_unsupported: { status: 417, description: 'the Expect header asks for something other than 100-continue' },
-  path_invalid: { status: 400, description: 'the URL path has malformed percent-encoding: a % without two hex digits, or bytes that are not UTF-8' },
+  path_invalid: {
+    status: 400,
+    description: 'the URL path has malformed percent-encoding: a % without two hex digits, or bytes that are not UTF-8',
+  },
   unauthorized: { status: 401, description: 'no valid API key in Authorization: Bearer <key> or X-Auth-Token' },
   rate_limited: { status: 429, description: 'too many requests for this key (or address) in this minute; see Retry-After' },
-  too_many_active_runs: { status: 429, description: 'this key (or address) has as many runs queued or running as the server allows (BRIG_CLIENT_MAX_ACTIVE_RUNS); see Retry-After' },
+  too_many_active_runs: {
+    status: 429,
+    description:
+      'this key (or address) has as many runs queued or running as the server allows (BRIG_CLIENT_MAX_ACTIVE_RUNS); see Retry-After',
+  },
   queue_full: { status: 503, description: 'the run queue is at capacity; see Retry-After' },
-  store_full: { status: 503, description: 'Redis has no room for another run\'s worst case until results expire (maxmemory); see Retry-After' },
+  store_full: {
+    status: 503,
+    description: "Redis has no room for another run's worst case until results expire (maxmemory); see Retry-After",
+  },
   store_unavailable: { status: 503, description: 'Redis does not answer; see Retry-After' },
   workers_unavailable: { status: 503, description: 'no worker is live right now; see Retry-After' },
   language_unknown: { status: 400, description: 'no live worker runs this language; the message lists the available ones' },
@@ -33,7 +52,11 @@ export const ERROR_CODES = {
   files_too_many: { status: 400, description: 'more files than the server allows (BRIG_MAX_FILES)' },
   tests_too_many: { status: 400, description: 'more tests than the server allows (BRIG_MAX_TESTS)' },
   content_invalid_base64: { status: 400, description: 'a base64 file content has characters outside the alphabet or bad padding' },
-  file_name_invalid: { status: 400, description: 'a file name is absolute, has . or .. segments, a name or folder starting with - or @, NUL or control characters, a lone surrogate, or is not in Unicode NFC' },
+  file_name_invalid: {
+    status: 400,
+    description:
+      'a file name is absolute, has . or .. segments, a name or folder starting with - or @, NUL or control characters, a lone surrogate, or is not in Unicode NFC',
+  },
   file_name_duplicate: { status: 400, description: 'two files have the same name' },
   file_name_conflict: { status: 400, description: 'a file name is also used as a directory' },
   limit_invalid: { status: 400, description: 'a limit is not a positive number' },
@@ -55,21 +78,24 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  * counted in brig_sandbox_errors_total under its detailed code.
  */
 export const RUN_ERROR_CODES = {
-  sandbox_failed: { kind: 'brig', description: 'the sandbox could not be built or run; the worker\'s log (by run id) and the metric label have the detailed code' },
+  sandbox_failed: {
+    kind: 'brig',
+    description: "the sandbox could not be built or run; the worker's log (by run id) and the metric label have the detailed code",
+  },
   worker_failed: { kind: 'brig', description: 'the worker failed unexpectedly while running the job' },
   run_failed: { kind: 'brig', description: 'the job failed and was given up on (its workers kept dying); recorded by the API' },
   language_unknown: { kind: 'refused', description: 'the worker has no such language' },
-  language_unavailable: { kind: 'refused', description: 'the worker\'s image lacks the language\'s toolchain' },
+  language_unavailable: { kind: 'refused', description: "the worker's image lacks the language's toolchain" },
   limit_invalid: { kind: 'refused', description: 'a limit is not a positive number' },
-  limit_over_maximum: { kind: 'refused', description: 'a limit is over the worker\'s maximum' },
+  limit_over_maximum: { kind: 'refused', description: "a limit is over the worker's maximum" },
   files_empty: { kind: 'refused', description: 'the job has no file' },
   files_too_large: { kind: 'refused', description: 'the files do not fit in the workspace (limits.diskMb)' },
   main_missing: { kind: 'refused', description: 'the entry file is not among the files' },
-  file_name_invalid: { kind: 'refused', description: 'a file name breaks the rules of the API\'s file_name_invalid' },
+  file_name_invalid: { kind: 'refused', description: "a file name breaks the rules of the API's file_name_invalid" },
   file_name_duplicate: { kind: 'refused', description: 'two files have the same name' },
   file_name_conflict: { kind: 'refused', description: 'a file name is also used as a directory' },
   compare_invalid: { kind: 'refused', description: 'the compare mode is not one the worker knows' },
-  job_invalid: { kind: 'refused', description: 'the job broke a rule of the worker\'s that has no code of its own' },
+  job_invalid: { kind: 'refused', description: "the job broke a rule of the worker's that has no code of its own" },
 } as const satisfies Record<string, { kind: 'brig' | 'refused'; description: string }>;
 
 export type RunErrorCode = keyof typeof RUN_ERROR_CODES;

@@ -44,7 +44,11 @@ const ERROR_SCHEMA = 'Error';
 /** Error answers every guarded route can give, besides its own. */
 const AUTH_RESPONSES: Record<number, ResponseDoc> = {
   401: { description: 'no valid API key (unauthorized)', schema: ERROR_SCHEMA },
-  429: { description: 'over the rate limit (rate_limited)', schema: ERROR_SCHEMA, headers: { 'Retry-After': 'seconds until the window resets' } },
+  429: {
+    description: 'over the rate limit (rate_limited)',
+    schema: ERROR_SCHEMA,
+    headers: { 'Retry-After': 'seconds until the window resets' },
+  },
 };
 const ALWAYS_RESPONSES: Record<number, ResponseDoc> = {
   500: { description: 'Brig failed (internal_error)', schema: ERROR_SCHEMA },
@@ -69,10 +73,12 @@ function componentSchemas(schemas: Record<string, z.ZodType>): Record<string, un
   const registry = z.registry<{ id: string }>();
   for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
   const out = z.toJSONSchema(registry, { io: 'input', target: 'draft-2020-12', uri: (id) => `#/components/schemas/${id}` });
-  return Object.fromEntries(Object.entries(out.schemas).map(([id, schema]) => {
-    const { $schema: _, $id: __, ...rest } = schema as Record<string, unknown>;
-    return [id, rest];
-  }));
+  return Object.fromEntries(
+    Object.entries(out.schemas).map(([id, schema]) => {
+      const { $schema: _, $id: __, ...rest } = schema as Record<string, unknown>;
+      return [id, rest];
+    }),
+  );
 }
 
 function responseObject(response: ResponseDoc): Record<string, unknown> {
@@ -83,7 +89,9 @@ function responseObject(response: ResponseDoc): Record<string, unknown> {
     out.content = { [response.contentType]: { schema: { type: 'string' } } };
   }
   if (response.headers) {
-    out.headers = Object.fromEntries(Object.entries(response.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }]));
+    out.headers = Object.fromEntries(
+      Object.entries(response.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }]),
+    );
   }
   return out;
 }
@@ -100,7 +108,11 @@ export function buildOpenApiDocument(opts: {
   for (const route of opts.routes) {
     const { doc } = route;
     const parameters: unknown[] = pathParams(route.path).map((name) => ({
-      name, in: 'path', required: true, description: doc.params?.[name], schema: { type: 'string' },
+      name,
+      in: 'path',
+      required: true,
+      description: doc.params?.[name],
+      schema: { type: 'string' },
     }));
     for (const [name, field] of Object.entries(doc.query?.shape ?? {})) {
       const schema = jsonSchema(field as z.ZodType);
@@ -119,7 +131,14 @@ export function buildOpenApiDocument(opts: {
       ...(doc.description ? { description: doc.description } : {}),
       tags: doc.tags,
       ...(parameters.length ? { parameters } : {}),
-      ...(doc.requestBody ? { requestBody: { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${doc.requestBody}` } } } } } : {}),
+      ...(doc.requestBody
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: { $ref: `#/components/schemas/${doc.requestBody}` } } },
+            },
+          }
+        : {}),
       responses: Object.fromEntries(Object.entries(responses).map(([status, response]) => [status, responseObject(response)])),
       security: route.auth ? [{ bearerAuth: [] }, { tokenAuth: [] }] : [],
     };

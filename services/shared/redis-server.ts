@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createServer, Socket } from 'node:net';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostError } from '../../runtime/errors.ts';
 import type { Logger } from './logger.ts';
@@ -56,7 +56,24 @@ export interface PrivateRedisOptions {
  * write files (SAVE, BGSAVE, BGREWRITEAOF; the append-only file is rewritten
  * by Redis itself, not by this command).
  */
-const RENAMED_AWAY = ['CONFIG', 'ACL', 'MODULE', 'DEBUG', 'FLUSHALL', 'FLUSHDB', 'SHUTDOWN', 'REPLICAOF', 'SLAVEOF', 'SYNC', 'PSYNC', 'MIGRATE', 'MONITOR', 'SAVE', 'BGSAVE', 'BGREWRITEAOF'];
+const RENAMED_AWAY = [
+  'CONFIG',
+  'ACL',
+  'MODULE',
+  'DEBUG',
+  'FLUSHALL',
+  'FLUSHDB',
+  'SHUTDOWN',
+  'REPLICAOF',
+  'SLAVEOF',
+  'SYNC',
+  'PSYNC',
+  'MIGRATE',
+  'MONITOR',
+  'SAVE',
+  'BGSAVE',
+  'BGREWRITEAOF',
+];
 const PASSWORD_BYTES = 32;
 const SOCKET_NAME = 'redis.sock';
 /** The password, for tools of the operator's (root only): the URL carries it for Brig's own processes. */
@@ -110,8 +127,14 @@ function ping(socketPath: string, password: string | undefined): Promise<boolean
  */
 function serverConfig(dataDir: string, port: number, opts: PrivateRedisOptions, password: string | undefined): string {
   const lines = [
-    `port ${port}`, 'bind 127.0.0.1', `unixsocket ${join(dataDir, SOCKET_NAME)}`, 'unixsocketperm 700',
-    `dir ${dataDir}`, `pidfile ${join(dataDir, PIDFILE)}`, 'save ""', 'protected-mode yes',
+    `port ${port}`,
+    'bind 127.0.0.1',
+    `unixsocket ${join(dataDir, SOCKET_NAME)}`,
+    'unixsocketperm 700',
+    `dir ${dataDir}`,
+    `pidfile ${join(dataDir, PIDFILE)}`,
+    'save ""',
+    'protected-mode yes',
     `appendonly ${opts.appendOnly ? 'yes' : 'no'}`,
   ];
   if (opts.appendOnly) lines.push('appendfsync everysec');
@@ -143,7 +166,9 @@ async function stopOrphan(dataDir: string): Promise<void> {
   // redis-server whose working directory is this folder is ours.
   const isOurs = () => {
     try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('redis-server') && readlinkSync(`/proc/${pid}/cwd`) === realpathSync(dataDir);
+      return (
+        readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('redis-server') && readlinkSync(`/proc/${pid}/cwd`) === realpathSync(dataDir)
+      );
     } catch {
       return false;
     }
@@ -152,7 +177,8 @@ async function stopOrphan(dataDir: string): Promise<void> {
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + ORPHAN_EXIT_TIMEOUT_MS;
   while (isOurs()) {
-    if (Date.now() > deadline) throw new HostError('redis_failed', `an earlier redis-server (pid ${pid}) still runs on ${dataDir} and does not stop`);
+    if (Date.now() > deadline)
+      throw new HostError('redis_failed', `an earlier redis-server (pid ${pid}) still runs on ${dataDir} and does not stop`);
     await sleep(PING_INTERVAL_MS);
   }
 }
@@ -169,7 +195,11 @@ async function launch(dataDir: string, config: string, password: string | undefi
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     const error = await Promise.race([failed, sleep(0).then(() => null)]);
-    if (error) throw new HostError('redis_missing', `cannot start redis-server (${error.message}): install it with "apt-get install redis-server" or run "npm run setup", or set REDIS_URL`);
+    if (error)
+      throw new HostError(
+        'redis_missing',
+        `cannot start redis-server (${error.message}): install it with "apt-get install redis-server" or run "npm run setup", or set REDIS_URL`,
+      );
     if (child.exitCode !== null) throw new HostError('redis_failed', `redis-server exited with code ${child.exitCode} at start`);
     if (await ping(join(dataDir, SOCKET_NAME), password)) return child;
     if (Date.now() > deadline) {
@@ -214,7 +244,9 @@ export async function startPrivateRedis(dataDir: string, opts: PrivateRedisOptio
             await sleep(delay);
           }
         }
-      })().finally(() => { restarting = null; });
+      })().finally(() => {
+        restarting = null;
+      });
     });
   };
   supervise(child);

@@ -72,7 +72,7 @@ export function redactedRedisUrl(url: string): string {
 /** The same, in the shape BullMQ's own connection options take. */
 export function bullmqConnection(url: string): { url?: string; path?: string; password?: string } {
   const parsed = new URL(url);
-  return parsed.protocol === 'unix:' ? redisConnectionOptions(url) as { path: string; password?: string } : { url };
+  return parsed.protocol === 'unix:' ? (redisConnectionOptions(url) as { path: string; password?: string }) : { url };
 }
 
 /**
@@ -93,7 +93,13 @@ export function createRedisClient(url: string, opts: { name: string; blocking?: 
     connectionName: opts.name,
     connectTimeout: CONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: opts.blocking ? null : COMMAND_RETRIES_PER_REQUEST,
-    retryStrategy: (attempt) => (closing.has(client) ? null : Math.min(attempt * RECONNECT_BACKOFF_STEP_MS, opts.blocking ? BLOCKING_RECONNECT_BACKOFF_MAX_MS : COMMAND_RECONNECT_BACKOFF_MAX_MS)),
+    retryStrategy: (attempt) =>
+      closing.has(client)
+        ? null
+        : Math.min(
+            attempt * RECONNECT_BACKOFF_STEP_MS,
+            opts.blocking ? BLOCKING_RECONNECT_BACKOFF_MAX_MS : COMMAND_RECONNECT_BACKOFF_MAX_MS,
+          ),
   });
   const outages = new OutageLog(opts.logger, opts.name);
   client.on('error', (error: Error) => outages.failed(error));
@@ -114,7 +120,9 @@ export async function closeRedis(client: Redis): Promise<void> {
   try {
     await Promise.race([
       client.quit(),
-      new Promise((resolve) => { timer = setTimeout(resolve, QUIT_TIMEOUT_MS); }),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+      }),
     ]);
   } catch {
     // Already closed or never connected: disconnect() below settles it either way.

@@ -47,7 +47,10 @@ export function isFinal(record: RunRecord): boolean {
 }
 
 export class RunStore {
-  constructor(private readonly redis: Redis, private readonly ttlSeconds: number) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly ttlSeconds: number,
+  ) {}
 
   async get(id: string): Promise<RunRecord | null> {
     const raw = await this.redis.get(keys.run(id));

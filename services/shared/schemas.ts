@@ -4,7 +4,7 @@ import type { Limits } from '../../runtime/limits.ts';
 import { checkFileName } from '../../runtime/workspace/files.ts';
 import { isCanonicalBase64 } from './base64.ts';
 import type { RunEvent, RunRecord } from './contract.ts';
-import { ERROR_CODE_NAMES, RUN_ERROR_CODE_NAMES, type ErrorCode, type RunErrorCode } from './errors.ts';
+import { ERROR_CODE_NAMES, type ErrorCode, RUN_ERROR_CODE_NAMES, type RunErrorCode } from './errors.ts';
 
 /**
  * The API's JSON shapes as zod schemas: the request validator uses them, and
@@ -40,7 +40,8 @@ export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A
  * flag, where the surrogate range matches only a lone surrogate. NFC has no
  * pattern: the description says it.
  */
-export const FILE_NAME_PATTERN = '^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\\.\\.?(?:/|$))(?!(?:.*/)?[-@])[^\\u0000-\\u001f\\u007f\\\\\\ud800-\\udfff]+$';
+export const FILE_NAME_PATTERN =
+  '^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\\.\\.?(?:/|$))(?!(?:.*/)?[-@])[^\\u0000-\\u001f\\u007f\\\\\\ud800-\\udfff]+$';
 const MAX_FILE_NAME_BYTES = 1024;
 
 /**
@@ -48,16 +49,19 @@ const MAX_FILE_NAME_BYTES = 1024;
  * output). A lone surrogate has no UTF-8 form and Buffer.from would make it
  * U+FFFD without a word, so it is refused here instead.
  */
-const text = () => z.string().refine((value) => value.isWellFormed(), {
-  error: 'is not well-formed Unicode: it has a lone surrogate (\\ud800-\\udfff without its pair), which has no UTF-8 form; send valid Unicode text, or bytes as a base64 file',
-});
+const text = () =>
+  z.string().refine((value) => value.isWellFormed(), {
+    error:
+      'is not well-formed Unicode: it has a lone surrogate (\\ud800-\\udfff without its pair), which has no UTF-8 form; send valid Unicode text, or bytes as a base64 file',
+  });
 
 /** A custom issue that becomes the API error `code`. */
 function issue(ctx: z.RefinementCtx, code: ErrorCode, message: string, path: (string | number)[] = []): void {
   ctx.addIssue({ code: 'custom', message, path, params: { code } });
 }
 
-const fileNameSchema = z.string()
+const fileNameSchema = z
+  .string()
   .superRefine((name, ctx) => {
     try {
       checkFileName(name, 'name');
@@ -66,32 +70,48 @@ const fileNameSchema = z.string()
       issue(ctx, 'file_name_invalid', error.message);
     }
   })
-  .meta({ pattern: FILE_NAME_PATTERN, maxLength: MAX_FILE_NAME_BYTES, description: 'a relative path inside the working dir, / as the separator, no . or .. segments, no name or folder starting with - or @ (tools would read it as an option), no NUL or control characters; well-formed Unicode in NFC, unique after normalisation' });
+  .meta({
+    pattern: FILE_NAME_PATTERN,
+    maxLength: MAX_FILE_NAME_BYTES,
+    description:
+      'a relative path inside the working dir, / as the separator, no . or .. segments, no name or folder starting with - or @ (tools would read it as an option), no NUL or control characters; well-formed Unicode in NFC, unique after normalisation',
+  });
 
-export const fileSchema = z.strictObject({
-  name: fileNameSchema,
-  content: text(),
-  encoding: z.enum(['utf8', 'base64']).default('utf8'),
-}).superRefine((file, ctx) => {
-  if (file.encoding === 'base64' && !isCanonicalBase64(file.content)) {
-    issue(ctx, 'content_invalid_base64', 'is not valid base64: only A-Z a-z 0-9 + / with = padding at the end, no spaces or line breaks', ['content']);
-  }
-}).meta({
-  if: { properties: { encoding: { const: 'base64' } }, required: ['encoding'] },
-  // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keywords, not a thenable.
-  then: { properties: { content: { pattern: BASE64_PATTERN } } },
-});
+export const fileSchema = z
+  .strictObject({
+    name: fileNameSchema,
+    content: text(),
+    encoding: z.enum(['utf8', 'base64']).default('utf8'),
+  })
+  .superRefine((file, ctx) => {
+    if (file.encoding === 'base64' && !isCanonicalBase64(file.content)) {
+      issue(
+        ctx,
+        'content_invalid_base64',
+        'is not valid base64: only A-Z a-z 0-9 + / with = padding at the end, no spaces or line breaks',
+        ['content'],
+      );
+    }
+  })
+  .meta({
+    if: { properties: { encoding: { const: 'base64' } }, required: ['encoding'] },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keywords, not a thenable.
+    then: { properties: { content: { pattern: BASE64_PATTERN } } },
+  });
 
 const limitValue = z.number().int().positive();
-export const requestLimitsSchema = z.strictObject({
-  cpuMs: limitValue.optional(),
-  wallMs: limitValue.optional(),
-  memoryMb: limitValue.optional(),
-  processes: limitValue.optional(),
-  outputBytes: limitValue.optional(),
-} satisfies Record<(typeof REQUEST_LIMIT_NAMES)[number], z.ZodType>).meta({
-  description: 'limits of each run step; unset ones come from the language, then the server default. A value over the server maximum is refused, never clamped.',
-});
+export const requestLimitsSchema = z
+  .strictObject({
+    cpuMs: limitValue.optional(),
+    wallMs: limitValue.optional(),
+    memoryMb: limitValue.optional(),
+    processes: limitValue.optional(),
+    outputBytes: limitValue.optional(),
+  } satisfies Record<(typeof REQUEST_LIMIT_NAMES)[number], z.ZodType>)
+  .meta({
+    description:
+      'limits of each run step; unset ones come from the language, then the server default. A value over the server maximum is refused, never clamped.',
+  });
 
 export const testCaseSchema = z.strictObject({
   name: text().min(1).max(MAX_TEST_NAME_CHARS).optional(),
@@ -99,49 +119,68 @@ export const testCaseSchema = z.strictObject({
   expectedOutput: text(),
 });
 
-export const compareSchema = z.union([
-  z.enum(['exact', 'trim', 'tokens']),
-  z.strictObject({ float: z.number().nonnegative() }),
-], { error: 'must be "exact", "trim", "tokens" or {"float": tolerance}' });
+export const compareSchema = z.union([z.enum(['exact', 'trim', 'tokens']), z.strictObject({ float: z.number().nonnegative() })], {
+  error: 'must be "exact", "trim", "tokens" or {"float": tolerance}',
+});
 
 /** The body of POST /v1/runs. maxFiles and maxTests come from the service config. */
 export function runRequestSchema(opts: { maxFiles: number; maxTests: number }) {
-  return z.strictObject({
-    language: z.string().min(1).max(MAX_LANGUAGE_NAME_CHARS)
-      .regex(LANGUAGE_NAME, { error: 'must be a language name such as "python"; see GET /v1/languages' }),
-    source: text().optional().meta({ description: 'shorthand for one file with the language\'s default file name' }),
-    files: z.array(fileSchema).min(1).optional().meta({ maxItems: opts.maxFiles }),
-    stdin: text().default(''),
-    // A regex, not a refine: the OpenAPI document shows it as the pattern. argv strings end at NUL.
-    args: z.array(text().max(MAX_ARG_CHARS).regex(ARG_WITHOUT_NUL, { error: 'must not contain NUL' })).max(MAX_ARGS).default([]),
-    limits: requestLimitsSchema.default({}),
-    tests: z.array(testCaseSchema).default([]).meta({ maxItems: opts.maxTests, description: 'judge mode when not empty: each test runs in a fresh sandbox from the one compiled workspace' }),
-    compare: compareSchema.default('trim'),
-    callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(MAX_CALLBACK_URL_CHARS)
-      .refine((value) => value.isWellFormed(), { error: 'must be an http or https URL in well-formed Unicode (no lone surrogates)' }).optional()
-      .meta({
-        pattern: '^https?://',
-        description: 'where the final record is POSTed when a worker ends the run: signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), retried with backoff on 5xx, 408, 429 and network failures, redirects not followed; only global unicast addresses are reached, unless the operator admits a private receiver (BRIG_CALLBACK_ALLOW)',
+  return z
+    .strictObject({
+      language: z
+        .string()
+        .min(1)
+        .max(MAX_LANGUAGE_NAME_CHARS)
+        .regex(LANGUAGE_NAME, { error: 'must be a language name such as "python"; see GET /v1/languages' }),
+      source: text().optional().meta({ description: "shorthand for one file with the language's default file name" }),
+      files: z.array(fileSchema).min(1).optional().meta({ maxItems: opts.maxFiles }),
+      stdin: text().default(''),
+      // A regex, not a refine: the OpenAPI document shows it as the pattern. argv strings end at NUL.
+      args: z
+        .array(text().max(MAX_ARG_CHARS).regex(ARG_WITHOUT_NUL, { error: 'must not contain NUL' }))
+        .max(MAX_ARGS)
+        .default([]),
+      limits: requestLimitsSchema.default({}),
+      tests: z.array(testCaseSchema).default([]).meta({
+        maxItems: opts.maxTests,
+        description: 'judge mode when not empty: each test runs in a fresh sandbox from the one compiled workspace',
       }),
-  }).superRefine((body, ctx) => {
-    if (body.source === undefined && body.files === undefined) issue(ctx, 'source_missing', 'send either source or files');
-    if (body.source !== undefined && body.files !== undefined) issue(ctx, 'source_conflict', 'send either source or files, not both', ['source']);
-    if (body.files && body.files.length > opts.maxFiles) {
-      issue(ctx, 'files_too_many', `has ${body.files.length} files; the server allows at most ${opts.maxFiles}`, ['files']);
-    }
-    if (body.tests.length > opts.maxTests) {
-      issue(ctx, 'tests_too_many', `has ${body.tests.length} tests; the server allows at most ${opts.maxTests}`, ['tests']);
-    }
-  }).meta({
-    oneOf: [{ required: ['source'] }, { required: ['files'] }],
-    description: 'every string must be well-formed Unicode: a lone surrogate (\\ud800-\\udfff without its pair) is refused, as it has no UTF-8 form',
-  });
+      compare: compareSchema.default('trim'),
+      callbackUrl: z
+        .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+        .max(MAX_CALLBACK_URL_CHARS)
+        .refine((value) => value.isWellFormed(), { error: 'must be an http or https URL in well-formed Unicode (no lone surrogates)' })
+        .optional()
+        .meta({
+          pattern: '^https?://',
+          description:
+            'where the final record is POSTed when a worker ends the run: signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), retried with backoff on 5xx, 408, 429 and network failures, redirects not followed; only global unicast addresses are reached, unless the operator admits a private receiver (BRIG_CALLBACK_ALLOW)',
+        }),
+    })
+    .superRefine((body, ctx) => {
+      if (body.source === undefined && body.files === undefined) issue(ctx, 'source_missing', 'send either source or files');
+      if (body.source !== undefined && body.files !== undefined)
+        issue(ctx, 'source_conflict', 'send either source or files, not both', ['source']);
+      if (body.files && body.files.length > opts.maxFiles) {
+        issue(ctx, 'files_too_many', `has ${body.files.length} files; the server allows at most ${opts.maxFiles}`, ['files']);
+      }
+      if (body.tests.length > opts.maxTests) {
+        issue(ctx, 'tests_too_many', `has ${body.tests.length} tests; the server allows at most ${opts.maxTests}`, ['tests']);
+      }
+    })
+    .meta({
+      oneOf: [{ required: ['source'] }, { required: ['files'] }],
+      description:
+        'every string must be well-formed Unicode: a lone surrogate (\\ud800-\\udfff without its pair) is refused, as it has no UTF-8 form',
+    });
 }
 
 export type RunRequest = z.output<ReturnType<typeof runRequestSchema>>;
 
 export const runQuerySchema = z.object({
-  wait: z.enum(['true', 'false', '1', '0']).optional()
+  wait: z
+    .enum(['true', 'false', '1', '0'])
+    .optional()
     .meta({ description: `wait for the run to finish (up to the server's wait timeout) and answer with its record` }),
 });
 
@@ -168,15 +207,22 @@ const stepFields = {
 };
 export const stepSchema = z.object({ ...stepFields, verdict: z.enum(stepVerdicts) });
 export const testViewSchema = z.object({ ...stepFields, name: z.string(), verdict: testVerdictSchema });
-export const stepSummarySchema = z.object({ ...summaryFields, verdict: z.enum(stepVerdicts) })
-  .meta({ description: 'a step\'s figures and verdict, without its output (the final record has the output)' });
-export const testSummarySchema = z.object({ ...summaryFields, name: z.string(), verdict: testVerdictSchema })
-  .meta({ description: 'a test\'s figures and verdict, without its output (the final record has the output)' });
-const runProgressSchema = z.object({
-  workerId: z.string(),
-  compile: stepSummarySchema.nullable().optional().meta({ description: 'present once the compile step is over; null for a language without one' }),
-  tests: z.array(testSummarySchema),
-}).meta({ description: 'only while the run is running: the steps so far, without their output' });
+export const stepSummarySchema = z
+  .object({ ...summaryFields, verdict: z.enum(stepVerdicts) })
+  .meta({ description: "a step's figures and verdict, without its output (the final record has the output)" });
+export const testSummarySchema = z
+  .object({ ...summaryFields, name: z.string(), verdict: testVerdictSchema })
+  .meta({ description: "a test's figures and verdict, without its output (the final record has the output)" });
+const runProgressSchema = z
+  .object({
+    workerId: z.string(),
+    compile: stepSummarySchema
+      .nullable()
+      .optional()
+      .meta({ description: 'present once the compile step is over; null for a language without one' }),
+    tests: z.array(testSummarySchema),
+  })
+  .meta({ description: 'only while the run is running: the steps so far, without their output' });
 
 export const runRecordSchema = z.object({
   id: z.string(),
@@ -189,7 +235,9 @@ export const runRecordSchema = z.object({
   createdAt: z.number().int(),
   startedAt: z.number().int().optional(),
   finishedAt: z.number().int().optional(),
-  error: z.object({ code: z.enum(RUN_ERROR_CODE_NAMES as [RunErrorCode, ...RunErrorCode[]]), message: z.string() }).optional()
+  error: z
+    .object({ code: z.enum(RUN_ERROR_CODE_NAMES as [RunErrorCode, ...RunErrorCode[]]), message: z.string() })
+    .optional()
     .meta({ description: 'when the verdict is internal_error: why (the codes are listed in the API description)' }),
   progress: runProgressSchema.optional(),
 });
@@ -207,7 +255,8 @@ export const runEventSchema = z.discriminatedUnion('type', [
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const recordMatchesContract: Same<z.output<typeof runRecordSchema>, RunRecord> = true;
 const eventMatchesContract: Same<z.output<typeof runEventSchema>, RunEvent> = true;
-void recordMatchesContract; void eventMatchesContract;
+void recordMatchesContract;
+void eventMatchesContract;
 
 export const runAcceptedSchema = z.object({ id: z.string(), status: z.enum(['queued', 'running', 'done', 'cancelled']) });
 
@@ -216,8 +265,15 @@ export const errorBodySchema = z.object({
 });
 
 const limitsSchema = z.object({
-  cpuMs: z.number(), wallMs: z.number(), memoryMb: z.number(), processes: z.number(), outputBytes: z.number(),
-  fileSizeMb: z.number(), openFiles: z.number(), stackMb: z.number(), diskMb: z.number(),
+  cpuMs: z.number(),
+  wallMs: z.number(),
+  memoryMb: z.number(),
+  processes: z.number(),
+  outputBytes: z.number(),
+  fileSizeMb: z.number(),
+  openFiles: z.number(),
+  stackMb: z.number(),
+  diskMb: z.number(),
 } satisfies Record<keyof Limits, z.ZodType>);
 
 export const languageSchema = z.object({
@@ -227,7 +283,9 @@ export const languageSchema = z.object({
   versions: z.array(z.string()),
   sourceFile: z.string().nullable().meta({ description: 'the file name a lone source goes into; null when only files can be sent' }),
   limits: limitsSchema.meta({ description: 'what a run step gets when the request asks for nothing' }),
-  compileLimits: limitsSchema.nullable().meta({ description: 'the compile step\'s limits (server policy); null for a language without one' }),
+  compileLimits: limitsSchema
+    .nullable()
+    .meta({ description: "the compile step's limits (server policy); null for a language without one" }),
   maxLimits: limitsSchema.meta({ description: 'the most a request may ask for; more is refused with limit_over_maximum' }),
   workers: z.number().int().meta({ description: 'live workers that run this language' }),
 });
@@ -236,7 +294,9 @@ export const languagesSchema = z.object({ languages: z.array(languageSchema) });
 export const healthSchema = z.object({ status: z.literal('ok') });
 export const readinessSchema = z.object({
   status: z.enum(['ready', 'not_ready']),
-  redis: z.enum(['ok', 'full', 'unreachable']).meta({ description: 'full: Redis has no room for another run\'s worst case (maxmemory), so new runs are refused with store_full' }),
+  redis: z
+    .enum(['ok', 'full', 'unreachable'])
+    .meta({ description: "full: Redis has no room for another run's worst case (maxmemory), so new runs are refused with store_full" }),
   workersLive: z.number().int(),
   reasons: z.array(z.string()),
 });

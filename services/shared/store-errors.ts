@@ -11,8 +11,24 @@ export type StoreFault = 'unavailable' | 'full';
 
 /** ioredis's own errors when a command cannot reach the server. */
 const UNREACHABLE_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'AbortError', 'ClusterAllFailedError']);
-const UNREACHABLE_MESSAGES = ['Connection is closed', 'Stream isn\'t writeable', 'connect ETIMEDOUT', 'Command timed out', 'Reached the max retries per request limit'];
-const SOCKET_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOENT']);
+const UNREACHABLE_MESSAGES = [
+  'Connection is closed',
+  "Stream isn't writeable",
+  'connect ETIMEDOUT',
+  'Command timed out',
+  'Reached the max retries per request limit',
+];
+const SOCKET_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOENT',
+]);
 /** Reply prefixes of a server that is there but cannot serve us now. */
 const UNAVAILABLE_REPLIES = ['LOADING', 'READONLY', 'MISCONF', 'MASTERDOWN', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN'];
 const FULL_REPLY = 'OOM';
@@ -45,7 +61,10 @@ export function storeFault(error: unknown): StoreFault | null {
 export class OutageLog {
   private down = false;
 
-  constructor(private readonly logger: Logger, private readonly connection: string) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly connection: string,
+  ) {}
 
   failed(error: unknown): void {
     if (this.down) return;

@@ -47,11 +47,17 @@ function floatTolerance(mode: CompareMode): number | null {
   if (typeof mode === 'object' && mode !== null && 'float' in mode) {
     const tolerance = mode.float;
     if (!Number.isFinite(tolerance) || tolerance < 0) {
-      throw new RequestError('compare_invalid', `compare float tolerance must be a finite number >= 0, got ${tolerance}`, { field: 'compare.float' });
+      throw new RequestError('compare_invalid', `compare float tolerance must be a finite number >= 0, got ${tolerance}`, {
+        field: 'compare.float',
+      });
     }
     return tolerance;
   }
-  throw new RequestError('compare_invalid', `unknown compare mode ${JSON.stringify(mode)}: use exact, trim, tokens or {"float": tolerance}`, { field: 'compare' });
+  throw new RequestError(
+    'compare_invalid',
+    `unknown compare mode ${JSON.stringify(mode)}: use exact, trim, tokens or {"float": tolerance}`,
+    { field: 'compare' },
+  );
 }
 
 /**

@@ -16,7 +16,7 @@ export type RunFailure =
   /** detail: the runtime's own code (cgroup_write_failed, sandbox_setup_failed, …), for the log and the metric label. */
   | { kind: 'brig'; code: RunErrorCode; detail: string; message: string };
 
-const SANDBOX_FAILED_MESSAGE = 'Brig could not run the sandbox; the run id finds the details in the worker\'s log';
+const SANDBOX_FAILED_MESSAGE = "Brig could not run the sandbox; the run id finds the details in the worker's log";
 /** Errors of our own code or of Redis get a generic message: the details go to the log, never to the caller. */
 const WORKER_FAILED_MESSAGE = 'the worker failed unexpectedly while running the job; the details are in its log';
 

@@ -25,8 +25,13 @@ export async function probeLanguages(runtime: Runtime, logger: Logger): Promise<
       const { run, compile } = runtime.limitsOf(language);
       const version = await probeVersion(runtime, language.name);
       return {
-        name: language.name, displayName: language.displayName, version, sourceFile: language.sourceFile,
-        limits: run, compileLimits: compile, maxLimits: runtime.config.maxima,
+        name: language.name,
+        displayName: language.displayName,
+        version,
+        sourceFile: language.sourceFile,
+        limits: run,
+        compileLimits: compile,
+        maxLimits: runtime.config.maxima,
       };
     } catch (error) {
       logger.warn({ language: language.name, err: error }, 'language not offered: its version probe failed');

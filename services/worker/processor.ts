@@ -1,11 +1,21 @@
 import type { Job as QueueJob } from 'bullmq';
-import { Submission } from '../../runtime/submission.ts';
 import type { StepResult } from '../../runtime/result.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
+import { Submission } from '../../runtime/submission.ts';
 import { BYTES_PER_KB, MS_PER_S } from '../../runtime/units.ts';
 import { decodeUtf8 } from '../../runtime/utf8.ts';
 import type { ServiceConfig } from '../shared/config.ts';
-import type { RunEvent, RunJobData, RunOutcome, RunProgress, RunRecord, RunVerdict, StepView, TestVerdict, TestView } from '../shared/contract.ts';
+import type {
+  RunEvent,
+  RunJobData,
+  RunOutcome,
+  RunProgress,
+  RunRecord,
+  RunVerdict,
+  StepView,
+  TestVerdict,
+  TestView,
+} from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
 import type { RunStore } from '../shared/run-store.ts';
@@ -103,7 +113,13 @@ export async function processRun(job: RunQueueJob, signal: AbortSignal, ctx: Pro
  * How a run that threw ends: cancelled, handed back to the queue (shutdown,
  * or a Brig failure BullMQ will retry: then this throws), or internal_error.
  */
-async function afterFailure(job: RunQueueJob, error: unknown, signal: AbortSignal, ctx: ProcessorContext, log: Logger): Promise<Pick<RunRecord, 'status' | 'verdict' | 'error'>> {
+async function afterFailure(
+  job: RunQueueJob,
+  error: unknown,
+  signal: AbortSignal,
+  ctx: ProcessorContext,
+  log: Logger,
+): Promise<Pick<RunRecord, 'status' | 'verdict' | 'error'>> {
   const aborted = abortKind(signal);
   if (aborted === 'cancel') {
     log.info('run cancelled while running');
@@ -147,23 +163,38 @@ async function finish(job: RunQueueJob, final: RunRecord, ctx: ProcessorContext,
   const { progress: _progress, ...record } = final;
   await ctx.store.putFinal(record);
   ctx.metrics.runs.inc({ language: record.language, verdict: record.verdict ?? record.status });
-  log.info({ status: record.status, verdict: record.verdict, ms: (record.finishedAt ?? Date.now()) - (record.startedAt ?? record.createdAt) }, 'run finished');
+  log.info(
+    { status: record.status, verdict: record.verdict, ms: (record.finishedAt ?? Date.now()) - (record.startedAt ?? record.createdAt) },
+    'run finished',
+  );
   // After the record is written: the delivery reads it from Redis when it sends.
-  if (job.data.callbackUrl) await ctx.callbacks.enqueue({ runId: record.id, url: job.data.callbackUrl, requestId: job.data.requestId }, log);
+  if (job.data.callbackUrl)
+    await ctx.callbacks.enqueue({ runId: record.id, url: job.data.callbackUrl, requestId: job.data.requestId }, log);
   return { id: record.id, status: record.status, verdict: record.verdict };
 }
 
-async function execute(data: RunJobData, signal: AbortSignal, ctx: ProcessorContext, parts: RunParts, report: Report, started: (progress: RunProgress) => Promise<void>): Promise<RunVerdict> {
+async function execute(
+  data: RunJobData,
+  signal: AbortSignal,
+  ctx: ProcessorContext,
+  parts: RunParts,
+  report: Report,
+  started: (progress: RunProgress) => Promise<void>,
+): Promise<RunVerdict> {
   const { runtime, metrics } = ctx;
   const language = runtime.language(data.language);
   const files = data.files.map((f) => ({ name: f.name, content: fromBase64(f.contentBase64) }));
 
   // Submission.open waits for a free sandbox slot, then builds the workspace.
-  const submission = await timed(metrics, 'setup', () => Submission.open(runtime, { language: data.language, files, limits: data.limits, args: data.args, signal }));
+  const submission = await timed(metrics, 'setup', () =>
+    Submission.open(runtime, { language: data.language, files, limits: data.limits, args: data.args, signal }),
+  );
   try {
     // A language without a compile step is as good as compiled from the start:
     // the running record says so at once, one write fewer per run.
-    const progress: RunProgress = language.compile ? { workerId: ctx.workerId, tests: [] } : { workerId: ctx.workerId, compile: null, tests: [] };
+    const progress: RunProgress = language.compile
+      ? { workerId: ctx.workerId, tests: [] }
+      : { workerId: ctx.workerId, compile: null, tests: [] };
     await started(progress);
     const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => submission.compile()));
     parts.compile = compile;

@@ -18,12 +18,15 @@ export class SlotSweeper {
   ) {}
 
   sweep(): Promise<void> {
-    this.running ??= this.runtime.sweepFreeSlots().then(
-      (swept) => {
-        if (swept.length) this.logger.warn({ swept }, 'swept slots left behind by a dead worker');
-      },
-      (error: Error) => this.logger.error({ err: error }, 'slot sweep failed'),
-    ).finally(() => (this.running = null));
+    this.running ??= this.runtime
+      .sweepFreeSlots()
+      .then(
+        (swept) => {
+          if (swept.length) this.logger.warn({ swept }, 'swept slots left behind by a dead worker');
+        },
+        (error: Error) => this.logger.error({ err: error }, 'slot sweep failed'),
+      )
+      .finally(() => (this.running = null));
     return this.running;
   }
 

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WaitingError, Worker } from 'bullmq';
+import type { RuntimeConfig } from '../../runtime/config.ts';
 import { Runtime } from '../../runtime/runtime.ts';
 import type { ServiceConfig } from '../shared/config.ts';
-import type { RuntimeConfig } from '../../runtime/config.ts';
 import { CANCEL_CHANNEL, QUEUE_NAME, type RunJobData, type RunOutcome, type WorkerHeartbeat } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
-import { bullmqConnection, closeRedis, createRedisClient } from '../shared/redis.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { bullmqConnection, closeRedis, createRedisClient } from '../shared/redis.ts';
 import { RunStore } from '../shared/run-store.ts';
 import { OutageLog, storeFault } from '../shared/store-errors.ts';
 import { ActiveRuns } from './active-runs.ts';
@@ -16,7 +16,7 @@ import { CallbackQueue } from './callbacks/queue.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { probeLanguages } from './languages.ts';
 import { serveMetrics } from './metrics-server.ts';
-import { processRun, RunRequeued, type ProcessorContext, type RunQueueJob } from './processor.ts';
+import { type ProcessorContext, processRun, type RunQueueJob, RunRequeued } from './processor.ts';
 import { SlotSweeper } from './slot-sweeper.ts';
 
 /**
@@ -108,18 +108,42 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     const metricsServer = await serveMetrics(metrics.registry, { host: serviceConfig.host, port: serviceConfig.workerMetricsPort });
     undo.push(() => metricsServer.close());
 
-    const heartbeat = new Heartbeat(redis, workerId, (): WorkerHeartbeat => ({
-      workerId, hostname: hostname(), pid: process.pid, slots: runtimeConfig.slots, activeRuns: activeRuns.size, languages, startedAt, at: Date.now(),
-    }), logger);
+    const heartbeat = new Heartbeat(
+      redis,
+      workerId,
+      (): WorkerHeartbeat => ({
+        workerId,
+        hostname: hostname(),
+        pid: process.pid,
+        slots: runtimeConfig.slots,
+        activeRuns: activeRuns.size,
+        languages,
+        startedAt,
+        at: Date.now(),
+      }),
+      logger,
+    );
     await heartbeat.start();
     undo.push(() => heartbeat.stop());
 
     const store = new RunStore(redis, serviceConfig.resultTtlSeconds);
-    if (serviceConfig.callbackSecret === undefined) logger.warn('BRIG_CALLBACK_SECRET is unset: callbacks are sent unsigned, and their receivers cannot tell them from forgeries');
+    if (serviceConfig.callbackSecret === undefined)
+      logger.warn('BRIG_CALLBACK_SECRET is unset: callbacks are sent unsigned, and their receivers cannot tell them from forgeries');
     // Callbacks go through a queue of their own, delivered (and retried) by a few consumers in each worker.
-    const callbacks = new CallbackQueue(redisUrl, { attempts: serviceConfig.callbackAttempts, backoffMs: serviceConfig.callbackBackoffMs }, logger);
+    const callbacks = new CallbackQueue(
+      redisUrl,
+      { attempts: serviceConfig.callbackAttempts, backoffMs: serviceConfig.callbackBackoffMs },
+      logger,
+    );
     undo.push(() => callbacks.close());
-    const callbackWorker = startCallbackWorker({ redisUrl, serviceConfig, readRecord: (id) => store.getEncoded(id), metrics, logger, name: workerId });
+    const callbackWorker = startCallbackWorker({
+      redisUrl,
+      serviceConfig,
+      readRecord: (id) => store.getEncoded(id),
+      metrics,
+      logger,
+      name: workerId,
+    });
     undo.push(() => callbackWorker.close(true));
     await callbackWorker.waitUntilReady();
     const ctx: ProcessorContext = { runtime, store, callbacks, serviceConfig, metrics, logger, workerId };
@@ -171,7 +195,11 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
       // grace period they are aborted and handed back to the queue.
       const grace = setTimeout(() => {
         const aborted = activeRuns.abortAll('shutdown');
-        if (aborted) logger.warn({ aborted, graceMs: serviceConfig.shutdownGraceMs }, 'grace period over: handing the remaining runs back to the queue');
+        if (aborted)
+          logger.warn(
+            { aborted, graceMs: serviceConfig.shutdownGraceMs },
+            'grace period over: handing the remaining runs back to the queue',
+          );
       }, serviceConfig.shutdownGraceMs);
       try {
         await closeQueueWorker(worker, 'runs', serviceConfig.shutdownGraceMs + QUEUE_CLOSE_SLACK_MS, logger);
@@ -182,7 +210,10 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
       // back its cgroups and slots whatever became of Redis.
       await runAll(logger, [
         // No run queues a callback any more; the deliveries under way get their timeout to end.
-        ['callback worker', () => closeQueueWorker(callbackWorker, 'callbacks', serviceConfig.callbackTimeoutMs + QUEUE_CLOSE_SLACK_MS, logger)],
+        [
+          'callback worker',
+          () => closeQueueWorker(callbackWorker, 'callbacks', serviceConfig.callbackTimeoutMs + QUEUE_CLOSE_SLACK_MS, logger),
+        ],
         ['callback queue', () => callbacks.close()],
         ['heartbeat', () => heartbeat.stop()],
         ['cancel listener', () => closeRedis(subscriber)],
@@ -219,10 +250,15 @@ const QUEUE_CLOSE_SLACK_MS = 5_000;
  */
 async function closeQueueWorker(worker: Pick<Worker, 'close'>, queue: string, timeoutMs: number, logger: Logger): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), timeoutMs); });
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
   try {
-    if (await Promise.race([worker.close().then(() => 'closed' as const), timedOut]) === 'timeout') {
-      logger.warn({ queue, timeoutMs }, 'the queue worker did not close in time (a Redis reconnect under way; bullmq#4656): going on without it');
+    if ((await Promise.race([worker.close().then(() => 'closed' as const), timedOut])) === 'timeout') {
+      logger.warn(
+        { queue, timeoutMs },
+        'the queue worker did not close in time (a Redis reconnect under way; bullmq#4656): going on without it',
+      );
     }
   } finally {
     clearTimeout(timer);

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPrivateRedis, type PrivateRedis } from '../../services/shared/redis-server.ts';
+import { type PrivateRedis, startPrivateRedis } from '../../services/shared/redis-server.ts';
 
 export { freePort } from '../../services/shared/redis-server.ts';
 

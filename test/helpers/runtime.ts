@@ -1,12 +1,12 @@
 import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runSubmission, type SubmissionSpec, type SubmissionResult } from '../../runtime/submission.ts';
+import type { RuntimeConfig } from '../../runtime/config.ts';
 import type { Limits } from '../../runtime/limits.ts';
 import { Runtime } from '../../runtime/runtime.ts';
+import { runSubmission, type SubmissionResult, type SubmissionSpec } from '../../runtime/submission.ts';
 import { loadRuntimeConfig } from '../../services/shared/config.ts';
-import type { RuntimeConfig } from '../../runtime/config.ts';
-import { uidBase, type UidOwner } from './uid-bases.ts';
+import { type UidOwner, uidBase } from './uid-bases.ts';
 
 const DEFAULT_TEST_SLOTS = 2;
 
@@ -15,7 +15,11 @@ export interface TestRuntime {
   config: RuntimeConfig;
   stateDir: string;
   /** Runs one source file through compile and run. */
-  run(language: string, source: string, opts?: { stdin?: string | Buffer; limits?: Partial<Limits>; files?: SubmissionSpec['files']; args?: string[] }): Promise<SubmissionResult>;
+  run(
+    language: string,
+    source: string,
+    opts?: { stdin?: string | Buffer; limits?: Partial<Limits>; files?: SubmissionSpec['files']; args?: string[] },
+  ): Promise<SubmissionResult>;
   close(): Promise<void>;
 }
 

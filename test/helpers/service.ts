@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startApi, type RunningApi } from '../../services/api/server.ts';
+import { type RunningApi, startApi } from '../../services/api/server.ts';
 import { loadServiceConfig } from '../../services/shared/config.ts';
 import { createLogger } from '../../services/shared/logger.ts';
 import { startRedis, type TestRedis } from './redis.ts';
-import { uidBase, type UidOwner } from './uid-bases.ts';
+import { type UidOwner, uidBase } from './uid-bases.ts';
 
 const BRIG = new URL('../../bin/brig.js', import.meta.url).pathname;
 
@@ -37,7 +37,12 @@ export interface TestService {
  * command line, all sharing one state dir and cgroup parent, as workers on
  * one machine do, and the host uids the table gives `uids`.
  */
-export async function startService(opts: { uids: UidOwner; workers: number; slotsPerWorker: number; env?: Record<string, string> }): Promise<TestService> {
+export async function startService(opts: {
+  uids: UidOwner;
+  workers: number;
+  slotsPerWorker: number;
+  env?: Record<string, string>;
+}): Promise<TestService> {
   const redis = await startRedis();
   const stateDir = mkdtempSync(join(tmpdir(), 'brig-test-e2e-'));
   chmodSync(stateDir, 0o711);
@@ -59,7 +64,13 @@ export async function startService(opts: { uids: UidOwner; workers: number; slot
   const serviceConfig = loadServiceConfig({ ...env, PORT: '0', HOST: '127.0.0.1' });
   const api = await startApi({ config: serviceConfig, logger: createLogger({ level: 'warn', name: 'brig-api-test' }) });
   const service: TestService = {
-    redis, api, url: api.url, env, stateDir, cgroupParent, workers: [],
+    redis,
+    api,
+    url: api.url,
+    env,
+    stateDir,
+    cgroupParent,
+    workers: [],
     async startWorker() {
       const child = spawn(process.execPath, [BRIG, 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -7,7 +7,12 @@ export const CALLBACK_TOLERANCE_S = 300;
  * A receiver's check of a Brig callback, as the README tells it, written
  * here with node:crypto rather than with Brig's own signing code.
  */
-export function verifyCallback(secret: string, headers: Record<string, string | string[] | undefined>, body: string, nowS = Math.floor(Date.now() / 1000)): boolean {
+export function verifyCallback(
+  secret: string,
+  headers: Record<string, string | string[] | undefined>,
+  body: string,
+  nowS = Math.floor(Date.now() / 1000),
+): boolean {
   const id = headers['webhook-id'];
   const timestamp = headers['webhook-timestamp'];
   const signatures = headers['webhook-signature'];

@@ -1,7 +1,7 @@
 /** `brig doctor` checks for a cgroup v1 host. */
 import { isWritable, pathExists, readText } from '../files.ts';
-import { hasKey } from '../parse.ts';
 import type { CgroupCheck } from '../manager.ts';
+import { hasKey } from '../parse.ts';
 import type { V1ControllerDirs } from './run-cgroup.ts';
 
 export function describeV1(mountPoints: V1ControllerDirs, parents: V1ControllerDirs): CgroupCheck[] {
@@ -11,9 +11,16 @@ export function describeV1(mountPoints: V1ControllerDirs, parents: V1ControllerD
     ...controllers.map(([name, path]) => ({ name: `controller ${name}`, ok: true, detail: `mounted at ${path}` })),
   ];
   const swapLimit = `${mountPoints.memory}/memory.memsw.limit_in_bytes`;
-  checks.push(pathExists(swapLimit)
-    ? { name: 'swap limit', ok: true, detail: 'memory.memsw.limit_in_bytes present: sandboxes cannot swap' }
-    : { name: 'swap limit', ok: false, detail: 'no swap accounting: a sandbox may swap past its memory limit', fix: 'boot with swapaccount=1, or run without swap' });
+  checks.push(
+    pathExists(swapLimit)
+      ? { name: 'swap limit', ok: true, detail: 'memory.memsw.limit_in_bytes present: sandboxes cannot swap' }
+      : {
+          name: 'swap limit',
+          ok: false,
+          detail: 'no swap accounting: a sandbox may swap past its memory limit',
+          fix: 'boot with swapaccount=1, or run without swap',
+        },
+  );
   checks.push(oomCounterCheck(`${mountPoints.memory}/memory.oom_control`));
   // Co-mounted controllers share one parent directory: check it once.
   const controllersByParent = new Map<string, string[]>();
@@ -21,9 +28,16 @@ export function describeV1(mountPoints: V1ControllerDirs, parents: V1ControllerD
   for (const [parent, names] of controllersByParent) {
     const name = `parent ${names.join(',')}`;
     const target = pathExists(parent) ? parent : mountPoints[names[0] as keyof V1ControllerDirs];
-    checks.push(isWritable(target)
-      ? { name, ok: true, detail: `${target} is writable` }
-      : { name, ok: false, detail: `${target} is not writable`, fix: 'run Brig as root with a writable cgroup mount (not a read-only /sys/fs/cgroup)' });
+    checks.push(
+      isWritable(target)
+        ? { name, ok: true, detail: `${target} is writable` }
+        : {
+            name,
+            ok: false,
+            detail: `${target} is not writable`,
+            fix: 'run Brig as root with a writable cgroup mount (not a read-only /sys/fs/cgroup)',
+          },
+    );
   }
   return checks;
 }
@@ -34,5 +48,10 @@ function oomCounterCheck(path: string): CgroupCheck {
   } catch {
     // reported below
   }
-  return { name: 'oom kill counter', ok: false, detail: `${path} has no oom_kill line: memory_limit verdicts cannot be told apart`, fix: 'use a kernel ≥ 4.13' };
+  return {
+    name: 'oom kill counter',
+    ok: false,
+    detail: `${path} has no oom_kill line: memory_limit verdicts cannot be told apart`,
+    fix: 'use a kernel ≥ 4.13',
+  };
 }

@@ -4,11 +4,11 @@
  */
 import { join } from 'node:path';
 import { SandboxError } from '../../errors.ts';
-import { listChildCgroups, makeCgroupDir, pathExists, type CgroupDirOps } from '../files.ts';
+import { type CgroupDirOps, listChildCgroups, makeCgroupDir, pathExists } from '../files.ts';
 import { ensureOwnedParents, isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
 import type { CgroupCheck, CgroupManager, RunCgroup } from '../manager.ts';
 import { describeV1 } from './describe.ts';
-import { V1RunCgroup, uniqueDirs, type V1ControllerDirs } from './run-cgroup.ts';
+import { uniqueDirs, type V1ControllerDirs, V1RunCgroup } from './run-cgroup.ts';
 
 export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids'] as const;
 
@@ -35,10 +35,12 @@ export class V1CgroupManager implements CgroupManager {
   }
 
   open(name: string): RunCgroup {
-    if (!isValidCgroupName(name)) throw new SandboxError('cgroup_invalid_name', `cgroup name "${name}" must be one path component of letters, digits, '.', '_' or '-'`);
+    if (!isValidCgroupName(name))
+      throw new SandboxError('cgroup_invalid_name', `cgroup name "${name}" must be one path component of letters, digits, '.', '_' or '-'`);
     const dirs = this.childDirs(this.parents, name);
     for (const parent of uniqueDirs(this.parents)) {
-      if (!pathExists(parent)) throw new SandboxError('cgroup_parent_missing', `cgroup parent ${parent} does not exist: call ensureParent() first`);
+      if (!pathExists(parent))
+        throw new SandboxError('cgroup_parent_missing', `cgroup parent ${parent} does not exist: call ensureParent() first`);
     }
     for (const dir of uniqueDirs(dirs)) makeCgroupDir(this.dirOps, dir);
     return new V1RunCgroup(name, dirs, this.dirOps);
@@ -71,4 +73,3 @@ export class V1CgroupManager implements CgroupManager {
     return { memory: join(base.memory, name), cpu: join(base.cpu, name), cpuacct: join(base.cpuacct, name), pids: join(base.pids, name) };
   }
 }
-

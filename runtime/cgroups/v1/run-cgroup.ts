@@ -2,9 +2,9 @@
  * One sandbox slot's cgroup on v1: a directory in each controller hierarchy,
  * each controller handled by its own class.
  */
-import { pathExists, type CgroupDirOps } from '../files.ts';
+import { type CgroupDirOps, pathExists } from '../files.ts';
+import { killListedProcesses, OnceTeardown, readProcs, teardownCgroup, waitUntilEmpty } from '../lifecycle.ts';
 import { checkLimits, limitsKey } from '../limits.ts';
-import { killListedProcesses, readProcs, teardownCgroup, waitUntilEmpty, OnceTeardown } from '../lifecycle.ts';
 import type { CgroupLimits, CgroupUsage, RunCgroup } from '../manager.ts';
 import { applyPidsLimit } from '../pids.ts';
 import { V1CpuAcctController, V1CpuController } from './cpu.ts';
@@ -92,6 +92,11 @@ export class V1RunCgroup implements RunCgroup {
     this.memory.close();
     this.cpuacct.close();
     // A cgroup half-removed by an earlier attempt is torn down from what is left.
-    await teardownCgroup({ dirs: this.dirs.filter(pathExists), dirOps: this.dirOps, killAll: () => this.killAll(), isEmpty: () => this.isEmpty() });
+    await teardownCgroup({
+      dirs: this.dirs.filter(pathExists),
+      dirOps: this.dirOps,
+      killAll: () => this.killAll(),
+      isEmpty: () => this.isEmpty(),
+    });
   }
 }

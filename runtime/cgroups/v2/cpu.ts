@@ -1,6 +1,7 @@
 /** v2 cpu controller: cpu.max for the quota, cpu.stat usage_usec for CPU time. */
-import { OpenCgroupFile, writeText } from '../files.ts';
+
 import { NS_PER_US } from '../../units.ts';
+import { OpenCgroupFile, writeText } from '../files.ts';
 import { CPU_PERIOD_US, cpuQuotaUs } from '../limits.ts';
 import { counterDelta, parseKeyedCounter } from '../parse.ts';
 

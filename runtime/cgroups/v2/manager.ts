@@ -4,12 +4,12 @@
  */
 import { join } from 'node:path';
 import { HostError, SandboxError } from '../../errors.ts';
-import { listChildCgroups, pathExists, readText, writeText, type CgroupDirOps } from '../files.ts';
+import { type CgroupDirOps, listChildCgroups, pathExists, readText, writeText } from '../files.ts';
 import { ensureOwnedParents, isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
 import type { CgroupCheck, CgroupManager, RunCgroup } from '../manager.ts';
 import { parseNameList } from '../parse.ts';
 import { describeV2 } from './describe.ts';
-import { V2RunCgroup, tearDownV2 } from './run-cgroup.ts';
+import { tearDownV2, V2RunCgroup } from './run-cgroup.ts';
 
 export const V2_CONTROLLERS = ['memory', 'cpu', 'pids'] as const;
 
@@ -29,7 +29,11 @@ export function enableControllers(dir: string): void {
     writeText(path, request);
   } catch (err) {
     // EBUSY here is v2's no-internal-process rule: a non-root cgroup with processes cannot hand controllers down.
-    throw new HostError('cgroup_controllers_unavailable', `cannot enable ${missing.join(', ')} in ${path}: if the cgroup has processes of its own (e.g. in a container), move them to a child cgroup first`, { cause: err });
+    throw new HostError(
+      'cgroup_controllers_unavailable',
+      `cannot enable ${missing.join(', ')} in ${path}: if the cgroup has processes of its own (e.g. in a container), move them to a child cgroup first`,
+      { cause: err },
+    );
   }
 }
 
@@ -55,8 +59,10 @@ export class V2CgroupManager implements CgroupManager {
   }
 
   open(name: string): RunCgroup {
-    if (!isValidCgroupName(name)) throw new SandboxError('cgroup_invalid_name', `cgroup name "${name}" must be one path component of letters, digits, '.', '_' or '-'`);
-    if (!pathExists(this.parent)) throw new SandboxError('cgroup_parent_missing', `cgroup parent ${this.parent} does not exist: call ensureParent() first`);
+    if (!isValidCgroupName(name))
+      throw new SandboxError('cgroup_invalid_name', `cgroup name "${name}" must be one path component of letters, digits, '.', '_' or '-'`);
+    if (!pathExists(this.parent))
+      throw new SandboxError('cgroup_parent_missing', `cgroup parent ${this.parent} does not exist: call ensureParent() first`);
     return V2RunCgroup.open(name, join(this.parent, name), this.dirOps);
   }
 

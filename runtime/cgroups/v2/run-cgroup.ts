@@ -1,7 +1,7 @@
 /** One sandbox slot's cgroup on v2: a single directory under Brig's parent. */
-import { makeCgroupDir, pathExists, removeCgroupDir, writeText, type CgroupDirOps } from '../files.ts';
+import { type CgroupDirOps, makeCgroupDir, pathExists, removeCgroupDir, writeText } from '../files.ts';
+import { killListedProcesses, OnceTeardown, readProcs, teardownCgroup, waitUntilEmpty } from '../lifecycle.ts';
 import { checkLimits, limitsKey } from '../limits.ts';
-import { killListedProcesses, readProcs, teardownCgroup, waitUntilEmpty, OnceTeardown } from '../lifecycle.ts';
 import type { CgroupLimits, CgroupUsage, RunCgroup } from '../manager.ts';
 import { applyPidsLimit } from '../pids.ts';
 import { V2CpuController } from './cpu.ts';

@@ -25,7 +25,15 @@ export function accessLog(metrics: Metrics): RequestHandler {
       metrics.httpRequests.inc({ route, method: req.method, status: String(status) });
       metrics.httpDuration.observe({ route, method: req.method }, elapsedNs / NS_PER_S);
       const { log, runId } = locals(res);
-      const entry = { method: req.method, route, path: req.path, status, ms: Math.round(elapsedNs / NS_PER_MS), runId, aborted: !res.writableFinished || undefined };
+      const entry = {
+        method: req.method,
+        route,
+        path: req.path,
+        status,
+        ms: Math.round(elapsedNs / NS_PER_MS),
+        runId,
+        aborted: !res.writableFinished || undefined,
+      };
       if (QUIET_ROUTES.has(route)) log.debug(entry, 'request');
       else if (status >= 500) log.warn(entry, 'request');
       else log.info(entry, 'request');

@@ -1,12 +1,12 @@
-import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { BrigError } from '../../../runtime/errors.ts';
-import { isErrorCode, ServiceError, statusOf, type ErrorBody, type ErrorCode } from '../../shared/errors.ts';
-import { storeFault } from '../../shared/store-errors.ts';
-import { STORE_FULL_RETRY_AFTER_S } from '../runs/admit.ts';
+import { type ErrorBody, type ErrorCode, isErrorCode, ServiceError, statusOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { storeFault } from '../../shared/store-errors.ts';
 import { locals } from '../context.ts';
+import { STORE_FULL_RETRY_AFTER_S } from '../runs/admit.ts';
 import { bodyStillArriving } from './unread-body.ts';
 
 /**
@@ -33,13 +33,23 @@ function isPathDecodingError(error: unknown): boolean {
 export function toServiceError(error: unknown): ServiceError {
   if (error instanceof ServiceError) return error;
   // The runtime's own checks (limits, file names) have registered codes.
-  if (error instanceof BrigError && isErrorCode(error.code)) return new ServiceError(error.code, error.message, { field: error.field, cause: error });
+  if (error instanceof BrigError && isErrorCode(error.code))
+    return new ServiceError(error.code, error.message, { field: error.field, cause: error });
   // Redis down or full is an outage the caller can wait out, never a 500.
   const fault = storeFault(error);
-  if (fault === 'full') return new ServiceError('store_full', STORE_FULL_MESSAGE, { cause: error, retryAfterSeconds: STORE_FULL_RETRY_AFTER_S });
-  if (fault === 'unavailable') return new ServiceError('store_unavailable', STORE_UNAVAILABLE_MESSAGE, { cause: error, retryAfterSeconds: STORE_UNAVAILABLE_RETRY_AFTER_S });
+  if (fault === 'full')
+    return new ServiceError('store_full', STORE_FULL_MESSAGE, { cause: error, retryAfterSeconds: STORE_FULL_RETRY_AFTER_S });
+  if (fault === 'unavailable')
+    return new ServiceError('store_unavailable', STORE_UNAVAILABLE_MESSAGE, {
+      cause: error,
+      retryAfterSeconds: STORE_UNAVAILABLE_RETRY_AFTER_S,
+    });
   if (isPathDecodingError(error)) {
-    return new ServiceError('path_invalid', 'the URL path has malformed percent-encoding: write each % as %XX with two hex digits, of UTF-8 bytes', { cause: error });
+    return new ServiceError(
+      'path_invalid',
+      'the URL path has malformed percent-encoding: write each % as %XX with two hex digits, of UTF-8 bytes',
+      { cause: error },
+    );
   }
   return new ServiceError('internal_error', INTERNAL_MESSAGE, { cause: error });
 }
@@ -74,13 +84,21 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
 }
 
 /** Node's parser error codes that have their own answer; every other one is request_malformed. */
-const PARSER_ERROR_CODES: Record<string, ErrorCode> = { HPE_HEADER_OVERFLOW: 'headers_too_large', ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout' };
+const PARSER_ERROR_CODES: Record<string, ErrorCode> = {
+  HPE_HEADER_OVERFLOW: 'headers_too_large',
+  ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout',
+};
 const MAX_ECHOED_REASON_CHARS = 120;
 
 function parserErrorAnswer(error: Error & { code?: string; reason?: unknown }): ServiceError {
   const code = PARSER_ERROR_CODES[error.code ?? ''] ?? 'request_malformed';
-  if (code === 'headers_too_large') return new ServiceError(code, `the request line and headers are over ${maxHeaderSize} bytes; send a shorter URL, or fewer or shorter headers`);
-  if (code === 'request_timeout') return new ServiceError(code, 'the request\'s headers or body did not arrive in time; send the whole request promptly');
+  if (code === 'headers_too_large')
+    return new ServiceError(
+      code,
+      `the request line and headers are over ${maxHeaderSize} bytes; send a shorter URL, or fewer or shorter headers`,
+    );
+  if (code === 'request_timeout')
+    return new ServiceError(code, "the request's headers or body did not arrive in time; send the whole request promptly");
   // llhttp's reason is one of its fixed sentences ("Invalid method encountered"), never request data.
   const reason = typeof error.reason === 'string' ? `: ${error.reason.slice(0, MAX_ECHOED_REASON_CHARS)}` : '';
   return new ServiceError(code, `the HTTP request cannot be parsed${reason}; check the request line, the headers and the body's framing`);
@@ -111,7 +129,9 @@ export function clientErrorHandler(logger: Logger): (error: Error & { code?: str
 function writeRawAnswer(socket: Duplex, answer: ServiceError): void {
   const status = statusOf(answer.code);
   const body = JSON.stringify(errorBody(answer));
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
   socket.once('finish', () => socket.destroy());
 }
 
@@ -122,7 +142,10 @@ function writeRawAnswer(socket: Duplex, answer: ServiceError): void {
  */
 export function connectRefused(logger: Logger): (req: IncomingMessage, socket: Duplex) => void {
   return (_req, socket) => {
-    const answer = new ServiceError('method_not_allowed', 'CONNECT is not allowed: Brig is not a proxy; the routes are listed in /openapi.json');
+    const answer = new ServiceError(
+      'method_not_allowed',
+      'CONNECT is not allowed: Brig is not a proxy; the routes are listed in /openapi.json',
+    );
     logger.debug({ code: answer.code }, 'request refused');
     socket.on('error', () => {});
     writeRawAnswer(socket, answer);
@@ -132,7 +155,10 @@ export function connectRefused(logger: Logger): (req: IncomingMessage, socket: D
 /** For the server's 'checkExpectation': an Expect other than 100-continue is refused (Node's own answer is a bare 417). */
 export function expectationFailed(logger: Logger): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const answer = new ServiceError('expectation_unsupported', `Expect: ${JSON.stringify(String(req.headers.expect).slice(0, MAX_ECHOED_REASON_CHARS))} is not supported; only 100-continue is`);
+    const answer = new ServiceError(
+      'expectation_unsupported',
+      `Expect: ${JSON.stringify(String(req.headers.expect).slice(0, MAX_ECHOED_REASON_CHARS))} is not supported; only 100-continue is`,
+    );
     logger.debug({ code: answer.code }, 'request refused');
     sendError(req, res, answer);
   };

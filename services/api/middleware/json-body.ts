@@ -1,5 +1,5 @@
-import { decodeUtf8 } from '../../../runtime/utf8.ts';
 import type { Request, RequestHandler } from 'express';
+import { decodeUtf8 } from '../../../runtime/utf8.ts';
 import { ServiceError } from '../../shared/errors.ts';
 import { asyncMiddleware } from '../routes/route.ts';
 import { readBody } from './read-body.ts';
@@ -12,7 +12,11 @@ function charsetOf(contentType: string): string | undefined {
   for (const parameter of contentType.split(';').slice(1)) {
     const equals = parameter.indexOf('=');
     if (equals < 0 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue;
-    return parameter.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+    return parameter
+      .slice(equals + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
   }
   return undefined;
 }
@@ -31,17 +35,27 @@ function isJsonMediaType(contentType: string): boolean {
   const slash = mediaType.indexOf('/');
   if (slash <= 0) return false;
   const subtype = mediaType.slice(slash + 1);
-  return mediaType === 'application/json' || (subtype.length > JSON_SUFFIX.length && subtype.endsWith(JSON_SUFFIX) && !subtype.includes('/'));
+  return (
+    mediaType === 'application/json' || (subtype.length > JSON_SUFFIX.length && subtype.endsWith(JSON_SUFFIX) && !subtype.includes('/'))
+  );
 }
 
 const requireJson: RequestHandler = (req, _res, next) => {
   const sent = req.get('content-type');
   if (sent === undefined || !isJsonMediaType(sent)) {
-    throw new ServiceError('content_type_unsupported', sent ? `content type ${JSON.stringify(sent.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body as application/json` : 'send a JSON body with Content-Type: application/json');
+    throw new ServiceError(
+      'content_type_unsupported',
+      sent
+        ? `content type ${JSON.stringify(sent.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body as application/json`
+        : 'send a JSON body with Content-Type: application/json',
+    );
   }
   const charset = charsetOf(sent ?? '');
   if (charset !== undefined && !UTF8_NAMES.has(charset)) {
-    throw new ServiceError('content_type_unsupported', `charset ${JSON.stringify(charset.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body as UTF-8`);
+    throw new ServiceError(
+      'content_type_unsupported',
+      `charset ${JSON.stringify(charset.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body as UTF-8`,
+    );
   }
   next();
 };

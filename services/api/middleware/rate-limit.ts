@@ -1,5 +1,5 @@
-import { MS_PER_S } from '../../../runtime/units.ts';
 import type { RequestHandler } from 'express';
+import { MS_PER_S } from '../../../runtime/units.ts';
 import { keys } from '../../shared/contract.ts';
 import { ServiceError } from '../../shared/errors.ts';
 import { LuaScript, type Redis } from '../../shared/redis.ts';
@@ -35,7 +35,9 @@ export function rateLimit(redis: Redis, perMinute: number): RequestHandler {
     res.setHeader('X-RateLimit-Reset', String(resetSeconds));
     if (count > perMinute) {
       const who = subject.startsWith('key:') ? 'this API key' : 'this address';
-      throw new ServiceError('rate_limited', `over ${perMinute} requests per minute for ${who}; retry in ${resetSeconds} s`, { retryAfterSeconds: resetSeconds });
+      throw new ServiceError('rate_limited', `over ${perMinute} requests per minute for ${who}; retry in ${resetSeconds} s`, {
+        retryAfterSeconds: resetSeconds,
+      });
     }
   });
 }

@@ -4,7 +4,11 @@ import type { Request, Response } from 'express';
 import { ServiceError } from '../../shared/errors.ts';
 
 /** Content-Encoding → its decoder; identity (or none) reads the body as it is. */
-const DECODERS = new Map<string, () => Transform>([['gzip', createGunzip], ['x-gzip', createGunzip], ['deflate', createInflate]]);
+const DECODERS = new Map<string, () => Transform>([
+  ['gzip', createGunzip],
+  ['x-gzip', createGunzip],
+  ['deflate', createInflate],
+]);
 const IDENTITY = 'identity';
 /** The test Node itself uses to route a request to 'checkContinue'. */
 const EXPECT_CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
@@ -19,7 +23,10 @@ function decoderOf(req: Request): { decoder: Transform | null; encoding: string 
   if (encoding === IDENTITY || encoding === '') return { decoder: null, encoding };
   const make = DECODERS.get(encoding);
   if (!make) {
-    throw new ServiceError('content_encoding_unsupported', `content encoding ${JSON.stringify(encoding.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body uncompressed, or as gzip or deflate`);
+    throw new ServiceError(
+      'content_encoding_unsupported',
+      `content encoding ${JSON.stringify(encoding.slice(0, MAX_ECHOED_HEADER_CHARS))} is not supported; send the body uncompressed, or as gzip or deflate`,
+    );
   }
   return { decoder: make(), encoding };
 }
@@ -36,7 +43,8 @@ function decoderOf(req: Request): { decoder: Transform | null; encoding: string 
 export function readBody(req: Request, res: Response, limitBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   // Node's parser has checked that it is digits only.
-  if (declared !== undefined && Number(declared) > limitBytes) throw tooLarge(limitBytes, ` (Content-Length: ${declared.slice(0, MAX_ECHOED_HEADER_CHARS)})`);
+  if (declared !== undefined && Number(declared) > limitBytes)
+    throw tooLarge(limitBytes, ` (Content-Length: ${declared.slice(0, MAX_ECHOED_HEADER_CHARS)})`);
   const { decoder, encoding } = decoderOf(req);
   if (EXPECT_CONTINUE.test(req.headers.expect ?? '')) res.writeContinue();
 
@@ -61,7 +69,13 @@ export function readBody(req: Request, res: Response, limitBytes: number): Promi
       if (decoder) decoder.end();
       else succeed();
     };
-    const onDecoderError = () => fail(new ServiceError('body_invalid_encoding', `the body is not valid ${encoding} data, as its Content-Encoding says; send it uncompressed, or compressed whole`));
+    const onDecoderError = () =>
+      fail(
+        new ServiceError(
+          'body_invalid_encoding',
+          `the body is not valid ${encoding} data, as its Content-Encoding says; send it uncompressed, or compressed whole`,
+        ),
+      );
     const onAborted = () => fail(new ServiceError('request_malformed', 'the request ended before its body was complete'));
     // 'close' also comes after a complete body, while a decoder may still be busy with it.
     const onClose = () => {

@@ -1,7 +1,7 @@
 import type { Readiness } from '../../shared/schemas.ts';
 import { withTimeout } from '../../shared/timeout.ts';
 import type { ApiContext } from '../context.ts';
-import { route, type Route } from './route.ts';
+import { type Route, route } from './route.ts';
 
 /** A Redis that does not answer PING within this is as good as down, for readiness. */
 const READY_PING_TIMEOUT_MS = 1_000;
@@ -32,21 +32,29 @@ export function healthRoutes(ctx: ApiContext): Route[] {
 
   return [
     route({
-      method: 'get', path: '/healthz',
-      handler: (_req, res) => { res.json({ status: 'ok' }); },
+      method: 'get',
+      path: '/healthz',
+      handler: (_req, res) => {
+        res.json({ status: 'ok' });
+      },
       doc: {
-        operationId: 'health', tags: ['operations'], summary: 'The process is up',
+        operationId: 'health',
+        tags: ['operations'],
+        summary: 'The process is up',
         responses: { 200: { description: 'always, while the process answers', schema: 'Health' } },
       },
     }),
     route({
-      method: 'get', path: '/readyz',
+      method: 'get',
+      path: '/readyz',
       handler: async (_req, res) => {
         const ready = await readiness();
         res.status(ready.status === 'ready' ? 200 : 503).json(ready);
       },
       doc: {
-        operationId: 'ready', tags: ['operations'], summary: 'Redis answers and at least one worker is live',
+        operationId: 'ready',
+        tags: ['operations'],
+        summary: 'Redis answers and at least one worker is live',
         responses: {
           200: { description: 'ready', schema: 'Readiness' },
           503: { description: 'not ready; reasons says why', schema: 'Readiness' },

@@ -1,5 +1,5 @@
 import type { ApiContext } from '../context.ts';
-import { route, type Route } from './route.ts';
+import { type Route, route } from './route.ts';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed', 'waiting-children'] as const;
 
@@ -8,7 +8,8 @@ export function metricsRoutes(ctx: ApiContext): Route[] {
   const { metrics } = ctx;
   return [
     route({
-      method: 'get', path: '/metrics',
+      method: 'get',
+      path: '/metrics',
       handler: async (_req, res) => {
         try {
           const counts = await ctx.queue.getJobCounts(...JOB_STATES);
@@ -21,7 +22,9 @@ export function metricsRoutes(ctx: ApiContext): Route[] {
         res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
       },
       doc: {
-        operationId: 'metrics', tags: ['operations'], summary: 'Prometheus metrics',
+        operationId: 'metrics',
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
         responses: { 200: { description: 'the text exposition format', contentType: 'text/plain' } },
       },
     }),

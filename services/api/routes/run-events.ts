@@ -1,12 +1,12 @@
 import type { Request, Response } from 'express';
 import type { RunEvent, RunRecord } from '../../shared/contract.ts';
 import { isFinal } from '../../shared/run-store.ts';
-import { locals, type ApiContext } from '../context.ts';
+import { type ApiContext, locals } from '../context.ts';
 import { RunEventHub, type RunSignal } from '../runs/event-hub.ts';
 import { RunFollower } from '../runs/follower.ts';
 import { missingRunError } from '../runs/ids.ts';
 import { RECORD_RECHECK_MS } from '../runs/wait.ts';
-import { pathParam, route, type Route } from './route.ts';
+import { pathParam, type Route, route } from './route.ts';
 
 export function formatEvent(event: RunEvent): string {
   return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
@@ -42,7 +42,9 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
       throw error;
     }
 
-    res.status(200).set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' });
+    res
+      .status(200)
+      .set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' });
     res.flushHeaders();
 
     let recheck: NodeJS.Timeout | undefined;
@@ -70,24 +72,33 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
     for (const signal of early.splice(0)) if (state === 'live') send(signal);
 
     recheck = setInterval(() => {
-      ctx.store.get(id).then((current) => {
-        if (state !== 'live') return;
-        if (!current) return end(); // expired while followed
-        const final = isFinal(current) ? RunEventHub.finalEvent(current) : null;
-        if (final) send(final);
-        else res.write(': keep-alive\n\n');
-      }, (error: unknown) => log.warn({ err: error, runId: id }, 'run record not rechecked'));
+      ctx.store.get(id).then(
+        (current) => {
+          if (state !== 'live') return;
+          if (!current) return end(); // expired while followed
+          const final = isFinal(current) ? RunEventHub.finalEvent(current) : null;
+          if (final) send(final);
+          else res.write(': keep-alive\n\n');
+        },
+        (error: unknown) => log.warn({ err: error, runId: id }, 'run record not rechecked'),
+      );
     }, RECORD_RECHECK_MS);
   }
 
   return [
     route({
-      method: 'get', path: '/v1/runs/:id/events', auth: true, handler: stream,
+      method: 'get',
+      path: '/v1/runs/:id/events',
+      auth: true,
+      handler: stream,
       doc: {
-        operationId: 'followRun', tags: ['runs'], summary: 'Follow a run as Server-Sent Events',
-        description: 'Each event is `event: <type>` and `data: <RunEvent JSON>`: queued, started, compiled, test (one per test), '
-          + 'then done or cancelled, after which the stream ends. A client that connects late gets the current state first '
-          + '(a finished run gets done at once). queued may come again if the run goes back to the queue.',
+        operationId: 'followRun',
+        tags: ['runs'],
+        summary: 'Follow a run as Server-Sent Events',
+        description:
+          'Each event is `event: <type>` and `data: <RunEvent JSON>`: queued, started, compiled, test (one per test), ' +
+          'then done or cancelled, after which the stream ends. A client that connects late gets the current state first ' +
+          '(a finished run gets done at once). queued may come again if the run goes back to the queue.',
         params: { id: 'the run id from POST /v1/runs' },
         responses: {
           200: { description: 'the event stream; each data line is a RunEvent', schema: 'RunEvent', contentType: 'text/event-stream' },
@@ -98,4 +109,3 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
     }),
   ];
 }
-

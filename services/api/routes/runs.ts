@@ -1,18 +1,18 @@
 import type { Request, Response } from 'express';
-import { JOB_NAME, type RunRecord } from '../../shared/contract.ts';
 import { resolveLimits } from '../../../runtime/limits.ts';
+import { JOB_NAME, type RunRecord } from '../../shared/contract.ts';
 import { runQuerySchema } from '../../shared/schemas.ts';
-import { locals, type ApiContext } from '../context.ts';
-import { parseInput } from '../middleware/validate.ts';
-import { cancelRun } from '../runs/cancel.ts';
+import { type ApiContext, locals } from '../context.ts';
 import { clientOf } from '../middleware/client-identity.ts';
+import { parseInput } from '../middleware/validate.ts';
 import { admit } from '../runs/admit.ts';
 import { checkRunBudget, runWorstCase } from '../runs/budget.ts';
+import { cancelRun } from '../runs/cancel.ts';
 import { missingRunError, newRunId } from '../runs/ids.ts';
 import { runJobOptions } from '../runs/job-options.ts';
 import { findLanguage, jobDataBytes, toJobData } from '../runs/submission.ts';
-import { waitForFinal, type FinalWait } from '../runs/wait.ts';
-import { pathParam, route, type Route } from './route.ts';
+import { type FinalWait, waitForFinal } from '../runs/wait.ts';
+import { pathParam, type Route, route } from './route.ts';
 
 const ID_PARAM = { id: 'the run id from POST /v1/runs' };
 
@@ -37,8 +37,13 @@ export function runRoutes(ctx: ApiContext): Route[] {
     const worst = runWorstCase(job, language, limits, { jobBytes: jobDataBytes(job) });
     checkRunBudget(job, worst, config);
     const priority = await admit(ctx, {
-      id, client, storeBytes: worst.storeBytes, createdAt,
-      queueCapacity: config.queueCapacity, clientMaxActiveRuns: config.clientMaxActiveRuns, resultTtlSeconds: config.resultTtlSeconds,
+      id,
+      client,
+      storeBytes: worst.storeBytes,
+      createdAt,
+      queueCapacity: config.queueCapacity,
+      clientMaxActiveRuns: config.clientMaxActiveRuns,
+      resultTtlSeconds: config.resultTtlSeconds,
     });
 
     locals(res).runId = id;
@@ -54,10 +59,17 @@ export function runRoutes(ctx: ApiContext): Route[] {
     } catch (error) {
       wait?.stop();
       // Nothing of a refused run stays behind: no record, no admission.
-      await store.discard(id).catch((cleanup: unknown) => log.warn({ err: cleanup, runId: id }, 'refused run not cleaned up: its admission goes stale by itself'));
+      await store
+        .discard(id)
+        .catch((cleanup: unknown) =>
+          log.warn({ err: cleanup, runId: id }, 'refused run not cleaned up: its admission goes stale by itself'),
+        );
       throw error;
     }
-    log.info({ runId: id, language: language.name, files: job.files.length, tests: job.tests.length, priority, wait: wait !== null }, 'run queued');
+    log.info(
+      { runId: id, language: language.name, files: job.files.length, tests: job.tests.length, priority, wait: wait !== null },
+      'run queued',
+    );
     res.location(`/v1/runs/${id}`);
     if (!wait) {
       res.status(202).json({ id, status: 'queued' });
@@ -98,27 +110,65 @@ export function runRoutes(ctx: ApiContext): Route[] {
 
   return [
     route({
-      method: 'post', path: '/v1/runs', auth: true, body: true, handler: submit,
+      method: 'post',
+      path: '/v1/runs',
+      auth: true,
+      body: true,
+      handler: submit,
       doc: {
-        operationId: 'createRun', tags: ['runs'], summary: 'Queue a run',
-        description: 'Validates the submission and queues it. Nothing is queued or stored when the request is refused. '
-          + 'With wait=true the answer is the final record when the run ends within the server\'s wait timeout.',
-        requestBody: 'RunRequest', query: runQuerySchema,
+        operationId: 'createRun',
+        tags: ['runs'],
+        summary: 'Queue a run',
+        description:
+          'Validates the submission and queues it. Nothing is queued or stored when the request is refused. ' +
+          "With wait=true the answer is the final record when the run ends within the server's wait timeout.",
+        requestBody: 'RunRequest',
+        query: runQuerySchema,
         responses: {
           200: { description: 'wait=true and the run ended in time: its final record', schema: 'RunRecord' },
-          202: { description: 'queued (or, with wait=true, still going when the wait timed out)', schema: 'RunAccepted', headers: { Location: 'the run\'s URL' } },
-          400: { description: 'invalid request: request_invalid, body_invalid_json, language_unknown, limit_over_maximum (a limit, or the run\'s output or wall time in all, over the server maximum), file_name_invalid, file_name_duplicate, files_too_many, tests_too_many, content_invalid_base64, source_missing, source_conflict, body_invalid_encoding', schema: 'Error' },
-          413: { description: 'body_too_large: from Content-Length before the body is read, or at the limit (as sent or decompressed); the connection is closed', schema: 'Error' },
-          415: { description: 'content_type_unsupported (not application/json in UTF-8) or content_encoding_unsupported (not identity, gzip or deflate)', schema: 'Error' },
-          429: { description: 'rate_limited, or too_many_active_runs for this key (or address)', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
-          503: { description: 'queue_full, workers_unavailable, store_full or store_unavailable', schema: 'Error', headers: { 'Retry-After': 'seconds to wait before retrying' } },
+          202: {
+            description: 'queued (or, with wait=true, still going when the wait timed out)',
+            schema: 'RunAccepted',
+            headers: { Location: "the run's URL" },
+          },
+          400: {
+            description:
+              "invalid request: request_invalid, body_invalid_json, language_unknown, limit_over_maximum (a limit, or the run's output or wall time in all, over the server maximum), file_name_invalid, file_name_duplicate, files_too_many, tests_too_many, content_invalid_base64, source_missing, source_conflict, body_invalid_encoding",
+            schema: 'Error',
+          },
+          413: {
+            description:
+              'body_too_large: from Content-Length before the body is read, or at the limit (as sent or decompressed); the connection is closed',
+            schema: 'Error',
+          },
+          415: {
+            description:
+              'content_type_unsupported (not application/json in UTF-8) or content_encoding_unsupported (not identity, gzip or deflate)',
+            schema: 'Error',
+          },
+          429: {
+            description: 'rate_limited, or too_many_active_runs for this key (or address)',
+            schema: 'Error',
+            headers: { 'Retry-After': 'seconds to wait before retrying' },
+          },
+          503: {
+            description: 'queue_full, workers_unavailable, store_full or store_unavailable',
+            schema: 'Error',
+            headers: { 'Retry-After': 'seconds to wait before retrying' },
+          },
         },
       },
     }),
     route({
-      method: 'get', path: '/v1/runs/:id', auth: true, handler: get,
+      method: 'get',
+      path: '/v1/runs/:id',
+      auth: true,
+      handler: get,
       doc: {
-        operationId: 'getRun', tags: ['runs'], summary: 'A run\'s record', params: ID_PARAM,
+        operationId: 'getRun',
+        tags: ['runs'],
+        summary: "A run's record",
+        params: ID_PARAM,
         responses: {
           200: { description: 'the run record', schema: 'RunRecord' },
           400: { description: 'path_invalid: the id has a malformed %XX', schema: 'Error' },
@@ -127,9 +177,14 @@ export function runRoutes(ctx: ApiContext): Route[] {
       },
     }),
     route({
-      method: 'delete', path: '/v1/runs/:id', auth: true, handler: cancel,
+      method: 'delete',
+      path: '/v1/runs/:id',
+      auth: true,
+      handler: cancel,
       doc: {
-        operationId: 'cancelRun', tags: ['runs'], summary: 'Cancel a run',
+        operationId: 'cancelRun',
+        tags: ['runs'],
+        summary: 'Cancel a run',
         description: 'A queued run is cancelled at once; a running one is aborted by its worker. A finished run stays as it was.',
         params: ID_PARAM,
         responses: {

@@ -1,5 +1,5 @@
-import { MS_PER_S } from '../../../runtime/units.ts';
 import type { Queue } from 'bullmq';
+import { MS_PER_S } from '../../../runtime/units.ts';
 import { admitRun } from '../../shared/admission.ts';
 import { ServiceError } from '../../shared/errors.ts';
 import type { Redis } from '../../shared/redis.ts';
@@ -45,12 +45,16 @@ export async function admit(deps: { redis: Redis; queue: Queue; room: StoreRoom 
   });
   if (admission.admitted) return Math.min(admission.position, MAX_BULLMQ_PRIORITY);
   if (admission.reason === 'client_busy') {
-    throw new ServiceError('too_many_active_runs',
+    throw new ServiceError(
+      'too_many_active_runs',
       `this key (or address) has ${admission.activeRuns} runs queued or running, the most the server allows at once; retry when one has ended`,
-      { retryAfterSeconds: CLIENT_BUSY_RETRY_AFTER_S });
+      { retryAfterSeconds: CLIENT_BUSY_RETRY_AFTER_S },
+    );
   }
   deps.room.refused(opts.storeBytes);
-  throw new ServiceError('store_full',
+  throw new ServiceError(
+    'store_full',
     `the result store has no room for this run's worst case (${opts.storeBytes} bytes) until results expire or running runs end; retry later or ask for less output`,
-    { retryAfterSeconds: STORE_FULL_RETRY_AFTER_S });
+    { retryAfterSeconds: STORE_FULL_RETRY_AFTER_S },
+  );
 }

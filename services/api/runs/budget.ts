@@ -49,13 +49,17 @@ export function runWorstCase(job: RunJobData, language: LanguageView, limits: Li
 export function checkRunBudget(job: RunJobData, worst: RunWorstCase, maxima: { maxRunOutputBytes: number; maxRunWallMs: number }): void {
   const steps = job.tests.length > 0 ? `${worst.runSteps} tests` : 'the run';
   if (worst.outputBytes > maxima.maxRunOutputBytes) {
-    throw new ServiceError('limit_over_maximum',
+    throw new ServiceError(
+      'limit_over_maximum',
       `${steps} could keep ${worst.outputBytes} bytes of output (with the compiler's), over the server maximum of ${maxima.maxRunOutputBytes} bytes per run; lower limits.outputBytes or send fewer tests`,
-      { field: 'limits.outputBytes' });
+      { field: 'limits.outputBytes' },
+    );
   }
   if (worst.wallMs > maxima.maxRunWallMs) {
-    throw new ServiceError('limit_over_maximum',
+    throw new ServiceError(
+      'limit_over_maximum',
       `${steps} could hold a sandbox for ${worst.wallMs} ms of wall time, over the server maximum of ${maxima.maxRunWallMs} ms per run; lower limits.wallMs or send fewer tests`,
-      { field: 'limits.wallMs' });
+      { field: 'limits.wallMs' },
+    );
   }
 }

@@ -11,6 +11,10 @@ export async function checkCapacity(queue: Queue, capacity: number): Promise<voi
   const counts = await queue.getJobCounts(...BACKLOG_STATES);
   const backlog = BACKLOG_STATES.reduce((sum, state) => sum + (counts[state] ?? 0), 0);
   if (backlog >= capacity) {
-    throw new ServiceError('queue_full', `the run queue is full (${backlog} runs waiting, capacity ${capacity}); retry in ${QUEUE_FULL_RETRY_AFTER_S} s`, { retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_S });
+    throw new ServiceError(
+      'queue_full',
+      `the run queue is full (${backlog} runs waiting, capacity ${capacity}); retry in ${QUEUE_FULL_RETRY_AFTER_S} s`,
+      { retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_S },
+    );
   }
 }

@@ -15,11 +15,16 @@ export type RunListener = (signal: RunSignal) => void;
 const RUN_EVENT_TYPES: ReadonlySet<string> = new Set(['queued', 'started', 'compiled', 'test', 'done', 'cancelled']);
 
 /** What the caller sees when a job failed without a final record; the reason itself goes to the log. */
-const RUN_FAILED: RunError = { code: 'run_failed', message: 'the run failed on Brig\'s side and was not retried; the request id finds it in the logs' };
+const RUN_FAILED: RunError = {
+  code: 'run_failed',
+  message: "the run failed on Brig's side and was not retried; the request id finds it in the logs",
+};
 
 function isRunEvent(data: unknown, jobId: string): data is RunEvent {
   const event = data as Partial<RunEvent> | null;
-  return typeof event === 'object' && event !== null && typeof event.type === 'string' && RUN_EVENT_TYPES.has(event.type) && event.id === jobId;
+  return (
+    typeof event === 'object' && event !== null && typeof event.type === 'string' && RUN_EVENT_TYPES.has(event.type) && event.id === jobId
+  );
 }
 
 /**
@@ -34,12 +39,18 @@ export class RunEventHub {
   private readonly listeners = new Map<string, Set<RunListener>>();
   private readonly detach: (() => void)[] = [];
 
-  constructor(private readonly queueEvents: QueueEvents, private readonly store: RunStore, private readonly logger: Logger) {
+  constructor(
+    private readonly queueEvents: QueueEvents,
+    private readonly store: RunStore,
+    private readonly logger: Logger,
+  ) {
     this.listen('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
       if (isRunEvent(data, jobId)) this.dispatch(jobId, data);
     });
     this.listen('completed', ({ jobId }: { jobId: string }) => this.track(jobId, this.completed(jobId)));
-    this.listen('failed', ({ jobId, failedReason }: { jobId: string; failedReason: string }) => this.track(jobId, this.failed(jobId, failedReason)));
+    this.listen('failed', ({ jobId, failedReason }: { jobId: string; failedReason: string }) =>
+      this.track(jobId, this.failed(jobId, failedReason)),
+    );
     this.listen('removed', ({ jobId }: { jobId: string }) => this.track(jobId, this.removed(jobId)));
     // Back in the queue after it was taken: a retry (waiting or delayed with a backoff), a stalled or stopped worker.
     this.listen('waiting', ({ jobId, prev }: { jobId: string; prev?: string }) => {

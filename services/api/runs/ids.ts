@@ -1,5 +1,5 @@
-import { MS_PER_S } from '../../../runtime/units.ts';
 import { randomBytes } from 'node:crypto';
+import { MS_PER_S } from '../../../runtime/units.ts';
 import { ServiceError } from '../../shared/errors.ts';
 
 /**
@@ -16,7 +16,9 @@ const RUN_ID = new RegExp(`^[0-9a-z]{${TIME_DIGITS + RANDOM_DIGITS}}$`);
 
 export function newRunId(nowMs: number = Date.now()): string {
   const time = nowMs.toString(36).padStart(TIME_DIGITS, '0');
-  const random = BigInt(`0x${randomBytes(RANDOM_BYTES).toString('hex')}`).toString(36).padStart(RANDOM_DIGITS, '0');
+  const random = BigInt(`0x${randomBytes(RANDOM_BYTES).toString('hex')}`)
+    .toString(36)
+    .padStart(RANDOM_DIGITS, '0');
   return time + random;
 }
 

@@ -33,7 +33,9 @@ export class StoreRoom {
       const memory = this.redis.info('memory').then(parseMemory);
       this.reading = { atMs: now, memory };
       // A failed reading must not stick: the next caller asks again.
-      memory.catch(() => { if (this.reading?.memory === memory) this.reading = null; });
+      memory.catch(() => {
+        if (this.reading?.memory === memory) this.reading = null;
+      });
     }
     return this.reading.memory;
   }
@@ -61,8 +63,10 @@ export class StoreRoom {
     const refusal = this.lastRefusal !== null && Date.now() - this.lastRefusal.atMs < REFUSAL_REMEMBERED_MS ? this.lastRefusal : null;
     if (free > 0 && (refusal === null || refusal.bytes <= free)) return null;
     const { usedBytes, maxBytes } = await this.memory();
-    return `redis is full: it holds ${usedBytes} bytes and runs not yet finished reserve ${reserved} more, of maxmemory ${maxBytes} less ${HEADROOM_SHARE * 100}% headroom`
-      + `${refusal ? `; a run needing ${refusal.bytes} bytes was refused` : ''}; new runs are refused until results expire or running runs end`;
+    return (
+      `redis is full: it holds ${usedBytes} bytes and runs not yet finished reserve ${reserved} more, of maxmemory ${maxBytes} less ${HEADROOM_SHARE * 100}% headroom` +
+      `${refusal ? `; a run needing ${refusal.bytes} bytes was refused` : ''}; new runs are refused until results expire or running runs end`
+    );
   }
 }
 

@@ -17,9 +17,15 @@ export function findLanguage(languages: ReadonlyMap<string, LanguageView>, name:
   const language = languages.get(name);
   if (language) return language;
   if (languages.size === 0) {
-    throw new ServiceError('workers_unavailable', 'no worker is live right now, so no language can run; retry shortly', { retryAfterSeconds: WORKERS_UNAVAILABLE_RETRY_AFTER_S });
+    throw new ServiceError('workers_unavailable', 'no worker is live right now, so no language can run; retry shortly', {
+      retryAfterSeconds: WORKERS_UNAVAILABLE_RETRY_AFTER_S,
+    });
   }
-  throw new ServiceError('language_unknown', `language ${JSON.stringify(name)} is not available; available: ${[...languages.keys()].join(', ')}`, { field: 'language' });
+  throw new ServiceError(
+    'language_unknown',
+    `language ${JSON.stringify(name)} is not available; available: ${[...languages.keys()].join(', ')}`,
+    { field: 'language' },
+  );
 }
 
 export interface JobContext {
@@ -61,7 +67,11 @@ function submissionFiles(request: RunRequest, language: LanguageView): { name: s
     return request.files.map((f) => ({ name: f.name, contentBase64: f.encoding === 'base64' ? f.content : toBase64(f.content) }));
   }
   if (language.sourceFile === null) {
-    throw new ServiceError('source_unsupported', `the API does not know the default file name of ${language.name}; send files with names instead of source`, { field: 'source' });
+    throw new ServiceError(
+      'source_unsupported',
+      `the API does not know the default file name of ${language.name}; send files with names instead of source`,
+      { field: 'source' },
+    );
   }
   return [{ name: language.sourceFile, contentBase64: toBase64(request.source ?? '') }];
 }
@@ -73,8 +83,11 @@ function toBase64(text: string): string {
 /** Bytes the job's data takes in Redis, near enough: its inputs dominate, and they are all strings. */
 export function jobDataBytes(job: RunJobData): number {
   const texts = [
-    ...job.files.flatMap((f) => [f.name, f.contentBase64]), job.stdinBase64, ...job.args,
-    ...job.tests.flatMap((t) => [t.name, t.stdinBase64, t.expectedOutputBase64]), job.callbackUrl ?? '',
+    ...job.files.flatMap((f) => [f.name, f.contentBase64]),
+    job.stdinBase64,
+    ...job.args,
+    ...job.tests.flatMap((t) => [t.name, t.stdinBase64, t.expectedOutputBase64]),
+    job.callbackUrl ?? '',
   ];
   return texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
 }

@@ -21,7 +21,9 @@ export interface FinalWait {
 export function waitForFinal(opts: { hub: RunEventHub; store: RunStore; id: string; timeoutMs: number; signal?: AbortSignal }): FinalWait {
   const { hub, store, id } = opts;
   let settle!: (record: RunRecord | null) => void;
-  const result = new Promise<RunRecord | null>((resolve) => { settle = resolve; });
+  const result = new Promise<RunRecord | null>((resolve) => {
+    settle = resolve;
+  });
   let done = false;
   const check = async (announced?: RunRecord) => {
     // A final record that came with the event is what the worker stored: no need to read it back.

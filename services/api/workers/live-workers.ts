@@ -1,7 +1,7 @@
 import { LIMIT_NAMES, type Limits } from '../../../runtime/limits.ts';
 import { HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../../shared/contract.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { scanKeys, type Redis } from '../../shared/redis.ts';
+import { type Redis, scanKeys } from '../../shared/redis.ts';
 import type { LanguageView } from '../../shared/schemas.ts';
 
 /**
@@ -30,7 +30,9 @@ export class LiveWorkers {
       const heartbeats = this.read(now);
       this.cached = { atMs: now, heartbeats };
       // A failed read must not stick: the next caller tries again.
-      heartbeats.catch(() => { if (this.cached?.heartbeats === heartbeats) this.cached = null; });
+      heartbeats.catch(() => {
+        if (this.cached?.heartbeats === heartbeats) this.cached = null;
+      });
     }
     return this.cached!.heartbeats;
   }

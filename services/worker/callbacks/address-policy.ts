@@ -51,7 +51,8 @@ export class AddressPolicy {
       if (address === null) this.names.add(hostKey(entry));
       else if (bits === undefined) this.cidrs.push([address, address.kind() === 'ipv4' ? IPV4_BITS : IPV6_BITS]);
       // An IPv4-mapped CIDR (::ffff:10.0.0.0/104) came back as IPv4: it covers the IPv4 addresses it maps.
-      else if (address.kind() === 'ipv4' && text.includes(':')) this.cidrs.push([address, Math.max(0, Number(bits) - IPV4_MAPPED_PREFIX_BITS)]);
+      else if (address.kind() === 'ipv4' && text.includes(':'))
+        this.cidrs.push([address, Math.max(0, Number(bits) - IPV4_MAPPED_PREFIX_BITS)]);
       else this.cidrs.push([address, Number(bits)]);
     }
   }

@@ -4,7 +4,7 @@ import type { AddressPolicy } from './address-policy.ts';
 import { postCallback } from './post.ts';
 import type { CallbackJobData } from './queue.ts';
 import { callbackHeaders } from './signature.ts';
-import { CallbackRefused, resolveTarget, systemResolver, type CallbackTarget, type Resolver } from './target.ts';
+import { CallbackRefused, type CallbackTarget, type Resolver, resolveTarget, systemResolver } from './target.ts';
 
 /**
  * What one attempt came to. 'failed' may succeed later (a 5xx, 408 or 429,
@@ -64,15 +64,28 @@ export async function attemptCallback(data: CallbackJobData, deps: AttemptDeps):
   } catch (error) {
     return { outcome: 'failed', reason: `the run record could not be read: ${messageOf(error)}`, host, error };
   }
-  if (body === null) return { outcome: 'dropped', reason: 'the run record has expired (BRIG_RESULT_TTL_SECONDS) before its callback could be delivered', host };
+  if (body === null)
+    return {
+      outcome: 'dropped',
+      reason: 'the run record has expired (BRIG_RESULT_TTL_SECONDS) before its callback could be delivered',
+      host,
+    };
   // A run whose worker died after its final record runs again, and writes another: that run's end queues this callback again.
   const record = parseRecord(body);
-  if (record === null || !isFinal(record)) return { outcome: 'dropped', reason: 'the run record is not final (the run is running again): its next final record will be sent', host };
+  if (record === null || !isFinal(record))
+    return {
+      outcome: 'dropped',
+      reason: 'the run record is not final (the run is running again): its next final record will be sent',
+      host,
+    };
   try {
-    const status = await postCallback(target, body, callbackHeaders(data.runId, body, deps.key, deps.now?.()), deadline, { ca: deps.tlsCa });
+    const status = await postCallback(target, body, callbackHeaders(data.runId, body, deps.key, deps.now?.()), deadline, {
+      ca: deps.tlsCa,
+    });
     const outcome = statusOutcome(status);
     if (outcome === 'delivered') return { outcome, status, host };
-    const reason = status >= 300 && status < 400 ? 'the receiver redirected; redirects are not followed' : `the receiver answered ${status}`;
+    const reason =
+      status >= 300 && status < 400 ? 'the receiver redirected; redirects are not followed' : `the receiver answered ${status}`;
     return { outcome, reason, status, host };
   } catch (error) {
     return { outcome: 'failed', reason: messageOf(error), host, error };

@@ -1,5 +1,5 @@
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { MS_PER_S } from '../../../runtime/units.ts';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { callbackSecretKey, type ServiceConfig } from '../../shared/config.ts';
 import { CALLBACK_QUEUE_NAME } from '../../shared/contract.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -8,9 +8,8 @@ import { bullmqConnection } from '../../shared/redis.ts';
 import { OutageLog, storeFault } from '../../shared/store-errors.ts';
 import { queueWillRetry } from '../failures.ts';
 import { AddressPolicy } from './address-policy.ts';
-import { attemptCallback, type AttemptDeps, type AttemptResult } from './attempt.ts';
+import { type AttemptDeps, type AttemptResult, attemptCallback } from './attempt.ts';
 import type { CallbackJobData } from './queue.ts';
-
 
 export type CallbackOutcome = 'delivered' | 'retried' | 'dropped';
 
@@ -82,7 +81,14 @@ function countedOutcome(result: AttemptResult, job: Job<CallbackJobData, void>):
 
 /** The URL's host only: a path or query may carry the receiver's token. */
 function logAttempt(logger: Logger, job: Job<CallbackJobData, void>, result: AttemptResult, outcome: CallbackOutcome, ms: number): void {
-  const fields = { runId: job.data.runId, reqId: job.data.requestId, attempt: job.attemptsMade + 1, host: result.host, status: result.status, ms };
+  const fields = {
+    runId: job.data.runId,
+    reqId: job.data.requestId,
+    attempt: job.attemptsMade + 1,
+    host: result.host,
+    status: result.status,
+    ms,
+  };
   if (result.outcome === 'delivered') logger.info(fields, 'callback delivered');
   else if (outcome === 'retried') logger.warn({ ...fields, reason: result.reason }, 'callback attempt failed: it will be tried again');
   else logger.warn({ ...fields, reason: result.reason }, 'callback dropped');

@@ -1,7 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { pinnedLookup, type CallbackTarget } from './target.ts';
+import { type CallbackTarget, pinnedLookup } from './target.ts';
 
 /** A TCP connect that takes longer has no live receiver behind it. */
 export const CALLBACK_CONNECT_TIMEOUT_MS = 5_000;
@@ -28,7 +28,13 @@ export class CallbackNetworkError extends Error {
  * it); the connect has its own, shorter bound. `tls.ca` replaces the
  * system's trust anchors (tests).
  */
-export function postCallback(target: CallbackTarget, body: string, headers: Record<string, string>, deadline: AbortSignal, tls: { ca?: string } = {}): Promise<number> {
+export function postCallback(
+  target: CallbackTarget,
+  body: string,
+  headers: Record<string, string>,
+  deadline: AbortSignal,
+  tls: { ca?: string } = {},
+): Promise<number> {
   const { url } = target;
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<number>((resolve, reject) => {
@@ -62,7 +68,8 @@ export function postCallback(target: CallbackTarget, body: string, headers: Reco
         connection: 'close',
       },
     });
-    const onDeadline = () => req.destroy(new CallbackNetworkError(`no answer within the callback timeout (${describeReason(deadline.reason)})`));
+    const onDeadline = () =>
+      req.destroy(new CallbackNetworkError(`no answer within the callback timeout (${describeReason(deadline.reason)})`));
     connectTimer = setTimeout(
       () => req.destroy(new CallbackNetworkError(`no connection to ${target.address} within ${CALLBACK_CONNECT_TIMEOUT_MS} ms`)),
       CALLBACK_CONNECT_TIMEOUT_MS,
@@ -77,7 +84,13 @@ export function postCallback(target: CallbackTarget, body: string, headers: Reco
       req.destroy();
       finish(null, response.statusCode ?? 0);
     });
-    req.on('error', (error) => finish(error instanceof CallbackNetworkError ? error : new CallbackNetworkError(`callback to ${target.address} failed: ${error.message}`, { cause: error })));
+    req.on('error', (error) =>
+      finish(
+        error instanceof CallbackNetworkError
+          ? error
+          : new CallbackNetworkError(`callback to ${target.address} failed: ${error.message}`, { cause: error }),
+      ),
+    );
     if (deadline.aborted) onDeadline();
     else deadline.addEventListener('abort', onDeadline, { once: true });
     req.end(body);

@@ -36,7 +36,11 @@ export class CallbackQueue {
   private readonly queue: Queue<CallbackJobData>;
   private readonly outage: OutageLog;
 
-  constructor(redisUrl: string, private readonly retry: CallbackRetrySettings, logger: Logger) {
+  constructor(
+    redisUrl: string,
+    private readonly retry: CallbackRetrySettings,
+    logger: Logger,
+  ) {
     this.queue = new Queue<CallbackJobData>(CALLBACK_QUEUE_NAME, {
       // Like the worker's own connection: during a Redis outage an add waits for Redis rather than losing the callback.
       connection: { ...bullmqConnection(redisUrl), maxRetriesPerRequest: null },

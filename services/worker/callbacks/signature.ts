@@ -1,5 +1,5 @@
-import { MS_PER_S } from '../../../runtime/units.ts';
 import { createHmac } from 'node:crypto';
+import { MS_PER_S } from '../../../runtime/units.ts';
 
 /**
  * Callback headers after Standard Webhooks (standardwebhooks.com), so that a

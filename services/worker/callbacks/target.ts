@@ -36,7 +36,10 @@ export interface CallbackTarget {
 
 /** The callback URL may not be used: a permanent refusal, never retried. */
 export class CallbackRefused extends Error {
-  constructor(message: string, readonly refusal?: AddressRefusal) {
+  constructor(
+    message: string,
+    readonly refusal?: AddressRefusal,
+  ) {
     super(message);
     this.name = 'CallbackRefused';
   }
@@ -57,7 +60,8 @@ export async function resolveTarget(rawUrl: string, policy: AddressPolicy, resol
   } catch {
     throw new CallbackRefused('the callback URL does not parse');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CallbackRefused(`the callback URL's scheme ${url.protocol} is not http or https`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new CallbackRefused(`the callback URL's scheme ${url.protocol} is not http or https`);
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const literal = isIP(hostname);
   const answers: ResolvedAddress[] = literal ? [{ address: hostname, family: literal === 6 ? 6 : 4 }] : await resolve(hostname);
@@ -65,7 +69,10 @@ export async function resolveTarget(rawUrl: string, policy: AddressPolicy, resol
   for (const answer of answers) {
     const refusal = policy.check(answer.address, hostname);
     if (refusal) {
-      throw new CallbackRefused(`callback host ${hostname} is ${refusal.address === hostname ? '' : `${refusal.address}, `}not a global unicast address (${refusal.reason}); list private receivers in BRIG_CALLBACK_ALLOW`, refusal);
+      throw new CallbackRefused(
+        `callback host ${hostname} is ${refusal.address === hostname ? '' : `${refusal.address}, `}not a global unicast address (${refusal.reason}); list private receivers in BRIG_CALLBACK_ALLOW`,
+        refusal,
+      );
     }
   }
   const [pinned] = answers as [ResolvedAddress];

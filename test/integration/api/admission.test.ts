@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EVENTS_MAX_LEN, keys, type RunRecord } from '../../../services/shared/contract.ts';
-import { judgeEverythingOk, PYTHON_HELLO, redisServerForFile, startHarness, type ApiHarness } from './harness.ts';
+import { type ApiHarness, judgeEverythingOk, PYTHON_HELLO, redisServerForFile, startHarness } from './harness.ts';
 
 const redisServer = redisServerForFile();
 
@@ -22,7 +22,11 @@ const STORE_READING_MS = 300;
 
 async function post(h: ApiHarness, headers: Record<string, string> = {}, body: unknown = PYTHON_HELLO) {
   const res = await h.fetch('/v1/runs', { json: body, headers });
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { id: string } & Partial<ErrorBody> };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    body: (await res.json()) as { id: string } & Partial<ErrorBody>,
+  };
 }
 
 async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -33,7 +37,7 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 10
   }
 }
 
-describe('a cap on each client\'s active runs', () => {
+describe("a cap on each client's active runs", () => {
   let h: ApiHarness;
   before(async () => {
     h = await startHarness(redisServer, { apiKeys: 'alpha,beta', clientMaxActiveRuns: 2, rateLimitPerMinute: 0 });
@@ -65,7 +69,11 @@ describe('a cap on each client\'s active runs', () => {
     // ...or finished by a worker.
     const worker = h.worker(judgeEverythingOk(h.redis, h.config.resultTtlSeconds));
     try {
-      await until('the queue to drain', async () => (await h.queue.getJobCounts('prioritized', 'active')).prioritized === 0 && (await h.redis.hlen(keys.reservations)) === 0);
+      await until(
+        'the queue to drain',
+        async () =>
+          (await h.queue.getJobCounts('prioritized', 'active')).prioritized === 0 && (await h.redis.hlen(keys.reservations)) === 0,
+      );
     } finally {
       await worker.close();
     }
@@ -118,7 +126,7 @@ describe('Redis memory', () => {
   test('a run whose worst case does not fit is refused with 503 store_full; the runs accepted before all finish; /readyz says why', async () => {
     // Room for one default run's worst case (about 2 MiB: 1 MiB of output, as JSON at most twice), not for two.
     const roomBytes = 3 * 1024 * 1024;
-    await h.redis.config('SET', 'maxmemory', String(Math.ceil((await usedMemory() + roomBytes) / 0.9)));
+    await h.redis.config('SET', 'maxmemory', String(Math.ceil(((await usedMemory()) + roomBytes) / 0.9)));
     await sleep(STORE_READING_MS);
     const accepted = await post(h);
     assert.equal(accepted.status, 202);
@@ -126,14 +134,14 @@ describe('Redis memory', () => {
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error?.code, 'store_full');
     assert.ok(Number(refused.retryAfter) >= 1);
-    const ready = await (await h.fetch('/readyz')).json() as { status: string; redis: string; reasons: string[] };
+    const ready = (await (await h.fetch('/readyz')).json()) as { status: string; redis: string; reasons: string[] };
     assert.equal(ready.redis, 'full');
     assert.equal(ready.status, 'not_ready');
     assert.match(ready.reasons.join(' '), /redis is full/);
 
     const worker = h.worker(judgeEverythingOk(h.redis, h.config.resultTtlSeconds));
     try {
-      await until('the accepted run to finish', async () => ((await h.store.get(accepted.body.id))?.status === 'done'));
+      await until('the accepted run to finish', async () => (await h.store.get(accepted.body.id))?.status === 'done');
     } finally {
       await worker.close();
       await h.redis.config('SET', 'maxmemory', '0');
@@ -161,7 +169,7 @@ describe('Redis memory', () => {
     assert.equal(((await (await h.fetch(`/v1/runs/${id}`)).json()) as RunRecord).status, 'queued', 'the accepted run is still there');
   });
 
-  test('BullMQ\'s event stream is kept short: the queue says so to every producer of events', async () => {
+  test("BullMQ's event stream is kept short: the queue says so to every producer of events", async () => {
     assert.equal((await h.queue.getMeta()).maxLenEvents, EVENTS_MAX_LEN);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PYTHON_HELLO, redisServerForFile, startHarness, type ApiHarness } from './harness.ts';
+import { type ApiHarness, PYTHON_HELLO, redisServerForFile, startHarness } from './harness.ts';
 
 const redisServer = redisServerForFile();
 
@@ -32,7 +32,12 @@ describe('API keys', () => {
   });
 
   test('a wrong key → 401, in either header', async () => {
-    for (const headers of [{ authorization: 'Bearer key-three' }, { 'x-auth-token': 'key-on' }, { authorization: 'Basic a2V5LW9uZQ==' }, { authorization: 'Bearer' }] as Record<string, string>[]) {
+    for (const headers of [
+      { authorization: 'Bearer key-three' },
+      { 'x-auth-token': 'key-on' },
+      { authorization: 'Basic a2V5LW9uZQ==' },
+      { authorization: 'Bearer' },
+    ] as Record<string, string>[]) {
       const res = await h.fetch('/v1/languages', { headers });
       assert.equal(res.status, 401, JSON.stringify(headers));
       assert.equal(((await res.json()) as ErrorBody).error.code, 'unauthorized');
@@ -40,7 +45,11 @@ describe('API keys', () => {
   });
 
   test('a valid key works as Authorization: Bearer and as X-Auth-Token', async () => {
-    for (const headers of [{ authorization: 'Bearer key-one' }, { authorization: 'bearer key-two' }, { 'x-auth-token': 'key-two' }] as Record<string, string>[]) {
+    for (const headers of [
+      { authorization: 'Bearer key-one' },
+      { authorization: 'bearer key-two' },
+      { 'x-auth-token': 'key-two' },
+    ] as Record<string, string>[]) {
       const res = await h.fetch('/v1/languages', { headers });
       assert.equal(res.status, 200, JSON.stringify(headers));
     }
@@ -55,7 +64,12 @@ describe('API keys', () => {
   });
 
   test('every /v1 route needs the key; probes, metrics and the document do not', async () => {
-    for (const [method, path] of [['GET', '/v1/runs/x'], ['DELETE', '/v1/runs/x'], ['GET', '/v1/runs/x/events'], ['POST', '/v1/runs']]) {
+    for (const [method, path] of [
+      ['GET', '/v1/runs/x'],
+      ['DELETE', '/v1/runs/x'],
+      ['GET', '/v1/runs/x/events'],
+      ['POST', '/v1/runs'],
+    ]) {
       const res = await h.fetch(path!, { method });
       assert.equal(res.status, 401, `${method} ${path}`);
     }

@@ -1,11 +1,23 @@
 import { hostname } from 'node:os';
 import { after, before } from 'node:test';
-import { Queue, Worker, type Job } from 'bullmq';
+import { type Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { startApi, type RunningApi } from '../../../services/api/server.ts';
-import { loadRuntimeConfig, loadServiceConfig, type ServiceConfig } from '../../../services/shared/config.ts';
 import type { RuntimeConfig } from '../../../runtime/config.ts';
-import { EVENTS_MAX_LEN, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord, type TestSummary, type TestView, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
+import { type RunningApi, startApi } from '../../../services/api/server.ts';
+import { loadRuntimeConfig, loadServiceConfig, type ServiceConfig } from '../../../services/shared/config.ts';
+import {
+  EVENTS_MAX_LEN,
+  HEARTBEAT_TTL_MS,
+  keys,
+  QUEUE_NAME,
+  type RunEvent,
+  type RunJobData,
+  type RunOutcome,
+  type RunRecord,
+  type TestSummary,
+  type TestView,
+  type WorkerHeartbeat,
+} from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { RunStore } from '../../../services/shared/run-store.ts';
@@ -38,7 +50,14 @@ export interface ApiHarness {
 }
 
 /** The default file names of the languages a simulated worker offers. */
-const SOURCE_FILES: Record<string, string> = { python: 'main.py', c: 'main.c', cpp: 'main.cpp', java: 'Main.java', node: 'main.js', bash: 'main.sh' };
+const SOURCE_FILES: Record<string, string> = {
+  python: 'main.py',
+  c: 'main.c',
+  cpp: 'main.cpp',
+  java: 'Main.java',
+  node: 'main.js',
+  bash: 'main.sh',
+};
 
 export async function startHarness(redisServer: TestRedis, overrides: Partial<Record<string, unknown>> = {}): Promise<ApiHarness> {
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
@@ -46,7 +65,11 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
   await redis.flushall();
   const config = loadServiceConfig({}, { redisUrl: redisServer.url, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides });
   const runtimeConfig = loadRuntimeConfig({});
-  const api = await startApi({ config, logger: createLogger({ level: 'silent', name: 'test-api' }), metrics: createMetrics({ defaultMetrics: false }) });
+  const api = await startApi({
+    config,
+    logger: createLogger({ level: 'silent', name: 'test-api' }),
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
   // Every Queue writes the queue's metadata: this one must say what the API's says.
   const queue = new Queue<RunJobData, RunOutcome>(QUEUE_NAME, { connection: redis, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
   const workers: Worker<RunJobData, RunOutcome>[] = [];
@@ -62,14 +85,31 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
     async heartbeat(languages = ['python', 'c'], workerId = 'test-worker') {
       const now = Date.now();
       const heartbeat: WorkerHeartbeat = {
-        workerId, hostname: hostname(), pid: process.pid, slots: 1, activeRuns: 0, startedAt: now, at: now,
+        workerId,
+        hostname: hostname(),
+        pid: process.pid,
+        slots: 1,
+        activeRuns: 0,
+        startedAt: now,
+        at: now,
         // A language without a known file name plays a worker older than the field (only files can be sent to it).
-        languages: languages.map((name) => ({ name, displayName: name.toUpperCase(), version: '1.0.0', sourceFile: SOURCE_FILES[name]!, limits: runtimeConfig.defaults, compileLimits: null, maxLimits: runtimeConfig.maxima })),
+        languages: languages.map((name) => ({
+          name,
+          displayName: name.toUpperCase(),
+          version: '1.0.0',
+          sourceFile: SOURCE_FILES[name]!,
+          limits: runtimeConfig.defaults,
+          compileLimits: null,
+          maxLimits: runtimeConfig.maxima,
+        })),
       };
       await redis.set(keys.worker(workerId), JSON.stringify(heartbeat), 'PX', HEARTBEAT_TTL_MS);
     },
     worker(processor) {
-      const worker = new Worker<RunJobData, RunOutcome>(QUEUE_NAME, processor, { connection: { url: redisServer.url, maxRetriesPerRequest: null }, name: 'test-worker' });
+      const worker = new Worker<RunJobData, RunOutcome>(QUEUE_NAME, processor, {
+        connection: { url: redisServer.url, maxRetriesPerRequest: null },
+        name: 'test-worker',
+      });
       worker.on('error', () => {});
       workers.push(worker);
       return worker;
@@ -78,7 +118,8 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
       const { json, ...rest } = init;
       if (json === undefined) return fetch(api.url + path, rest);
       return fetch(api.url + path, {
-        method: 'POST', ...rest,
+        method: 'POST',
+        ...rest,
         headers: { 'content-type': 'application/json', ...(rest.headers as Record<string, string> | undefined) },
         body: JSON.stringify(json),
       });
@@ -145,7 +186,15 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
     const data = job.data;
     const pause = () => new Promise((resolve) => setTimeout(resolve, stepMs));
     const emit = (event: RunEvent) => job.updateProgress(event);
-    const running: RunRecord = { id: data.id, language: data.language, status: 'running', verdict: null, compile: null, createdAt: data.createdAt, startedAt: Date.now() };
+    const running: RunRecord = {
+      id: data.id,
+      language: data.language,
+      status: 'running',
+      verdict: null,
+      compile: null,
+      createdAt: data.createdAt,
+      startedAt: Date.now(),
+    };
     const progress = { workerId: 'test-worker', tests: [] as TestSummary[] };
     await store.put({ ...running, progress });
     await emit({ type: 'started', id: data.id, workerId: 'test-worker' });
@@ -155,7 +204,16 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
     const tests: TestView[] = [];
     for (const [index, test] of data.tests.entries()) {
       await pause();
-      const summary: TestSummary = { name: test.name, verdict: 'ok', exitCode: 0, signal: null, cpuMs: 1, wallMs: 2, memoryKb: 1024, truncated: false };
+      const summary: TestSummary = {
+        name: test.name,
+        verdict: 'ok',
+        exitCode: 0,
+        signal: null,
+        cpuMs: 1,
+        wallMs: 2,
+        memoryKb: 1024,
+        truncated: false,
+      };
       tests.push({ ...summary, stdout: Buffer.from(test.expectedOutputBase64, 'base64').toString(), stderr: '' });
       progress.tests.push(summary);
       await store.put({ ...running, progress: { ...progress, compile: null } });
@@ -170,10 +228,13 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
 /** Reads a text/event-stream response to its end: the events in order. */
 export async function readEvents(response: Response): Promise<{ type: string; data: RunEvent }[]> {
   const text = await response.text();
-  return text.split('\n\n').filter((block) => block.startsWith('event:')).map((block) => {
-    const [eventLine, dataLine] = block.split('\n');
-    return { type: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) as RunEvent };
-  });
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('event:'))
+    .map((block) => {
+      const [eventLine, dataLine] = block.split('\n');
+      return { type: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) as RunEvent };
+    });
 }
 
 export const PYTHON_HELLO = { language: 'python', source: 'print("hello")' };

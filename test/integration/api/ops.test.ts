@@ -38,13 +38,40 @@ describe('languages', () => {
     await h.heartbeat(['python'], 'w1');
     const now = Date.now();
     const second: WorkerHeartbeat = {
-      workerId: 'w2', hostname: 'h', pid: 1, slots: 2, activeRuns: 0, startedAt: now, at: now,
+      workerId: 'w2',
+      hostname: 'h',
+      pid: 1,
+      slots: 2,
+      activeRuns: 0,
+      startedAt: now,
+      at: now,
       languages: [
-        { name: 'python', displayName: 'Python 3', version: '3.12.1', sourceFile: 'main.py', limits: h.runtimeConfig.defaults, compileLimits: null, maxLimits: h.runtimeConfig.maxima },
-        { name: 'c', displayName: 'C', version: 'gcc 13', sourceFile: 'main.c', limits: { ...h.runtimeConfig.defaults, cpuMs: 1000 }, compileLimits: h.runtimeConfig.defaults, maxLimits: h.runtimeConfig.maxima },
+        {
+          name: 'python',
+          displayName: 'Python 3',
+          version: '3.12.1',
+          sourceFile: 'main.py',
+          limits: h.runtimeConfig.defaults,
+          compileLimits: null,
+          maxLimits: h.runtimeConfig.maxima,
+        },
+        {
+          name: 'c',
+          displayName: 'C',
+          version: 'gcc 13',
+          sourceFile: 'main.c',
+          limits: { ...h.runtimeConfig.defaults, cpuMs: 1000 },
+          compileLimits: h.runtimeConfig.defaults,
+          maxLimits: h.runtimeConfig.maxima,
+        },
       ],
     };
-    const stale: WorkerHeartbeat = { ...second, workerId: 'w3', at: now - HEARTBEAT_TTL_MS - 1_000, languages: [{ ...second.languages[0]!, name: 'java' }] };
+    const stale: WorkerHeartbeat = {
+      ...second,
+      workerId: 'w3',
+      at: now - HEARTBEAT_TTL_MS - 1_000,
+      languages: [{ ...second.languages[0]!, name: 'java' }],
+    };
     await h.redis.set(keys.worker('w2'), JSON.stringify(second), 'PX', HEARTBEAT_TTL_MS);
     await h.redis.set(keys.worker('w3'), JSON.stringify(stale), 'PX', HEARTBEAT_TTL_MS);
     await h.redis.del(keys.worker('test-worker'));
@@ -52,8 +79,13 @@ describe('languages', () => {
 
     const res = await h.fetch('/v1/languages');
     assert.equal(res.status, 200);
-    const { languages } = (await res.json()) as { languages: { name: string; versions: string[]; workers: number; sourceFile: string; limits: { cpuMs: number } }[] };
-    assert.deepEqual(languages.map((l) => l.name), ['c', 'python']);
+    const { languages } = (await res.json()) as {
+      languages: { name: string; versions: string[]; workers: number; sourceFile: string; limits: { cpuMs: number } }[];
+    };
+    assert.deepEqual(
+      languages.map((l) => l.name),
+      ['c', 'python'],
+    );
     const [c, python] = languages;
     assert.deepEqual(python!.versions.sort(), ['1.0.0', '3.12.1']);
     assert.equal(python!.workers, 2);
@@ -89,7 +121,13 @@ describe('metrics', () => {
 });
 
 describe('OpenAPI document', () => {
-  let doc: { openapi: string; jsonSchemaDialect: string; info: { title: string; version: string }; paths: Record<string, Record<string, { responses: Record<string, unknown>; operationId: string }>>; components: { schemas: Record<string, unknown> } };
+  let doc: {
+    openapi: string;
+    jsonSchemaDialect: string;
+    info: { title: string; version: string };
+    paths: Record<string, Record<string, { responses: Record<string, unknown>; operationId: string }>>;
+    components: { schemas: Record<string, unknown> };
+  };
 
   before(async () => {
     const res = await h.fetch('/openapi.json');
@@ -122,14 +160,21 @@ describe('OpenAPI document', () => {
   });
 
   test('every route of the app is in the document, and nothing else', () => {
-    const stack = (h.api.app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router.stack;
-    const appRoutes = stack.filter((layer) => layer.route).flatMap((layer) => Object.keys(layer.route!.methods).map((method) => `${method.toUpperCase()} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`));
-    const documented = Object.entries(doc.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
+    const stack = (h.api.app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router
+      .stack;
+    const appRoutes = stack
+      .filter((layer) => layer.route)
+      .flatMap((layer) =>
+        Object.keys(layer.route!.methods).map((method) => `${method.toUpperCase()} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`),
+      );
+    const documented = Object.entries(doc.paths).flatMap(([path, operations]) =>
+      Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+    );
     assert.ok(appRoutes.length >= 9, `found ${appRoutes.length} routes`);
     assert.deepEqual(documented.sort(), appRoutes.sort());
   });
 
-  test('the document\'s RunRequest accepts and rejects the same bodies as the validator', () => {
+  test("the document's RunRequest accepts and rejects the same bodies as the validator", () => {
     const schema = doc.components.schemas.RunRequest as Record<string, unknown>;
     const validator = runRequestSchema(h.config);
     const file = (name: string, content = 'int main(){}', encoding?: string) => ({ name, content, ...(encoding ? { encoding } : {}) });
@@ -137,8 +182,23 @@ describe('OpenAPI document', () => {
     const py = (extra: Record<string, unknown> = {}) => ({ language: 'python', source: 'print(1)', ...extra });
     const examples: [string, unknown, boolean][] = [
       ['minimal source', py(), true],
-      ['files in folders, utf8 and base64', c(file('main.c'), file('lib/util.h'), file('data.bin', 'AAEC/w==', 'base64'), file('x.c', 'aGk=', 'base64')), true],
-      ['every field', py({ stdin: 'in', args: ['-v', ''], limits: { cpuMs: 1000, wallMs: 2000, memoryMb: 64, processes: 4, outputBytes: 1024 }, tests: [{ name: 't', stdin: '1', expectedOutput: '1' }, { expectedOutput: '' }], compare: { float: 1e-6 }, callbackUrl: 'https://example.com/hook' }), true],
+      [
+        'files in folders, utf8 and base64',
+        c(file('main.c'), file('lib/util.h'), file('data.bin', 'AAEC/w==', 'base64'), file('x.c', 'aGk=', 'base64')),
+        true,
+      ],
+      [
+        'every field',
+        py({
+          stdin: 'in',
+          args: ['-v', ''],
+          limits: { cpuMs: 1000, wallMs: 2000, memoryMb: 64, processes: 4, outputBytes: 1024 },
+          tests: [{ name: 't', stdin: '1', expectedOutput: '1' }, { expectedOutput: '' }],
+          compare: { float: 1e-6 },
+          callbackUrl: 'https://example.com/hook',
+        }),
+        true,
+      ],
       ['each compare mode', py({ compare: 'tokens' }), true],
       ['empty base64', c(file('empty', '', 'base64')), true],
       ['a dotted name that is not . or ..', c(file('.hidden/..x/a..b')), true],

@@ -24,10 +24,15 @@ const CHUNK_BYTES = 64 * 1024;
 const MAX_WRITTEN_AFTER_REFUSAL_BYTES = 24 * 1024 * 1024;
 const VALID = JSON.stringify({ language: 'python', source: 'print(1)' });
 
-const h = harnessForFile({ bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0, queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000 }, (harness) => harness.heartbeat());
+const h = harnessForFile(
+  { bodyLimitBytes: BODY_LIMIT_BYTES, rateLimitPerMinute: 0, queueCapacity: 1_000_000, clientMaxActiveRuns: 1_000_000 },
+  (harness) => harness.heartbeat(),
+);
 
 function head(headers: Record<string, string>, path = '/v1/runs'): string {
-  return `POST ${path} HTTP/1.1\r\nHost: brig\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  return `POST ${path} HTTP/1.1\r\nHost: brig\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
 }
 
 interface Upload {
@@ -53,7 +58,12 @@ async function upload(headText: string, totalBytes: number, frame: (chunk: Buffe
     received = Buffer.concat([received, chunk]);
     if (msToAnswer < 0 && parseAnswer(received, 'POST')) msToAnswer = Date.now() - started;
   });
-  const closing = new Promise<void>((resolve) => socket.once('close', () => { closed = true; resolve(); }));
+  const closing = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
   socket.write(headText);
   const chunk = Buffer.alloc(CHUNK_BYTES, 0x20);
   let writtenBytes = 0;
@@ -78,7 +88,9 @@ function assertRefusedAndClosed(result: Upload, code: string): void {
 }
 
 test('a Content-Length over the limit is answered 413 from the headers, before a byte of the body is sent', async () => {
-  const answer = await rawRequest(h.port, head({ 'Content-Type': 'application/json', 'Content-Length': '99999999999' }), { timeoutMs: 2_000 });
+  const answer = await rawRequest(h.port, head({ 'Content-Type': 'application/json', 'Content-Length': '99999999999' }), {
+    timeoutMs: 2_000,
+  });
   assert.equal(answer.status, 413);
   assert.equal(codeOf(answer.body), 'body_too_large');
   assert.match(answer.body, new RegExp(`limit of ${BODY_LIMIT_BYTES} bytes`));
@@ -87,7 +99,11 @@ test('a Content-Length over the limit is answered 413 from the headers, before a
 });
 
 test('with Expect: 100-continue, an oversized body is refused without a 100 Continue, so the client never sends it', async () => {
-  const answer = await rawRequest(h.port, head({ 'Content-Type': 'application/json', 'Content-Length': String(UPLOAD_BYTES), Expect: '100-continue' }), { timeoutMs: 2_000 });
+  const answer = await rawRequest(
+    h.port,
+    head({ 'Content-Type': 'application/json', 'Content-Length': String(UPLOAD_BYTES), Expect: '100-continue' }),
+    { timeoutMs: 2_000 },
+  );
   assert.deepEqual(answer.interim, []);
   assert.equal(answer.status, 413);
   assert.ok(answer.closed);
@@ -97,10 +113,12 @@ test('with Expect: 100-continue, a body within the limit gets its 100 Continue a
   const socket = connect(h.port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   let received = Buffer.alloc(0);
-  const continued = new Promise<void>((resolve) => socket.on('data', (chunk: Buffer) => {
-    received = Buffer.concat([received, chunk]);
-    if (received.toString('latin1').startsWith('HTTP/1.1 100 ')) resolve();
-  }));
+  const continued = new Promise<void>((resolve) =>
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.toString('latin1').startsWith('HTTP/1.1 100 ')) resolve();
+    }),
+  );
   socket.write(head({ 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(VALID)), Expect: '100-continue' }));
   await continued;
   socket.write(VALID);
@@ -120,14 +138,22 @@ test('a 50 MiB upload with an honest Content-Length is refused at once, and the 
 
 test('a chunked upload past the limit stops being read at the limit: 413, Connection: close, the socket closed mid-upload', async () => {
   const chunked = (chunk: Buffer) => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
-  const result = await upload(head({ 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }), UPLOAD_BYTES, chunked, '0\r\n\r\n');
+  const result = await upload(
+    head({ 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }),
+    UPLOAD_BYTES,
+    chunked,
+    '0\r\n\r\n',
+  );
   assert.equal(result.status, 413);
   assertRefusedAndClosed(result, 'body_too_large');
   assert.ok(result.writtenBytes < MAX_WRITTEN_AFTER_REFUSAL_BYTES, `the client got ${result.writtenBytes} bytes out before the close`);
 });
 
 test('a body refused before it is read (wrong content type) closes the connection rather than being drained', async () => {
-  const result = await upload(head({ 'Content-Type': 'text/plain', 'Content-Length': String(BODY_LIMIT_BYTES / 2 + UPLOAD_BYTES) }), UPLOAD_BYTES);
+  const result = await upload(
+    head({ 'Content-Type': 'text/plain', 'Content-Length': String(BODY_LIMIT_BYTES / 2 + UPLOAD_BYTES) }),
+    UPLOAD_BYTES,
+  );
   assert.equal(result.status, 415);
   assertRefusedAndClosed(result, 'content_type_unsupported');
   assert.ok(result.writtenBytes < MAX_WRITTEN_AFTER_REFUSAL_BYTES, `the client got ${result.writtenBytes} bytes out before the close`);
@@ -146,7 +172,9 @@ test('a body refused after it was read whole keeps the connection for the next r
   const socket = connect(h.port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   let received = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => { received = Buffer.concat([received, chunk]); });
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+  });
   socket.write(head({ 'Content-Type': 'application/json', 'Content-Length': String(body.length) }) + body);
   for (let i = 0; i < 100 && !parseAnswer(received, 'POST'); i++) await new Promise((resolve) => setTimeout(resolve, 20));
   const first = parseAnswer(received, 'POST');

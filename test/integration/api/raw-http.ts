@@ -56,10 +56,14 @@ export function parseAnswer(data: Buffer, method: string): Omit<RawAnswer, 'clos
  * Half-closing at once is no good for a complete request: Node aborts a
  * request still being handled when its client half-closes.
  */
-export async function rawRequest(port: number, data: string | Buffer | (string | Buffer)[], opts: { timeoutMs?: number; endAfterSend?: boolean; endIfSilentMs?: number; method?: string } = {}): Promise<RawAnswer> {
+export async function rawRequest(
+  port: number,
+  data: string | Buffer | (string | Buffer)[],
+  opts: { timeoutMs?: number; endAfterSend?: boolean; endIfSilentMs?: number; method?: string } = {},
+): Promise<RawAnswer> {
   const pieces = Array.isArray(data) ? data : [data];
   const first = pieces[0];
-  const method = opts.method ?? (typeof first === 'string' ? first : first?.toString('latin1') ?? '').split(' ')[0]!;
+  const method = opts.method ?? (typeof first === 'string' ? first : (first?.toString('latin1') ?? '')).split(' ')[0]!;
   const socket = connect(port, '127.0.0.1');
   socket.on('error', () => {}); // a reset after the answer is the server closing on a body it refused
   await new Promise((resolve) => socket.once('connect', resolve));
@@ -70,7 +74,10 @@ export async function rawRequest(port: number, data: string | Buffer | (string |
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
       const answer = parseAnswer(received, method);
-      if (answer) { clearTimeout(timer); resolve(answer); }
+      if (answer) {
+        clearTimeout(timer);
+        resolve(answer);
+      }
     });
     socket.on('close', () => {
       closed = true;
@@ -88,7 +95,11 @@ export async function rawRequest(port: number, data: string | Buffer | (string |
   const answer = await done;
   clearTimeout(silence);
   // Give the server a moment to close a connection it means to close.
-  if (answer && !closed && answer.headers.connection === 'close') await new Promise((resolve) => { socket.once('close', resolve); setTimeout(resolve, 1_000); });
+  if (answer && !closed && answer.headers.connection === 'close')
+    await new Promise((resolve) => {
+      socket.once('close', resolve);
+      setTimeout(resolve, 1_000);
+    });
   socket.destroy();
   assert.ok(answer, `no answer within ${opts.timeoutMs ?? 5_000} ms; got ${JSON.stringify(received.toString('latin1').slice(0, 200))}`);
   return { ...answer, closed };

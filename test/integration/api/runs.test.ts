@@ -5,7 +5,7 @@ import { UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 import { newRunId } from '../../../services/api/runs/ids.ts';
 import { CANCEL_CHANNEL, keys, type RunEvent, type RunRecord } from '../../../services/shared/contract.ts';
-import { judgeEverythingOk, PYTHON_HELLO, readEvents, redisServerForFile, startHarness, type ApiHarness } from './harness.ts';
+import { type ApiHarness, judgeEverythingOk, PYTHON_HELLO, readEvents, redisServerForFile, startHarness } from './harness.ts';
 
 const redisServer = redisServerForFile();
 
@@ -13,7 +13,13 @@ interface ErrorBody {
   error: { code: string; message: string; field: string | null };
 }
 
-const JUDGED = { ...PYTHON_HELLO, tests: [{ name: 'one', stdin: '1', expectedOutput: 'a' }, { stdin: '2', expectedOutput: 'b' }] };
+const JUDGED = {
+  ...PYTHON_HELLO,
+  tests: [
+    { name: 'one', stdin: '1', expectedOutput: 'a' },
+    { stdin: '2', expectedOutput: 'b' },
+  ],
+};
 
 async function submit(h: ApiHarness, body: unknown = PYTHON_HELLO, query = ''): Promise<{ id: string; status: string }> {
   const res = await h.fetch(`/v1/runs${query}`, { json: body });
@@ -60,7 +66,10 @@ describe('runs', () => {
     assert.ok(job);
     assert.equal(job.data.requestId, 'client-req-42');
     assert.deepEqual(job.data.files, [{ name: 'main.py', contentBase64: Buffer.from('print("hello")').toString('base64') }]);
-    assert.deepEqual(job.data.tests.map((t) => t.name), ['one', 'test 2']);
+    assert.deepEqual(
+      job.data.tests.map((t) => t.name),
+      ['one', 'test 2'],
+    );
     assert.equal(job.data.compare, 'trim');
     assert.equal(job.opts.removeOnComplete, true);
     assert.ok(job.opts.removeOnFail, 'failed jobs are removed too');
@@ -107,9 +116,15 @@ describe('runs', () => {
     const worker = h.worker(judgeEverythingOk(h.redis, h.config.resultTtlSeconds, 30));
     try {
       const events = await readEvents(stream); // resolves only when the server ends the stream
-      assert.deepEqual(events.map((e) => e.type), ['queued', 'started', 'compiled', 'test', 'test', 'done']);
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ['queued', 'started', 'compiled', 'test', 'test', 'done'],
+      );
       assert.ok(events.every((e) => e.type === e.data.type && e.data.id === id));
-      assert.deepEqual(events.filter((e) => e.data.type === 'test').map((e) => (e.data as Extract<RunEvent, { type: 'test' }>).index), [0, 1]);
+      assert.deepEqual(
+        events.filter((e) => e.data.type === 'test').map((e) => (e.data as Extract<RunEvent, { type: 'test' }>).index),
+        [0, 1],
+      );
       const done = events.at(-1)!.data as Extract<RunEvent, { type: 'done' }>;
       assert.deepEqual(done.record, await (await h.fetch(`/v1/runs/${id}`)).json());
     } finally {
@@ -126,38 +141,75 @@ describe('runs', () => {
       await worker.close();
     }
     const events = await readEvents(await h.fetch(`/v1/runs/${id}/events`));
-    assert.deepEqual(events.map((e) => e.type), ['done']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['done'],
+    );
     assert.equal((events[0]!.data as Extract<RunEvent, { type: 'done' }>).record.status, 'done');
   });
 
   test('SSE: a client that joins a running run gets what it missed from the record, then the live events', async () => {
     let release!: () => void;
-    const released = new Promise<void>((resolve) => { release = resolve; });
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const worker = h.worker(async (job) => {
       const { id, createdAt } = job.data;
-      const running: RunRecord = { id, language: 'python', status: 'running', verdict: null, compile: null, createdAt, startedAt: Date.now() };
-      const tests = [0, 1].map((index) => ({ name: `t${index}`, verdict: 'ok' as const, exitCode: 0, signal: null, cpuMs: 1, wallMs: 1, memoryKb: 1, truncated: false }));
+      const running: RunRecord = {
+        id,
+        language: 'python',
+        status: 'running',
+        verdict: null,
+        compile: null,
+        createdAt,
+        startedAt: Date.now(),
+      };
+      const tests = [0, 1].map((index) => ({
+        name: `t${index}`,
+        verdict: 'ok' as const,
+        exitCode: 0,
+        signal: null,
+        cpuMs: 1,
+        wallMs: 1,
+        memoryKb: 1,
+        truncated: false,
+      }));
       await h.store.put({ ...running, progress: { workerId: 'test-worker', compile: null, tests: [tests[0]!] } });
       await job.updateProgress({ type: 'started', id, workerId: 'test-worker' });
       await job.updateProgress({ type: 'compiled', id, compile: null });
       await job.updateProgress({ type: 'test', id, index: 0, test: tests[0]! });
       await released;
       await job.updateProgress({ type: 'test', id, index: 1, test: tests[1]! });
-      const record: RunRecord = { ...running, status: 'done', verdict: 'ok', tests: tests.map((t) => ({ ...t, stdout: '', stderr: '' })), finishedAt: Date.now() };
+      const record: RunRecord = {
+        ...running,
+        status: 'done',
+        verdict: 'ok',
+        tests: tests.map((t) => ({ ...t, stdout: '', stderr: '' })),
+        finishedAt: Date.now(),
+      };
       await h.store.putFinal(record);
       return { id, status: record.status, verdict: record.verdict };
     });
     try {
       const { id } = await submit(h, JUDGED);
-      await until('the first test to be reported', async () => ((await h.queue.getJob(id))?.progress as RunEvent | undefined)?.type === 'test');
+      await until(
+        'the first test to be reported',
+        async () => ((await h.queue.getJob(id))?.progress as RunEvent | undefined)?.type === 'test',
+      );
       // BullMQ's event stream is not where a late follower looks: empty it.
       await h.redis.del(h.queue.keys.events!);
       const stream = await h.fetch(`/v1/runs/${id}/events`);
       release();
       const events = await readEvents(stream);
-      assert.deepEqual(events.map((e) => e.type), ['queued', 'started', 'compiled', 'test', 'test', 'done']);
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ['queued', 'started', 'compiled', 'test', 'test', 'done'],
+      );
       assert.equal((events[1]!.data as Extract<RunEvent, { type: 'started' }>).workerId, 'test-worker');
-      assert.deepEqual(events.filter((e) => e.data.type === 'test').map((e) => (e.data as Extract<RunEvent, { type: 'test' }>).index), [0, 1]);
+      assert.deepEqual(
+        events.filter((e) => e.data.type === 'test').map((e) => (e.data as Extract<RunEvent, { type: 'test' }>).index),
+        [0, 1],
+      );
     } finally {
       release();
       await worker.close();
@@ -178,7 +230,10 @@ describe('runs', () => {
       assert.deepEqual(await res.json(), { id, status: 'cancelled' });
 
       const events = await readEvents(stream);
-      assert.deepEqual(events.map((e) => e.type), ['queued', 'cancelled']);
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ['queued', 'cancelled'],
+      );
       const record = (await (await h.fetch(`/v1/runs/${id}`)).json()) as RunRecord;
       assert.equal(record.status, 'cancelled');
       assert.ok(record.finishedAt);
@@ -188,7 +243,10 @@ describe('runs', () => {
       await until('the cancel message', async () => published.includes(id));
 
       const late = await readEvents(await h.fetch(`/v1/runs/${id}/events`));
-      assert.deepEqual(late.map((e) => e.type), ['cancelled']);
+      assert.deepEqual(
+        late.map((e) => e.type),
+        ['cancelled'],
+      );
       // Cancelling again: the run is final, so the answer is its record.
       const again = await h.fetch(`/v1/runs/${id}`, { method: 'DELETE' });
       assert.equal(again.status, 200);
@@ -205,7 +263,15 @@ describe('runs', () => {
     subscriber.on('message', (_channel: string, runId: string) => aborts.get(runId)?.());
     await subscriber.subscribe(CANCEL_CHANNEL);
     const worker = h.worker(async (job) => {
-      const running: RunRecord = { id: job.data.id, language: 'python', status: 'running', verdict: null, compile: null, createdAt: job.data.createdAt, startedAt: Date.now() };
+      const running: RunRecord = {
+        id: job.data.id,
+        language: 'python',
+        status: 'running',
+        verdict: null,
+        compile: null,
+        createdAt: job.data.createdAt,
+        startedAt: Date.now(),
+      };
       await h.store.put({ ...running, progress: { workerId: 'test-worker', tests: [] } });
       await job.updateProgress({ type: 'started', id: job.data.id, workerId: 'test-worker' });
       await new Promise<void>((resolve) => aborts.set(job.data.id, resolve));
@@ -215,14 +281,20 @@ describe('runs', () => {
     });
     try {
       const { id } = await submit(h);
-      await until('the run to start', async () => ((await h.fetch(`/v1/runs/${id}`).then((r) => r.json())) as RunRecord).status === 'running');
+      await until(
+        'the run to start',
+        async () => ((await h.fetch(`/v1/runs/${id}`).then((r) => r.json())) as RunRecord).status === 'running',
+      );
       const stream = await h.fetch(`/v1/runs/${id}/events`);
       const res = await h.fetch(`/v1/runs/${id}`, { method: 'DELETE' });
       assert.equal(res.status, 202);
       // The status as it is when the answer goes out: the worker may have been quicker than us.
       const { status } = (await res.json()) as { status: string };
       assert.ok(status === 'running' || status === 'cancelled', status);
-      assert.deepEqual((await readEvents(stream)).map((e) => e.type), ['queued', 'started', 'cancelled']);
+      assert.deepEqual(
+        (await readEvents(stream)).map((e) => e.type),
+        ['queued', 'started', 'cancelled'],
+      );
       assert.equal(((await (await h.fetch(`/v1/runs/${id}`)).json()) as RunRecord).status, 'cancelled');
     } finally {
       await worker.close();
@@ -316,7 +388,11 @@ describe('result TTL', () => {
       assert.equal((await h.fetch(`/v1/runs/${id}`)).status, 200);
       await until('the record to expire', async () => (await h.redis.exists(keys.run(id))) === 0, 3_000);
       await sleep(Math.max(0, parseInt(id.slice(0, 9), 36) + 1_000 - Date.now()));
-      for (const [method, path] of [['GET', `/v1/runs/${id}`], ['GET', `/v1/runs/${id}/events`], ['DELETE', `/v1/runs/${id}`]] as const) {
+      for (const [method, path] of [
+        ['GET', `/v1/runs/${id}`],
+        ['GET', `/v1/runs/${id}/events`],
+        ['DELETE', `/v1/runs/${id}`],
+      ] as const) {
         const res = await h.fetch(path, { method });
         assert.equal(res.status, 404, `${method} ${path}`);
         const body = (await res.json()) as ErrorBody;

@@ -34,7 +34,10 @@ test('closing answers waiting requests at once and ends event streams', async ()
     const answer = await waiting;
     assert.equal(answer.status, 202);
     assert.equal(((await answer.json()) as { status: string }).status, 'queued');
-    assert.deepEqual((await readEvents(stream)).map((e) => e.type), ['queued']);
+    assert.deepEqual(
+      (await readEvents(stream)).map((e) => e.type),
+      ['queued'],
+    );
   } finally {
     await h.close();
   }
@@ -63,17 +66,26 @@ test('a request still in flight after the grace period is dropped, and close() c
 test('startApi refuses to start without REDIS_URL, or when Redis does not answer', async () => {
   await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0 }), logger: silent }), { code: 'redis_url_missing' });
   const nobody = `redis://127.0.0.1:${await freePort()}`;
-  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0, redisUrl: nobody }), logger: silent }), { code: 'redis_unreachable' });
+  await assert.rejects(startApi({ config: loadServiceConfig({}, { port: 0, redisUrl: nobody }), logger: silent }), {
+    code: 'redis_unreachable',
+  });
 });
 
 test('an API reachable from other machines without keys refuses to start, unless anonymous access is meant', async () => {
   const config = (env: Record<string, string>) => loadServiceConfig({ REDIS_URL: redisServer.url, PORT: '0', LOG_LEVEL: 'silent', ...env });
   assert.equal(config({}).host, '127.0.0.1', 'loopback by default');
   await assert.rejects(startApi({ config: config({ HOST: '0.0.0.0' }), logger: silent }), {
-    name: 'ConfigError', code: 'api_exposed_without_keys', message: /BRIG_API_KEYS.*BRIG_ALLOW_ANONYMOUS=1/,
+    name: 'ConfigError',
+    code: 'api_exposed_without_keys',
+    message: /BRIG_API_KEYS.*BRIG_ALLOW_ANONYMOUS=1/,
   });
   await assert.rejects(startApi({ config: config({ HOST: '::' }), logger: silent }), { code: 'api_exposed_without_keys' });
-  for (const env of [{ HOST: '0.0.0.0', BRIG_API_KEYS: 'k' }, { HOST: '0.0.0.0', BRIG_ALLOW_ANONYMOUS: '1' }, { HOST: '127.0.0.1' }, { HOST: '::1' }] as Record<string, string>[]) {
+  for (const env of [
+    { HOST: '0.0.0.0', BRIG_API_KEYS: 'k' },
+    { HOST: '0.0.0.0', BRIG_ALLOW_ANONYMOUS: '1' },
+    { HOST: '127.0.0.1' },
+    { HOST: '::1' },
+  ] as Record<string, string>[]) {
     const api = await startApi({ config: config(env), logger: silent });
     assert.equal((await fetch(`${api.url}/healthz`)).status, 200, JSON.stringify(env));
     await api.close();

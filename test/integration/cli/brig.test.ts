@@ -16,7 +16,13 @@ function brig(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, [BRIG, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env, BRIG_STATE_DIR: join(work, 'state'), BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: String(uidBase('cli/brig')), ...env },
+    env: {
+      ...process.env,
+      BRIG_STATE_DIR: join(work, 'state'),
+      BRIG_CGROUP_PARENT: `brig-test-${process.pid}`,
+      BRIG_UID_BASE: String(uidBase('cli/brig')),
+      ...env,
+    },
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -43,7 +49,8 @@ test('brig run --json prints {compile, run} and exits 0 even when the program fa
   assert.equal(result.compile, null);
   assert.equal(result.run.stdout, '42\n');
   assert.equal(result.run.verdict, 'ok');
-  for (const key of ['stdout', 'stderr', 'exitCode', 'signal', 'verdict', 'cpuMs', 'wallMs', 'memoryKb', 'truncated']) assert.ok(key in result.run, key);
+  for (const key of ['stdout', 'stderr', 'exitCode', 'signal', 'verdict', 'cpuMs', 'wallMs', 'memoryKb', 'truncated'])
+    assert.ok(key in result.run, key);
 
   const slow = brig(['run', '--json', '--cpu-ms', '300', file('spin.py', 'while True: pass\n')]);
   assert.equal(slow.code, 0, slow.stderr);
@@ -86,7 +93,18 @@ test('a host problem exits 3: an invalid config value', () => {
 test('brig doctor checks the kernel features and every language, one line each, and exits 0 here', () => {
   const r = brig(['doctor']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  for (const name of ['root', 'user namespaces', 'overlayfs', 'seccomp', 'launcher', 'cgroups', 'runtime', 'language python', 'language java', 'language c']) {
+  for (const name of [
+    'root',
+    'user namespaces',
+    'overlayfs',
+    'seccomp',
+    'launcher',
+    'cgroups',
+    'runtime',
+    'language python',
+    'language java',
+    'language c',
+  ]) {
     assert.match(r.stdout, new RegExp(`^ok +${name}`, 'm'), `missing ok line for ${name}:\n${r.stdout}`);
   }
   assert.match(r.stdout, /language python: Python 3\.\d+/);

@@ -17,7 +17,9 @@ const B_WITHIN_MS = 4 * A_SLEEP_S * 1_000;
 let service: TestService;
 before(async () => {
   service = await startService({
-    uids: 'e2e/fair-share', workers: 1, slotsPerWorker: 2,
+    uids: 'e2e/fair-share',
+    workers: 1,
+    slotsPerWorker: 2,
     env: { BRIG_API_KEYS: 'client-a,client-b', BRIG_CLIENT_MAX_ACTIVE_RUNS: String(A_RUNS), BRIG_RATE_LIMIT_PER_MINUTE: '0' },
   });
 });
@@ -25,7 +27,7 @@ after(async () => {
   await service?.close();
 });
 
-test('client A queues 200 runs that sleep; client B\'s single run still finishes within a few seconds', async () => {
+test("client A queues 200 runs that sleep; client B's single run still finishes within a few seconds", async () => {
   const sleeper = { language: 'python', source: `import time\ntime.sleep(${A_SLEEP_S})\n`, limits: { wallMs: (A_SLEEP_S + 3) * 1_000 } };
   const asA = { authorization: 'Bearer client-a' };
   for (let i = 0; i < A_RUNS; i++) {
@@ -37,7 +39,13 @@ test('client A queues 200 runs that sleep; client B\'s single run still finishes
   assert.equal(overCap.json.error.code, 'too_many_active_runs');
 
   const started = Date.now();
-  const b = await api(service, 'POST', '/v1/runs?wait=true', { language: 'python', source: 'print("b")' }, { authorization: 'Bearer client-b' });
+  const b = await api(
+    service,
+    'POST',
+    '/v1/runs?wait=true',
+    { language: 'python', source: 'print("b")' },
+    { authorization: 'Bearer client-b' },
+  );
   const tookMs = Date.now() - started;
   assert.equal(b.status, 200, b.text);
   assert.equal(b.json.verdict, 'ok');

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { startServeProcess, stopServeProcess, type ServeProcess } from '../../../loadtest/serve-process.ts';
+import { type ServeProcess, startServeProcess, stopServeProcess } from '../../../loadtest/serve-process.ts';
 import { redisConnectionOptions } from '../../../services/shared/redis.ts';
 import { uidBase } from '../../helpers/uid-bases.ts';
 
@@ -27,10 +27,19 @@ let serve: ServeProcess;
 let runId: string;
 
 before(async () => {
-  serve = await startServeProcess({ name: 'test-local-users', uidBase: uidBase('e2e/local-users'), stdio: ['ignore', 'ignore', 'inherit'] });
+  serve = await startServeProcess({
+    name: 'test-local-users',
+    uidBase: uidBase('e2e/local-users'),
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const res = await fetch(`${serve.url}/v1/runs`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ language: 'python', files: [{ name: 'main.py', content: `import time\n# ${SECRET}\ntime.sleep(${RUN_SLEEP_S})\n` }], limits: { wallMs: (RUN_SLEEP_S + 2) * 1000 } }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      language: 'python',
+      files: [{ name: 'main.py', content: `import time\n# ${SECRET}\ntime.sleep(${RUN_SLEEP_S})\n` }],
+      limits: { wallMs: (RUN_SLEEP_S + 2) * 1000 },
+    }),
   });
   assert.equal(res.status, 202);
   runId = ((await res.json()) as { id: string }).id;
@@ -68,33 +77,39 @@ for path in sys.argv[1:]:
 
 /** Inodes of the sockets a process holds. */
 function socketInodes(pid: number): Set<string> {
-  return new Set(readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
-    try {
-      return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? [];
-    } catch {
-      return []; // closed meanwhile
-    }
-  }));
+  return new Set(
+    readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+      try {
+        return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? [];
+      } catch {
+        return []; // closed meanwhile
+      }
+    }),
+  );
 }
 
-test('the private Redis has no TCP port, and its socket is out of a local user\'s reach', () => {
+test("the private Redis has no TCP port, and its socket is out of a local user's reach", () => {
   const redisPid = Number(readFileSync(join(serve.stateDir, 'redis', 'redis.pid'), 'utf8'));
   const TCP_LISTEN = '0A';
   const ours = socketInodes(redisPid);
-  const listeners = ['tcp', 'tcp6'].flatMap((table) => readFileSync(`/proc/${redisPid}/net/${table}`, 'utf8').split('\n').slice(1))
+  const listeners = ['tcp', 'tcp6']
+    .flatMap((table) => readFileSync(`/proc/${redisPid}/net/${table}`, 'utf8').split('\n').slice(1))
     .map((line) => line.trim().split(/\s+/))
     .filter((fields) => fields[3] === TCP_LISTEN && ours.has(fields[9]!));
   assert.deepEqual(listeners, [], 'redis-server listens on no TCP port');
 
   const socketPath = join(serve.stateDir, 'redis', 'redis.sock');
-  const out = asNobody(`
+  const out = asNobody(
+    `
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 try:
     s.connect(sys.argv[1]); print("CONNECTED")
 except OSError as e:
     print(type(e).__name__)
-`, socketPath);
+`,
+    socketPath,
+  );
   assert.equal(out, 'PermissionError');
 });
 
@@ -122,12 +137,23 @@ test('without the password even root gets nothing, and with it the admin command
   }
 });
 
-test('a running submission\'s workspace, found in mountinfo, cannot be read by a local user; nor the state dir\'s private folders', () => {
-  const workspaces = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => line.split(' ')[4] ?? '')
+test("a running submission's workspace, found in mountinfo, cannot be read by a local user; nor the state dir's private folders", () => {
+  const workspaces = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
     .filter((mount) => mount.startsWith(`${join(serve.stateDir, 'runs')}/`));
-  assert.equal(workspaces.length, 1, 'the run\'s workspace is mounted');
+  assert.equal(workspaces.length, 1, "the run's workspace is mounted");
   const workspace = workspaces[0]!;
-  const out = asNobody(TRY_READ, workspace, join(workspace, 'main.py'), serve.stateDir, join(serve.stateDir, 'seccomp'), join(serve.stateDir, 'slots'), join(serve.stateDir, 'redis'), join(serve.stateDir, 'redis', 'password'));
+  const out = asNobody(
+    TRY_READ,
+    workspace,
+    join(workspace, 'main.py'),
+    serve.stateDir,
+    join(serve.stateDir, 'seccomp'),
+    join(serve.stateDir, 'slots'),
+    join(serve.stateDir, 'redis'),
+    join(serve.stateDir, 'redis', 'password'),
+  );
   for (const line of out.split('\n')) assert.match(line, /PermissionError$/, line);
   assert.doesNotMatch(out, new RegExp(SECRET));
 });

@@ -9,7 +9,7 @@
  * leaves its Redis running; the next start stops that one first.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,9 +36,20 @@ after(async () => {
 
 async function startServe(port: number): Promise<void> {
   const env = {
-    ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: '', BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: CGROUP_PARENT,
-    BRIG_UID_BASE: String(uidBase('e2e/persistence', 1)), BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', BRIG_RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn',
-    BRIG_SHUTDOWN_GRACE_MS: '3000', BRIG_JOB_LOCK_MS: '4000', BRIG_STALLED_CHECK_MS: '1000',
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    REDIS_URL: '',
+    BRIG_STATE_DIR: stateDir,
+    BRIG_CGROUP_PARENT: CGROUP_PARENT,
+    BRIG_UID_BASE: String(uidBase('e2e/persistence', 1)),
+    BRIG_SLOTS: '1',
+    BRIG_WORKER_METRICS_PORT: '0',
+    BRIG_RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'warn',
+    BRIG_SHUTDOWN_GRACE_MS: '3000',
+    BRIG_JOB_LOCK_MS: '4000',
+    BRIG_STALLED_CHECK_MS: '1000',
   };
   serve = spawn(process.execPath, [BRIG, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   url = `http://127.0.0.1:${port}`;
@@ -55,7 +66,11 @@ async function stopServe(): Promise<void> {
 /** An answer, or null while brig serve or its Redis is not there. */
 async function request(method: string, path: string, body?: unknown): Promise<{ status: number; json: any } | null> {
   try {
-    const res = await fetch(url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(url + path, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
     return { status: res.status, json: await res.json() };
   } catch {
     return null;
@@ -83,11 +98,15 @@ async function submit(count: number): Promise<string[]> {
 /** Every run ends done and ok; a 503 while Redis comes back is waited out. */
 async function allDone(ids: string[]): Promise<void> {
   for (const id of ids) {
-    await until(`run ${id} to finish`, async () => {
-      const answer = await request('GET', `/v1/runs/${id}`);
-      assert.notEqual(answer?.status, 404, `run ${id} was lost`);
-      return answer?.status === 200 && answer.json.status === 'done';
-    }, 60_000);
+    await until(
+      `run ${id} to finish`,
+      async () => {
+        const answer = await request('GET', `/v1/runs/${id}`);
+        assert.notEqual(answer?.status, 404, `run ${id} was lost`);
+        return answer?.status === 200 && answer.json.status === 'done';
+      },
+      60_000,
+    );
     const { json } = (await request('GET', `/v1/runs/${id}`))!;
     assert.equal(json.verdict, 'ok', JSON.stringify(json));
     assert.equal(json.run.stdout, 'kept\n');
@@ -95,7 +114,9 @@ async function allDone(ids: string[]): Promise<void> {
 }
 
 function redisPid(): number {
-  const children = readdirSync(`/proc/${serve!.pid}/task`).flatMap((task) => readFileSync(`/proc/${serve!.pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+  const children = readdirSync(`/proc/${serve!.pid}/task`).flatMap((task) =>
+    readFileSync(`/proc/${serve!.pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean),
+  );
   const pid = children.map(Number).find((child) => readFileSync(`/proc/${child}/comm`, 'utf8').trim().startsWith('redis-server'));
   assert.ok(pid, 'brig serve runs a private redis-server');
   return pid;
@@ -123,13 +144,18 @@ test('a SIGKILL of the private Redis and a restart of brig serve lose no accepte
   serve!.kill('SIGKILL');
   await crashed;
   await startServe(port);
-  assert.ok(!existsSync(`/proc/${orphan}/cwd`) || readFileSync(`/proc/${orphan}/cmdline`, 'utf8') === '', 'the orphaned redis-server was stopped');
+  assert.ok(
+    !existsSync(`/proc/${orphan}/cwd`) || readFileSync(`/proc/${orphan}/cmdline`, 'utf8') === '',
+    'the orphaned redis-server was stopped',
+  );
   await allDone([...beforeKill, ...beforeRestart, ...beforeCrash]);
   // /readyz may have counted the killed worker's heartbeat, still fresh: a run proves the new one works.
   await allDone(await submit(1));
 
   await stopServe();
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(stateDir));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(stateDir));
   assert.deepEqual(mounts, [], 'no mount left under the state dir');
   assert.equal(existsSync(`/sys/fs/cgroup/memory/${CGROUP_PARENT}`), false, 'no cgroup left');
 });

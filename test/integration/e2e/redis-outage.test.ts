@@ -15,9 +15,9 @@ import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
-import { startApi, type RunningApi } from '../../../services/api/server.ts';
+import { type RunningApi, startApi } from '../../../services/api/server.ts';
 import { loadServiceConfig } from '../../../services/shared/config.ts';
-import { startPrivateRedis, type PrivateRedis } from '../../../services/shared/redis-server.ts';
+import { type PrivateRedis, startPrivateRedis } from '../../../services/shared/redis-server.ts';
 import { uidBase } from '../../helpers/uid-bases.ts';
 
 const BRIG = new URL('../../../bin/brig.js', import.meta.url).pathname;
@@ -41,14 +41,32 @@ before(async () => {
   chmodSync(stateDir, 0o711);
   redis = await startPrivateRedis(redisDir, { tcp: true });
   Object.assign(env, {
-    REDIS_URL: redis.url!, BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: `brig-test-${process.pid}`, BRIG_UID_BASE: String(uidBase('e2e/redis-outage', 1)),
-    BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'info', BRIG_RATE_LIMIT_PER_MINUTE: '0',
+    REDIS_URL: redis.url!,
+    BRIG_STATE_DIR: stateDir,
+    BRIG_CGROUP_PARENT: `brig-test-${process.pid}`,
+    BRIG_UID_BASE: String(uidBase('e2e/redis-outage', 1)),
+    BRIG_SLOTS: '1',
+    BRIG_WORKER_METRICS_PORT: '0',
+    LOG_LEVEL: 'info',
+    BRIG_RATE_LIMIT_PER_MINUTE: '0',
   });
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _encoding, done) { apiLines.push(...String(chunk).split('\n').filter(Boolean)); done(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        apiLines.push(...String(chunk).split('\n').filter(Boolean));
+        done();
+      },
+    }),
+  );
   api = await startApi({ config: loadServiceConfig({ ...env, PORT: '0' }), logger });
   worker = spawn(process.execPath, [BRIG, 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  worker.stdout!.on('data', (chunk: Buffer) => { workerOut += chunk.toString(); });
-  worker.stderr!.on('data', (chunk: Buffer) => { workerErr += chunk.toString(); });
+  worker.stdout!.on('data', (chunk: Buffer) => {
+    workerOut += chunk.toString();
+  });
+  worker.stderr!.on('data', (chunk: Buffer) => {
+    workerErr += chunk.toString();
+  });
   await until('the worker to be live', async () => (await get('/readyz')).status === 200, 60_000);
 });
 
@@ -75,7 +93,9 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20
 async function request(method: string, path: string, body?: unknown) {
   const started = Date.now();
   const res = await fetch(api.url + path, {
-    method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
   return { status: res.status, retryAfter: res.headers.get('retry-after'), text, ms: Date.now() - started };
@@ -92,8 +112,11 @@ test('while Redis is down every answer is a prompt 503 store_unavailable; afterw
   let answers = 0;
   while (Date.now() < outageEnds) {
     for (const [method, path, body] of [
-      ['POST', '/v1/runs', { language: 'python', source: 'print(2)' }], ['GET', `/v1/runs/${id}`], ['DELETE', `/v1/runs/${id}`],
-      ['GET', `/v1/runs/${id}/events`], ['GET', '/v1/languages'],
+      ['POST', '/v1/runs', { language: 'python', source: 'print(2)' }],
+      ['GET', `/v1/runs/${id}`],
+      ['DELETE', `/v1/runs/${id}`],
+      ['GET', `/v1/runs/${id}/events`],
+      ['GET', '/v1/languages'],
     ] as const) {
       const answer = await request(method, path, body);
       answers++;
@@ -112,7 +135,7 @@ test('while Redis is down every answer is a prompt 503 store_unavailable; afterw
   assert.ok(answers >= 5);
 
   redis = await startPrivateRedis(redisDir, { tcp: { port: redis.port! } });
-  await until('the API to be ready again (the worker\'s heartbeat is back)', async () => (await get('/readyz')).status === 200, 30_000);
+  await until("the API to be ready again (the worker's heartbeat is back)", async () => (await get('/readyz')).status === 200, 30_000);
   const afterwards = await request('POST', '/v1/runs?wait=true', { language: 'python', source: 'print(3)' });
   assert.equal(afterwards.status, 200, afterwards.text);
   assert.equal((JSON.parse(afterwards.text) as { verdict: string }).verdict, 'ok');
@@ -127,7 +150,9 @@ test('while Redis is down every answer is a prompt 503 store_unavailable; afterw
 
   // The worker: each of its connections (commands, cancel, the run queue, the callback queue…) once at most.
   const workerLines = workerOut.split('\n').filter(Boolean);
-  const workerOutage = workerLines.filter((line) => line.includes('redis unreachable')).map((line) => JSON.parse(line).connection as string);
+  const workerOutage = workerLines
+    .filter((line) => line.includes('redis unreachable'))
+    .map((line) => JSON.parse(line).connection as string);
   assert.ok(workerOutage.length >= 1, 'the worker logged the outage');
   assert.equal(new Set(workerOutage).size, workerOutage.length, `one line per connection, not per retry: ${workerOutage.join(', ')}`);
   for (const line of workerLines) assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);

@@ -13,7 +13,7 @@
  * handed back.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,9 +67,20 @@ interface Serve {
 async function startServe(stateDir: string, graceMs: number, ownGroup: boolean): Promise<Serve> {
   const port = await freePort();
   const env = {
-    ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: '', BRIG_STATE_DIR: stateDir, BRIG_CGROUP_PARENT: CGROUP_PARENT,
-    BRIG_UID_BASE: UID_BASE, BRIG_SLOTS: '1', BRIG_WORKER_METRICS_PORT: '0', BRIG_RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn',
-    BRIG_SHUTDOWN_GRACE_MS: String(graceMs), BRIG_JOB_LOCK_MS: '4000', BRIG_STALLED_CHECK_MS: '1000',
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    REDIS_URL: '',
+    BRIG_STATE_DIR: stateDir,
+    BRIG_CGROUP_PARENT: CGROUP_PARENT,
+    BRIG_UID_BASE: UID_BASE,
+    BRIG_SLOTS: '1',
+    BRIG_WORKER_METRICS_PORT: '0',
+    BRIG_RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'warn',
+    BRIG_SHUTDOWN_GRACE_MS: String(graceMs),
+    BRIG_JOB_LOCK_MS: '4000',
+    BRIG_STALLED_CHECK_MS: '1000',
   };
   const child = spawn(process.execPath, [BRIG, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'], detached: ownGroup });
   children.push(child);
@@ -77,9 +88,15 @@ async function startServe(stateDir: string, graceMs: number, ownGroup: boolean):
     child.once('exit', (code, signal) => resolve({ code, signal, atMs: Date.now() }));
   });
   const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + READY_TIMEOUT_MS; ;) {
+  for (const deadline = Date.now() + READY_TIMEOUT_MS; ; ) {
     assert.equal(child.exitCode, null, 'brig serve exited at start');
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return { child, url, exited };
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return { child, url, exited };
     assert.ok(Date.now() < deadline, `brig serve not ready within ${READY_TIMEOUT_MS} ms`);
     await sleep(POLL_MS);
   }
@@ -87,7 +104,8 @@ async function startServe(stateDir: string, graceMs: number, ownGroup: boolean):
 
 async function postRun(url: string, source: string): Promise<string> {
   const res = await fetch(`${url}/v1/runs`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ language: 'python', source, limits: { wallMs: 10_000 } }),
   });
   assert.equal(res.status, 202, await res.clone().text());
@@ -106,7 +124,7 @@ async function record(url: string, id: string): Promise<RunRecord> {
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null> | T | null): Promise<T> {
-  for (const deadline = Date.now() + timeoutMs; ;) {
+  for (const deadline = Date.now() + timeoutMs; ; ) {
     const value = await probe();
     if (value !== null) return value;
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
@@ -123,13 +141,19 @@ function groupOf(pid: number): { pgrp: number; session: number } {
 
 /** Launchers that brig serve (pid) has spawned and that still run. */
 function launchersOf(pid: number): number[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === LAUNCHER_COMM && /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] === String(pid);
-    } catch {
-      return false; // gone while we looked
-    }
-  });
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((p) => {
+      try {
+        return (
+          readFileSync(`/proc/${p}/comm`, 'utf8').trim() === LAUNCHER_COMM &&
+          /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] === String(pid)
+        );
+      } catch {
+        return false; // gone while we looked
+      }
+    });
 }
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
@@ -150,8 +174,13 @@ for (const { signal, graceMs, inFlightFinishesInDrain } of CASES) {
     const servePid = first.child.pid!;
     const inFlight = await postRun(first.url, `import time\ntime.sleep(${IN_FLIGHT_SLEEP_S})\nprint("in flight")\n`);
     const queued = await postRun(first.url, 'print("queued")\n');
-    await until('the first run to be running', RUN_DONE_TIMEOUT_MS, async () => ((await record(first.url, inFlight)).status === 'running' ? true : null));
-    const [launcher] = await until('its launcher', RUN_DONE_TIMEOUT_MS, () => { const l = launchersOf(servePid); return l.length > 0 ? l : null; });
+    await until('the first run to be running', RUN_DONE_TIMEOUT_MS, async () =>
+      (await record(first.url, inFlight)).status === 'running' ? true : null,
+    );
+    const [launcher] = await until('its launcher', RUN_DONE_TIMEOUT_MS, () => {
+      const l = launchersOf(servePid);
+      return l.length > 0 ? l : null;
+    });
     const redisPid = Number(readFileSync(join(stateDir, 'redis', 'redis.pid'), 'utf8'));
 
     // Who hears a signal to the group: brig serve alone.
@@ -186,10 +215,11 @@ for (const { signal, graceMs, inFlightFinishesInDrain } of CASES) {
 
     // Handed back, not lost: a new brig serve on the same state dir finishes both runs.
     const second = await startServe(stateDir, graceMs, false);
-    const finished = async (id: string) => until(`run ${id} to finish`, RUN_DONE_TIMEOUT_MS, async () => {
-      const r = await record(second.url, id);
-      return r.status === 'done' ? r : null;
-    });
+    const finished = async (id: string) =>
+      until(`run ${id} to finish`, RUN_DONE_TIMEOUT_MS, async () => {
+        const r = await record(second.url, id);
+        return r.status === 'done' ? r : null;
+      });
     const inFlightRecord = await finished(inFlight);
     const queuedRecord = await finished(queued);
     assert.equal(inFlightRecord.verdict, 'ok');
@@ -197,7 +227,8 @@ for (const { signal, graceMs, inFlightFinishesInDrain } of CASES) {
     assert.equal(queuedRecord.verdict, 'ok');
     assert.equal(queuedRecord.run?.stdout, 'queued\n');
     assert.ok(queuedRecord.finishedAt! > exit.atMs, 'the queued run ran after the restart');
-    if (inFlightFinishesInDrain) assert.ok(inFlightRecord.finishedAt! < exit.atMs, 'the run in flight finished during the drain, while Redis was up');
+    if (inFlightFinishesInDrain)
+      assert.ok(inFlightRecord.finishedAt! < exit.atMs, 'the run in flight finished during the drain, while Redis was up');
     else assert.ok(inFlightRecord.finishedAt! > exit.atMs, 'the run in flight was handed back and ran again after the restart');
 
     second.child.kill('SIGTERM');

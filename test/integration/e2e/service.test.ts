@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { api, startService, waitForWorkers, type TestService } from '../../helpers/service.ts';
+import { api, startService, type TestService, waitForWorkers } from '../../helpers/service.ts';
 
 /**
  * The whole service end to end: a real redis-server, the API over real HTTP,
@@ -54,7 +54,7 @@ test('every native verdict comes back through HTTP', async () => {
   assert.match(results[5].compile.stderr, /error/);
 });
 
-test('judge mode: every test runs from one compiled artifact; wrong_answer is the first failing test\'s verdict', async () => {
+test("judge mode: every test runs from one compiled artifact; wrong_answer is the first failing test's verdict", async () => {
   const source = '#include <stdio.h>\nint main(){long a,b; if(scanf("%ld %ld",&a,&b)!=2) return 1; printf("%ld\\n", a==7 ? a : a+b);}\n';
   const tests = [
     { name: 'one', stdin: '1 2', expectedOutput: '3' },
@@ -63,26 +63,44 @@ test('judge mode: every test runs from one compiled artifact; wrong_answer is th
   ];
   const record = await runAndWait({ language: 'c', source, tests, limits: FAST });
   assert.equal(record.compile.verdict, 'ok');
-  assert.deepEqual(record.tests.map((t: { name: string; verdict: string }) => [t.name, t.verdict]), [['one', 'ok'], ['two', 'wrong_answer'], ['three', 'runtime_error']]);
+  assert.deepEqual(
+    record.tests.map((t: { name: string; verdict: string }) => [t.name, t.verdict]),
+    [
+      ['one', 'ok'],
+      ['two', 'wrong_answer'],
+      ['three', 'runtime_error'],
+    ],
+  );
   assert.equal(record.verdict, 'wrong_answer');
   const passing = await runAndWait({ language: 'c', source, tests: [tests[0]], compare: 'tokens', limits: FAST });
   assert.equal(passing.verdict, 'ok');
 });
 
 test('poll and server-sent events follow a run from queued to done', async () => {
-  const posted = await api(service, 'POST', '/v1/runs', { language: 'python', source: 'import time; time.sleep(0.3); print(1)', tests: [{ name: 'a', stdin: '', expectedOutput: '1' }, { name: 'b', stdin: '', expectedOutput: '1' }] });
+  const posted = await api(service, 'POST', '/v1/runs', {
+    language: 'python',
+    source: 'import time; time.sleep(0.3); print(1)',
+    tests: [
+      { name: 'a', stdin: '', expectedOutput: '1' },
+      { name: 'b', stdin: '', expectedOutput: '1' },
+    ],
+  });
   assert.equal(posted.status, 202, posted.text);
   assert.equal(posted.json.status, 'queued');
   const stream = await fetch(`${service.url}/v1/runs/${posted.json.id}/events`);
   assert.equal(stream.headers.get('content-type')?.split(';')[0], 'text/event-stream');
   const text = await stream.text(); // the server ends the stream after done
   const types = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
-  assert.deepEqual(types.filter((t) => t !== 'queued' && t !== 'started'), ['compiled', 'test', 'test', 'done'], text);
+  assert.deepEqual(
+    types.filter((t) => t !== 'queued' && t !== 'started'),
+    ['compiled', 'test', 'test', 'done'],
+    text,
+  );
   const record = await pollUntilFinal(posted.json.id);
   assert.equal(record.verdict, 'ok');
 });
 
-test('cancel: a running run\'s sandbox is killed, a queued run never starts; both end cancelled', async () => {
+test("cancel: a running run's sandbox is killed, a queued run never starts; both end cancelled", async () => {
   const sleeper = { language: 'python', source: 'import time; time.sleep(60)', limits: { cpuMs: 1000, wallMs: 60000 } };
   const running = await Promise.all([1, 2, 3, 4].map(() => api(service, 'POST', '/v1/runs', sleeper)));
   // Four slots are busy now; a fifth run waits in the queue.
@@ -128,11 +146,16 @@ test('a worker killed with SIGKILL mid-run loses no run, and leaves no cgroup or
   const deadline = Date.now() + 15_000;
   const leftovers = () => {
     const slots = readdirSync(`/sys/fs/cgroup/memory/${service.cgroupParent}`).filter((n) => n.startsWith('slot-'));
-    const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(service.stateDir));
-    const runDirs = readdirSync(join(service.stateDir, 'runs')).flatMap((slot) => (existsSync(join(service.stateDir, 'runs', slot)) ? readdirSync(join(service.stateDir, 'runs', slot)) : []));
+    const mounts = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(service.stateDir));
+    const runDirs = readdirSync(join(service.stateDir, 'runs')).flatMap((slot) =>
+      existsSync(join(service.stateDir, 'runs', slot)) ? readdirSync(join(service.stateDir, 'runs', slot)) : [],
+    );
     return { slots: slots.length, mounts, runDirs };
   };
-  while (Date.now() < deadline && (leftovers().slots > 2 || leftovers().mounts.length > 0 || leftovers().runDirs.length > 0)) await sleep(250);
+  while (Date.now() < deadline && (leftovers().slots > 2 || leftovers().mounts.length > 0 || leftovers().runDirs.length > 0))
+    await sleep(250);
   const left = leftovers();
   assert.ok(left.slots <= 2, `the dead worker's slot cgroups are still there: ${JSON.stringify(left)}`);
   assert.deepEqual(left.mounts, []);

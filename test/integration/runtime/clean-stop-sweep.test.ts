@@ -33,16 +33,16 @@ test('after a runtime closes cleanly, a second one on the same state dir and cgr
   assert.notDeepEqual(slotCgroups('slot-0'), [], 'the first runtime should have a cgroup for its slot (else this test proves nothing)');
 
   await first.runtime.close();
-  assert.equal(existsSync(runsDir('slot-0')), false, 'a clean close left the slot\'s runs folder');
-  assert.deepEqual(slotCgroups('slot-0'), [], 'a clean close left the slot\'s cgroup');
+  assert.equal(existsSync(runsDir('slot-0')), false, "a clean close left the slot's runs folder");
+  assert.deepEqual(slotCgroups('slot-0'), [], "a clean close left the slot's cgroup");
   assert.deepEqual(await second.sweepFreeSlots(), []);
 });
 
-test('an empty runs folder of a free slot is removed without being reported as a dead worker\'s', async () => {
+test("an empty runs folder of a free slot is removed without being reported as a dead worker's", async () => {
   assert.ok(second, 'the first test starts the second runtime');
   // What a clean stop of an earlier Brig version left behind: the folder, nothing in it, no cgroup.
   mkdirSync(runsDir('slot-5'), { mode: 0o711 });
   assert.deepEqual(await second.sweepFreeSlots(), []);
   assert.equal(existsSync(runsDir('slot-5')), false, 'the empty runs folder was not tidied');
-  assert.deepEqual(readdirSync(join(first.stateDir, 'runs')), ['slot-1'], 'only the live runtime\'s slot should be left');
+  assert.deepEqual(readdirSync(join(first.stateDir, 'runs')), ['slot-1'], "only the live runtime's slot should be left");
 });

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { slotIdentity } from '../../../runtime/slots/lease.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
@@ -55,10 +55,13 @@ const crash = (mode: string, signal: string) => probe.run(`${mode} ${signal}\n`)
 /** Lines the helper wrote: "uid signal" for each crash it was started for. */
 function helperCalls(): { uid: number; signal: number }[] {
   if (!existsSync(helperLog)) return [];
-  return readFileSync(helperLog, 'utf8').split('\n').filter(Boolean).map((line) => {
-    const [uid, signal] = line.split(' ').map(Number);
-    return { uid: uid!, signal: signal! };
-  });
+  return readFileSync(helperLog, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [uid, signal] = line.split(' ').map(Number);
+      return { uid: uid!, signal: signal! };
+    });
 }
 
 async function waitForHelper(uid: number): Promise<boolean> {
@@ -91,7 +94,10 @@ async function withPipeHelper(t: TestContext, body: () => Promise<void>): Promis
   }
 }
 
-for (const [signal, number] of [['segv', SIGSEGV], ['abrt', SIGABRT]] as const) {
+for (const [signal, number] of [
+  ['segv', SIGSEGV],
+  ['abrt', SIGABRT],
+] as const) {
   test(`a SIG${signal.toUpperCase()} inside leaves no core file: RLIMIT_CORE is 1, under a file dump's minimum of a page`, async () => {
     const r = await crash('crash', signal);
     assert.equal(r.verdict, 'ok', explain(r));

@@ -44,12 +44,19 @@ test('a slot left by a process killed with SIGKILL is swept: no cgroup, mount, p
   await crashAnotherRuntime();
   const parent = rt.config.cgroupParent;
   const leftCgroups = () => readdirSync(`/sys/fs/cgroup/memory/${parent}`).filter((n) => n === 'slot-1');
-  const leftMounts = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(join(rt.stateDir, 'runs', 'slot-1')));
+  const leftMounts = () =>
+    readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(join(rt.stateDir, 'runs', 'slot-1')));
   assert.deepEqual(leftCgroups(), ['slot-1'], 'the crashed process should have left its cgroup (else this test proves nothing)');
   assert.equal(leftMounts().length, 1, 'the crashed process should have left its workspace mount');
   // The sandbox itself died with its launcher (parent-death signal).
   for (let i = 0; i < 50 && readFileSync(`/sys/fs/cgroup/pids/${parent}/slot-1/cgroup.procs`, 'utf8').trim(); i++) await sleep(20);
-  assert.equal(readFileSync(`/sys/fs/cgroup/pids/${parent}/slot-1/cgroup.procs`, 'utf8').trim(), '', 'sandbox processes outlived their launcher');
+  assert.equal(
+    readFileSync(`/sys/fs/cgroup/pids/${parent}/slot-1/cgroup.procs`, 'utf8').trim(),
+    '',
+    'sandbox processes outlived their launcher',
+  );
 
   assert.deepEqual(await rt.runtime.sweepFreeSlots(), ['slot-1']);
   assert.deepEqual(leftCgroups(), []);

@@ -21,16 +21,26 @@ before(async () => {
   const rootfs = join(work, 'rootfs');
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   const source = join(work, 'hello.c');
-  writeFileSync(source, '#include <stdio.h>\n#include <unistd.h>\nint main(){printf("static hello, uid %d\\n", (int)getuid()); return access("/usr/bin/python3", F_OK) == 0;}\n');
+  writeFileSync(
+    source,
+    '#include <stdio.h>\n#include <unistd.h>\nint main(){printf("static hello, uid %d\\n", (int)getuid()); return access("/usr/bin/python3", F_OK) == 0;}\n',
+  );
   const cc = spawnSync('cc', ['-static', '-O2', '-o', join(rootfs, 'bin/hello'), source], { encoding: 'utf8' });
   assert.equal(cc.status, 0, `cc -static failed: ${cc.stderr}`);
   const profiles = join(work, 'profiles');
   cpSync(repoProfiles, profiles, { recursive: true });
   writeFileSync(join(profiles, 'images/static.json'), JSON.stringify({ name: 'static', kind: 'directory', rootfs }));
-  writeFileSync(join(profiles, 'languages/static.json'), JSON.stringify({
-    name: 'static', displayName: 'a static binary', extensions: ['.static'], sourceFile: 'input.static',
-    versionCommand: ['/bin/hello'], run: ['/bin/hello'],
-  }));
+  writeFileSync(
+    join(profiles, 'languages/static.json'),
+    JSON.stringify({
+      name: 'static',
+      displayName: 'a static binary',
+      extensions: ['.static'],
+      sourceFile: 'input.static',
+      versionCommand: ['/bin/hello'],
+      run: ['/bin/hello'],
+    }),
+  );
   rt = await startTestRuntime('runtime/directory-image', { profilesDir: profiles, image: 'static', slots: 1 });
 });
 after(async () => {
@@ -45,11 +55,14 @@ test('a directory image runs its own binary as the sandbox user, and shows nothi
 });
 
 test('a language whose toolchain the image lacks is reported unavailable, not crashed on', async () => {
-  await assert.rejects(Submission.open(rt.runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from('print(1)') }] }), (e: unknown) => {
-    assert.ok(e instanceof LanguageUnavailableError);
-    assert.equal(e.code, 'language_unavailable');
-    assert.match(e.message, /\/usr\/bin\/python3/);
-    return true;
-  });
+  await assert.rejects(
+    Submission.open(rt.runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from('print(1)') }] }),
+    (e: unknown) => {
+      assert.ok(e instanceof LanguageUnavailableError);
+      assert.equal(e.code, 'language_unavailable');
+      assert.match(e.message, /\/usr\/bin\/python3/);
+      return true;
+    },
+  );
   assert.deepEqual(rt.runtime.missingTools(rt.runtime.languages.get('java')!), ['/usr/bin/javac', '/usr/bin/java']);
 });

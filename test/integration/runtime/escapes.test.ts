@@ -6,9 +6,9 @@
  * connection, a canary file, host processes that must survive kill(-1)).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -43,9 +43,23 @@ before(async () => {
   process.env[SECRET_NAME] = SECRET_VALUE;
   rt = await startTestRuntime('runtime/escapes', { slots: 2 });
   writeFileSync(canary, 'the sandbox must not be able to delete this\n');
-  tcp = await listen(createServer((s) => { tcpConnections++; s.destroy(); }), { host: '0.0.0.0', port: 0 });
-  abstract = await listen(createServer((s) => { abstractConnections++; s.destroy(); }), { path: `\0${abstractName}` });
-  hostIp = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  tcp = await listen(
+    createServer((s) => {
+      tcpConnections++;
+      s.destroy();
+    }),
+    { host: '0.0.0.0', port: 0 },
+  );
+  abstract = await listen(
+    createServer((s) => {
+      abstractConnections++;
+      s.destroy();
+    }),
+    { path: `\0${abstractName}` },
+  );
+  hostIp = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
   for (const uid of [0, ...slotHostUids(rt.config)]) {
     hostSleepers.push({ uid, child: spawn('/bin/sleep', [HOST_SLEEP_S], { uid, gid: uid, stdio: 'ignore' }) });
   }
@@ -72,7 +86,10 @@ function expectResults(attempts: string[], allowed: string[]): void {
   for (const what of attempts) {
     const got = report.get(what);
     assert.ok(got !== undefined, `the probe did not report "${what}":\n${explain(result)}`);
-    assert.ok(allowed.some((a) => got === a || got.startsWith(`${a} `)), `"${what}" gave "${got}", expected ${allowed.join(' or ')}:\n${explain(result)}`);
+    assert.ok(
+      allowed.some((a) => got === a || got.startsWith(`${a} `)),
+      `"${what}" gave "${got}", expected ${allowed.join(' or ')}:\n${explain(result)}`,
+    );
   }
 }
 
@@ -94,23 +111,33 @@ test('capabilities are all zero, no_new_privs is set and a seccomp filter is on'
   assert.equal(report.get('status Seccomp'), '2', `2 means a filter is loaded:\n${explain(result)}`);
 });
 
-test('the id maps send inner root and uid 1000 to the slot\'s unprivileged host ids, never to 0', () => {
+test("the id maps send inner root and uid 1000 to the slot's unprivileged host ids, never to 0", () => {
   const slotIds = new Set(slotHostUids(rt.config));
   for (const map of ['uid_map', 'gid_map']) {
     const lines = reportValues(result.stdout, map).map((l) => l.split(' ').map(Number));
-    assert.deepEqual(lines.map(([inner, , count]) => [inner, count]), [[INNER_ROOT, 1], [INNER_USER, 1]], `${map} maps more than two single ids:\n${explain(result)}`);
+    assert.deepEqual(
+      lines.map(([inner, , count]) => [inner, count]),
+      [
+        [INNER_ROOT, 1],
+        [INNER_USER, 1],
+      ],
+      `${map} maps more than two single ids:\n${explain(result)}`,
+    );
     for (const [inner, host] of lines) {
       assert.ok(host !== 0 && slotIds.has(host!), `${map} maps inner ${inner} to host ${host}, not a slot id of ${[...slotIds].join(',')}`);
     }
   }
 });
 
-test('the sandbox\'s /proc shows only the program\'s own processes: init (pid 1, inner root) is hidden', () => {
+test("the sandbox's /proc shows only the program's own processes: init (pid 1, inner root) is hidden", () => {
   assert.equal(report.get('proc pids'), '2', `other processes are visible:\n${explain(result)}`);
-  expectResults(['read /proc/1/environ', 'read /proc/1/mem', 'read /proc/1/root/etc/hostname', 'list /proc/1/root/tmp'], ['ENOENT', 'EACCES']);
+  expectResults(
+    ['read /proc/1/environ', 'read /proc/1/mem', 'read /proc/1/root/etc/hostname', 'list /proc/1/root/tmp'],
+    ['ENOENT', 'EACCES'],
+  );
 });
 
-test('the worker\'s environment does not leak into the program, nor into any /proc/*/environ inside', () => {
+test("the worker's environment does not leak into the program, nor into any /proc/*/environ inside", () => {
   assert.ok(!result.stdout.includes(SECRET_VALUE), `the secret's value is visible inside:\n${explain(result)}`);
   assert.doesNotMatch(result.stdout, /SECRET PRESENT/, explain(result));
   const names = reportValues(result.stdout, 'env').map((e) => e.slice(0, e.indexOf('=')));
@@ -118,15 +145,22 @@ test('the worker\'s environment does not leak into the program, nor into any /pr
 });
 
 test('host files are out of reach: /etc/shadow, /root, /home, /var, /run, /sys, kernel memory and log', () => {
-  expectResults(['read /etc/shadow', 'read /etc/gshadow', 'list /root', 'list /home', 'list /var', 'list /run', 'list /sys', 'list /sys/fs/cgroup'], ['ENOENT']);
+  expectResults(
+    ['read /etc/shadow', 'read /etc/gshadow', 'list /root', 'list /home', 'list /var', 'list /run', 'list /sys', 'list /sys/fs/cgroup'],
+    ['ENOENT'],
+  );
   // Masked: /dev/null is bound over them, so they read as empty.
   expectResults(['read /proc/kcore', 'read /proc/kmsg'], ['ok (0 bytes)', 'ENOENT', 'EACCES', 'EPERM']);
 });
 
-test('the host image shows the toolchains of /usr, not the administrator\'s: no /usr/local, /usr/etc, /usr/src, /usr/sbin', () => {
+test("the host image shows the toolchains of /usr, not the administrator's: no /usr/local, /usr/etc, /usr/src, /usr/sbin", () => {
   const usr = /^ok \((.*)\)$/.exec(report.get('list /usr') ?? '')?.[1]?.split(' ') ?? [];
-  assert.ok(['bin', 'lib', 'share'].every((d) => usr.includes(d)), `/usr lacks a toolchain folder:\n${explain(result)}`);
-  for (const hidden of ['local', 'etc', 'src', 'sbin', 'libexec', 'games']) assert.ok(!usr.includes(hidden), `/usr/${hidden} is visible:\n${explain(result)}`);
+  assert.ok(
+    ['bin', 'lib', 'share'].every((d) => usr.includes(d)),
+    `/usr lacks a toolchain folder:\n${explain(result)}`,
+  );
+  for (const hidden of ['local', 'etc', 'src', 'sbin', 'libexec', 'games'])
+    assert.ok(!usr.includes(hidden), `/usr/${hidden} is visible:\n${explain(result)}`);
   // /usr/local/etc/npmrc held registry credentials on the machine this was found on; npm's global config is /usr/etc/npmrc.
   expectResults(['list /usr/local', 'read /usr/local/etc/npmrc', 'read /usr/etc/npmrc', 'list /usr/src'], ['ENOENT']);
 });
@@ -140,19 +174,41 @@ const EMPTY = /^(file 0 bytes|dir 0 entries|EACCES|EPERM)$/;
 /** "proc /proc/NAME: …" lines of one folder → NAME → result. */
 function procEntries(dir: string): Map<string, string> {
   const prefix = `proc ${dir}/`;
-  return new Map([...report].filter(([what]) => what.startsWith(prefix) && !what.slice(prefix.length).includes('/')).map(([what, got]) => [what.slice(prefix.length), got]));
+  return new Map(
+    [...report]
+      .filter(([what]) => what.startsWith(prefix) && !what.slice(prefix.length).includes('/'))
+      .map(([what, got]) => [what.slice(prefix.length), got]),
+  );
 }
 
 test('/proc shows nothing of the host but what programs need: every other entry is masked empty', () => {
   const entries = procEntries('/proc');
   assert.ok(entries.size > 20, `the probe listed only ${entries.size} /proc entries:\n${explain(result)}`);
   for (const kept of ['self', 'cpuinfo', 'meminfo', 'mounts']) {
-    assert.match(entries.get(kept) ?? '', /^(file [1-9]\d* bytes|dir [1-9]\d* entries)$/, `/proc/${kept} is needed by language runtimes:\n${explain(result)}`);
+    assert.match(
+      entries.get(kept) ?? '',
+      /^(file [1-9]\d* bytes|dir [1-9]\d* entries)$/,
+      `/proc/${kept} is needed by language runtimes:\n${explain(result)}`,
+    );
   }
   const shown = [...entries].filter(([name, got]) => !PROC_KEPT.has(name) && !EMPTY.test(got));
   assert.deepEqual(shown, [], `/proc entries that show host state:\n${explain(result)}`);
   // What the review found, by name (each where this kernel has it).
-  for (const name of ['cmdline', 'cgroups', 'pressure', 'interrupts', 'stat', 'loadavg', 'kallsyms', 'modules', 'swaps', 'partitions', 'diskstats', 'vmstat', 'locks']) {
+  for (const name of [
+    'cmdline',
+    'cgroups',
+    'pressure',
+    'interrupts',
+    'stat',
+    'loadavg',
+    'kallsyms',
+    'modules',
+    'swaps',
+    'partitions',
+    'diskstats',
+    'vmstat',
+    'locks',
+  ]) {
     const got = entries.get(name);
     if (got !== undefined) assert.match(got, EMPTY, `/proc/${name} is not masked:\n${explain(result)}`);
   }
@@ -162,12 +218,16 @@ test('/proc shows nothing of the host but what programs need: every other entry 
 
 test('/proc/sys is read-only, and its kernel, fs, dev and debug parts are masked', () => {
   const entries = procEntries('/proc/sys');
-  for (const name of ['kernel', 'fs']) assert.equal(entries.get(name), 'dir 0 entries', `/proc/sys/${name} is not masked:\n${explain(result)}`);
+  for (const name of ['kernel', 'fs'])
+    assert.equal(entries.get(name), 'dir 0 entries', `/proc/sys/${name} is not masked:\n${explain(result)}`);
   const shown = [...entries].filter(([name, got]) => !PROC_SYS_KEPT.has(name) && !EMPTY.test(got));
   assert.deepEqual(shown, [], `/proc/sys parts that show host state:\n${explain(result)}`);
   assert.match(report.get('statvfs /proc/sys') ?? '', /^ok \(ro /, explain(result));
   // The program is refused by the files' owner and mode before the read-only mount is asked; statvfs above shows the mount.
-  expectResults(['write /proc/sys/vm/drop_caches', 'write /proc/sys/vm/overcommit_memory', 'write /proc/sys/net/ipv4/ip_forward'], ['EACCES', 'EROFS']);
+  expectResults(
+    ['write /proc/sys/vm/drop_caches', 'write /proc/sys/vm/overcommit_memory', 'write /proc/sys/net/ipv4/ip_forward'],
+    ['EACCES', 'EROFS'],
+  );
   expectResults(['write /proc/sys/kernel/hostname'], ['ENOENT']);
 });
 
@@ -175,7 +235,7 @@ test('the masks cannot be undone: unmounting them or remounting /proc/sys writab
   expectResults(['umount /proc/cmdline', 'umount /proc/sys/kernel', 'remount /proc/sys rw'], ['EPERM']);
 });
 
-test('the sandbox\'s user namespace belongs to the slot\'s root id (inner root), not to host root', () => {
+test("the sandbox's user namespace belongs to the slot's root id (inner root), not to host root", () => {
   // Host root is unmapped inside, and an owner that is host root would read as 65534.
   assert.equal(report.get('userns owner'), String(INNER_ROOT), explain(result));
 });
@@ -200,7 +260,8 @@ const UNLIMITED_ON_PURPOSE = new Set(['Max address space', 'Max data size']);
 test('every rlimit is set by Brig, none inherited from the worker; RLIMIT_CORE is 1 (no core file, no core-dump helper)', () => {
   const limits = [...report.keys()].filter((what) => what.startsWith('limit Max '));
   assert.equal(limits.length, 16, `/proc/self/limits shows ${limits.length} limits:\n${explain(result)}`);
-  for (const [name, value] of Object.entries(EXPECTED_LIMITS)) assert.equal(report.get(`limit ${name}`), value, `${name}:\n${explain(result)}`);
+  for (const [name, value] of Object.entries(EXPECTED_LIMITS))
+    assert.equal(report.get(`limit ${name}`), value, `${name}:\n${explain(result)}`);
   for (const [what, got] of report) {
     if (what.startsWith('limit ') && !UNLIMITED_ON_PURPOSE.has(what.slice('limit '.length))) {
       assert.ok(!got.includes('unlimited'), `${what} is unlimited:\n${explain(result)}`);
@@ -213,11 +274,13 @@ test('the program has the highest OOM score and can never make itself safer than
   expectResults(['write -1000 to /proc/self/oom_score_adj'], ['EACCES']);
 });
 
-test('the program cannot lower its OOM score at all: host root pinned it as the floor', { skip: !hostRootHolds(CAP_SYS_RESOURCE) && 'host root lacks CAP_SYS_RESOURCE here, and only a writer holding it pins oom_score_adj_min' }, () => {
+test('the program cannot lower its OOM score at all: host root pinned it as the floor', {
+  skip: !hostRootHolds(CAP_SYS_RESOURCE) && 'host root lacks CAP_SYS_RESOURCE here, and only a writer holding it pins oom_score_adj_min',
+}, () => {
   expectResults(['write 0 to /proc/self/oom_score_adj', 'write 999 to /proc/self/oom_score_adj'], ['EACCES']);
 });
 
-test('the host\'s /tmp is invisible: the sandbox cannot see or delete a canary there', () => {
+test("the host's /tmp is invisible: the sandbox cannot see or delete a canary there", () => {
   expectResults([`stat canary ${canary}`, `unlink canary ${canary}`], ['ENOENT']);
   assert.equal(report.get('list /tmp'), 'ok ()', `the sandbox's /tmp is not its own empty tmpfs:\n${explain(result)}`);
   assert.ok(existsSync(canary), `the canary ${canary} is gone from the host`);
@@ -228,7 +291,7 @@ test('only the loopback interface exists and /sys/class/net is not there', () =>
   expectResults(['list /sys/class/net'], ['ENOENT']);
 });
 
-test('no route out: loopback is the sandbox\'s own, 8.8.8.8 and the host\'s address are unreachable', () => {
+test("no route out: loopback is the sandbox's own, 8.8.8.8 and the host's address are unreachable", () => {
   const port = (tcp.address() as AddressInfo).port;
   expectResults(['connect 127.0.0.1:6379', `connect 127.0.0.1:${port}`, `connect [::1]:${port}`], ['ECONNREFUSED']);
   expectResults(['connect 8.8.8.8:53', 'sendto udp 8.8.8.8:53'], ['ENETUNREACH']);
@@ -236,7 +299,7 @@ test('no route out: loopback is the sandbox\'s own, 8.8.8.8 and the host\'s addr
   assert.equal(tcpConnections, 0, `the host listener on port ${port} accepted ${tcpConnections} connection(s) from the sandbox`);
 });
 
-test('the host\'s abstract unix sockets are unreachable (they belong to the host network namespace)', () => {
+test("the host's abstract unix sockets are unreachable (they belong to the host network namespace)", () => {
   expectResults([`connect abstract unix @${abstractName}`], ['ECONNREFUSED']);
   assert.equal(abstractConnections, 0, 'the host abstract socket accepted a connection from the sandbox');
 });
@@ -251,10 +314,19 @@ test('mount, umount and remount are denied', () => {
 });
 
 test('new namespaces are denied: unshare, clone with CLONE_NEW*, clone3, setns', () => {
-  expectResults([
-    'unshare CLONE_NEWUSER', 'unshare CLONE_NEWNS', 'unshare CLONE_NEWNET', 'unshare CLONE_NEWPID',
-    'clone CLONE_NEWNET', 'clone CLONE_NEWUSER', 'clone CLONE_NEWNS', 'setns /proc/self/ns/net',
-  ], ['EPERM']);
+  expectResults(
+    [
+      'unshare CLONE_NEWUSER',
+      'unshare CLONE_NEWNS',
+      'unshare CLONE_NEWNET',
+      'unshare CLONE_NEWPID',
+      'clone CLONE_NEWNET',
+      'clone CLONE_NEWUSER',
+      'clone CLONE_NEWNS',
+      'setns /proc/self/ns/net',
+    ],
+    ['EPERM'],
+  );
   // clone3's flags live in memory seccomp cannot read: it is refused outright, so libc falls back to clone.
   expectResults(['clone3 CLONE_NEWUSER'], ['ENOSYS', 'EPERM']);
   expectResults(['open /proc/1/ns/mnt'], ['ENOENT', 'EACCES']);
@@ -273,10 +345,19 @@ test('chroot, pivot_root, sethostname, signalling init and raising a hard rlimit
 });
 
 test('exploit-prone kernel interfaces are denied: keyrings, bpf, perf, io_uring, userfaultfd, file handles, personality', () => {
-  expectResults([
-    'keyctl get session keyring', 'add_key', 'bpf BPF_MAP_CREATE', 'perf_event_open', 'io_uring_setup', 'userfaultfd',
-    'open_by_handle_at', 'personality ADDR_NO_RANDOMIZE',
-  ], ['EPERM']);
+  expectResults(
+    [
+      'keyctl get session keyring',
+      'add_key',
+      'bpf BPF_MAP_CREATE',
+      'perf_event_open',
+      'io_uring_setup',
+      'userfaultfd',
+      'open_by_handle_at',
+      'personality ADDR_NO_RANDOMIZE',
+    ],
+    ['EPERM'],
+  );
 });
 
 test('device nodes cannot be created; a FIFO, which is harmless, can', () => {
@@ -285,7 +366,17 @@ test('device nodes cannot be created; a FIFO, which is harmless, can', () => {
 });
 
 test('the image is read-only: /usr, /etc and / cannot be written', () => {
-  expectResults(['write /usr/brig-probe', 'write /usr/bin/brig-probe', 'write /usr/bin/env', 'write /etc/brig-probe', 'write /etc/passwd', 'write /brig-probe'], ['EROFS', 'EACCES']);
+  expectResults(
+    [
+      'write /usr/brig-probe',
+      'write /usr/bin/brig-probe',
+      'write /usr/bin/env',
+      'write /etc/brig-probe',
+      'write /etc/passwd',
+      'write /brig-probe',
+    ],
+    ['EROFS', 'EACCES'],
+  );
 });
 
 test('the sysrq trigger cannot be written', () => {

@@ -23,7 +23,12 @@ const MAIN_C = '#include <stdio.h>\nint main(void){ printf("%d\\n", ANSWER); ret
 test('the runtime refuses a submission with a file named like an option or a response file', async () => {
   for (const name of ['@r.c', '-o', 'src/@argfiles']) {
     await assert.rejects(
-      rt.run('c', MAIN_C, { files: [{ name: 'main.c', content: Buffer.from(MAIN_C) }, { name, content: Buffer.from('-DANSWER=42') }] }),
+      rt.run('c', MAIN_C, {
+        files: [
+          { name: 'main.c', content: Buffer.from(MAIN_C) },
+          { name, content: Buffer.from('-DANSWER=42') },
+        ],
+      }),
       { code: 'file_name_invalid' },
       name,
     );
@@ -51,5 +56,9 @@ test('gcc and javac read @name as options, but ./@name as a plain file: how Brig
   // ./@opts is just another input: its -DANSWER=41 never reaches the compiler.
   assert.match(out, /^gcc-dotted: refused .*ANSWER.* undeclared/m, out);
   assert.match(out, /^javac-bare: ran its options$/m, out);
-  assert.match(out, /^javac-dotted: refused error: invalid flag: \.\/@jargs/m, 'javac takes ./@jargs for a (bad) name, never for its argument file');
+  assert.match(
+    out,
+    /^javac-dotted: refused error: invalid flag: \.\/@jargs/m,
+    'javac takes ./@jargs for a (bad) name, never for its argument file',
+  );
 });

@@ -5,9 +5,9 @@
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { libcLibrary } from '../../../runtime/system/libc.ts';
-import { IDS_PER_SLOT } from '../../../runtime/slots/lease.ts';
 import type { RuntimeConfig } from '../../../runtime/config.ts';
+import { IDS_PER_SLOT } from '../../../runtime/slots/lease.ts';
+import { libcLibrary } from '../../../runtime/system/libc.ts';
 
 const CGROUP_V1_ROOT = '/sys/fs/cgroup';
 
@@ -70,7 +70,9 @@ export function cgroupDirsUnder(parentName: string): string[] {
 export function slotPidsCgroups(parentName: string): string[] {
   const parent = join(CGROUP_V1_ROOT, 'pids', parentName);
   if (!existsSync(parent)) return [];
-  return readdirSync(parent).map((name) => join(parent, name)).filter((dir) => statSync(dir).isDirectory());
+  return readdirSync(parent)
+    .map((name) => join(parent, name))
+    .filter((dir) => statSync(dir).isDirectory());
 }
 
 /**
@@ -114,20 +116,25 @@ export function liveHostProcessesOwnedBy(uids: readonly number[]): HostProcess[]
 
 /** Lines of the host's mount table naming `path`. */
 export function mountsNaming(path: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(path));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(path));
 }
 
 /** Live children of `parentPid` whose command name is `name`. */
 export function childProcessesNamed(parentPid: number, name: string): number[] {
-  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return stat.startsWith(`${pid} (${name})`) && Number(ppid) === parentPid && state !== 'Z';
-    } catch {
-      return false; // exited while we looked
-    }
-  });
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return stat.startsWith(`${pid} (${name})`) && Number(ppid) === parentPid && state !== 'Z';
+      } catch {
+        return false; // exited while we looked
+      }
+    });
 }
 
 /** True while `pid` exists and is not a zombie. */

@@ -25,7 +25,10 @@ before(async () => {
   const profiles = join(work, 'profiles');
   cpSync(repoProfiles, profiles, { recursive: true });
   const host = JSON.parse(readFileSync(join(profiles, 'images/host.json'), 'utf8'));
-  writeFileSync(join(profiles, 'images/masked.json'), JSON.stringify({ ...host, name: 'masked', masks: [MASKED_FOLDER, MASKED_FILE, MASKED_TOOLCHAIN, MISSING] }));
+  writeFileSync(
+    join(profiles, 'images/masked.json'),
+    JSON.stringify({ ...host, name: 'masked', masks: [MASKED_FOLDER, MASKED_FILE, MASKED_TOOLCHAIN, MISSING] }),
+  );
   rt = await startTestRuntime('runtime/image-masks', { profilesDir: profiles, image: 'masked', slots: 1 });
 });
 after(async () => {
@@ -33,7 +36,9 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-test('a masked folder is empty and read-only, a masked file reads empty, a missing path is skipped', { skip: !existsSync(MASKED_FILE) && `${MASKED_FILE} is not on this host` }, async () => {
+test('a masked folder is empty and read-only, a masked file reads empty, a missing path is skipped', {
+  skip: !existsSync(MASKED_FILE) && `${MASKED_FILE} is not on this host`,
+}, async () => {
   const script = [
     `echo "folder: $(ls -A ${MASKED_FOLDER} | wc -l) entries"`,
     `echo "file: $(wc -c < ${MASKED_FILE}) bytes"`,
@@ -49,9 +54,12 @@ test('a masked folder is empty and read-only, a masked file reads empty, a missi
 });
 
 test('a language whose toolchain is masked is unavailable, not started', async () => {
-  await assert.rejects(Submission.open(rt.runtime, { language: 'java', files: [{ name: 'Main.java', content: Buffer.from('class Main {}') }] }), (e: unknown) => {
-    assert.ok(e instanceof LanguageUnavailableError, String(e));
-    assert.equal(e.code, 'language_unavailable');
-    return true;
-  });
+  await assert.rejects(
+    Submission.open(rt.runtime, { language: 'java', files: [{ name: 'Main.java', content: Buffer.from('class Main {}') }] }),
+    (e: unknown) => {
+      assert.ok(e instanceof LanguageUnavailableError, String(e));
+      assert.equal(e.code, 'language_unavailable');
+      return true;
+    },
+  );
 });

@@ -53,7 +53,8 @@ function hostInotifyInit(uid = 0): string | null {
   return /\b(E[A-Z]+)\b/.exec(r.stderr)?.[1] ?? `exit ${r.status}: ${r.stderr}`;
 }
 
-const runHogs = () => probe.run(`inotify ${hogs} ${HOLD_MS}\n`, { processes: hogs + 4, openFiles: OPEN_FILES, wallMs: HOLD_MS + 6000, memoryMb: 128 });
+const runHogs = () =>
+  probe.run(`inotify ${hogs} ${HOLD_MS}\n`, { processes: hogs + 4, openFiles: OPEN_FILES, wallMs: HOLD_MS + 6000, memoryMb: 128 });
 
 /** Waits until the sandbox's processes hold all the instances they will get (the count stops moving). */
 async function whileHeld(): Promise<{ held: number; pids: number[] }> {
@@ -75,8 +76,12 @@ function instancesOf(r: StepResult): number {
   return Number(total[1]);
 }
 
-test('a sandbox holding every inotify instance it can get leaves root on the host free to call inotify_init(): the count is the slot\'s', async () => {
-  assert.equal(hostInotifyInit(), null, 'root cannot call inotify_init() even before the sandbox starts: this host is already at its limit');
+test("a sandbox holding every inotify instance it can get leaves root on the host free to call inotify_init(): the count is the slot's", async () => {
+  assert.equal(
+    hostInotifyInit(),
+    null,
+    'root cannot call inotify_init() even before the sandbox starts: this host is already at its limit',
+  );
   const pending = runHogs();
   let held: Awaited<ReturnType<typeof whileHeld>>;
   let rootInit: string | null;
@@ -96,11 +101,30 @@ test('a sandbox holding every inotify instance it can get leaves root on the hos
   assert.equal(r.verdict, 'ok', explain(r));
   assert.match(r.stdout, /^done$/m, explain(r));
   assert.match(r.stdout, /then EMFILE/, `no hog stopped at the per-user count:\n${explain(r)}`);
-  assert.equal(rootInit, null, `root on the host got ${rootInit} from inotify_init() while the sandbox held ${held.held} instances: they were charged to root`);
-  assert.equal(owner, SLOT.rootHostId, `the sandbox's user namespace belongs to uid ${owner}, not to the slot's root id ${SLOT.rootHostId}`);
-  assert.equal(slotInit, 'EMFILE', 'a process of the slot\'s root id could still call inotify_init(): the sandbox\'s instances were not charged to it');
-  assert.ok(held.held >= maxInstances, `the host saw the sandbox hold ${held.held} inotify instances, not the ${maxInstances} it can get:\n${explain(r)}`);
-  assert.equal(instancesOf(r), maxInstances, `the sandbox got other than max_user_instances=${maxInstances}: something else counts against its allowance:\n${explain(r)}`);
+  assert.equal(
+    rootInit,
+    null,
+    `root on the host got ${rootInit} from inotify_init() while the sandbox held ${held.held} instances: they were charged to root`,
+  );
+  assert.equal(
+    owner,
+    SLOT.rootHostId,
+    `the sandbox's user namespace belongs to uid ${owner}, not to the slot's root id ${SLOT.rootHostId}`,
+  );
+  assert.equal(
+    slotInit,
+    'EMFILE',
+    "a process of the slot's root id could still call inotify_init(): the sandbox's instances were not charged to it",
+  );
+  assert.ok(
+    held.held >= maxInstances,
+    `the host saw the sandbox hold ${held.held} inotify instances, not the ${maxInstances} it can get:\n${explain(r)}`,
+  );
+  assert.equal(
+    instancesOf(r),
+    maxInstances,
+    `the sandbox got other than max_user_instances=${maxInstances}: something else counts against its allowance:\n${explain(r)}`,
+  );
 });
 
 test('the next sandbox on the same slot gets the whole allowance again: the counts died with the namespace', async () => {
@@ -110,6 +134,9 @@ test('the next sandbox on the same slot gets the whole allowance again: the coun
     assert.equal(instancesOf(r), maxInstances, `run ${run + 1} on the same slot got fewer instances:\n${explain(r)}`);
     assert.match(r.stdout, /^inotify_init after release: ok$/m, `instances of killed processes were still counted:\n${explain(r)}`);
   }
-  assert.deepEqual(hostProcessesOwnedBy([SLOT.rootHostId, SLOT.userHostId]).filter((p) => p.state !== 'Z'), []);
-  assert.equal(hostInotifyInit(SLOT.rootHostId), null, 'the slot\'s uid is still charged for instances after its sandboxes are gone');
+  assert.deepEqual(
+    hostProcessesOwnedBy([SLOT.rootHostId, SLOT.userHostId]).filter((p) => p.state !== 'Z'),
+    [],
+  );
+  assert.equal(hostInotifyInit(SLOT.rootHostId), null, "the slot's uid is still charged for instances after its sandboxes are gone");
 });

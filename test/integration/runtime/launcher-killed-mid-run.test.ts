@@ -37,9 +37,16 @@ async function waitForRunningLauncher(program: string): Promise<number> {
 }
 
 test('a launcher killed with SIGKILL mid-run fails the step with how long the program had run and the signal', async () => {
-  const job = await Submission.open(rt.runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from('exec sleep 30\n') }], limits: { wallMs: 10_000 } });
+  const job = await Submission.open(rt.runtime, {
+    language: 'bash',
+    files: [{ name: 'main.sh', content: Buffer.from('exec sleep 30\n') }],
+    limits: { wallMs: 10_000 },
+  });
   try {
-    const outcome = job.run(Buffer.alloc(0)).then((r) => ({ r }), (error: Error) => ({ error }));
+    const outcome = job.run(Buffer.alloc(0)).then(
+      (r) => ({ r }),
+      (error: Error) => ({ error }),
+    );
     const launcher = await waitForRunningLauncher('sleep');
     await sleep(RUN_BEFORE_KILL_MS);
     process.kill(launcher, 'SIGKILL');
@@ -50,7 +57,10 @@ test('a launcher killed with SIGKILL mid-run fails the step with how long the pr
     assert.doesNotMatch(error.message, /before the program/, error.message);
     const ran = /after the program had run for (\d+) ms/.exec(error.message);
     assert.ok(ran, `the message does not say how long the program ran: ${error.message}`);
-    assert.ok(Number(ran[1]) >= RUN_BEFORE_KILL_MS, `the program ran at least ${RUN_BEFORE_KILL_MS} ms, the message says ${ran[1]}: ${error.message}`);
+    assert.ok(
+      Number(ran[1]) >= RUN_BEFORE_KILL_MS,
+      `the program ran at least ${RUN_BEFORE_KILL_MS} ms, the message says ${ran[1]}: ${error.message}`,
+    );
     assert.match(error.message, /signal 9/, error.message);
   } finally {
     job.close();

@@ -74,9 +74,15 @@ test('a fork bomb is stopped by the pids limit and the CPU limit, and the host s
   const forks = /forks before failure: (\d+) \((\w+)\)/.exec(r.stdout);
   assert.ok(forks, `the probe did not report its fork count:\n${explain(r)}`);
   assert.equal(forks[2], 'EAGAIN', explain(r));
-  assert.ok(Number(forks[1]) <= limits.processes - 1, `the probe forked ${forks[1]} children under processes=${limits.processes}:\n${explain(r)}`);
+  assert.ok(
+    Number(forks[1]) <= limits.processes - 1,
+    `the probe forked ${forks[1]} children under processes=${limits.processes}:\n${explain(r)}`,
+  );
   assert.ok(maxTasks > limits.processes / 2, `the host-side sampler saw at most ${maxTasks} tasks: it missed the bomb`);
-  assert.ok(maxTasks <= limits.processes + 1, `the slot cgroup held ${maxTasks} tasks at once, over processes+init=${limits.processes + 1}`);
+  assert.ok(
+    maxTasks <= limits.processes + 1,
+    `the slot cgroup held ${maxTasks} tasks at once, over processes+init=${limits.processes + 1}`,
+  );
   assert.equal(spawnSync('/bin/true').status, 0, 'the host can no longer start a process');
   assert.deepEqual(processesInCgroups(rt.config.cgroupParent), [], 'fork bomb processes are left in the slot cgroups');
   assert.deepEqual(liveHostProcessesOwnedBy(slotHostUids(rt.config)), [], 'fork bomb processes still run as a slot uid');
@@ -84,7 +90,10 @@ test('a fork bomb is stopped by the pids limit and the CPU limit, and the host s
 
 test('creating empty files without end is stopped by the memory limit: inodes and dentries are charged', async () => {
   const r = await run('many-files', { memoryMb: 64, cpuMs: 3000, wallMs: 6000 });
-  assert.ok(r.verdict === 'memory_limit' || /many-files: (ENOSPC|ENOMEM) after/.test(r.stdout), `file creation was not bounded:\n${explain(r)}`);
+  assert.ok(
+    r.verdict === 'memory_limit' || /many-files: (ENOSPC|ENOMEM) after/.test(r.stdout),
+    `file creation was not bounded:\n${explain(r)}`,
+  );
 });
 
 /** Enough descriptors that, uncharged, each kind of buffer could hold well over the memory limit. */
@@ -126,7 +135,10 @@ test('a CPU burn in one process is time_limit at the CPU limit, before the wall 
   assert.ok(r.wallMs < 3000, `the wall limit, not the CPU limit, ended it:\n${explain(r)}`);
 });
 
-for (const [mode, how] of [['cpuburn-forks', '4 forked processes'], ['cpuburn-threads', '4 threads']] as const) {
+for (const [mode, how] of [
+  ['cpuburn-forks', '4 forked processes'],
+  ['cpuburn-threads', '4 threads'],
+] as const) {
   test(`a CPU burn in ${how} is time_limit on their summed CPU time: spreading the work does not multiply the limit`, async () => {
     const cpuMs = 1000;
     const r = await run(mode, { cpuMs, wallMs: 6 * cpuMs });
@@ -149,7 +161,10 @@ test('sleeping forever is time_limit at the wall limit with almost no CPU time',
 
 test('a sandbox whose launcher is killed from outside dies with it at once (init re-arms its parent-death signal)', async () => {
   const pending = run('sleep', { cpuMs: 10_000, wallMs: 10_000 });
-  const outcome = pending.then((r) => ({ r }), (error: Error) => ({ error }));
+  const outcome = pending.then(
+    (r) => ({ r }),
+    (error: Error) => ({ error }),
+  );
   const launcher = await waitForLauncher();
   process.kill(launcher, 'SIGKILL');
   await sleep(LAUNCHER_DEATH_GRACE_MS);
@@ -172,7 +187,10 @@ test('an orphan that outlives its parent dies with the sandbox, and the run ends
   assert.deepEqual(processesInCgroups(rt.config.cgroupParent), [], 'a process is left in the slot cgroups');
 });
 
-for (const [mode, stream] of [['flood', 'stdout'], ['flood-stderr', 'stderr']] as const) {
+for (const [mode, stream] of [
+  ['flood', 'stdout'],
+  ['flood-stderr', 'stderr'],
+] as const) {
   test(`an endless print on ${stream} is output_limit, cut at outputBytes`, async () => {
     const outputBytes = 4096;
     const r = await run(mode, { outputBytes, wallMs: 3000 });

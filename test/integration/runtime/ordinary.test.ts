@@ -27,7 +27,9 @@ async function runOk(language: string, source: string, limits: Partial<Limits> =
 }
 
 test('python: four threads run and join', async () => {
-  const stdout = await runOk('python', `
+  const stdout = await runOk(
+    'python',
+    `
 import threading
 sums = [0] * 4
 def work(i):
@@ -36,12 +38,15 @@ threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
 print(sum(sums), threading.active_count())
-`);
+`,
+  );
   assert.equal(stdout, `${(400000 * 399999) / 2} 1\n`);
 });
 
 test('c: four pthreads run and join', async () => {
-  const stdout = await runOk('c', `
+  const stdout = await runOk(
+    'c',
+    `
 #include <pthread.h>
 #include <stdio.h>
 static long sums[4];
@@ -57,16 +62,21 @@ int main(void) {
   printf("%ld\\n", sums[0] + sums[1] + sums[2] + sums[3]);
   return 0;
 }
-`);
+`,
+  );
   assert.equal(stdout, `${(400000 * 399999) / 2}\n`);
 });
 
 test('node: a worker thread runs and answers', async () => {
-  const stdout = await runOk('node', `
+  const stdout = await runOk(
+    'node',
+    `
 const { Worker } = require('node:worker_threads');
 const w = new Worker('require("node:worker_threads").parentPort.postMessage(6 * 7)', { eval: true });
 w.on('message', (m) => console.log('worker says', m));
-`, { memoryMb: 512, processes: 64 });
+`,
+    { memoryMb: 512, processes: 64 },
+  );
   assert.equal(stdout, 'worker says 42\n');
 });
 
@@ -76,17 +86,22 @@ test('bash: a pipeline of child processes (seq | sort -n | tail -1)', async () =
 });
 
 test('python: subprocess runs other programs of the image', async () => {
-  const stdout = await runOk('python', `
+  const stdout = await runOk(
+    'python',
+    `
 import subprocess
 print(subprocess.run(['ls', '/box'], capture_output=True, text=True, check=True).stdout.strip())
 print(subprocess.run(['python3', '-c', 'print(6 * 7)'], capture_output=True, text=True, check=True).stdout.strip())
 print(subprocess.run('echo a b c | wc -w', shell=True, capture_output=True, text=True, check=True).stdout.strip())
-`);
+`,
+  );
   assert.equal(stdout, 'main.py\n42\n3\n');
 });
 
 test('python: files and directories in /box and /tmp can be made, renamed, read and removed', async () => {
-  const stdout = await runOk('python', `
+  const stdout = await runOk(
+    'python',
+    `
 import os, tempfile
 os.makedirs('/box/out/deep', exist_ok=True)
 with open('/box/out/deep/a.txt', 'w') as f: f.write('box data')
@@ -96,13 +111,15 @@ with tempfile.NamedTemporaryFile('w+', delete=False) as f:
 print(open('/box/out/b.txt').read(), open(tmp).read(), tmp.startswith('/tmp/'))
 os.remove(tmp); os.remove('/box/out/b.txt')
 print(sorted(os.listdir('/box')), os.path.exists(tmp))
-`);
+`,
+  );
   assert.equal(stdout, "box data tmp data True\n['main.py', 'out'] False\n");
 });
 
 test('python and c: a program can read its own source file', async () => {
   const python = "print(open(__file__).read(), end='')\n";
   assert.equal(await runOk('python', python), python);
-  const c = '#include <stdio.h>\nint main(void) {\n  FILE *f = fopen("/box/main.c", "r");\n  int ch;\n  if (!f) return 1;\n  while ((ch = fgetc(f)) != EOF) putchar(ch);\n  return 0;\n}\n';
+  const c =
+    '#include <stdio.h>\nint main(void) {\n  FILE *f = fopen("/box/main.c", "r");\n  int ch;\n  if (!f) return 1;\n  while ((ch = fgetc(f)) != EOF) putchar(ch);\n  return 0;\n}\n';
   assert.equal(await runOk('c', c), c);
 });

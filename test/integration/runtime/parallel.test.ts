@@ -33,22 +33,35 @@ test(`${SANDBOXES} sandboxes in parallel each read back only their own token fro
   results.forEach(({ run }, i) => {
     const token = tokens[i]!;
     assert.equal(run?.verdict, 'ok', `sandbox ${i} failed:\n${explain(run)}`);
-    assert.equal(run!.stdout, `tmp: ${token}\nbox: ${token}\nls /tmp: token\nls /box: main.py token\n`, `sandbox ${i} saw something not its own:\n${explain(run)}`);
+    assert.equal(
+      run!.stdout,
+      `tmp: ${token}\nbox: ${token}\nls /tmp: token\nls /box: main.py token\n`,
+      `sandbox ${i} saw something not its own:\n${explain(run)}`,
+    );
   });
   // Each sandbox waits while holding its files; the batch only proves anything if those waits overlapped.
   const summedWallMs = results.reduce((sum, { run }) => sum + run!.wallMs, 0);
-  assert.ok(elapsedMs < summedWallMs / 2, `the sandboxes ran one after another (${Math.round(elapsedMs)} ms for ${summedWallMs} ms of summed wall time)`);
+  assert.ok(
+    elapsedMs < summedWallMs / 2,
+    `the sandboxes ran one after another (${Math.round(elapsedMs)} ms for ${summedWallMs} ms of summed wall time)`,
+  );
 });
 
 test('after close no slot cgroup, mount, process or workspace of the runtime is left in the host', async () => {
   const { cgroupParent } = rt.config;
   await rt.runtime.close(); // the runtime only: the helper's close() would also delete the state dir we inspect
   const leftCgroups = cgroupDirsUnder(cgroupParent);
-  assert.deepEqual(leftCgroups.filter((dir) => !dir.endsWith(`/${cgroupParent}`)), [], 'slot cgroups are left');
+  assert.deepEqual(
+    leftCgroups.filter((dir) => !dir.endsWith(`/${cgroupParent}`)),
+    [],
+    'slot cgroups are left',
+  );
   assert.deepEqual(mountsNaming(rt.stateDir), [], 'mounts under the state dir are left');
   assert.deepEqual(liveHostProcessesOwnedBy(slotHostUids(rt.config)), [], 'processes of the slot uids still run');
   const runs = join(rt.stateDir, 'runs');
-  const leftWorkspaces = existsSync(runs) ? readdirSync(runs).flatMap((slot) => readdirSync(join(runs, slot)).map((id) => `${slot}/${id}`)) : [];
+  const leftWorkspaces = existsSync(runs)
+    ? readdirSync(runs).flatMap((slot) => readdirSync(join(runs, slot)).map((id) => `${slot}/${id}`))
+    : [];
   assert.deepEqual(leftWorkspaces, [], 'job workspaces are left under the state dir');
   assert.deepEqual(leftCgroups, [], `the runtime's own (empty) cgroup parent ${cgroupParent} is left in the host`);
 });

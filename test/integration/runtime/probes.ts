@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Submission } from '../../../runtime/submission.ts';
 import type { Limits } from '../../../runtime/limits.ts';
 import type { StepResult } from '../../../runtime/result.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import type { TestRuntime } from '../../helpers/runtime.ts';
 
 export const PROBES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'probes');
@@ -53,7 +53,8 @@ export class CompiledProbe {
 export function explain(result: StepResult | null | undefined): string {
   if (!result) return `no result: ${String(result)}`;
   const { stdout, stderr, ...facts } = result;
-  const cut = (text: string) => (text.length > EXPLAIN_OUTPUT_CHARS ? `${text.slice(0, EXPLAIN_OUTPUT_CHARS)}… (${text.length} chars)` : text);
+  const cut = (text: string) =>
+    text.length > EXPLAIN_OUTPUT_CHARS ? `${text.slice(0, EXPLAIN_OUTPUT_CHARS)}… (${text.length} chars)` : text;
   return `${JSON.stringify(facts)}\n--- stdout ---\n${cut(stdout)}\n--- stderr ---\n${cut(stderr)}`;
 }
 
@@ -71,5 +72,8 @@ export function parseReport(stdout: string): Map<string, string> {
 
 /** Every line of the report whose attempt starts with `prefix`, e.g. all the uid_map lines. */
 export function reportValues(stdout: string, prefix: string): string[] {
-  return stdout.split('\n').filter((line) => line.startsWith(`${prefix}: `)).map((line) => line.slice(prefix.length + 2));
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith(`${prefix}: `))
+    .map((line) => line.slice(prefix.length + 2));
 }

@@ -12,13 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { StepResult } from '../../../runtime/result.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
-import {
-  EAFNOSUPPORT,
-  ENOSYS,
-  expectedSurface,
-  parseSurfaceReport,
-  surfaceProblems,
-} from '../../probes/seccomp-surface.expected.ts';
+import { EAFNOSUPPORT, ENOSYS, expectedSurface, parseSurfaceReport, surfaceProblems } from '../../probes/seccomp-surface.expected.ts';
 import { CompiledProbe, explain } from './probes.ts';
 
 /** Some 360 attempts, each in its own short-lived child. */
@@ -59,10 +53,21 @@ test('netlink: NETLINK_ROUTE opens, every other protocol is EAFNOSUPPORT', () =>
 });
 
 test('MPTCP, SCTP, raw and ping sockets are EAFNOSUPPORT; tcp and udp over loopback work', () => {
-  for (const what of ['socket AF_INET SOCK_STREAM IPPROTO_MPTCP', 'socket AF_INET SOCK_SEQPACKET 0', 'socket AF_INET SOCK_RAW IPPROTO_ICMP', 'socket AF_INET SOCK_DGRAM IPPROTO_ICMP']) {
+  for (const what of [
+    'socket AF_INET SOCK_STREAM IPPROTO_MPTCP',
+    'socket AF_INET SOCK_SEQPACKET 0',
+    'socket AF_INET SOCK_RAW IPPROTO_ICMP',
+    'socket AF_INET SOCK_DGRAM IPPROTO_ICMP',
+  ]) {
     assert.equal(report.get(what), EAFNOSUPPORT, `${what}:\n${explain(result)}`);
   }
-  for (const what of ['tcp over loopback 127.0.0.1', 'tcp over loopback [::1]', 'udp over loopback 127.0.0.1', 'udp over loopback [::1]', 'getaddrinfo localhost AI_ADDRCONFIG']) {
+  for (const what of [
+    'tcp over loopback 127.0.0.1',
+    'tcp over loopback [::1]',
+    'udp over loopback 127.0.0.1',
+    'udp over loopback [::1]',
+    'getaddrinfo localhost AI_ADDRCONFIG',
+  ]) {
     assert.equal(report.get(what), 'ok', `${what}:\n${explain(result)}`);
   }
 });

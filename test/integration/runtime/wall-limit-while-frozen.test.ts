@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Submission } from '../../../runtime/submission.ts';
 import type { Limits } from '../../../runtime/limits.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
 import { explain } from './probes.ts';
@@ -53,7 +53,7 @@ function freezeEventLoop(ms: number): void {
   }
 }
 
-test('a program sleeping past its wall limit dies at the limit while the runtime\'s event loop is frozen', async () => {
+test("a program sleeping past its wall limit dies at the limit while the runtime's event loop is frozen", async () => {
   const job = await openBash('exec sleep 30\n');
   try {
     const pending = job.run(Buffer.alloc(0));
@@ -62,16 +62,23 @@ test('a program sleeping past its wall limit dies at the limit while the runtime
     // Looked at before the event loop runs again, so before Node's own wall timer could fire.
     const survivors = liveHostProcessesOwnedBy(slotHostUids(rt.config));
     const r = await pending;
-    assert.deepEqual(survivors, [], `the sandbox outlived its ${WALL_LIMIT_MS} ms wall limit while the event loop was frozen for ${FREEZE_MS} ms`);
+    assert.deepEqual(
+      survivors,
+      [],
+      `the sandbox outlived its ${WALL_LIMIT_MS} ms wall limit while the event loop was frozen for ${FREEZE_MS} ms`,
+    );
     assert.equal(r.verdict, 'time_limit', explain(r));
     assert.equal(r.signal, SIGKILL, explain(r));
-    assert.ok(r.wallMs >= WALL_LIMIT_MS && r.wallMs < WALL_LIMIT_MS + KILL_SLACK_MS, `init measured ${r.wallMs} ms, not the wall limit:\n${explain(r)}`);
+    assert.ok(
+      r.wallMs >= WALL_LIMIT_MS && r.wallMs < WALL_LIMIT_MS + KILL_SLACK_MS,
+      `init measured ${r.wallMs} ms, not the wall limit:\n${explain(r)}`,
+    );
   } finally {
     job.close();
   }
 });
 
-test('a program that ends before its wall limit is untouched by init\'s timer', async () => {
+test("a program that ends before its wall limit is untouched by init's timer", async () => {
   const job = await openBash('echo done\n');
   try {
     const r = await job.run(Buffer.alloc(0));

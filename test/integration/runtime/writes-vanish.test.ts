@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Submission } from '../../../runtime/submission.ts';
 import type { Limits } from '../../../runtime/limits.ts';
+import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 import { explain, parseReport, probeSource } from './probes.ts';
 
@@ -59,8 +59,12 @@ test('a new job sees none of the files an earlier job wrote', async () => {
   assert.deepEqual([...workspaces().keys()], [], 'finished jobs left workspaces under the state dir');
 });
 
-test('within one job, a run step sees neither the writes nor the tampering of an earlier run step, only the compile step\'s artifact', async () => {
-  const job = await Submission.open(rt.runtime, { language: 'c', files: [{ name: 'main.c', content: Buffer.from(SOURCE) }], limits: LIMITS });
+test("within one job, a run step sees neither the writes nor the tampering of an earlier run step, only the compile step's artifact", async () => {
+  const job = await Submission.open(rt.runtime, {
+    language: 'c',
+    files: [{ name: 'main.c', content: Buffer.from(SOURCE) }],
+    limits: LIMITS,
+  });
   try {
     const compile = await job.compile();
     assert.equal(compile?.verdict, 'ok', explain(compile));
@@ -70,18 +74,34 @@ test('within one job, a run step sees neither the writes nor the tampering of an
     const first = await job.run(Buffer.from('write first'));
     assert.equal(first.verdict, 'ok', explain(first));
     const firstReport = parseReport(first.stdout);
-    assert.match(firstReport.get('stat /box/main') ?? '', /^ok \(\d+ bytes, mode 755\)$/, `the first run does not see the compiled binary:\n${explain(first)}`);
-    assert.deepEqual(workspaces(), compiled, 'the first run\'s writes reached the job workspace in the host');
+    assert.match(
+      firstReport.get('stat /box/main') ?? '',
+      /^ok \(\d+ bytes, mode 755\)$/,
+      `the first run does not see the compiled binary:\n${explain(first)}`,
+    );
+    assert.deepEqual(workspaces(), compiled, "the first run's writes reached the job workspace in the host");
 
     const second = await job.run(Buffer.from('check'));
     assert.equal(second.verdict, 'ok', explain(second));
     assert.doesNotMatch(second.stdout, /tampered/, `the first run's replacement binary ran:\n${explain(second)}`);
     const secondReport = parseReport(second.stdout);
     for (const mark of [...MARKS, ...READ_ONLY_MARKS]) {
-      assert.equal(secondReport.get(`read ${mark}`), 'ENOENT', `${mark} written by the first run step is visible to the second:\n${explain(second)}`);
+      assert.equal(
+        secondReport.get(`read ${mark}`),
+        'ENOENT',
+        `${mark} written by the first run step is visible to the second:\n${explain(second)}`,
+      );
     }
-    assert.equal(secondReport.get('stat /box/main'), firstReport.get('stat /box/main'), `the compiled binary changed between runs:\n${explain(second)}`);
-    assert.equal(secondReport.get('stat /box/main.c'), firstReport.get('stat /box/main.c'), `the appended source survived into the second run:\n${explain(second)}`);
+    assert.equal(
+      secondReport.get('stat /box/main'),
+      firstReport.get('stat /box/main'),
+      `the compiled binary changed between runs:\n${explain(second)}`,
+    );
+    assert.equal(
+      secondReport.get('stat /box/main.c'),
+      firstReport.get('stat /box/main.c'),
+      `the appended source survived into the second run:\n${explain(second)}`,
+    );
   } finally {
     job.close();
   }

@@ -10,21 +10,21 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ServiceConfig } from '../../../services/shared/config.ts';
 import { keys, type RunRecord } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics, type Metrics } from '../../../services/shared/metrics.ts';
-import { startCallbackWorker, type CallbackOutcome } from '../../../services/worker/callbacks/callback-worker.ts';
-import { CallbackQueue, type CallbackJobData } from '../../../services/worker/callbacks/queue.ts';
-import { pinnedLookup, resolveTarget, type Resolver } from '../../../services/worker/callbacks/target.ts';
 import { AddressPolicy } from '../../../services/worker/callbacks/address-policy.ts';
+import { type CallbackOutcome, startCallbackWorker } from '../../../services/worker/callbacks/callback-worker.ts';
+import { type CallbackJobData, CallbackQueue } from '../../../services/worker/callbacks/queue.ts';
+import { pinnedLookup, type Resolver, resolveTarget } from '../../../services/worker/callbacks/target.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 import { verifyCallback } from '../../helpers/webhook.ts';
 import { testServiceConfig } from './harness.ts';
@@ -71,10 +71,13 @@ async function receiver(answer: Answer = ok, host = '127.0.0.1', port = 0): Prom
   const state: Receiver = { port: 0, requests: [], connections: 0, close: async () => {} };
   const server = createServer((req, res) => {
     let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
-      const index = state.requests.push({ method: req.method!, url: req.url!, headers: req.headers, body }) - 1;
-      answer(req, res, index);
-    });
+    req
+      .setEncoding('utf8')
+      .on('data', (d: string) => (body += d))
+      .on('end', () => {
+        const index = state.requests.push({ method: req.method!, url: req.url!, headers: req.headers, body }) - 1;
+        answer(req, res, index);
+      });
   });
   server.on('connection', () => state.connections++);
   await new Promise<void>((resolve, reject) => {
@@ -98,15 +101,36 @@ interface Callbacks {
 }
 
 /** A callback queue and its worker, as `brig worker` runs them, with their own metrics. */
-async function startCallbacks(service: Partial<ServiceConfig> = {}, testing: { resolve?: Resolver; tlsCa?: string } = {}): Promise<Callbacks> {
-  const serviceConfig = testServiceConfig(redis.url, { callbackBackoffMs: BACKOFF_MS, callbackAttempts: 3, callbackTimeoutMs: 2_000, ...service });
+async function startCallbacks(
+  service: Partial<ServiceConfig> = {},
+  testing: { resolve?: Resolver; tlsCa?: string } = {},
+): Promise<Callbacks> {
+  const serviceConfig = testServiceConfig(redis.url, {
+    callbackBackoffMs: BACKOFF_MS,
+    callbackAttempts: 3,
+    callbackTimeoutMs: 2_000,
+    ...service,
+  });
   const logger = createLogger({ level: serviceConfig.logLevel, name: 'brig-callbacks-test' });
   const metrics = createMetrics({ defaultMetrics: false });
-  const queue = new CallbackQueue(redis.url, { attempts: serviceConfig.callbackAttempts, backoffMs: serviceConfig.callbackBackoffMs }, logger);
-  const worker = startCallbackWorker({ redisUrl: redis.url, serviceConfig, readRecord: (id) => client.get(keys.run(id)), metrics, logger, ...testing });
+  const queue = new CallbackQueue(
+    redis.url,
+    { attempts: serviceConfig.callbackAttempts, backoffMs: serviceConfig.callbackBackoffMs },
+    logger,
+  );
+  const worker = startCallbackWorker({
+    redisUrl: redis.url,
+    serviceConfig,
+    readRecord: (id) => client.get(keys.run(id)),
+    metrics,
+    logger,
+    ...testing,
+  });
   await worker.waitUntilReady();
   return {
-    queue, worker, metrics,
+    queue,
+    worker,
+    metrics,
     async count(outcome) {
       const { values } = await metrics.callbacks.get();
       return values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
@@ -122,7 +146,14 @@ async function startCallbacks(service: Partial<ServiceConfig> = {}, testing: { r
 async function finishedRun(stdout = 'hello\n'): Promise<RunRecord> {
   const id = `cbrun${process.pid}x${++runCounter}`;
   const record: RunRecord = {
-    id, language: 'python', status: 'done', verdict: 'ok', compile: null, createdAt: Date.now() - 50, startedAt: Date.now() - 40, finishedAt: Date.now(),
+    id,
+    language: 'python',
+    status: 'done',
+    verdict: 'ok',
+    compile: null,
+    createdAt: Date.now() - 50,
+    startedAt: Date.now() - 40,
+    finishedAt: Date.now(),
     run: { verdict: 'ok', exitCode: 0, signal: null, cpuMs: 12, wallMs: 20, memoryKb: 9000, stdout, stderr: '', truncated: false },
   };
   await client.set(keys.run(id), JSON.stringify(record), 'EX', 600);
@@ -139,7 +170,8 @@ async function until(what: string, condition: () => Promise<boolean> | boolean, 
 }
 
 async function waitForOutcomes(callbacks: Callbacks, expected: Partial<Record<CallbackOutcome, number>>): Promise<void> {
-  const counted = async () => Object.fromEntries(await Promise.all((['delivered', 'retried', 'dropped'] as const).map(async (o) => [o, await callbacks.count(o)])));
+  const counted = async () =>
+    Object.fromEntries(await Promise.all((['delivered', 'retried', 'dropped'] as const).map(async (o) => [o, await callbacks.count(o)])));
   await until(`callback outcomes ${JSON.stringify(expected)}`, async () => {
     const now = await counted();
     return Object.entries(expected).every(([outcome, n]) => now[outcome] === n);
@@ -162,10 +194,25 @@ test('with an empty allow-list, every loopback form is refused at once and no co
   try {
     const port = v4.port;
     const forms = [
-      `http://127.0.0.1:${port}/x`, `http://[::1]:${port}/x`, `http://2130706433:${port}/x`, `http://0x7f000001:${port}/x`,
-      `http://0177.0.0.1:${port}/x`, `http://127.1:${port}/x`, `http://[::ffff:127.0.0.1]:${port}/x`, `http://[::ffff:7f00:1]:${port}/x`,
-      `http://localhost:${port}/x`, `http://LocalHost:${port}/x`, `http://0:${port}/x`, `http://[::]:${port}/x`, `https://127.0.0.1:${port}/x`,
-      `http://169.254.169.254/latest/meta-data/`, `http://10.0.0.1:${port}/x`, `http://192.168.1.1/x`, `http://100.64.0.1/x`, `http://[fd00::1]/x`, `http://[fe80::1]/x`,
+      `http://127.0.0.1:${port}/x`,
+      `http://[::1]:${port}/x`,
+      `http://2130706433:${port}/x`,
+      `http://0x7f000001:${port}/x`,
+      `http://0177.0.0.1:${port}/x`,
+      `http://127.1:${port}/x`,
+      `http://[::ffff:127.0.0.1]:${port}/x`,
+      `http://[::ffff:7f00:1]:${port}/x`,
+      `http://localhost:${port}/x`,
+      `http://LocalHost:${port}/x`,
+      `http://0:${port}/x`,
+      `http://[::]:${port}/x`,
+      `https://127.0.0.1:${port}/x`,
+      `http://169.254.169.254/latest/meta-data/`,
+      `http://10.0.0.1:${port}/x`,
+      `http://192.168.1.1/x`,
+      `http://100.64.0.1/x`,
+      `http://[fd00::1]/x`,
+      `http://[fe80::1]/x`,
     ];
     for (const url of forms) {
       const record = await finishedRun();
@@ -229,11 +276,32 @@ test('a public first answer is what the connection is given, whatever a later lo
   assert.equal(calls, 1);
 });
 
-test('HTTPS to a pinned address keeps the URL\'s name for SNI and the certificate check', async () => {
+test("HTTPS to a pinned address keeps the URL's name for SNI and the certificate check", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'brig-test-tls-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=hooks.test', '-addext', 'subjectAltName=DNS:hooks.test'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-subj',
+        '/CN=hooks.test',
+        '-addext',
+        'subjectAltName=DNS:hooks.test',
+      ],
+      { stdio: 'ignore' },
+    );
     const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
     const serverNames: (string | false | null)[] = [];
     let requests = 0;
@@ -299,7 +367,11 @@ test('the callback carries the record as stored, signed as the README says, with
     assert.deepEqual(JSON.parse(request.body), record);
     assert.equal(verifyCallback(SECRET, request.headers, request.body), true, 'the signature verifies');
     assert.equal(verifyCallback(SECRET, request.headers, request.body.replace('résultat', 'resultat')), false, 'a changed body does not');
-    assert.equal(verifyCallback(`whsec_${Buffer.alloc(32, 1).toString('base64')}`, request.headers, request.body), false, 'another key does not');
+    assert.equal(
+      verifyCallback(`whsec_${Buffer.alloc(32, 1).toString('base64')}`, request.headers, request.body),
+      false,
+      'another key does not',
+    );
   } finally {
     await callbacks.close();
     await hook.close();
@@ -317,7 +389,10 @@ test('a receiver that fails twice gets the record on the third attempt, with the
     await callbacks.queue.enqueue({ runId: record.id, url: `http://127.0.0.1:${hook.port}/hook` }, log);
     await waitForOutcomes(callbacks, { retried: 2, delivered: 1 });
     assert.equal(hook.requests.length, 3);
-    assert.deepEqual(hook.requests.map((r) => r.headers['webhook-id']), [record.id, record.id, record.id]);
+    assert.deepEqual(
+      hook.requests.map((r) => r.headers['webhook-id']),
+      [record.id, record.id, record.id],
+    );
     for (const request of hook.requests) assert.equal(verifyCallback(SECRET, request.headers, request.body), true);
     assert.deepEqual(JSON.parse(hook.requests[2]!.body), record);
   } finally {
@@ -327,8 +402,14 @@ test('a receiver that fails twice gets the record on the third attempt, with the
 });
 
 test('a 4xx is dropped at once; 408 and 429 are tried again', async () => {
-  const refusing = await receiver((_req, res) => { res.statusCode = 404; res.end(); });
-  const busy = await receiver((_req, res, index) => { res.statusCode = index === 0 ? 429 : index === 1 ? 408 : 204; res.end(); });
+  const refusing = await receiver((_req, res) => {
+    res.statusCode = 404;
+    res.end();
+  });
+  const busy = await receiver((_req, res, index) => {
+    res.statusCode = index === 0 ? 429 : index === 1 ? 408 : 204;
+    res.end();
+  });
   const callbacks = await startCallbacks({ callbackAllow: ['127.0.0.1'] });
   try {
     await callbacks.queue.enqueue({ runId: (await finishedRun()).id, url: `http://127.0.0.1:${refusing.port}/hook` }, log);
@@ -344,14 +425,18 @@ test('a 4xx is dropped at once; 408 and 429 are tried again', async () => {
 });
 
 test('a receiver that never answers times out and is retried; after the last attempt the callback is dropped', async () => {
-  const silent = await receiver(() => { /* never answers */ });
+  const silent = await receiver(() => {
+    /* never answers */
+  });
   const callbacks = await startCallbacks({ callbackAllow: ['127.0.0.1'], callbackAttempts: 2, callbackTimeoutMs: 300 });
   try {
     await callbacks.queue.enqueue({ runId: (await finishedRun()).id, url: `http://127.0.0.1:${silent.port}/hook` }, log);
     await waitForOutcomes(callbacks, { retried: 1, dropped: 1 });
     assert.equal(silent.requests.length, 2);
     const { values } = await callbacks.metrics.callbackDuration.get();
-    const retriedSeconds = values.find((v) => v.metricName === 'brig_callback_duration_seconds_sum' && v.labels.outcome === 'retried')!.value;
+    const retriedSeconds = values.find(
+      (v) => v.metricName === 'brig_callback_duration_seconds_sum' && v.labels.outcome === 'retried',
+    )!.value;
     assert.ok(retriedSeconds >= 0.3 && retriedSeconds < 2, `the attempt took ${retriedSeconds} s`);
   } finally {
     await callbacks.close();
@@ -363,7 +448,9 @@ test('the response body is not read: an endless one does not hold the delivery',
   const endless = await receiver((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     const chunk = Buffer.alloc(64 * 1024, 0x61);
-    const pump = () => { while (!res.destroyed && res.write(chunk)); };
+    const pump = () => {
+      while (!res.destroyed && res.write(chunk));
+    };
     res.on('drain', pump);
     pump();
   });

@@ -52,9 +52,17 @@ async function startDoomedWorker(): Promise<() => Promise<void>> {
 
 const slotCgroupNames = () => {
   const dir = join('/sys/fs/cgroup/memory', CGROUP_PARENT);
-  return existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort()
+    : [];
 };
-const workspaceMounts = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(join(h.stateDir, 'runs')));
+const workspaceMounts = () =>
+  readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(join(h.stateDir, 'runs')));
 
 test('a run on a worker killed with SIGKILL is picked up by another worker and run from the start; the dead slots are swept', async () => {
   // Hold slots 0 and 1 so that the doomed worker takes 2 and 3: the next worker
@@ -68,19 +76,24 @@ test('a run on a worker killed with SIGKILL is picked up by another worker and r
   }
 
   const id = await enqueue(h.clients.queue, h.clients.redis, {
-    language: 'python', source: 'import time\nprint("begin", flush=True)\ntime.sleep(2)\nprint("end")\n', limits: { wallMs: 20_000 },
+    language: 'python',
+    source: 'import time\nprint("begin", flush=True)\ntime.sleep(2)\nprint("end")\n',
+    limits: { wallMs: 20_000 },
   });
   await h.clients.events.waitFor(id, 'compiled');
   await sleep(300); // the program is running in the doomed worker's sandbox
   await kill();
-  assert.ok(slotCgroupNames().some((n) => n === 'slot-2' || n === 'slot-3'), `the dead worker should have left its slot cgroups (got ${slotCgroupNames()})`);
+  assert.ok(
+    slotCgroupNames().some((n) => n === 'slot-2' || n === 'slot-3'),
+    `the dead worker should have left its slot cgroups (got ${slotCgroupNames()})`,
+  );
   assert.equal(workspaceMounts().length, 1, 'the dead worker should have left its workspace mount');
   assert.equal((await waitForRecord(h.clients.redis, id, () => true)).status, 'running');
 
   const rescuer = await h.startWorker({ timing: FAST_STALL, workerId: 'rescuer' });
   try {
-    assert.deepEqual(slotCgroupNames(), ['slot-0', 'slot-1'], 'the start sweep left the dead worker\'s cgroups');
-    assert.deepEqual(workspaceMounts(), [], 'the start sweep left the dead worker\'s workspace mount');
+    assert.deepEqual(slotCgroupNames(), ['slot-0', 'slot-1'], "the start sweep left the dead worker's cgroups");
+    assert.deepEqual(workspaceMounts(), [], "the start sweep left the dead worker's workspace mount");
 
     const record = await waitForRecord(h.clients.redis, id, undefined, 20_000);
     assert.equal(record.status, 'done');
@@ -88,7 +101,10 @@ test('a run on a worker killed with SIGKILL is picked up by another worker and r
     assert.equal(record.run?.stdout, 'begin\nend\n');
     await h.clients.events.waitFor(id, 'done');
     const starts = h.clients.events.byRun.get(id)!.filter((e) => e.type === 'started');
-    assert.deepEqual(starts.map((e) => e.type === 'started' && e.workerId), ['doomed', 'rescuer']);
+    assert.deepEqual(
+      starts.map((e) => e.type === 'started' && e.workerId),
+      ['doomed', 'rescuer'],
+    );
   } finally {
     await rescuer.close();
   }

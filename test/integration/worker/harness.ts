@@ -11,14 +11,23 @@ import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { loadRuntimeConfig, loadServiceConfig, type ServiceConfig } from '../../../services/shared/config.ts';
 import type { RuntimeConfig } from '../../../runtime/config.ts';
-import { EVENTS_MAX_LEN, JOB_NAME, keys, QUEUE_NAME, type RunEvent, type RunJobData, type RunOutcome, type RunRecord } from '../../../services/shared/contract.ts';
+import { loadRuntimeConfig, loadServiceConfig, type ServiceConfig } from '../../../services/shared/config.ts';
+import {
+  EVENTS_MAX_LEN,
+  JOB_NAME,
+  keys,
+  QUEUE_NAME,
+  type RunEvent,
+  type RunJobData,
+  type RunOutcome,
+  type RunRecord,
+} from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
-import { startWorker, type BrigWorker, type WorkerTiming } from '../../../services/worker/worker.ts';
+import { type BrigWorker, startWorker, type WorkerTiming } from '../../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { uidBase, type UidOwner } from '../../helpers/uid-bases.ts';
+import { type UidOwner, uidBase } from '../../helpers/uid-bases.ts';
 
 export const CGROUP_PARENT = `brig-test-${process.pid}`;
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -39,7 +48,17 @@ function makeStateDir(): string {
 
 /** A worker's service configuration on `redisUrl`: loopback, a free metrics port, quiet unless BRIG_TEST_LOG_LEVEL says otherwise. */
 export function testServiceConfig(redisUrl: string, overrides: Partial<ServiceConfig> = {}): ServiceConfig {
-  return loadServiceConfig({}, { redisUrl, host: '127.0.0.1', workerMetricsPort: 0, resultTtlSeconds: 600, logLevel: process.env.BRIG_TEST_LOG_LEVEL ?? 'silent', ...overrides });
+  return loadServiceConfig(
+    {},
+    {
+      redisUrl,
+      host: '127.0.0.1',
+      workerMetricsPort: 0,
+      resultTtlSeconds: 600,
+      logLevel: process.env.BRIG_TEST_LOG_LEVEL ?? 'silent',
+      ...overrides,
+    },
+  );
 }
 
 export interface WorkerOverrides {
@@ -78,18 +97,26 @@ export function workerHarnessForFile(uids: UidOwner): WorkerHarness {
   let setUp: Promise<void> | undefined;
   // Node 20 starts a file's top-level before() hooks side by side, so a
   // file's own hook that starts a worker waits for this one here.
-  const ready = () => (setUp ??= (async () => {
-    harness.redis = await startRedis();
-    harness.stateDir = makeStateDir();
-    harness.clients = await connectClients(harness.redis.url);
-  })());
+  const ready = () =>
+    (setUp ??= (async () => {
+      harness.redis = await startRedis();
+      harness.stateDir = makeStateDir();
+      harness.clients = await connectClients(harness.redis.url);
+    })());
   const harness: WorkerHarness = {
     redis: undefined as unknown as TestRedis,
     stateDir: '',
     clients: undefined as unknown as Clients,
     runtimeConfig(overrides = {}) {
       const slots = overrides.slots ?? WORKER_SLOTS;
-      return { ...loadRuntimeConfig({}), stateDir: harness.stateDir, cgroupParent: CGROUP_PARENT, uidBase: uidBase(uids, slots), slots, ...overrides };
+      return {
+        ...loadRuntimeConfig({}),
+        stateDir: harness.stateDir,
+        cgroupParent: CGROUP_PARENT,
+        uidBase: uidBase(uids, slots),
+        slots,
+        ...overrides,
+      };
     },
     serviceConfig(overrides = {}) {
       return testServiceConfig(harness.redis.url, overrides);
@@ -137,7 +164,14 @@ export interface RunRequest {
   callbackUrl?: string;
 }
 
-const SOURCE_FILE: Record<string, string> = { python: 'main.py', c: 'main.c', cpp: 'main.cpp', bash: 'main.sh', node: 'main.js', java: 'Main.java' };
+const SOURCE_FILE: Record<string, string> = {
+  python: 'main.py',
+  c: 'main.c',
+  cpp: 'main.cpp',
+  bash: 'main.sh',
+  node: 'main.js',
+  java: 'Main.java',
+};
 const b64 = (v: string | Buffer) => Buffer.from(v).toString('base64');
 
 /** Writes the queued record and adds the job, as the API does (contract step 1). */
@@ -170,7 +204,12 @@ export async function readRecord(redis: Redis, id: string): Promise<RunRecord | 
 }
 
 /** Polls the record until `until` holds; fails with the last record seen. */
-export async function waitForRecord(redis: Redis, id: string, until: (r: RunRecord) => boolean = isFinal, timeoutMs = 20_000): Promise<RunRecord> {
+export async function waitForRecord(
+  redis: Redis,
+  id: string,
+  until: (r: RunRecord) => boolean = isFinal,
+  timeoutMs = 20_000,
+): Promise<RunRecord> {
   const deadline = Date.now() + timeoutMs;
   let last: RunRecord | null = null;
   while (Date.now() < deadline) {

@@ -7,10 +7,17 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { before, test } from 'node:test';
 import { Job as QueueJob } from 'bullmq';
-import { verifyCallback } from '../../helpers/webhook.ts';
-import { CANCEL_CHANNEL, HEARTBEAT_TTL_MS, keys, QUEUE_NAME, type RunOutcome, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { loadRuntimeConfig } from '../../../services/shared/config.ts';
+import {
+  CANCEL_CHANNEL,
+  HEARTBEAT_TTL_MS,
+  keys,
+  QUEUE_NAME,
+  type RunOutcome,
+  type WorkerHeartbeat,
+} from '../../../services/shared/contract.ts';
 import type { BrigWorker } from '../../../services/worker/worker.ts';
+import { verifyCallback } from '../../helpers/webhook.ts';
 import { enqueue, readRecord, waitForRecord, workerHarnessForFile } from './harness.ts';
 
 const MAX_COMPILE_OUTPUT_BYTES = 4096;
@@ -32,11 +39,16 @@ before(async () => {
   });
 });
 
-const run = async (request: Parameters<typeof enqueue>[2]) => waitForRecord(h.clients.redis, await enqueue(h.clients.queue, h.clients.redis, request));
+const run = async (request: Parameters<typeof enqueue>[2]) =>
+  waitForRecord(h.clients.redis, await enqueue(h.clients.queue, h.clients.redis, request));
 
 test('native python: stdin and args in, stdout out, verdict ok; the job returns only the outcome, the record holds the output', async () => {
   const id = await enqueue(h.clients.queue, h.clients.redis, {
-    language: 'python', source: 'import sys\nprint(input().upper(), *sys.argv[1:])\n', stdin: 'hello\n', args: ['a', 'b'], limits: SMALL,
+    language: 'python',
+    source: 'import sys\nprint(input().upper(), *sys.argv[1:])\n',
+    stdin: 'hello\n',
+    args: ['a', 'b'],
+    limits: SMALL,
   });
   const job = (await QueueJob.fromId(h.clients.queue, id))!;
   const returned = (await job.waitUntilFinished(h.clients.queueEvents, 20_000)) as RunOutcome;
@@ -47,7 +59,11 @@ test('native python: stdin and args in, stdout out, verdict ok; the job returns 
   assert.equal(record.compile, null);
   assert.equal(record.tests, undefined);
   assert.ok(record.startedAt! >= record.createdAt && record.finishedAt! >= record.startedAt!);
-  assert.deepEqual(returned, { id, status: 'done', verdict: 'ok' }, 'the job\'s return value (copied into BullMQ\'s event stream) holds no output');
+  assert.deepEqual(
+    returned,
+    { id, status: 'done', verdict: 'ok' },
+    "the job's return value (copied into BullMQ's event stream) holds no output",
+  );
   const ttl = await h.clients.redis.ttl(keys.run(id));
   assert.ok(ttl > 500 && ttl <= 600, `the record keeps the result TTL, got ${ttl}`);
 });
@@ -56,7 +72,10 @@ test('progress events arrive in order: started, compiled, one test per test, don
   const id = await enqueue(h.clients.queue, h.clients.redis, {
     language: 'c',
     source: '#include <stdio.h>\nint main(){int x; if (scanf("%d",&x)!=1) return 1; printf("%d\\n", x*2); return 0;}\n',
-    tests: [{ name: 'one', stdin: '1', expected: '2\n' }, { name: 'two', stdin: '21', expected: '42' }],
+    tests: [
+      { name: 'one', stdin: '1', expected: '2\n' },
+      { name: 'two', stdin: '21', expected: '42' },
+    ],
   });
   const record = await waitForRecord(h.clients.redis, id);
   assert.equal(record.verdict, 'ok', JSON.stringify(record));
@@ -64,7 +83,13 @@ test('progress events arrive in order: started, compiled, one test per test, don
   assert.deepEqual(h.clients.events.types(id), ['started', 'compiled', 'test', 'test', 'done']);
   const events = h.clients.events.byRun.get(id)!;
   assert.equal(events[0]!.type === 'started' && events[0]!.workerId, worker.workerId);
-  assert.deepEqual(events.filter((e) => e.type === 'test').map((e) => e.type === 'test' && [e.index, e.test.name, e.test.verdict]), [[0, 'one', 'ok'], [1, 'two', 'ok']]);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'test').map((e) => e.type === 'test' && [e.index, e.test.name, e.test.verdict]),
+    [
+      [0, 'one', 'ok'],
+      [1, 'two', 'ok'],
+    ],
+  );
   assert.deepEqual(done.type === 'done' && done.outcome, { id, status: 'done', verdict: 'ok' });
   for (const event of events) assert.doesNotMatch(JSON.stringify(event), /stdout|stderr/, `${event.type} carries no output`);
   assert.equal(record.progress, undefined, 'the final record has no progress: its steps hold everything');
@@ -109,7 +134,15 @@ test('judge mode: each test is judged on its output; the first failing test give
     limits: SMALL,
   });
   assert.equal(record.verdict, 'wrong_answer');
-  assert.deepEqual(record.tests?.map((t) => [t.name, t.verdict]), [['a', 'ok'], ['b', 'wrong_answer'], ['c', 'runtime_error'], ['d', 'ok']]);
+  assert.deepEqual(
+    record.tests?.map((t) => [t.name, t.verdict]),
+    [
+      ['a', 'ok'],
+      ['b', 'wrong_answer'],
+      ['c', 'runtime_error'],
+      ['d', 'ok'],
+    ],
+  );
   assert.equal(record.run, undefined);
   assert.equal(record.tests![1]!.stdout, '4\n');
 });
@@ -130,9 +163,21 @@ test('judge mode: every test runs in a fresh sandbox; files a test writes are go
 
 test('judge mode: the compare mode is applied (float tolerance)', async () => {
   const source = 'print(1/3, 2/3)\n';
-  const ok = await run({ language: 'python', source, tests: [{ name: 't', stdin: '', expected: '0.333333 0.666667' }], compare: { float: 1e-5 }, limits: SMALL });
+  const ok = await run({
+    language: 'python',
+    source,
+    tests: [{ name: 't', stdin: '', expected: '0.333333 0.666667' }],
+    compare: { float: 1e-5 },
+    limits: SMALL,
+  });
   assert.equal(ok.verdict, 'ok');
-  const wrong = await run({ language: 'python', source, tests: [{ name: 't', stdin: '', expected: '0.333333 0.666667' }], compare: 'tokens', limits: SMALL });
+  const wrong = await run({
+    language: 'python',
+    source,
+    tests: [{ name: 't', stdin: '', expected: '0.333333 0.666667' }],
+    compare: 'tokens',
+    limits: SMALL,
+  });
   assert.equal(wrong.verdict, 'wrong_answer');
 });
 
@@ -149,12 +194,20 @@ test('a CPU burn is time_limit', async () => {
 });
 
 test('allocating past the memory limit is memory_limit', async () => {
-  const record = await run({ language: 'python', source: 's = "x" * (200 * 1024 * 1024)\nprint(len(s))\n', limits: { ...SMALL, memoryMb: 64 } });
+  const record = await run({
+    language: 'python',
+    source: 's = "x" * (200 * 1024 * 1024)\nprint(len(s))\n',
+    limits: { ...SMALL, memoryMb: 64 },
+  });
   assert.equal(record.verdict, 'memory_limit', JSON.stringify(record.run));
 });
 
 test('flooding stdout is output_limit', async () => {
-  const record = await run({ language: 'python', source: 'while True:\n    print("x" * 1000)\n', limits: { ...SMALL, outputBytes: 10_000 } });
+  const record = await run({
+    language: 'python',
+    source: 'while True:\n    print("x" * 1000)\n',
+    limits: { ...SMALL, outputBytes: 10_000 },
+  });
   assert.equal(record.verdict, 'output_limit');
   assert.equal(record.run?.truncated, true);
 });
@@ -169,7 +222,12 @@ test('output that is not UTF-8 comes back base64 and marked, and is judged as by
   const expected = Buffer.from([0xff, 0xfe, 0x20, 0x6f, 0x6b]);
   const judged = await run({ language: 'python', source, tests: [{ name: 'bytes', stdin: '', expected }], limits: SMALL });
   assert.equal(judged.verdict, 'ok');
-  const other = await run({ language: 'python', source, tests: [{ name: 'bytes', stdin: '', expected: Buffer.from([0xff, 0xfd, 0x20, 0x6f, 0x6b]) }], limits: SMALL });
+  const other = await run({
+    language: 'python',
+    source,
+    tests: [{ name: 'bytes', stdin: '', expected: Buffer.from([0xff, 0xfd, 0x20, 0x6f, 0x6b]) }],
+    limits: SMALL,
+  });
   assert.equal(other.verdict, 'wrong_answer');
 });
 
@@ -184,9 +242,15 @@ test('a job asking for limits over the server maximum is internal_error naming t
   assert.equal((await QueueJob.fromId(h.clients.queue, id))!.attemptsStarted, 1);
 });
 
-test('files that do not fit the workspace are the request\'s fault: internal_error files_too_large, not retried', async () => {
+test("files that do not fit the workspace are the request's fault: internal_error files_too_large, not retried", async () => {
   const tooBig = Buffer.alloc((DISK_MB + 2) * 1024 * 1024, 0x23);
-  const id = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', files: [{ name: 'main.py', content: 'print(1)\n' }, { name: 'data.bin', content: tooBig }] });
+  const id = await enqueue(h.clients.queue, h.clients.redis, {
+    language: 'python',
+    files: [
+      { name: 'main.py', content: 'print(1)\n' },
+      { name: 'data.bin', content: tooBig },
+    ],
+  });
   const record = await waitForRecord(h.clients.redis, id);
   assert.equal(record.status, 'done');
   assert.equal(record.verdict, 'internal_error');
@@ -207,7 +271,11 @@ test('an unknown language is internal_error with its code', async () => {
 });
 
 test('cancel of an active run: its sandbox is killed and the record says cancelled', async () => {
-  const id = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', source: 'import time\nprint("up", flush=True)\ntime.sleep(1000)\n', limits: { wallMs: 30_000 } });
+  const id = await enqueue(h.clients.queue, h.clients.redis, {
+    language: 'python',
+    source: 'import time\nprint("up", flush=True)\ntime.sleep(1000)\n',
+    limits: { wallMs: 30_000 },
+  });
   await waitForRecord(h.clients.redis, id, (r) => r.status === 'running');
   await h.clients.events.waitFor(id, 'compiled');
   await new Promise((r) => setTimeout(r, 300)); // well inside the sandbox by now
@@ -262,10 +330,13 @@ test('the callback URL receives the final record, signed', async () => {
   const received = new Promise<{ body: string; headers: IncomingHttpHeaders }>((r) => (resolveBody = r));
   const server = createServer((req, res) => {
     let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
-      res.end('ok');
-      resolveBody({ body, headers: req.headers });
-    });
+    req
+      .setEncoding('utf8')
+      .on('data', (d: string) => (body += d))
+      .on('end', () => {
+        res.end('ok');
+        resolveBody({ body, headers: req.headers });
+      });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
@@ -292,7 +363,8 @@ test('/metrics is served with the run counters and phase durations', async () =>
   const text = await response.text();
   assert.match(text, /brig_runs_total\{language="python",verdict="ok"\} [1-9]/);
   assert.match(text, /brig_runs_total\{language="c",verdict="compile_error"\} [1-9]/);
-  for (const phase of ['queued', 'setup', 'compile', 'run', 'cleanup']) assert.match(text, new RegExp(`brig_phase_duration_seconds_count\\{phase="${phase}"\\} [1-9]`));
+  for (const phase of ['queued', 'setup', 'compile', 'run', 'cleanup'])
+    assert.match(text, new RegExp(`brig_phase_duration_seconds_count\\{phase="${phase}"\\} [1-9]`));
   // A job refused for its own content is not a sandbox error: it has its own counter.
   assert.doesNotMatch(text, /brig_sandbox_errors_total\{code="(limit_over_maximum|files_too_large)"\}/);
   assert.match(text, /brig_jobs_refused_total\{code="limit_over_maximum"\} 1/);

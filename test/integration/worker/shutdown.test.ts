@@ -20,9 +20,15 @@ test('close() finishes a short run, hands a long one back to the queue, and anot
   const first = await h.startWorker({ service: { shutdownGraceMs: GRACE_MS }, workerId: 'shutdown-first' });
   let closed = false;
   try {
-    const short = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', source: 'import time\ntime.sleep(0.6)\nprint("short")\n', limits: { wallMs: 10_000 } });
+    const short = await enqueue(h.clients.queue, h.clients.redis, {
+      language: 'python',
+      source: 'import time\ntime.sleep(0.6)\nprint("short")\n',
+      limits: { wallMs: 10_000 },
+    });
     const long = await enqueue(h.clients.queue, h.clients.redis, {
-      language: 'python', source: 'import time\nprint("long-start", flush=True)\ntime.sleep(3)\nprint("long-done")\n', limits: { wallMs: 20_000 },
+      language: 'python',
+      source: 'import time\nprint("long-start", flush=True)\ntime.sleep(3)\nprint("long-done")\n',
+      limits: { wallMs: 20_000 },
     });
     await Promise.all([h.clients.events.waitFor(short, 'compiled'), h.clients.events.waitFor(long, 'compiled')]);
     await sleep(200); // both programs are running in their sandboxes
@@ -45,10 +51,10 @@ test('close() finishes a short run, hands a long one back to the queue, and anot
     assert.deepEqual(h.clients.events.types(long), ['started', 'compiled'], 'no cancelled or done event for a requeued run');
     const job = (await QueueJob.fromId(h.clients.queue, long))!;
     assert.equal(await job.getState(), 'waiting');
-    assert.equal(job.attemptsMade, 0, 'a shutdown must not spend one of the run\'s attempts');
+    assert.equal(job.attemptsMade, 0, "a shutdown must not spend one of the run's attempts");
 
     assert.equal(await h.clients.redis.exists(keys.worker('shutdown-first')), 0, 'the heartbeat outlived the worker');
-    assert.deepEqual(leftoverCgroups(), [], 'the closed worker\'s cgroups remain');
+    assert.deepEqual(leftoverCgroups(), [], "the closed worker's cgroups remain");
     await first.close(); // idempotent
 
     const second = await h.startWorker({ workerId: 'shutdown-second' });
@@ -59,7 +65,10 @@ test('close() finishes a short run, hands a long one back to the queue, and anot
       assert.equal(finished.run?.stdout, 'long-start\nlong-done\n', 'the second worker ran it from the start');
       await h.clients.events.waitFor(long, 'done');
       const starts = h.clients.events.byRun.get(long)!.filter((e) => e.type === 'started');
-      assert.deepEqual(starts.map((e) => e.type === 'started' && e.workerId), ['shutdown-first', 'shutdown-second']);
+      assert.deepEqual(
+        starts.map((e) => e.type === 'started' && e.workerId),
+        ['shutdown-first', 'shutdown-second'],
+      );
     } finally {
       await second.close();
     }

@@ -40,7 +40,10 @@ const within = (path: string, folder: string) => path === folder || path.startsW
 for (const [folder, forbidden] of FORBIDDEN) {
   test(`${folder} imports nothing from ${forbidden.join(', ')}`, () => {
     const wrong = sourceFiles(join(ROOT, folder)).flatMap((file) =>
-      importsOf(file).filter((target) => forbidden.some((f) => within(target, f))).map((target) => `${relative(ROOT, file)} → ${target}`));
+      importsOf(file)
+        .filter((target) => forbidden.some((f) => within(target, f)))
+        .map((target) => `${relative(ROOT, file)} → ${target}`),
+    );
     assert.deepEqual(wrong, []);
   });
 }

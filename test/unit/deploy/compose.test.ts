@@ -44,7 +44,7 @@ test('every build context, Dockerfile and mounted file exists', () => {
   }
 });
 
-test('the API: its port is the image\'s PORT, Brig\'s default, and it runs with no privilege', () => {
+test("the API: its port is the image's PORT, Brig's default, and it runs with no privilege", () => {
   const api = services.api;
   assert.deepEqual(api.command, ['api']);
   assert.equal(containerPort(withDefaults(api.ports[0])), Number(env.PORT));
@@ -54,17 +54,21 @@ test('the API: its port is the image\'s PORT, Brig\'s default, and it runs with 
   assert.notEqual(api.user.split(':')[0], '0', 'not root');
   assert.ok(api.read_only);
   assert.ok(api.security_opt.includes('no-new-privileges'));
-  assert.match(api.environment.BRIG_API_KEYS, /\$\{BRIG_API_KEYS:\?/, 'keys are required: the API listens on every interface in the container');
+  assert.match(
+    api.environment.BRIG_API_KEYS,
+    /\$\{BRIG_API_KEYS:\?/,
+    'keys are required: the API listens on every interface in the container',
+  );
 });
 
-test('the workers: least privilege, a stop grace longer than Brig\'s drain, metrics where Prometheus looks', () => {
+test("the workers: least privilege, a stop grace longer than Brig's drain, metrics where Prometheus looks", () => {
   const worker = services.worker;
   assert.deepEqual(worker.command, ['worker']);
   assert.deepEqual(worker.cap_drop, ['ALL']);
   assert.deepEqual([...worker.cap_add].sort(), ['CHOWN', 'DAC_OVERRIDE', 'KILL', 'SETGID', 'SETUID', 'SYS_ADMIN']);
   assert.ok(!worker.privileged, 'never --privileged');
   assert.ok(worker.security_opt.includes('systempaths=unconfined'));
-  assert.ok(!worker.security_opt.some((o: string) => /seccomp|apparmor|label/.test(o)), 'the engine\'s default seccomp profile');
+  assert.ok(!worker.security_opt.some((o: string) => /seccomp|apparmor|label/.test(o)), "the engine's default seccomp profile");
   assert.equal(worker.cgroup, 'private');
   const graceMs = Number(withDefaults(worker.environment.BRIG_SHUTDOWN_GRACE_MS));
   assert.equal(graceMs, defaults.shutdownGraceMs);
@@ -72,12 +76,12 @@ test('the workers: least privilege, a stop grace longer than Brig\'s drain, metr
   assert.equal(Number(withDefaults(String(worker.deploy.replicas))), 2);
 });
 
-test('the workers\' privileges are the same in compose and in Kubernetes', () => {
+test("the workers' privileges are the same in compose and in Kubernetes", () => {
   const deployment = manifestDocuments(deployPath('k8s', 'worker.yaml')).find((d) => d.kind === 'Deployment')!;
   const container = deployment.spec.template.spec.containers[0];
   assert.deepEqual([...container.securityContext.capabilities.add].sort(), [...services.worker.cap_add].sort());
   assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
-  assert.equal(container.securityContext.procMount, 'Unmasked', 'Kubernetes\' systempaths=unconfined');
+  assert.equal(container.securityContext.procMount, 'Unmasked', "Kubernetes' systempaths=unconfined");
 });
 
 test('Redis: what REDIS_URL names, with an append-only file synced every second and noeviction', () => {
@@ -91,7 +95,7 @@ test('Redis: what REDIS_URL names, with an append-only file synced every second 
   assert.match(conf, /^maxmemory-policy noeviction$/m);
 });
 
-test('Prometheus scrapes the API\'s port and every worker replica on the metrics port', () => {
+test("Prometheus scrapes the API's port and every worker replica on the metrics port", () => {
   const config = parse(readFileSync(deployPath('prometheus', 'prometheus.yml'), 'utf8')) as { rule_files: string[]; scrape_configs: any[] };
   const api = config.scrape_configs.find((c) => c.job_name === 'brig-api');
   assert.deepEqual(api.static_configs[0].targets, [`api:${env.PORT}`]);
@@ -109,8 +113,16 @@ test('Prometheus scrapes the API\'s port and every worker replica on the metrics
 });
 
 test('Grafana: provisioning and the dashboard are mounted where the provider looks, the data source is the Prometheus service', () => {
-  const provider = (parse(readFileSync(deployPath('grafana', 'provisioning', 'dashboards', 'brig.yaml'), 'utf8')) as { providers: { options: { path: string } }[] }).providers[0]!;
-  const datasource = (parse(readFileSync(deployPath('grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as { datasources: { url: string; uid: string }[] }).datasources[0]!;
+  const provider = (
+    parse(readFileSync(deployPath('grafana', 'provisioning', 'dashboards', 'brig.yaml'), 'utf8')) as {
+      providers: { options: { path: string } }[];
+    }
+  ).providers[0]!;
+  const datasource = (
+    parse(readFileSync(deployPath('grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as {
+      datasources: { url: string; uid: string }[];
+    }
+  ).datasources[0]!;
   const mounts = (services.grafana.volumes as string[]).map((v) => v.split(':'));
   assert.ok(mounts.some(([source, target]) => source === './grafana/brig.json' && dirname(target!) === provider.options.path));
   assert.ok(mounts.some(([source, target]) => source === './grafana/provisioning' && target === '/etc/grafana/provisioning'));
@@ -133,5 +145,6 @@ test('every Brig setting the compose file passes is one the README documents', (
   for (const name of ['api', 'worker']) {
     for (const variable of Object.keys(services[name].environment)) assert.ok(isDocumented(variable, documented), `${name}: ${variable}`);
   }
-  for (const variable of Object.keys(env)) if (variable !== 'NODE_ENV') assert.ok(isDocumented(variable, documented), `Dockerfile ENV ${variable}`);
+  for (const variable of Object.keys(env))
+    if (variable !== 'NODE_ENV') assert.ok(isDocumented(variable, documented), `Dockerfile ENV ${variable}`);
 });

@@ -19,10 +19,17 @@ export interface DockerInstruction {
 
 /** The Dockerfile's instructions, continuation lines joined, comments left out. */
 export function dockerfile(path = deployPath('Dockerfile')): DockerInstruction[] {
-  const joined = readFileSync(path, 'utf8').split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n').replace(/\\\n/g, ' ');
+  const joined = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => !l.trimStart().startsWith('#'))
+    .join('\n')
+    .replace(/\\\n/g, ' ');
   const instructions: DockerInstruction[] = [];
   let stage = 'global';
-  for (const line of joined.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const line of joined
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const [, keyword, args] = /^(\w+)\s+(.*)$/.exec(line)!;
     if (keyword!.toUpperCase() === 'FROM') stage = /\bAS\s+(\S+)/i.exec(args!)?.[1] ?? 'final';
     instructions.push({ stage, keyword: keyword!.toUpperCase(), args: args! });

@@ -19,16 +19,21 @@ function walk(dir: string): string[] {
 const CHECKERS = [
   ...walk(join(REPO, 'test', 'unit', 'deploy')),
   ...walk(join(REPO, 'scripts', 'deploy')),
-  join(DEPLOY, 'compose.yaml'), join(DEPLOY, 'Dockerfile'), join(DEPLOY, 'redis', 'Dockerfile'), join(DEPLOY, 'k8s', 'kustomization.yaml'),
+  join(DEPLOY, 'compose.yaml'),
+  join(DEPLOY, 'Dockerfile'),
+  join(DEPLOY, 'redis', 'Dockerfile'),
+  join(DEPLOY, 'k8s', 'kustomization.yaml'),
 ];
 
 test('every file in deploy/ is named by a test, by test:deploy, or by a file they run', () => {
   const text = CHECKERS.map((f) => readFileSync(f, 'utf8')).join('\n');
-  const unnamed = walk(DEPLOY).filter((file) => {
-    if (CHECKERS.includes(file) && !file.endsWith('kustomization.yaml') && !file.endsWith('compose.yaml')) return false;
-    const name = basename(file);
-    const quoted = [`'${name}'`, `"${name}"`, `/${name}`, `- ${name}`, ` ${name} `, `${name}:`];
-    return !quoted.some((q) => text.includes(q));
-  }).map((f) => relative(REPO, f));
+  const unnamed = walk(DEPLOY)
+    .filter((file) => {
+      if (CHECKERS.includes(file) && !file.endsWith('kustomization.yaml') && !file.endsWith('compose.yaml')) return false;
+      const name = basename(file);
+      const quoted = [`'${name}'`, `"${name}"`, `/${name}`, `- ${name}`, ` ${name} `, `${name}:`];
+      return !quoted.some((q) => text.includes(q));
+    })
+    .map((f) => relative(REPO, f));
   assert.deepEqual(unnamed, []);
 });

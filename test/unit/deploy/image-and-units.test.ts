@@ -20,7 +20,10 @@ const defaults = loadServiceConfig({});
 
 /** The allowlist of Dockerfile.dockerignore: "**" then "!path" entries. */
 function allowed(): string[] {
-  const lines = readFileSync(deployPath('Dockerfile.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = readFileSync(deployPath('Dockerfile.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   assert.equal(lines[0], '**', 'everything is ignored, then what the image needs is let through');
   return lines.slice(1).map((l) => l.replace(/^!/, '').replace(/\/$/, ''));
 }
@@ -28,9 +31,15 @@ function allowed(): string[] {
 test('every COPY from the build context is let through by the ignore file, and exists', () => {
   const through = allowed();
   for (const copy of instructions.filter((i) => i.keyword === 'COPY' && !i.args.startsWith('--from'))) {
-    const sources = copy.args.split(/\s+/).slice(0, -1).filter((s) => !s.startsWith('--'));
+    const sources = copy.args
+      .split(/\s+/)
+      .slice(0, -1)
+      .filter((s) => !s.startsWith('--'));
     for (const source of sources) {
-      assert.ok(through.some((a) => source === a || source.startsWith(`${a}/`)), `COPY ${source} is ignored by Dockerfile.dockerignore`);
+      assert.ok(
+        through.some((a) => source === a || source.startsWith(`${a}/`)),
+        `COPY ${source} is ignored by Dockerfile.dockerignore`,
+      );
       assert.ok(existsSync(join(REPO, source)), `COPY ${source}: no such file`);
     }
   }
@@ -79,7 +88,12 @@ test('the shell scripts parse, and the healthcheck is valid JavaScript', () => {
 function serviceSection(path: string): Record<string, string> {
   const text = readFileSync(path, 'utf8');
   const section = text.slice(text.indexOf('[Service]'), text.indexOf('[Install]'));
-  return Object.fromEntries(section.split('\n').filter((l) => /^\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    section
+      .split('\n')
+      .filter((l) => /^\w+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 test('the systemd units: brig of /opt/brig, KillMode=mixed, a stop timeout past the drain; the worker delegates its cgroup', () => {
@@ -90,7 +104,10 @@ test('the systemd units: brig of /opt/brig, KillMode=mixed, a stop timeout past 
     const part = /^brig-(\w+)\.service$/.exec(unit)![1];
     assert.equal(service.ExecStart, `/usr/bin/node /opt/brig/bin/brig.js ${part}`);
     assert.equal(service.KillMode, 'mixed', `${unit}: SIGTERM to brig alone, which drains`);
-    assert.ok(Number(/^(\d+)$/.exec(service.TimeoutStopSec!)![1]) * 1000 > defaults.shutdownGraceMs, `${unit}: TimeoutStopSec > BRIG_SHUTDOWN_GRACE_MS`);
+    assert.ok(
+      Number(/^(\d+)$/.exec(service.TimeoutStopSec!)![1]) * 1000 > defaults.shutdownGraceMs,
+      `${unit}: TimeoutStopSec > BRIG_SHUTDOWN_GRACE_MS`,
+    );
     assert.equal(service.EnvironmentFile, '/etc/brig/brig.env');
   }
   const worker = serviceSection(deployPath('systemd', 'brig-worker.service'));
@@ -102,7 +119,9 @@ test('the systemd units: brig of /opt/brig, KillMode=mixed, a stop timeout past 
 
 test('brig.env sets only variables the README documents', () => {
   const documented = documentedVariables();
-  const lines = readFileSync(deployPath('systemd', 'brig.env'), 'utf8').split('\n').filter((l) => /^\w+=/.test(l));
+  const lines = readFileSync(deployPath('systemd', 'brig.env'), 'utf8')
+    .split('\n')
+    .filter((l) => /^\w+=/.test(l));
   assert.ok(lines.length > 0);
   for (const line of lines) assert.ok(isDocumented(line.slice(0, line.indexOf('=')), documented), line);
 });

@@ -28,7 +28,9 @@ for (const metric of metrics.registry.getMetricsAsArray()) {
 /** Labels Prometheus adds to every series it scrapes, and its own per-target series. */
 const TARGET_LABELS = ['instance', 'job'];
 exported.set('up', []);
-const SCRAPE_JOBS = (parse(readFileSync(deployPath('prometheus', 'prometheus.yml'), 'utf8')) as { scrape_configs: { job_name: string }[] }).scrape_configs.map((c) => c.job_name);
+const SCRAPE_JOBS = (
+  parse(readFileSync(deployPath('prometheus', 'prometheus.yml'), 'utf8')) as { scrape_configs: { job_name: string }[] }
+).scrape_configs.map((c) => c.job_name);
 
 /** Label values Brig sets: BullMQ states the API reports, phases the worker times, verdicts. */
 const LABEL_VALUES: Record<string, Set<string>> = {
@@ -40,12 +42,39 @@ const LABEL_VALUES: Record<string, Set<string>> = {
 
 const dashboard = dashboardExpressions(deployPath('grafana', 'brig.json'));
 const alerts = alertExpressions(deployPath('prometheus', 'alerts.yml'));
-const PROMQL_WORDS = new Set(['sum', 'max', 'min', 'avg', 'by', 'without', 'rate', 'increase', 'deriv', 'histogram_quantile', 'and', 'or', 'unless', 'on', 'ignoring', 'absent', 'count', 'le', 'bool', 'offset']);
+const PROMQL_WORDS = new Set([
+  'sum',
+  'max',
+  'min',
+  'avg',
+  'by',
+  'without',
+  'rate',
+  'increase',
+  'deriv',
+  'histogram_quantile',
+  'and',
+  'or',
+  'unless',
+  'on',
+  'ignoring',
+  'absent',
+  'count',
+  'le',
+  'bool',
+  'offset',
+]);
 
 /** Metric names in an expression: identifiers followed by { [ or a space/paren, that are not PromQL's words or label names. */
 function metricNames(expr: string): string[] {
-  const withoutStrings = expr.replace(/"[^"]*"/g, '""').replace(/\{[^}]*\}/g, '{}').replace(/\[[^\]]*\]/g, '[]').replace(/(by|without)\s*\([^)]*\)/g, '');
-  return [...withoutStrings.matchAll(/\b([a-z_][a-z0-9_]*)\b/g)].map((m) => m[1]!).filter((w) => !PROMQL_WORDS.has(w) && (w.includes('_') || w === 'up'));
+  const withoutStrings = expr
+    .replace(/"[^"]*"/g, '""')
+    .replace(/\{[^}]*\}/g, '{}')
+    .replace(/\[[^\]]*\]/g, '[]')
+    .replace(/(by|without)\s*\([^)]*\)/g, '');
+  return [...withoutStrings.matchAll(/\b([a-z_][a-z0-9_]*)\b/g)]
+    .map((m) => m[1]!)
+    .filter((w) => !PROMQL_WORDS.has(w) && (w.includes('_') || w === 'up'));
 }
 
 function check(e: PromExpression): void {
@@ -54,7 +83,11 @@ function check(e: PromExpression): void {
   for (const name of names) assert.ok(exported.has(name), `${e.source}: ${name} is not a metric Brig exports`);
   const labelsOfAll = new Set([...names.flatMap((n) => exported.get(n) ?? []), ...TARGET_LABELS]);
   for (const [, list] of e.expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
-    for (const label of list!.split(',').map((l) => l.trim()).filter(Boolean)) assert.ok(labelsOfAll.has(label), `${e.source}: grouped by ${label}, which ${names.join(', ')} lack`);
+    for (const label of list!
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean))
+      assert.ok(labelsOfAll.has(label), `${e.source}: grouped by ${label}, which ${names.join(', ')} lack`);
   }
   for (const [, label, op, value] of e.expr.matchAll(/(\w+)\s*(=~|=|!=)\s*"([^"]*)"/g)) {
     assert.ok(labelsOfAll.has(label!), `${e.source}: matches on ${label}, which ${names.join(', ')} lack`);
@@ -74,17 +107,29 @@ test('every alert expression names metrics, labels and label values Brig exports
 });
 
 test('the dashboard has the panels an operator needs, all on the provisioned data source', () => {
-  const board = JSON.parse(readFileSync(deployPath('grafana', 'brig.json'), 'utf8')) as { uid: string; panels: { title: string; datasource: { uid: string }; targets: { expr: string; datasource: { uid: string } }[] }[] };
-  const datasource = (parse(readFileSync(deployPath('grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as { datasources: { uid: string }[] }).datasources[0]!;
+  const board = JSON.parse(readFileSync(deployPath('grafana', 'brig.json'), 'utf8')) as {
+    uid: string;
+    panels: { title: string; datasource: { uid: string }; targets: { expr: string; datasource: { uid: string } }[] }[];
+  };
+  const datasource = (
+    parse(readFileSync(deployPath('grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as {
+      datasources: { uid: string }[];
+    }
+  ).datasources[0]!;
   for (const panel of board.panels) {
     assert.equal(panel.datasource.uid, datasource.uid, panel.title);
     for (const target of panel.targets) assert.equal(target.datasource.uid, datasource.uid, panel.title);
   }
   const shown = (metric: string) => board.panels.some((p) => p.targets.some((t) => t.expr.includes(metric)));
   const wanted: Record<string, string> = {
-    throughput: 'brig_runs_total', 'queue depth by state': 'brig_queue_jobs', 'latency per phase': 'brig_phase_duration_seconds_bucket',
-    verdicts: 'brig_runs_total', 'sandbox errors': 'brig_sandbox_errors_total', 'CPU per run': 'brig_run_cpu_seconds_bucket',
-    'memory per run': 'brig_run_memory_peak_bytes_bucket', 'live workers': 'brig_workers_live',
+    throughput: 'brig_runs_total',
+    'queue depth by state': 'brig_queue_jobs',
+    'latency per phase': 'brig_phase_duration_seconds_bucket',
+    verdicts: 'brig_runs_total',
+    'sandbox errors': 'brig_sandbox_errors_total',
+    'CPU per run': 'brig_run_cpu_seconds_bucket',
+    'memory per run': 'brig_run_memory_peak_bytes_bucket',
+    'live workers': 'brig_workers_live',
   };
   for (const [what, metric] of Object.entries(wanted)) assert.ok(shown(metric), `no panel shows ${what} (${metric})`);
   const ids = board.panels.map((p) => (p as unknown as { id: number }).id);
@@ -102,5 +147,8 @@ test('the alert rules: the four the issue names, each with a severity and a summ
   assert.ok(has('brig_queue_jobs'), 'backlog growing');
   assert.ok(has('brig_workers_live'), 'no live worker');
   assert.ok(has('brig_sandbox_errors_total'), 'internal errors');
-  assert.ok(rules.some((r) => /histogram_quantile\(0\.95/.test(r.expr)), 'p95 above target');
+  assert.ok(
+    rules.some((r) => /histogram_quantile\(0\.95/.test(r.expr)),
+    'p95 above target',
+  );
 });

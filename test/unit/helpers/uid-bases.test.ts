@@ -30,11 +30,12 @@ test('no two test files share a host uid', () => {
   for (const [index, range] of sorted.entries()) {
     assert.ok(range.end > range.base, `${range.owner} has no uids`);
     const next = sorted[index + 1];
-    if (next) assert.ok(range.end <= next.base, `${range.owner} (${range.base}–${range.end - 1}) overlaps ${next.owner} (from ${next.base})`);
+    if (next)
+      assert.ok(range.end <= next.base, `${range.owner} (${range.base}–${range.end - 1}) overlaps ${next.owner} (from ${next.base})`);
   }
 });
 
-test('test uids start above a real service\'s default range', () => {
+test("test uids start above a real service's default range", () => {
   const defaults = loadRuntimeConfig({});
   const serviceEnd = defaults.uidBase + defaults.maxSlots * IDS_PER_SLOT;
   assert.ok(FIRST_TEST_UID >= serviceEnd, `test uids from ${FIRST_TEST_UID} reach into the default service range (to ${serviceEnd - 1})`);
@@ -55,6 +56,10 @@ test('a file that leases more slots than its entry gives it is refused', () => {
 test('no test file picks a uid base by hand: each takes it from the table', () => {
   const byHand = typeScriptFiles(TEST_DIR)
     .filter((file) => file !== TABLE)
-    .flatMap((file) => readFileSync(file, 'utf8').split('\n').flatMap((line, index) => (BASE_BY_HAND.test(line) ? [`${relative(TEST_DIR, file)}:${index + 1}: ${line.trim()}`] : [])));
+    .flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .flatMap((line, index) => (BASE_BY_HAND.test(line) ? [`${relative(TEST_DIR, file)}:${index + 1}: ${line.trim()}`] : [])),
+    );
   assert.deepEqual(byHand, []);
 });

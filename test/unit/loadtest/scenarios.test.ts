@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { durationMs, judge, loadScenarios, pick, steps, type RunRequest } from '../../../loadtest/scenarios.ts';
+import { durationMs, judge, loadScenarios, pick, type RunRequest, steps } from '../../../loadtest/scenarios.ts';
 
 const K6 = new URL('../../../loadtest/k6/', import.meta.url).pathname;
 const LANGUAGES = new URL('../../../profiles/languages/', import.meta.url).pathname;
@@ -22,7 +22,9 @@ test('the four scenarios, each with its k6 script that runs it by name', () => {
     assert.match(script, new RegExp(`optionsFor\\('${name}'\\)`));
     assert.match(script, new RegExp(`iterate\\('${name}'\\)`));
   }
-  const scripts = readdirSync(K6).filter((f) => f.endsWith('.js') && f !== 'lib.js').map((f) => f.replace(/\.js$/, ''));
+  const scripts = readdirSync(K6)
+    .filter((f) => f.endsWith('.js') && f !== 'lib.js')
+    .map((f) => f.replace(/\.js$/, ''));
   assert.deepEqual(scripts.sort(), Object.keys(scenarios).sort(), 'no script without a scenario');
 });
 
@@ -50,11 +52,25 @@ test('k6 durations', () => {
 });
 
 test('loads become autocannon steps: iterations, a duration, a ramp followed in short steps', () => {
-  assert.deepEqual(steps({ executor: 'shared-iterations', vus: 4, iterations: 500, maxDuration: '10m' }), [{ connections: 4, amount: 500, seconds: 600 }]);
-  assert.deepEqual(steps({ executor: 'shared-iterations', vus: 4, iterations: 500, maxDuration: '10m' }, { vus: 8, iterations: 100 }), [{ connections: 8, amount: 100, seconds: 600 }]);
+  assert.deepEqual(steps({ executor: 'shared-iterations', vus: 4, iterations: 500, maxDuration: '10m' }), [
+    { connections: 4, amount: 500, seconds: 600 },
+  ]);
+  assert.deepEqual(steps({ executor: 'shared-iterations', vus: 4, iterations: 500, maxDuration: '10m' }, { vus: 8, iterations: 100 }), [
+    { connections: 8, amount: 100, seconds: 600 },
+  ]);
   assert.deepEqual(steps({ executor: 'constant-vus', vus: 4, duration: '1m' }, { duration: '10s' }), [{ connections: 4, seconds: 10 }]);
-  const ramp = steps({ executor: 'ramping-vus', stages: [{ duration: '10s', target: 4 }, { duration: '10s', target: 4 }, { duration: '10s', target: 0 }] });
-  assert.deepEqual(ramp.map((s) => s.connections), [2, 4, 4, 4, 2]);
+  const ramp = steps({
+    executor: 'ramping-vus',
+    stages: [
+      { duration: '10s', target: 4 },
+      { duration: '10s', target: 4 },
+      { duration: '10s', target: 0 },
+    ],
+  });
+  assert.deepEqual(
+    ramp.map((s) => s.connections),
+    [2, 4, 4, 4, 2],
+  );
   assert.ok(ramp.every((s) => s.seconds === 5));
   for (const name of Object.keys(scenarios)) {
     const plan = steps(scenarios[name]!.load);
@@ -65,7 +81,10 @@ test('loads become autocannon steps: iterations, a duration, a ramp followed in 
 });
 
 test('requests are picked by weight', () => {
-  const requests = [{ name: 'a', weight: 3 }, { name: 'b', weight: 1 }] as RunRequest[];
+  const requests = [
+    { name: 'a', weight: 3 },
+    { name: 'b', weight: 1 },
+  ] as RunRequest[];
   assert.equal(pick(requests, 0).name, 'a');
   assert.equal(pick(requests, 0.74).name, 'a');
   assert.equal(pick(requests, 0.76).name, 'b');

@@ -1,11 +1,31 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RequestError } from '../../../runtime/errors.ts';
-import { resolveLimits, type Limits } from '../../../runtime/limits.ts';
+import { type Limits, resolveLimits } from '../../../runtime/limits.ts';
 import { classify } from '../../../runtime/result.ts';
 
-const defaults: Limits = { cpuMs: 1000, wallMs: 2000, memoryMb: 128, processes: 8, outputBytes: 1024, fileSizeMb: 1, openFiles: 32, stackMb: 8, diskMb: 16 };
-const maxima: Limits = { cpuMs: 5000, wallMs: 10000, memoryMb: 512, processes: 64, outputBytes: 4096, fileSizeMb: 8, openFiles: 64, stackMb: 64, diskMb: 64 };
+const defaults: Limits = {
+  cpuMs: 1000,
+  wallMs: 2000,
+  memoryMb: 128,
+  processes: 8,
+  outputBytes: 1024,
+  fileSizeMb: 1,
+  openFiles: 32,
+  stackMb: 8,
+  diskMb: 16,
+};
+const maxima: Limits = {
+  cpuMs: 5000,
+  wallMs: 10000,
+  memoryMb: 512,
+  processes: 64,
+  outputBytes: 4096,
+  fileSizeMb: 8,
+  openFiles: 64,
+  stackMb: 64,
+  diskMb: 64,
+};
 
 test('limits resolve request over language over server default: one function, a layer over a base', () => {
   const language = resolveLimits({ cpuMs: 2000, memoryMb: 256 }, defaults, maxima);
@@ -16,13 +36,16 @@ test('limits resolve request over language over server default: one function, a 
 });
 
 test('a limit over the server maximum is refused with the field and the maximum, never clamped', () => {
-  assert.throws(() => resolveLimits({ memoryMb: 1024 }, defaults, maxima), (e: unknown) => {
-    assert.ok(e instanceof RequestError);
-    assert.equal(e.code, 'limit_over_maximum');
-    assert.equal(e.field, 'limits.memoryMb');
-    assert.match(e.message, /512/);
-    return true;
-  });
+  assert.throws(
+    () => resolveLimits({ memoryMb: 1024 }, defaults, maxima),
+    (e: unknown) => {
+      assert.ok(e instanceof RequestError);
+      assert.equal(e.code, 'limit_over_maximum');
+      assert.equal(e.field, 'limits.memoryMb');
+      assert.match(e.message, /512/);
+      return true;
+    },
+  );
 });
 
 test('a zero, negative or non-finite limit is refused', () => {
@@ -31,7 +54,16 @@ test('a zero, negative or non-finite limit is refused', () => {
   }
 });
 
-const facts = { exitCode: 0, signal: null, cpuMs: 10, wallMs: 10, oomKills: 0, killedFor: null, cpuLimitMs: 1000, wallLimitMs: 2000 } as const;
+const facts = {
+  exitCode: 0,
+  signal: null,
+  cpuMs: 10,
+  wallMs: 10,
+  oomKills: 0,
+  killedFor: null,
+  cpuLimitMs: 1000,
+  wallLimitMs: 2000,
+} as const;
 
 test('verdicts come from kernel facts, in order: output, memory, time, exit status', () => {
   assert.equal(classify(facts), 'ok');
@@ -57,7 +89,11 @@ test('an output whose JSON escapes would more than double it goes as base64, so 
   const { encodeOutput, jsonEscapeExtraBytes } = await import('../../../runtime/result.ts');
   for (const text of ['plain', 'a\tb\n"q"\\\r\n', '1\n2\n3\n', '\n', 'é\u2028']) {
     const bytes = Buffer.from(text);
-    assert.equal(Buffer.byteLength(JSON.stringify(text)) - 2, bytes.length + jsonEscapeExtraBytes(bytes), `escape count of ${JSON.stringify(text)}`);
+    assert.equal(
+      Buffer.byteLength(JSON.stringify(text)) - 2,
+      bytes.length + jsonEscapeExtraBytes(bytes),
+      `escape count of ${JSON.stringify(text)}`,
+    );
   }
   assert.deepEqual(encodeOutput('stdout', Buffer.from('1\n2\n3\n')), { stdout: '1\n2\n3\n' });
   const controls = Buffer.from('\x01\x02\x1b[0mx');

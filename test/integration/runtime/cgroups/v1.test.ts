@@ -3,14 +3,15 @@
  * teardown, with real child processes. Everything lives under a parent named
  * brig-test-<pid> and is removed at the end, pass or fail.
  */
-import { after, test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { detectCgroups, type CgroupManager, type RunCgroup } from '../../../../runtime/cgroups/manager.ts';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { type CgroupManager, detectCgroups, type RunCgroup } from '../../../../runtime/cgroups/manager.ts';
 import type { V1CgroupManager } from '../../../../runtime/cgroups/v1/manager.ts';
 
 const MIB = 1024 * 1024;
@@ -72,17 +73,23 @@ interface Sandboxed {
  */
 async function startInCgroup(cgroup: RunCgroup, command: string, env: Record<string, string> = {}): Promise<Sandboxed> {
   const script = `for dir in "$@"; do echo $$ > "$dir/cgroup.procs"; done; echo ready; read go; exec ${command}`;
-  const child = spawn('sh', ['-c', script, 'sh', ...cgroup.dirs], { env: { ...process.env, ...env, NODE: process.execPath }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('sh', ['-c', script, 'sh', ...cgroup.dirs], {
+    env: { ...process.env, ...env, NODE: process.execPath },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
-  const [line] = await once(child.stdout!, 'data') as [Buffer];
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   assert.equal(line.toString().trim(), 'ready', `child failed to join the cgroup: ${stderr}`);
   return { child, stderr: () => stderr, go: () => child.stdin!.write('go\n'), exited };
 }
 
 /** A node program that burns CPU for BURN_MS, then touches ALLOC_MB of memory in 8 MiB chunks. */
-const WORKLOAD = '"$NODE" -e "const end = Date.now() + Number(process.env.BURN_MS); while (Date.now() < end); const kept = []; for (let i = 0; i < Number(process.env.ALLOC_MB) / 8; i++) kept.push(Buffer.alloc(8 << 20, 1)); console.log(kept.length)"';
+const WORKLOAD =
+  '"$NODE" -e "const end = Date.now() + Number(process.env.BURN_MS); while (Date.now() < end); const kept = []; for (let i = 0; i < Number(process.env.ALLOC_MB) / 8; i++) kept.push(Buffer.alloc(8 << 20, 1)); console.log(kept.length)"';
 
 async function runWorkload(cgroup: RunCgroup, burnMs: number, allocMb: number) {
   const run = await startInCgroup(cgroup, WORKLOAD, { BURN_MS: String(burnMs), ALLOC_MB: String(allocMb) });
@@ -94,7 +101,9 @@ async function runWorkload(cgroup: RunCgroup, burnMs: number, allocMb: number) {
 
 function withTimeout<T>(promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('child did not exit in time')), EXIT_TIMEOUT_MS); });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('child did not exit in time')), EXIT_TIMEOUT_MS);
+  });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -105,7 +114,14 @@ function readFile(dir: string, file: string): string {
 test('detection finds every v1 controller and describe() says so', { skip }, () => {
   assert.equal(manager!.version, 1);
   const checks = manager!.describe();
-  for (const name of ['cgroup version', 'controller memory', 'controller cpu', 'controller cpuacct', 'controller pids', 'oom kill counter']) {
+  for (const name of [
+    'cgroup version',
+    'controller memory',
+    'controller cpu',
+    'controller cpuacct',
+    'controller pids',
+    'oom kill counter',
+  ]) {
     assert.equal(checks.find((check) => check.name === name)?.ok, true, name);
   }
 });
@@ -228,14 +244,18 @@ test('a parent cgroup that Brig did not create is refused, and its children are 
   const dir = join(v1!.mountPoints.pids, foreignName);
   fs.mkdirSync(join(dir, 'theirs'), { recursive: true });
   try {
-    assert.throws(() => foreign.ensureParent(), (err: unknown) => {
-      assert.equal((err as { code: string }).code, 'cgroup_parent_foreign');
-      assert.match((err as Error).message, /not created by Brig.*BRIG_CGROUP_PARENT/);
-      return true;
-    });
+    assert.throws(
+      () => foreign.ensureParent(),
+      (err: unknown) => {
+        assert.equal((err as { code: string }).code, 'cgroup_parent_foreign');
+        assert.match((err as Error).message, /not created by Brig.*BRIG_CGROUP_PARENT/);
+        return true;
+      },
+    );
     assert.ok(fs.existsSync(join(dir, 'theirs')), 'their child cgroup is untouched');
     for (const mount of new Set(Object.values(v1!.mountPoints))) {
-      if (mount !== v1!.mountPoints.pids) assert.equal(fs.existsSync(join(mount, foreignName)), false, `nothing was created in ${mount} first`);
+      if (mount !== v1!.mountPoints.pids)
+        assert.equal(fs.existsSync(join(mount, foreignName)), false, `nothing was created in ${mount} first`);
     }
   } finally {
     fs.rmdirSync(join(dir, 'theirs'));

@@ -3,12 +3,13 @@
  * (no_new_privs, seccomp(SECCOMP_SET_MODE_FILTER) from bytes, then the
  * program): escape attempts must fail and ordinary programs must still run.
  */
-import { after, before, test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { compileProfile, loadAndCompile } from '../../../../runtime/seccomp/compile.ts';
 import { validateProfile } from '../../../../runtime/seccomp/profile.ts';
@@ -50,7 +51,12 @@ function writeFilter(fileName: string, bpf: Buffer): string {
 function runProbes(filterPath: string): Map<string, string> {
   const run = spawnSync(probePath, [filterPath], { encoding: 'utf8', timeout: PROBE_TIMEOUT_MS });
   assert.equal(run.status, 0, `probe failed: ${run.stderr}`);
-  return new Map(run.stdout.trim().split('\n').map((line) => line.split(' ') as [string, string]));
+  return new Map(
+    run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ') as [string, string]),
+  );
 }
 
 /** Runs a program under the filter, as the launcher will. */

@@ -8,21 +8,17 @@
  * what the kernel itself answers, and every refused attempt must answer
  * differently there.
  */
-import { after, before, test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { compileProfile, loadAndCompile } from '../../../../runtime/seccomp/compile.ts';
 import { validateProfile } from '../../../../runtime/seccomp/profile.ts';
-import {
-  expectedSurface,
-  parseSurfaceReport,
-  refusedAttempts,
-  surfaceProblems,
-} from '../../../probes/seccomp-surface.expected.ts';
+import { expectedSurface, parseSurfaceReport, refusedAttempts, surfaceProblems } from '../../../probes/seccomp-surface.expected.ts';
 
 const PROBES_DIR = fileURLToPath(new URL('../../../probes/', import.meta.url));
 const DEFAULT_PROFILE = fileURLToPath(new URL('../../../../profiles/seccomp/default.json', import.meta.url));
@@ -40,7 +36,9 @@ let probePath = '';
 let skipReason: string | undefined;
 
 function build(source: string, output: string): void {
-  const run = spawnSync('cc', ['-std=gnu17', '-Wall', '-Wextra', '-Werror', '-O1', '-o', output, join(PROBES_DIR, source)], { encoding: 'utf8' });
+  const run = spawnSync('cc', ['-std=gnu17', '-Wall', '-Wextra', '-Werror', '-O1', '-o', output, join(PROBES_DIR, source)], {
+    encoding: 'utf8',
+  });
   if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
     skipReason = 'cc is not installed: cannot build the probes';
     return;
@@ -81,9 +79,9 @@ test('on the host kernel, every attempt of the surface probe gets the answer the
   assert.deepEqual(surfaceProblems(report, expectedSurface()), []);
 });
 
-test('each refusal is the filter\'s: without it, the kernel answers every refused attempt differently', (t) => {
+test("each refusal is the filter's: without it, the kernel answers every refused attempt differently", (t) => {
   if (skipped(t)) return;
-  if (process.getuid?.() !== 0) return t.skip('needs root: only then do the kernel\'s capability checks pass');
+  if (process.getuid?.() !== 0) return t.skip("needs root: only then do the kernel's capability checks pass");
   const filtered = runSurface('default.bpf', loadAndCompile(DEFAULT_PROFILE).bpf).report;
   const baselineProfile = validateProfile(
     {

@@ -43,11 +43,14 @@ export class FakeCgroupfs {
     this.write(this.root, 'cgroup.subtree_control', opts.rootSubtreeControl ?? '');
     this.write(this.root, 'cgroup.procs', '1\n');
     this.mountinfoPath = join(this.base, 'mountinfo');
-    fs.writeFileSync(this.mountinfoPath, [
-      '22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:5 - proc proc rw',
-      `31 23 0:28 / ${this.root} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot`,
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      this.mountinfoPath,
+      [
+        '22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:5 - proc proc rw',
+        `31 23 0:28 / ${this.root} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot`,
+        '',
+      ].join('\n'),
+    );
   }
 
   /** Cgroups that carry Brig's mark (a trusted xattr on a real cgroupfs, which needs root). */
@@ -55,7 +58,9 @@ export class FakeCgroupfs {
 
   /** What the kernel does on mkdir in cgroupfs: the new cgroup comes with its interface files. */
   readonly dirOps: CgroupDirOps = {
-    mark: (path) => { this.marked.add(path); },
+    mark: (path) => {
+      this.marked.add(path);
+    },
     isMarked: (path) => this.marked.has(path),
     makeDir: (path) => {
       fs.mkdirSync(path);

@@ -2,12 +2,13 @@
  * cgroup v2 logic against a fake cgroupfs folder: no root, no kernel needed.
  * Counters are moved by rewriting the fake files, as the kernel would.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
+import { test } from 'node:test';
+import { type CgroupManager, detectCgroups, type RunCgroup } from '../../../../runtime/cgroups/manager.ts';
 import { SandboxError } from '../../../../runtime/errors.ts';
-import { detectCgroups, type CgroupManager, type RunCgroup } from '../../../../runtime/cgroups/manager.ts';
 import { FAKE_PIDS, FakeCgroupfs, type FakePeakKind } from './fake-cgroupfs.ts';
 
 const MIB = 1024 * 1024;
@@ -76,11 +77,18 @@ test('errors name the cgroup file that failed', (t) => {
   const { manager } = setUp(t);
   const cgroup = manager.open('slot-0');
   fs.rmSync(join(cgroup.dirs[0], 'cpu.max'));
-  assert.throws(() => cgroup.applyLimits(LIMITS), (err: unknown) => err instanceof SandboxError && err.message.includes('cpu.max'));
+  assert.throws(
+    () => cgroup.applyLimits(LIMITS),
+    (err: unknown) => err instanceof SandboxError && err.message.includes('cpu.max'),
+  );
 });
 
 /** Simulates one run: counters move between resetCounters() and usage(). */
-function simulateRun(fake: FakeCgroupfs, cgroup: RunCgroup, run: { cpuUsec: [number, number]; currentBytes: number; peakBytes: number; oomKills: [number, number] }): void {
+function simulateRun(
+  fake: FakeCgroupfs,
+  cgroup: RunCgroup,
+  run: { cpuUsec: [number, number]; currentBytes: number; peakBytes: number; oomKills: [number, number] },
+): void {
   const [dir] = cgroup.dirs;
   const events = (oomKills: number) => `low 0\nhigh 0\nmax 3\noom 1\noom_kill ${oomKills}\noom_group_kill 0\n`;
   fake.write(dir, 'cpu.stat', `usage_usec ${run.cpuUsec[0]}\nuser_usec 1\nsystem_usec 1\n`);
@@ -178,7 +186,7 @@ test('read-only memory.peak: a used cgroup is recreated before the next run', (t
   assert.equal(fs.existsSync(join(dir, 'marker')), true, 'a cgroup with processes is not recreated');
 });
 
-test('read-only memory.peak in a used cgroup: never an earlier run\'s peak', (t) => {
+test("read-only memory.peak in a used cgroup: never an earlier run's peak", (t) => {
   const { fake, manager } = setUp(t, { peak: 'read-only' });
   const cgroup = manager.open('slot-0');
   const [dir] = cgroup.dirs;

@@ -12,7 +12,11 @@ after(() => rmSync(work, { recursive: true, force: true }));
 test('the host image exposes the toolchain folders of /usr read-only over a skeleton with a generated passwd and no host secrets', () => {
   const profile = loadImageProfile(new URL('../../../../profiles/images/host.json', import.meta.url).pathname);
   const image = layoutImage(profile, join(work, 'images'));
-  for (const wanted of ['/usr/bin', '/usr/lib', '/usr/share']) assert.ok(image.binds.some((b) => b.source === wanted && b.target === wanted), `no bind of ${wanted}`);
+  for (const wanted of ['/usr/bin', '/usr/lib', '/usr/share'])
+    assert.ok(
+      image.binds.some((b) => b.source === wanted && b.target === wanted),
+      `no bind of ${wanted}`,
+    );
   for (const bind of image.binds) {
     assert.ok(!/^\/(root|home|var|proc|sys)(\/|$)/.test(bind.source), `host image must not bind ${bind.source}`);
     // The administrator's part of /usr: /usr/local (an npmrc with registry credentials was seen there), npm's global /usr/etc, sources.
@@ -26,7 +30,13 @@ test('the host image exposes the toolchain folders of /usr read-only over a skel
   assert.notEqual(resolveInImage(image, '/usr/bin/env'), null);
   const passwd = readFileSync(join(image.lowers[0]!, 'etc/passwd'), 'utf8');
   assert.match(passwd, /^brig:x:1000:1000:/m);
-  assert.deepEqual(passwd.split('\n').filter(Boolean).map((l) => l.split(':')[0]), ['root', 'brig', 'nobody']);
+  assert.deepEqual(
+    passwd
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(':')[0]),
+    ['root', 'brig', 'nobody'],
+  );
   // The same layout twice reuses the same content-addressed skeleton.
   assert.deepEqual(layoutImage(profile, join(work, 'images')), image);
 });
@@ -55,7 +65,18 @@ test('an image profile with a relative path or an unknown field is refused', () 
 
 test('masks hide paths inside the image, toolchains under them included, and must be absolute', () => {
   const profilePath = join(work, 'masked.json');
-  writeFileSync(profilePath, JSON.stringify({ name: 'masked', kind: 'host', binds: [{ source: '/usr/bin', target: '/usr/bin' }, { source: '/usr/lib', target: '/usr/lib' }], masks: ['/usr/lib/jvm'] }));
+  writeFileSync(
+    profilePath,
+    JSON.stringify({
+      name: 'masked',
+      kind: 'host',
+      binds: [
+        { source: '/usr/bin', target: '/usr/bin' },
+        { source: '/usr/lib', target: '/usr/lib' },
+      ],
+      masks: ['/usr/lib/jvm'],
+    }),
+  );
   const image = layoutImage(loadImageProfile(profilePath), join(work, 'images'));
   assert.deepEqual(image.masks, ['/usr/lib/jvm']);
   assert.equal(resolveInImage(image, '/usr/lib/jvm'), null);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { launcherArgs, SANDBOX_OOM_SCORE_ADJ, type LaunchSpec } from '../../../../runtime/launcher/args.ts';
+import { type LaunchSpec, launcherArgs, SANDBOX_OOM_SCORE_ADJ } from '../../../../runtime/launcher/args.ts';
 import { KERNEL_MASKED_PATHS, OCI_READONLY_PATHS } from '../../../../runtime/launcher/kernel-view.ts';
 import { RLIMIT_CORE_NO_DUMP, RLIMIT_NAMES } from '../../../../runtime/launcher/rlimits.ts';
 
@@ -19,7 +19,17 @@ const SPEC: LaunchSpec = {
   cwd: '/box',
   env: { PATH: '/usr/bin:/bin' },
   argv: ['/usr/bin/python3', 'main.py'],
-  limits: { cpuMs: 1500, wallMs: 2500, memoryMb: 64, processes: 8, outputBytes: 1024, fileSizeMb: 4, openFiles: 32, stackMb: 8, diskMb: 16 },
+  limits: {
+    cpuMs: 1500,
+    wallMs: 2500,
+    memoryMb: 64,
+    processes: 8,
+    outputBytes: 1024,
+    fileSizeMb: 4,
+    openFiles: 32,
+    stackMb: 8,
+    diskMb: 16,
+  },
 };
 
 /** The options launcher.c parse_args() knows: each is compared with strcmp(o, "--name"). */
@@ -46,8 +56,12 @@ test('every option the runtime passes is one the launcher parses', () => {
   assert.ok(known.size >= 14, `found only ${known.size} options in launcher.c`);
   const args = launcherArgs(SPEC);
   const passed = args.slice(0, args.indexOf('--')).filter((a) => a.startsWith('--'));
-  assert.deepEqual(passed.filter((o) => !known.has(o)), []);
-  for (const option of ['--mask', '--ro', '--oom-score-adj', '--rlimit']) assert.ok(passed.includes(option), `the runtime never passes ${option}`);
+  assert.deepEqual(
+    passed.filter((o) => !known.has(o)),
+    [],
+  );
+  for (const option of ['--mask', '--ro', '--oom-score-adj', '--rlimit'])
+    assert.ok(passed.includes(option), `the runtime never passes ${option}`);
 });
 
 test('the wall limit reaches the launcher in milliseconds, for init to enforce', () => {
@@ -69,10 +83,11 @@ test('every rlimit of the kernel is set, once, by a name the launcher knows for 
   const passed = rlimitsOf(args);
   assert.equal(valuesOf(args, '--rlimit').length, RLIM_NLIMITS, 'an rlimit is passed twice');
   assert.deepEqual([...passed.keys()].sort(), [...known.keys()].sort());
-  for (const [name, value] of passed) assert.match(value, /^(\d+|unlimited)$/, `rlimit ${name}=${value} is neither a number nor "unlimited"`);
+  for (const [name, value] of passed)
+    assert.match(value, /^(\d+|unlimited)$/, `rlimit ${name}=${value} is neither a number nor "unlimited"`);
 });
 
-test('the rlimits carry the step\'s limits, no core dump of any kind, and nothing a program could use to raise its priority', () => {
+test("the rlimits carry the step's limits, no core dump of any kind, and nothing a program could use to raise its priority", () => {
   const r = rlimitsOf(launcherArgs(SPEC));
   assert.equal(r.get('core'), String(RLIMIT_CORE_NO_DUMP));
   assert.equal(r.get('core'), '1', 'RLIMIT_CORE must be exactly 1: 0 does not stop a core_pattern pipe helper');
@@ -82,27 +97,48 @@ test('the rlimits carry the step\'s limits, no core dump of any kind, and nothin
   assert.equal(r.get('nproc'), '16', 'twice the processes: the pids cgroup must stay what refuses a fork');
   assert.equal(r.get('stack'), String(8 * 1024 * 1024));
   for (const name of ['memlock', 'msgqueue', 'nice', 'rtprio']) assert.equal(r.get(name), '0', name);
-  for (const name of ['as', 'data']) assert.equal(r.get(name), 'unlimited', `${name}: the JVM and V8 reserve address space they never touch`);
+  for (const name of ['as', 'data'])
+    assert.equal(r.get(name), 'unlimited', `${name}: the JVM and V8 reserve address space they never touch`);
 });
 
-test('/proc is masked like an OCI runtime masks it, plus host-wide counters, and the image\'s masks come along', () => {
+test("/proc is masked like an OCI runtime masks it, plus host-wide counters, and the image's masks come along", () => {
   const args = launcherArgs(SPEC);
   const masks = valuesOf(args, '--mask');
   const readOnly = valuesOf(args, '--ro');
-  for (const oci of ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware']) {
+  for (const oci of [
+    '/proc/acpi',
+    '/proc/asound',
+    '/proc/kcore',
+    '/proc/keys',
+    '/proc/latency_stats',
+    '/proc/timer_list',
+    '/proc/timer_stats',
+    '/proc/sched_debug',
+    '/proc/scsi',
+    '/sys/firmware',
+  ]) {
     assert.ok(masks.includes(oci), `OCI masks ${oci}`);
   }
-  for (const hostWide of ['/proc/cmdline', '/proc/cgroups', '/proc/pressure', '/proc/interrupts', '/proc/sys/kernel', '/proc/stat', '/proc/loadavg']) {
+  for (const hostWide of [
+    '/proc/cmdline',
+    '/proc/cgroups',
+    '/proc/pressure',
+    '/proc/interrupts',
+    '/proc/sys/kernel',
+    '/proc/stat',
+    '/proc/loadavg',
+  ]) {
     assert.ok(masks.includes(hostWide), `${hostWide} shows host-wide state`);
   }
   assert.deepEqual(readOnly, ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']);
   assert.deepEqual(masks, [...KERNEL_MASKED_PATHS, '/usr/local']);
   assert.deepEqual(readOnly, OCI_READONLY_PATHS);
-  for (const kept of ['/proc/self', '/proc/cpuinfo', '/proc/meminfo', '/proc/mounts', '/proc/sys']) assert.ok(!masks.includes(kept), `${kept} is needed by language runtimes`);
+  for (const kept of ['/proc/self', '/proc/cpuinfo', '/proc/meminfo', '/proc/mounts', '/proc/sys'])
+    assert.ok(!masks.includes(kept), `${kept} is needed by language runtimes`);
   for (const path of [...masks, ...readOnly]) assert.match(path, /^\/[^\0]*$/, `${path} is not absolute`);
 });
 
-test('the sandbox gets the highest OOM score, so the host\'s OOM killer takes it before the worker or Redis', () => {
+test("the sandbox gets the highest OOM score, so the host's OOM killer takes it before the worker or Redis", () => {
   assert.equal(SANDBOX_OOM_SCORE_ADJ, 1000);
   assert.deepEqual(valuesOf(launcherArgs(SPEC), '--oom-score-adj'), ['1000']);
 });

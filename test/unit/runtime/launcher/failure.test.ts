@@ -21,16 +21,32 @@ test('a launcher killed after go says how long the program had run, and by which
 });
 
 test('a launcher that exits cleanly without an exit line says it did not report', () => {
-  assert.equal(launcherFailure(EOF, { code: EXIT_OK, signal: null }, 20).message, 'the launcher ended without reporting after the program had run for 20 ms');
-  assert.equal(launcherFailure(EOF, { code: EXIT_OK, signal: null }, null).message, 'the launcher ended without reporting before the program started');
+  assert.equal(
+    launcherFailure(EOF, { code: EXIT_OK, signal: null }, 20).message,
+    'the launcher ended without reporting after the program had run for 20 ms',
+  );
+  assert.equal(
+    launcherFailure(EOF, { code: EXIT_OK, signal: null }, null).message,
+    'the launcher ended without reporting before the program started',
+  );
 });
 
 test('an error line is a build failure before go, and a failure of the running sandbox after it', () => {
   const event = { kind: 'error', errno: 1, text: 'mount overlay: Operation not permitted' } as const;
   const before = launcherFailure(event, { code: EXIT_SETUP, signal: null }, null);
   assert.equal(before.code, 'sandbox_setup_failed');
-  assert.equal(before.message, `the sandbox could not be built: mount overlay: Operation not permitted (errno 1, launcher exit code ${EXIT_SETUP})`);
-  const after = launcherFailure({ ...event, text: 'kill at the wall limit: Operation not permitted' }, { code: EXIT_SETUP, signal: null }, 500);
+  assert.equal(
+    before.message,
+    `the sandbox could not be built: mount overlay: Operation not permitted (errno 1, launcher exit code ${EXIT_SETUP})`,
+  );
+  const after = launcherFailure(
+    { ...event, text: 'kill at the wall limit: Operation not permitted' },
+    { code: EXIT_SETUP, signal: null },
+    500,
+  );
   assert.equal(after.code, 'sandbox_failed');
-  assert.equal(after.message, `the sandbox failed after the program had run for 500 ms: kill at the wall limit: Operation not permitted (errno 1, launcher exit code ${EXIT_SETUP})`);
+  assert.equal(
+    after.message,
+    `the sandbox failed after the program had run for 500 ms: kill at the wall limit: Operation not permitted (errno 1, launcher exit code ${EXIT_SETUP})`,
+  );
 });

@@ -24,7 +24,11 @@ test('status lines parse into events, and garbage is ignored', () => {
   assert.deepEqual(parseStatusLine('ready 1234'), { kind: 'ready', initPid: 1234 });
   assert.deepEqual(parseStatusLine('exit 3 0 1500'), { kind: 'exit', exitCode: 3, signal: null, wallUs: 1500 });
   assert.deepEqual(parseStatusLine('exit -1 9 -1'), { kind: 'exit', exitCode: null, signal: 9, wallUs: null });
-  assert.deepEqual(parseStatusLine('error 13 mount overlay: Permission denied'), { kind: 'error', errno: 13, text: 'mount overlay: Permission denied' });
+  assert.deepEqual(parseStatusLine('error 13 mount overlay: Permission denied'), {
+    kind: 'error',
+    errno: 13,
+    text: 'mount overlay: Permission denied',
+  });
   assert.equal(parseStatusLine('ready'), null);
   assert.equal(parseStatusLine('exit x 0 1'), null);
   assert.equal(parseStatusLine('hello world'), null);

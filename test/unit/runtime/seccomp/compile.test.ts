@@ -1,9 +1,9 @@
-import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../../runtime/errors.ts';
 import {
@@ -149,7 +149,10 @@ test('a syscall that exists only on an arch missing from the filter is an error'
 
 test('listed foreign arches only widen the accepted names: the filter stays native-only', X86_64_ONLY, () => {
   const nativeOnly = validateProfile({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'] }, 'inline:native');
-  const withForeign = validateProfile({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_S390X', 'SCMP_ARCH_X86'] }, 'inline:foreign');
+  const withForeign = validateProfile(
+    { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_S390X', 'SCMP_ARCH_X86'] },
+    'inline:foreign',
+  );
   assert.deepEqual(compileProfile(withForeign), compileProfile(nativeOnly));
 });
 

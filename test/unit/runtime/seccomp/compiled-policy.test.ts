@@ -6,9 +6,10 @@
  * shorter rule with the same prefix replaces a longer one, whatever the
  * actions) and gaps in the hand-written EAFNOSUPPORT cover of the socket rules.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { constants as osConstants } from 'node:os';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { compileProfile, loadAndCompile } from '../../../../runtime/seccomp/compile.ts';
 import { libseccomp, SCMP_ACT_ALLOW, SCMP_ACT_KILL_PROCESS, scmpActErrno } from '../../../../runtime/seccomp/libseccomp.ts';
@@ -88,16 +89,28 @@ test('a syscall from an arch the filter does not cover kills the process', { ski
 });
 
 test('socket: AF_UNIX; tcp and udp over AF_INET and AF_INET6; NETLINK_ROUTE; everything else EAFNOSUPPORT', () => {
-  const families = [...range(FAMILIES_SWEPT), 255n, 0xffffffffn, U64_MAX, ...HIGH_GARBAGE.flatMap((high) => [high | AF_INET, high | AF_UNIX])];
+  const families = [
+    ...range(FAMILIES_SWEPT),
+    255n,
+    0xffffffffn,
+    U64_MAX,
+    ...HIGH_GARBAGE.flatMap((high) => [high | AF_INET, high | AF_UNIX]),
+  ];
   const types = range(Number(SOCK_TYPE_MASK) + 1).flatMap((type) => [type, type | SOCK_NONBLOCK | SOCK_CLOEXEC, type | (1n << 32n)]);
-  const protocols = [...range(PROTOCOLS_SWEPT), 0xffffffffn, U64_MAX, ...HIGH_GARBAGE.flatMap((high) => [high, high | IPPROTO_TCP, high | IPPROTO_UDP])];
+  const protocols = [
+    ...range(PROTOCOLS_SWEPT),
+    0xffffffffn,
+    U64_MAX,
+    ...HIGH_GARBAGE.flatMap((high) => [high, high | IPPROTO_TCP, high | IPPROTO_UDP]),
+  ];
   const mismatches: string[] = [];
   for (const family of families) {
     for (const type of types) {
       for (const protocol of protocols) {
         const got = verdict('socket', [family, type, protocol]);
         const want = expectedSocket(family, type, protocol);
-        if (got !== want) mismatches.push(`socket(${family}, 0x${type.toString(16)}, ${protocol}): ${describe(got)}, want ${describe(want)}`);
+        if (got !== want)
+          mismatches.push(`socket(${family}, 0x${type.toString(16)}, ${protocol}): ${describe(got)}, want ${describe(want)}`);
       }
     }
   }
@@ -106,9 +119,17 @@ test('socket: AF_UNIX; tcp and udp over AF_INET and AF_INET6; NETLINK_ROUTE; eve
 
 test('socketpair: AF_UNIX only; every other family EAFNOSUPPORT, whatever the type and protocol', () => {
   for (const family of [...range(FAMILIES_SWEPT), U64_MAX, ...HIGH_GARBAGE.map((high) => high | AF_UNIX)]) {
-    for (const [type, protocol] of [[SOCK_STREAM, 0n], [SOCK_DGRAM | SOCK_CLOEXEC, 0n], [SOCK_STREAM, IPPROTO_TCP]] as const) {
+    for (const [type, protocol] of [
+      [SOCK_STREAM, 0n],
+      [SOCK_DGRAM | SOCK_CLOEXEC, 0n],
+      [SOCK_STREAM, IPPROTO_TCP],
+    ] as const) {
       const want = family === AF_UNIX ? SCMP_ACT_ALLOW : scmpActErrno(EAFNOSUPPORT);
-      assert.equal(describe(verdict('socketpair', [family, type, protocol])), describe(want), `socketpair(${family}, ${type}, ${protocol})`);
+      assert.equal(
+        describe(verdict('socketpair', [family, type, protocol])),
+        describe(want),
+        `socketpair(${family}, ${type}, ${protocol})`,
+      );
     }
   }
 });
@@ -118,8 +139,20 @@ test('kernel aio fails with ENOSYS; sync, syncfs and the other host-wide calls w
     assert.equal(describe(verdict(name, [0n, 0n])), describe(scmpActErrno(ENOSYS)), name);
   }
   const denied = [
-    'sync', 'syncfs', 'cachestat', 'sched_setattr', 'mbind', 'set_mempolicy', 'get_mempolicy', 'migrate_pages',
-    'move_pages', 'set_mempolicy_home_node', 'fanotify_mark', 'process_mrelease', 'remap_file_pages', 'ustat',
+    'sync',
+    'syncfs',
+    'cachestat',
+    'sched_setattr',
+    'mbind',
+    'set_mempolicy',
+    'get_mempolicy',
+    'migrate_pages',
+    'move_pages',
+    'set_mempolicy_home_node',
+    'fanotify_mark',
+    'process_mrelease',
+    'remap_file_pages',
+    'ustat',
   ];
   for (const name of denied) assert.equal(describe(verdict(name)), describe(scmpActErrno(EPERM)), name);
   for (const name of ['fsync', 'fdatasync', 'sync_file_range']) assert.equal(describe(verdict(name)), 'ALLOW', name);

@@ -3,9 +3,10 @@
  * edit that opens an escape fails here even on hosts that cannot run the
  * enforcement probes.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseProfile, type SeccompRule } from '../../../../runtime/seccomp/profile.ts';
 
@@ -27,20 +28,91 @@ const NON_REALTIME_POLICIES = [0, 3, 5];
 const POLICY_WITHOUT_RESET_ON_FORK = 0xbfffffff;
 
 const MUST_DENY = [
-  'unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root', 'chroot', 'ptrace', 'process_vm_readv',
-  'process_vm_writev', 'process_madvise', 'process_mrelease', 'pidfd_getfd', 'kcmp', 'bpf', 'keyctl', 'add_key',
-  'request_key', 'perf_event_open', 'userfaultfd', 'io_uring_setup', 'io_uring_enter', 'io_uring_register',
-  'kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'reboot', 'swapon', 'swapoff',
-  'syslog', 'acct', 'settimeofday', 'clock_settime', 'adjtimex', 'clock_adjtime', 'open_by_handle_at',
-  'name_to_handle_at', 'lookup_dcookie', 'quotactl', 'quotactl_fd', 'nfsservctl', 'vhangup', 'iopl', 'ioperm',
-  'modify_ldt', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'move_mount', 'open_tree', 'mount_setattr',
-  'fanotify_init', 'fanotify_mark', 'memfd_secret', 'sethostname', 'setdomainname', 'sync', 'syncfs', 'mbind',
-  'set_mempolicy', 'get_mempolicy', 'set_mempolicy_home_node', 'migrate_pages', 'move_pages', 'sched_setattr',
-  'cachestat', 'uselib', 'ustat', 'sysfs', '_sysctl', 'remap_file_pages',
+  'unshare',
+  'setns',
+  'mount',
+  'umount',
+  'umount2',
+  'pivot_root',
+  'chroot',
+  'ptrace',
+  'process_vm_readv',
+  'process_vm_writev',
+  'process_madvise',
+  'process_mrelease',
+  'pidfd_getfd',
+  'kcmp',
+  'bpf',
+  'keyctl',
+  'add_key',
+  'request_key',
+  'perf_event_open',
+  'userfaultfd',
+  'io_uring_setup',
+  'io_uring_enter',
+  'io_uring_register',
+  'kexec_load',
+  'kexec_file_load',
+  'init_module',
+  'finit_module',
+  'delete_module',
+  'reboot',
+  'swapon',
+  'swapoff',
+  'syslog',
+  'acct',
+  'settimeofday',
+  'clock_settime',
+  'adjtimex',
+  'clock_adjtime',
+  'open_by_handle_at',
+  'name_to_handle_at',
+  'lookup_dcookie',
+  'quotactl',
+  'quotactl_fd',
+  'nfsservctl',
+  'vhangup',
+  'iopl',
+  'ioperm',
+  'modify_ldt',
+  'fsopen',
+  'fsconfig',
+  'fsmount',
+  'fspick',
+  'move_mount',
+  'open_tree',
+  'mount_setattr',
+  'fanotify_init',
+  'fanotify_mark',
+  'memfd_secret',
+  'sethostname',
+  'setdomainname',
+  'sync',
+  'syncfs',
+  'mbind',
+  'set_mempolicy',
+  'get_mempolicy',
+  'set_mempolicy_home_node',
+  'migrate_pages',
+  'move_pages',
+  'sched_setattr',
+  'cachestat',
+  'uselib',
+  'ustat',
+  'sysfs',
+  '_sysctl',
+  'remap_file_pages',
 ];
 /** Kernel aio: refused as if the kernel had no CONFIG_AIO. */
 const MUST_FAIL_WITH_ENOSYS = [
-  'io_setup', 'io_destroy', 'io_submit', 'io_cancel', 'io_getevents', 'io_pgetevents', 'io_pgetevents_time64', 'clone3',
+  'io_setup',
+  'io_destroy',
+  'io_submit',
+  'io_cancel',
+  'io_getevents',
+  'io_pgetevents',
+  'io_pgetevents_time64',
+  'clone3',
 ];
 
 function rulesFor(name: string): SeccompRule[] {
@@ -69,12 +141,19 @@ test('clone is allowed only without namespace flags, and clone3 fails with ENOSY
   for (const rule of cloneRules.filter(isPermissive)) {
     assert.deepEqual(rule.args, [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }]);
   }
-  assert.deepEqual(rulesFor('clone3').map((rule) => [rule.action, rule.errnoRet]), [['SCMP_ACT_ERRNO', ENOSYS]]);
+  assert.deepEqual(
+    rulesFor('clone3').map((rule) => [rule.action, rule.errnoRet]),
+    [['SCMP_ACT_ERRNO', ENOSYS]],
+  );
 });
 
 test('kernel aio and clone3 fail with ENOSYS and nothing allows them', () => {
   for (const name of MUST_FAIL_WITH_ENOSYS) {
-    assert.deepEqual(rulesFor(name).map((rule) => [rule.action, rule.errnoRet]), [['SCMP_ACT_ERRNO', ENOSYS]], name);
+    assert.deepEqual(
+      rulesFor(name).map((rule) => [rule.action, rule.errnoRet]),
+      [['SCMP_ACT_ERRNO', ENOSYS]],
+      name,
+    );
   }
 });
 
@@ -94,9 +173,15 @@ test('socket allow rules name a safe family exactly; every other socket rule fai
   const rules = rulesFor('socket');
   for (const rule of rules.filter(isPermissive)) {
     const family = rule.args.find((arg) => arg.index === 0);
-    assert.ok(family?.op === 'SCMP_CMP_EQ' && SAFE_SOCKET_FAMILIES.includes(family.value), `socket rule allows more than a safe family: ${JSON.stringify(rule)}`);
+    assert.ok(
+      family?.op === 'SCMP_CMP_EQ' && SAFE_SOCKET_FAMILIES.includes(family.value),
+      `socket rule allows more than a safe family: ${JSON.stringify(rule)}`,
+    );
     if (family.value !== AF_UNIX) {
-      assert.ok(rule.args.some((arg) => arg.index === 2 && arg.op === 'SCMP_CMP_EQ'), `socket(${family.value}) is allowed without naming its protocol`);
+      assert.ok(
+        rule.args.some((arg) => arg.index === 2 && arg.op === 'SCMP_CMP_EQ'),
+        `socket(${family.value}) is allowed without naming its protocol`,
+      );
     }
   }
   for (const rule of rules.filter((rule) => !isPermissive(rule))) {
@@ -106,7 +191,10 @@ test('socket allow rules name a safe family exactly; every other socket rule fai
 
 test('socketpair is allowed for AF_UNIX only; other families fail with EAFNOSUPPORT', () => {
   const rules = rulesFor('socketpair');
-  assert.deepEqual(rules.filter(isPermissive).map((rule) => rule.args), [[{ index: 0, value: AF_UNIX, valueTwo: 0, op: 'SCMP_CMP_EQ' }]]);
+  assert.deepEqual(
+    rules.filter(isPermissive).map((rule) => rule.args),
+    [[{ index: 0, value: AF_UNIX, valueTwo: 0, op: 'SCMP_CMP_EQ' }]],
+  );
   for (const rule of rules.filter((rule) => !isPermissive(rule))) {
     assert.deepEqual([rule.action, rule.errnoRet], ['SCMP_ACT_ERRNO', EAFNOSUPPORT], JSON.stringify(rule));
   }

@@ -1,5 +1,5 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { ConfigError } from '../../../../runtime/errors.ts';
 import { jsonPath, parseProfile, validateProfile } from '../../../../runtime/seccomp/profile.ts';
 
@@ -75,19 +75,11 @@ test('an unknown action is seccomp_unknown_action with its json path', () => {
     '$.syscalls[0].action',
     '"SCMP_ACT_FOO"',
   );
-  assertConfigError(
-    () => validateProfile({ defaultAction: 'ALLOW' }, SOURCE),
-    'seccomp_unknown_action',
-    '$.defaultAction',
-  );
+  assertConfigError(() => validateProfile({ defaultAction: 'ALLOW' }, SOURCE), 'seccomp_unknown_action', '$.defaultAction');
 });
 
 test('SCMP_ACT_NOTIFY is refused with the reason', () => {
-  assertConfigError(
-    () => validateProfile({ defaultAction: 'SCMP_ACT_NOTIFY' }, SOURCE),
-    'seccomp_unknown_action',
-    'no seccomp agent',
-  );
+  assertConfigError(() => validateProfile({ defaultAction: 'SCMP_ACT_NOTIFY' }, SOURCE), 'seccomp_unknown_action', 'no seccomp agent');
 });
 
 test('an unknown operator is seccomp_unknown_operator with its json path', () => {
@@ -111,8 +103,7 @@ test('an unknown architecture is seccomp_unknown_arch', () => {
 test('wrong types are seccomp_profile_invalid with the json path in message and field', () => {
   assert.throws(
     () => validateProfile(profileWith({ names: 'read', action: 'SCMP_ACT_ALLOW' }), SOURCE),
-    (error: unknown) =>
-      error instanceof ConfigError && error.code === 'seccomp_profile_invalid' && error.field === '$.syscalls[0].names',
+    (error: unknown) => error instanceof ConfigError && error.code === 'seccomp_profile_invalid' && error.field === '$.syscalls[0].names',
   );
   assertConfigError(() => validateProfile([], SOURCE), 'seccomp_profile_invalid', 'json object');
   assertConfigError(
@@ -238,8 +229,14 @@ test('SCMP_ACT_ERRNO takes at most 4094: libseccomp refuses MAX_ERRNO there, tho
     '$.defaultErrnoRet',
     'at most 4094',
   );
-  assert.equal(validateProfile(profileWith({ names: ['read'], action: 'SCMP_ACT_ERRNO', errnoRet: 4094 }), SOURCE).syscalls[0]!.errnoRet, 4094);
-  assert.equal(validateProfile(profileWith({ names: ['read'], action: 'SCMP_ACT_TRACE', errnoRet: 4095 }), SOURCE).syscalls[0]!.errnoRet, 4095);
+  assert.equal(
+    validateProfile(profileWith({ names: ['read'], action: 'SCMP_ACT_ERRNO', errnoRet: 4094 }), SOURCE).syscalls[0]!.errnoRet,
+    4094,
+  );
+  assert.equal(
+    validateProfile(profileWith({ names: ['read'], action: 'SCMP_ACT_TRACE', errnoRet: 4095 }), SOURCE).syscalls[0]!.errnoRet,
+    4095,
+  );
 });
 
 test("docker's includes/excludes and other unsupported fields are refused, saying why", () => {

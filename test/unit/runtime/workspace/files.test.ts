@@ -11,11 +11,14 @@ test('ordinary relative names, with subfolders, are accepted', () => {
 test('names that could escape the working dir or confuse tools are refused with the field', () => {
   const bad = ['', '/etc/passwd', '../x', 'a/../../x', 'a/./b', 'a//b', 'a\\b', 'nul\0byte', 'new\nline', 'esc\u001b', 'x'.repeat(256)];
   for (const name of bad) {
-    assert.throws(() => checkFileName(name, 'files[3].name'), (e: unknown) => {
-      assert.equal((e as { code: string }).code, 'file_name_invalid', `for ${JSON.stringify(name)}`);
-      assert.equal((e as { field: string }).field, 'files[3].name');
-      return true;
-    });
+    assert.throws(
+      () => checkFileName(name, 'files[3].name'),
+      (e: unknown) => {
+        assert.equal((e as { code: string }).code, 'file_name_invalid', `for ${JSON.stringify(name)}`);
+        assert.equal((e as { field: string }).field, 'files[3].name');
+        return true;
+      },
+    );
   }
 });
 
@@ -26,12 +29,15 @@ test('duplicate names and a name used as a file and a folder are refused', () =>
 
 test('a name with a lone surrogate is refused: it has no UTF-8 form and would reach the disk as U+FFFD', () => {
   for (const name of ['\ud800', '\udc00', 'a\ud800b.c', 'dir/\udfff', '\udc00\ud800']) {
-    assert.throws(() => checkFileName(name, 'files[1].name'), (e: unknown) => {
-      assert.equal((e as { code: string }).code, 'file_name_invalid', `for ${JSON.stringify(name)}`);
-      assert.equal((e as { field: string }).field, 'files[1].name');
-      assert.match((e as Error).message, /lone surrogate/);
-      return true;
-    });
+    assert.throws(
+      () => checkFileName(name, 'files[1].name'),
+      (e: unknown) => {
+        assert.equal((e as { code: string }).code, 'file_name_invalid', `for ${JSON.stringify(name)}`);
+        assert.equal((e as { field: string }).field, 'files[1].name');
+        assert.match((e as Error).message, /lone surrogate/);
+        return true;
+      },
+    );
   }
 });
 
@@ -46,11 +52,14 @@ test('names must be in NFC: a decomposed name is refused, its composed form acce
   checkFileName(composed, 'files[0].name');
   checkFileName('\uac00.txt', 'files[0].name'); // a precomposed Hangul syllable
   for (const name of [decomposed, 'dir/\u1100\u1161.txt', 'A\u030a']) {
-    assert.throws(() => checkFileName(name, 'files[0].name'), (e: unknown) => {
-      assert.equal((e as { code: string }).code, 'file_name_invalid', `for ${JSON.stringify(name)}`);
-      assert.match((e as Error).message, /NFC/);
-      return true;
-    });
+    assert.throws(
+      () => checkFileName(name, 'files[0].name'),
+      (e: unknown) => {
+        assert.equal((e as { code: string }).code, 'file_name_invalid', `for ${JSON.stringify(name)}`);
+        assert.match((e as Error).message, /NFC/);
+        return true;
+      },
+    );
   }
 });
 
@@ -63,10 +72,13 @@ test('no two names equal after normalisation: the NFD twin of a name is refused 
 
 test('a refused name is quoted only in part, so a 1 MiB name does not make a 1 MiB answer', () => {
   const long = 'x'.repeat(1 << 20);
-  assert.throws(() => checkFileName(long, 'files[0].name'), (e: unknown) => {
-    assert.ok((e as Error).message.length < 300, `message of ${(e as Error).message.length} chars`);
-    return true;
-  });
+  assert.throws(
+    () => checkFileName(long, 'files[0].name'),
+    (e: unknown) => {
+      assert.ok((e as Error).message.length < 300, `message of ${(e as Error).message.length} chars`);
+      return true;
+    },
+  );
 });
 
 test('a name that a tool would read as an option or a response file is refused: -o, @args, and folders alike', () => {

@@ -5,7 +5,16 @@ import type { RunRecord, TestSummary } from '../../../../services/shared/contrac
 
 const id = 'run1';
 const base: RunRecord = { id, language: 'python', status: 'queued', verdict: null, compile: null, createdAt: 1 };
-const testView = (name: string): TestSummary => ({ name, verdict: 'ok', exitCode: 0, signal: null, cpuMs: 1, wallMs: 1, memoryKb: 1, truncated: false });
+const testView = (name: string): TestSummary => ({
+  name,
+  verdict: 'ok',
+  exitCode: 0,
+  signal: null,
+  cpuMs: 1,
+  wallMs: 1,
+  memoryKb: 1,
+  truncated: false,
+});
 const types = (events: { type: string }[]) => events.map((e) => e.type);
 
 test('a queued run replays queued, then takes live events once each', () => {
@@ -27,9 +36,14 @@ test('a queued run replays queued, then takes live events once each', () => {
   assert.equal(f.accept({ type: 'cancelled', id }), null, 'nothing after the end');
 });
 
-test('a running run replays its steps so far from the record\'s progress, and live duplicates of them are dropped', () => {
+test("a running run replays its steps so far from the record's progress, and live duplicates of them are dropped", () => {
   const f = new RunFollower(id);
-  const running: RunRecord = { ...base, status: 'running', startedAt: 2, progress: { workerId: 'w', compile: { ...testView('c'), verdict: 'ok' }, tests: [testView('a')] } };
+  const running: RunRecord = {
+    ...base,
+    status: 'running',
+    startedAt: 2,
+    progress: { workerId: 'w', compile: { ...testView('c'), verdict: 'ok' }, tests: [testView('a')] },
+  };
   const replayed = f.replay(running);
   assert.deepEqual(types(replayed), ['queued', 'started', 'compiled', 'test']);
   assert.deepEqual(replayed[1], { type: 'started', id, workerId: 'w' });

@@ -31,12 +31,42 @@ test('defaults fill what the caller left out', () => {
 });
 
 test('each refusal names its field and says what is expected', () => {
-  assert.deepEqual(refusal({ language: 'python' }), { code: 'source_missing', field: undefined, message: 'the body: send either source or files' });
-  assert.deepEqual(refusal({ language: 'python', source: 1 }), { code: 'request_invalid', field: 'source', message: 'source: must be a string, not a number' });
-  assert.deepEqual(refusal({ language: 'python', source: '', limits: { cpuMs: 0 } }), { code: 'request_invalid', field: 'limits.cpuMs', message: 'limits.cpuMs: must be greater than 0' });
-  assert.deepEqual(refusal({ language: 'python', source: '', tests: [{}] }), { code: 'request_invalid', field: 'tests[0].expectedOutput', message: 'tests[0].expectedOutput: is required' });
-  assert.deepEqual(refusal({ language: 'python', source: '', extra: 1, more: 2 }), { code: 'request_invalid', field: 'extra', message: 'extra: is not a known field' });
-  assert.equal(refusal({ language: 'c', files: [{ name: 'a', content: 'x' }, { name: 'b', content: 'x' }, { name: 'c', content: 'x' }] }).code, 'files_too_many');
+  assert.deepEqual(refusal({ language: 'python' }), {
+    code: 'source_missing',
+    field: undefined,
+    message: 'the body: send either source or files',
+  });
+  assert.deepEqual(refusal({ language: 'python', source: 1 }), {
+    code: 'request_invalid',
+    field: 'source',
+    message: 'source: must be a string, not a number',
+  });
+  assert.deepEqual(refusal({ language: 'python', source: '', limits: { cpuMs: 0 } }), {
+    code: 'request_invalid',
+    field: 'limits.cpuMs',
+    message: 'limits.cpuMs: must be greater than 0',
+  });
+  assert.deepEqual(refusal({ language: 'python', source: '', tests: [{}] }), {
+    code: 'request_invalid',
+    field: 'tests[0].expectedOutput',
+    message: 'tests[0].expectedOutput: is required',
+  });
+  assert.deepEqual(refusal({ language: 'python', source: '', extra: 1, more: 2 }), {
+    code: 'request_invalid',
+    field: 'extra',
+    message: 'extra: is not a known field',
+  });
+  assert.equal(
+    refusal({
+      language: 'c',
+      files: [
+        { name: 'a', content: 'x' },
+        { name: 'b', content: 'x' },
+        { name: 'c', content: 'x' },
+      ],
+    }).code,
+    'files_too_many',
+  );
   assert.equal(refusal({ language: 'python', source: '', tests: [{ expectedOutput: '' }, { expectedOutput: '' }] }).code, 'tests_too_many');
   assert.deepEqual(refusal({ language: 'c', files: [{ name: 'a/../b', content: 'x' }] }).field, 'files[0].name');
   assert.deepEqual(refusal({ language: 'c', files: [{ name: 'a', content: '@@@@', encoding: 'base64' }] }).code, 'content_invalid_base64');
@@ -48,7 +78,22 @@ test('strict base64: canonical encodings only', () => {
   for (const bytes of [[], [0], [0, 1], [0, 1, 2], [255, 254, 253, 252], [...Buffer.from('hello world')]]) {
     assert.doesNotThrow(() => ok(Buffer.from(bytes).toString('base64')), JSON.stringify(bytes));
   }
-  for (const content of ['a', 'ab', 'abc', 'ab=', 'a===', '====', 'aGk=\n', ' aGk=', 'aG-k', 'aG_k', 'aGk=aGk=', 'aGl=', 'aGVsbG9=', 'aGVsbG8h\r\n']) {
+  for (const content of [
+    'a',
+    'ab',
+    'abc',
+    'ab=',
+    'a===',
+    '====',
+    'aGk=\n',
+    ' aGk=',
+    'aG-k',
+    'aG_k',
+    'aGk=aGk=',
+    'aGl=',
+    'aGVsbG9=',
+    'aGVsbG8h\r\n',
+  ]) {
     assert.throws(() => ok(content), { code: 'content_invalid_base64' }, JSON.stringify(content));
   }
 });

@@ -19,15 +19,28 @@ test('settings and limits come from the environment', () => {
 });
 
 test('an invalid setting names the variable', () => {
-  assert.throws(() => loadRuntimeConfig({ BRIG_SLOTS: 'many' }), (e: unknown) => (e as Error).message.includes('BRIG_SLOTS'));
-  assert.throws(() => loadRuntimeConfig({ BRIG_CGROUP_PARENT: '../escape' }), (e: unknown) => (e as Error).message.includes('BRIG_CGROUP_PARENT'));
-  assert.throws(() => loadRuntimeConfig({ BRIG_DEFAULT_CPU_MS: '99999' }), (e: unknown) => (e as Error).message.includes('BRIG_MAX_CPU_MS'));
+  assert.throws(
+    () => loadRuntimeConfig({ BRIG_SLOTS: 'many' }),
+    (e: unknown) => (e as Error).message.includes('BRIG_SLOTS'),
+  );
+  assert.throws(
+    () => loadRuntimeConfig({ BRIG_CGROUP_PARENT: '../escape' }),
+    (e: unknown) => (e as Error).message.includes('BRIG_CGROUP_PARENT'),
+  );
+  assert.throws(
+    () => loadRuntimeConfig({ BRIG_DEFAULT_CPU_MS: '99999' }),
+    (e: unknown) => (e as Error).message.includes('BRIG_MAX_CPU_MS'),
+  );
 });
 
 test('Redis URLs: redis://, rediss:// and unix:// sockets become connection options', async () => {
   const { bullmqConnection, redisConnectionOptions } = await import('../../../../services/shared/redis.ts');
   assert.deepEqual(redisConnectionOptions('unix:///var/lib/brig/redis/redis.sock'), { path: '/var/lib/brig/redis/redis.sock' });
-  assert.deepEqual(redisConnectionOptions('unix:///r/redis.sock?password=p%40ss'), { path: '/r/redis.sock', password: 'p@ss' }, 'a socket\'s password comes as ?password=');
+  assert.deepEqual(
+    redisConnectionOptions('unix:///r/redis.sock?password=p%40ss'),
+    { path: '/r/redis.sock', password: 'p@ss' },
+    "a socket's password comes as ?password=",
+  );
   assert.deepEqual(bullmqConnection('unix:///r/redis.sock?password=x'), { path: '/r/redis.sock', password: 'x' });
   assert.deepEqual(bullmqConnection('unix:///tmp/r.sock'), { path: '/tmp/r.sock' });
   const tcp = redisConnectionOptions('rediss://user:p%40ss@redis.example:6380/2');
@@ -57,6 +70,12 @@ test('BRIG_TRUST_PROXY: off, a hop count, or a list of proxies; BRIG_ALLOW_ANONY
   assert.equal(loadServiceConfig({ BRIG_TRUST_PROXY: '1' }).trustProxy, 1);
   assert.deepEqual(loadServiceConfig({ BRIG_TRUST_PROXY: 'loopback, 10.0.0.0/8' }).trustProxy, ['loopback', '10.0.0.0/8']);
   assert.equal(loadServiceConfig({ BRIG_ALLOW_ANONYMOUS: '1' }).allowAnonymous, true);
-  assert.throws(() => loadServiceConfig({ BRIG_ALLOW_ANONYMOUS: 'sure' }), (e: unknown) => (e as Error).message.includes('BRIG_ALLOW_ANONYMOUS'));
-  assert.throws(() => loadServiceConfig({ BRIG_REDIS_MAXMEMORY: 'lots' }), (e: unknown) => (e as Error).message.includes('BRIG_REDIS_MAXMEMORY'));
+  assert.throws(
+    () => loadServiceConfig({ BRIG_ALLOW_ANONYMOUS: 'sure' }),
+    (e: unknown) => (e as Error).message.includes('BRIG_ALLOW_ANONYMOUS'),
+  );
+  assert.throws(
+    () => loadServiceConfig({ BRIG_REDIS_MAXMEMORY: 'lots' }),
+    (e: unknown) => (e as Error).message.includes('BRIG_REDIS_MAXMEMORY'),
+  );
 });

@@ -44,5 +44,6 @@ test('BRIG_CALLBACK_SECRET must be 24 to 64 bytes of base64, whsec_ optional', (
 test('2xx is delivered; 408, 429 and 5xx are tried again; redirects and other 4xx are dropped', () => {
   for (const status of [200, 201, 204, 299]) assert.equal(statusOutcome(status), 'delivered', String(status));
   for (const status of [408, 429, 500, 502, 503, 504, 599]) assert.equal(statusOutcome(status), 'failed', String(status));
-  for (const status of [100, 301, 302, 307, 308, 400, 401, 403, 404, 410, 413, 422]) assert.equal(statusOutcome(status), 'dropped', String(status));
+  for (const status of [100, 301, 302, 307, 308, 400, 401, 403, 404, 410, 413, 422])
+    assert.equal(statusOutcome(status), 'dropped', String(status));
 });

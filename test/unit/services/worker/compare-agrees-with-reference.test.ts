@@ -87,12 +87,37 @@ const TOKEN_CHAR: fc.Arbitrary<Fragment> = fc.oneof(
 );
 
 const NUMBER_LIKE = fc.oneof(
-  fc.tuple(fc.double(), fc.constantFrom('string', 'exponential', 'fixed'), fc.integer({ min: 0, max: 8 })).map(([value, format, digits]) => {
-    if (!Number.isFinite(value) || format === 'string') return String(value);
-    return format === 'exponential' ? value.toExponential(digits) : Math.abs(value) < 1e21 ? value.toFixed(digits) : String(value);
-  }),
+  fc
+    .tuple(fc.double(), fc.constantFrom('string', 'exponential', 'fixed'), fc.integer({ min: 0, max: 8 }))
+    .map(([value, format, digits]) => {
+      if (!Number.isFinite(value) || format === 'string') return String(value);
+      return format === 'exponential' ? value.toExponential(digits) : Math.abs(value) < 1e21 ? value.toFixed(digits) : String(value);
+    }),
   fc.double({ min: -1e6, max: 1e6, noNaN: true }).map(String),
-  fc.constantFrom('+.5', '5.', '-0', '.', '+', '-', '1e', '.e1', 'e5', '1e+', '1E+2', '-1e-3', '00012', '1.2.3', '--1', '+-1', 'nan', 'inf', '1e999', '-1e999', '0x10', '1_000'),
+  fc.constantFrom(
+    '+.5',
+    '5.',
+    '-0',
+    '.',
+    '+',
+    '-',
+    '1e',
+    '.e1',
+    'e5',
+    '1e+',
+    '1E+2',
+    '-1e-3',
+    '00012',
+    '1.2.3',
+    '--1',
+    '+-1',
+    'nan',
+    'inf',
+    '1e999',
+    '-1e999',
+    '0x10',
+    '1_000',
+  ),
 );
 
 const TOKEN: fc.Arbitrary<Text> = fc.oneof(
@@ -188,7 +213,10 @@ for (const representation of REPRESENTATIONS) {
         { numRuns: RUNS_PER_MODE },
       );
       const share = matches / RUNS_PER_MODE;
-      assert.ok(share >= MIN_OUTCOME_SHARE && share <= 1 - MIN_OUTCOME_SHARE, `${JSON.stringify(mode)}: ${matches} of ${RUNS_PER_MODE} pairs matched`);
+      assert.ok(
+        share >= MIN_OUTCOME_SHARE && share <= 1 - MIN_OUTCOME_SHARE,
+        `${JSON.stringify(mode)}: ${matches} of ${RUNS_PER_MODE} pairs matched`,
+      );
     }
   });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import { performance } from 'node:perf_hooks';
+import { test } from 'node:test';
 import type { CompareMode } from '../../../../services/shared/contract.ts';
 import { compareOutput } from '../../../../services/worker/compare.ts';
 
@@ -37,15 +37,45 @@ const crlfLines = '\r\n'.repeat(SIZE / 2);
 const spaceTab = ' \t'.repeat(SIZE / 2);
 
 const CASES: Case[] = [
-  { shape: 'one line of spaces then x, against spaces then y', actual: spaces, expected: lastChanged(spaces, 'y'), want: [false, false, false, false] },
+  {
+    shape: 'one line of spaces then x, against spaces then y',
+    actual: spaces,
+    expected: lastChanged(spaces, 'y'),
+    want: [false, false, false, false],
+  },
   { shape: 'one line of spaces then x, against x', actual: spaces, expected: 'x', want: [false, false, true, true] },
-  { shape: 'one token of digits then x, against digits then y', actual: digits, expected: lastChanged(digits, 'y'), want: [false, false, false, false] },
+  {
+    shape: 'one token of digits then x, against digits then y',
+    actual: digits,
+    expected: lastChanged(digits, 'y'),
+    want: [false, false, false, false],
+  },
   { shape: 'one token of digits then x, against 1', actual: digits, expected: '1', want: [false, false, false, false] },
-  { shape: 'a digits token that overflows a double, against another', actual: hugeInteger, expected: lastChanged(hugeInteger, '2'), want: [false, false, false, false] },
-  { shape: 'a 16 MiB fraction, against one that differs in its last digit', actual: longFraction, expected: lastChanged(longFraction, '2'), want: [false, false, false, true] },
-  { shape: '8 M CRLF line ends, against a last line of x', actual: crlfLines, expected: lastChanged(crlfLines, 'x'), want: [false, false, false, false] },
+  {
+    shape: 'a digits token that overflows a double, against another',
+    actual: hugeInteger,
+    expected: lastChanged(hugeInteger, '2'),
+    want: [false, false, false, false],
+  },
+  {
+    shape: 'a 16 MiB fraction, against one that differs in its last digit',
+    actual: longFraction,
+    expected: lastChanged(longFraction, '2'),
+    want: [false, false, false, true],
+  },
+  {
+    shape: '8 M CRLF line ends, against a last line of x',
+    actual: crlfLines,
+    expected: lastChanged(crlfLines, 'x'),
+    want: [false, false, false, false],
+  },
   { shape: '8 M CRLF line ends, against nothing', actual: crlfLines, expected: '', want: [false, true, true, true] },
-  { shape: 'alternating space and tab, against a last x', actual: spaceTab, expected: lastChanged(spaceTab, 'x'), want: [false, false, false, false] },
+  {
+    shape: 'alternating space and tab, against a last x',
+    actual: spaceTab,
+    expected: lastChanged(spaceTab, 'x'),
+    want: [false, false, false, false],
+  },
   { shape: 'alternating space and tab, against nothing', actual: spaceTab, expected: '', want: [false, true, true, true] },
 ];
 
@@ -69,7 +99,9 @@ test('compare: 16 MiB adversarial outputs in every mode, as text and as bytes, f
       if (ms > slowest.ms) slowest = { ms, what };
     });
   }
-  t.diagnostic(`${runs.length * MODES.length} comparisons: ${comparingMs.toFixed(0)} ms in all; slowest ${slowest.ms.toFixed(0)} ms (${slowest.what})`);
+  t.diagnostic(
+    `${runs.length * MODES.length} comparisons: ${comparingMs.toFixed(0)} ms in all; slowest ${slowest.ms.toFixed(0)} ms (${slowest.what})`,
+  );
   assert.ok(comparingMs < WHOLE_TEST_BOUND_MS, `the comparisons took ${comparingMs.toFixed(0)} ms: something is no longer linear`);
 });
 

@@ -44,7 +44,11 @@ test('whitespace is ASCII only: a non-breaking space is part of a token', () => 
 test('float: numbers within the absolute tolerance match', () => {
   assert.equal(compareOutput('0.333333', '0.333333333', { float: 1e-6 }), true);
   assert.equal(compareOutput('0.3333', '0.333333333', { float: 1e-6 }), false);
-  assert.equal(compareOutput('1.1', '1.0', { float: 0.1 }), true, 'a difference exactly at the tolerance is accepted despite binary rounding');
+  assert.equal(
+    compareOutput('1.1', '1.0', { float: 0.1 }),
+    true,
+    'a difference exactly at the tolerance is accepted despite binary rounding',
+  );
   assert.equal(compareOutput('1.2', '1.0', { float: 0.1 }), false);
   assert.equal(compareOutput('-0.0000001', '0', { float: 1e-6 }), true);
 });
@@ -76,7 +80,10 @@ test('float: invalid numbers never match a number, only the same text', () => {
 
 test('float: a negative or non-finite tolerance is refused', () => {
   for (const float of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
-    assert.throws(() => compareOutput('1', '1', { float }), (e: unknown) => e instanceof RequestError && e.code === 'compare_invalid');
+    assert.throws(
+      () => compareOutput('1', '1', { float }),
+      (e: unknown) => e instanceof RequestError && e.code === 'compare_invalid',
+    );
   }
   assert.throws(() => compareOutput('1', '1', 'lines' as never), RequestError);
 });
@@ -96,5 +103,12 @@ test('bytes against text: the text is compared as its UTF-8 bytes', () => {
   assert.equal(compareOutput(Buffer.from('héllo\n'), 'héllo', 'trim'), true);
   assert.equal(compareOutput('héllo\n', Buffer.from('héllo\n'), 'exact'), true);
   assert.equal(compareOutput(Buffer.from([0xe9]), 'é', 'exact'), false, 'latin1 é is not UTF-8 é');
-  assert.equal(compareOutput(Buffer.concat([Buffer.from('3.0000001 '), Buffer.from([0xff])]), Buffer.concat([Buffer.from('3 '), Buffer.from([0xff])]), { float: 1e-6 }), true);
+  assert.equal(
+    compareOutput(
+      Buffer.concat([Buffer.from('3.0000001 '), Buffer.from([0xff])]),
+      Buffer.concat([Buffer.from('3 '), Buffer.from([0xff])]),
+      { float: 1e-6 },
+    ),
+    true,
+  );
 });

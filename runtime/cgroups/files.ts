@@ -30,11 +30,16 @@ const HOST_FAULT_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 const OWNER_XATTR = 'trusted.brig.owner';
 const OWNER_VALUE = Buffer.from('brig');
 
+/** Longest xattr value read back (systemd's flags are "1"; an invocation id is 32 hex digits). */
+const MAX_XATTR_BYTES = 64;
+
 /**
- * Directory operations, injectable because a fake cgroupfs in a temp dir has no
- * kernel to populate a new cgroup's interface files or to refuse rmdir of a busy
- * one, and cannot hold a trusted xattr for a test that does not run as root.
- * Everything else (file reads and writes) runs the same code in tests.
+ * Operations on the tree itself, injectable because a fake cgroupfs in a temp
+ * dir has no kernel to populate a new cgroup's interface files, to refuse rmdir
+ * of a busy one, to move a process or to enforce v2's rules on
+ * cgroup.subtree_control, and cannot hold a trusted xattr for a test that does
+ * not run as root. Everything else (reading and writing interface files such
+ * as memory.max or cpu.stat) runs the same code in tests.
  */
 export interface CgroupDirOps {
   makeDir(path: string): void;
@@ -42,6 +47,15 @@ export interface CgroupDirOps {
   /** Leaves Brig's mark on a cgroup it created (see markCreatedByBrig). */
   mark(path: string): void;
   isMarked(path: string): boolean;
+  /**
+   * Writes cgroup.procs (the kernel moves a whole process, every thread of
+   * it, and may refuse: ESRCH, EBUSY) or cgroup.subtree_control (the kernel
+   * hands controllers to children, and refuses EBUSY or ENOENT by v2's rules).
+   * Raw errors, with their errno, are thrown.
+   */
+  writeTreeFile(path: string, value: string): void;
+  /** An extended attribute of a cgroup as text, undefined when it has none (another manager's marks, e.g. systemd's). */
+  readXattr(path: string, name: string): string | undefined;
 }
 
 export const hostDirOps: CgroupDirOps = {
@@ -49,6 +63,16 @@ export const hostDirOps: CgroupDirOps = {
   removeDir: (path) => fs.rmdirSync(path),
   mark: (path) => setXattr(path, OWNER_XATTR, OWNER_VALUE),
   isMarked: (path) => getXattr(path, OWNER_XATTR, OWNER_VALUE.length + 1)?.equals(OWNER_VALUE) ?? false,
+  writeTreeFile: (path, value) => writeWithoutFollowing(path, value),
+  readXattr: (path, name) => {
+    try {
+      return getXattr(path, name, MAX_XATTR_BYTES)?.toString('utf8');
+    } catch (err) {
+      // Kernels before 5.7 keep no user.* xattrs on cgroupfs: nobody can have set one.
+      if (errnoOf(err) === 'EOPNOTSUPP') return undefined;
+      throw err;
+    }
+  },
 };
 
 function errnoOf(err: unknown): string | undefined {
@@ -92,15 +116,59 @@ export function readTextIfExists(path: string): string | undefined {
   }
 }
 
-export function writeText(path: string, value: string): void {
-  let fd: number | undefined;
+function writeWithoutFollowing(path: string, value: string): void {
+  const fd = fs.openSync(path, WRITE_FLAGS);
   try {
-    fd = fs.openSync(path, WRITE_FLAGS);
     fs.writeSync(fd, value);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function writeText(path: string, value: string): void {
+  try {
+    writeWithoutFollowing(path, value);
   } catch (err) {
     throw cgroupError('cgroup_write_failed', `cannot write "${value}" to ${path}`, err);
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** The errno behind a failed cgroup operation (a BrigError's cause, or a raw error), e.g. to retry on EBUSY. */
+export function errnoBehind(err: unknown): string | undefined {
+  return errnoOf(err) ?? errnoOf((err as { cause?: unknown } | undefined)?.cause);
+}
+
+/**
+ * Moves a process, with all its threads, into the cgroup at `dir`; false when
+ * it exited first (ESRCH). The kernel's own errors (EBUSY: `dir` hands
+ * controllers to children) are thrown with the errno in the message.
+ */
+export function moveProcess(ops: CgroupDirOps, dir: string, pid: number): boolean {
+  const path = `${dir}/cgroup.procs`;
+  try {
+    ops.writeTreeFile(path, String(pid));
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'ESRCH') return false;
+    throw cgroupError('cgroup_move_failed', `cannot move pid ${pid} into ${path}`, err);
+  }
+}
+
+/** Writes a request such as "+memory +pids" to `dir`'s cgroup.subtree_control. */
+export function writeSubtreeControl(ops: CgroupDirOps, dir: string, request: string): void {
+  const path = `${dir}/cgroup.subtree_control`;
+  try {
+    ops.writeTreeFile(path, request);
+  } catch (err) {
+    throw cgroupError('cgroup_write_failed', `cannot write "${request}" to ${path}`, err);
+  }
+}
+
+export function readCgroupXattr(ops: CgroupDirOps, path: string, name: string): string | undefined {
+  try {
+    return ops.readXattr(path, name);
+  } catch (err) {
+    throw cgroupError('cgroup_read_failed', `cannot read the xattr ${name} of ${path}`, err);
   }
 }
 

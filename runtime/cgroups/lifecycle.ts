@@ -41,11 +41,16 @@ const MARK_WAIT_MS = 2_000;
  * someone else's.
  */
 export function ensureOwnedParents(ops: CgroupDirOps, dirs: readonly string[]): void {
-  for (const dir of dirs) if (pathExists(dir)) waitForMark(ops, dir);
+  refuseForeignParents(ops, dirs);
   for (const dir of dirs) {
     if (makeCgroupDir(ops, dir)) markCreatedByBrig(ops, dir);
     else waitForMark(ops, dir);
   }
+}
+
+/** Throws cgroup_parent_foreign for any of `dirs` that exists without Brig's mark; writes nothing, so it can run before any other step. */
+export function refuseForeignParents(ops: CgroupDirOps, dirs: readonly string[]): void {
+  for (const dir of dirs) if (pathExists(dir)) waitForMark(ops, dir);
 }
 
 /** An existing parent must carry the mark; a worker that made it a moment ago may not have set it yet. */

@@ -6,10 +6,11 @@
 import { ConfigError, HostError } from '../errors.ts';
 import { type CgroupDirOps, hostDirOps, readText } from './files.ts';
 import { isValidCgroupName } from './lifecycle.ts';
-import { type CgroupMount, cgroup2MountPoints, findV1Controllers, parseCgroupMounts } from './mountinfo.ts';
+import { type CgroupMount, cgroup2Mounts, findV1Controllers, parseCgroupMounts } from './mountinfo.ts';
 import { parseNameList } from './parse.ts';
 import { V1_CONTROLLERS, V1CgroupManager, type V1MountPoints } from './v1/manager.ts';
 import { V2_CONTROLLERS, V2CgroupManager } from './v2/manager.ts';
+import { DEFAULT_PROC_CGROUP_PATH, isHierarchyRoot, PROCESS_LEAF_NAME } from './v2/placement.ts';
 
 export interface CgroupLimits {
   memoryBytes: number;
@@ -65,7 +66,12 @@ export interface CgroupManager {
   readonly version: 1 | 2;
   /** Default 'brig'. */
   readonly parentName: string;
-  /** Create the parent cgroup(s) and, on v2, enable memory, cpu and pids for its children. */
+  /**
+   * Create the parent cgroup(s) and, on v2, enable memory, cpu and pids for
+   * its children. v2 builds inside the cgroup Brig runs in, whose processes
+   * first move into a leaf (v2/placement.ts, v2/delegation.ts); v1 at the top
+   * of each hierarchy (v1/manager.ts).
+   */
   ensureParent(): void;
   /** A cgroup for one sandbox slot, created if missing. May be reused from run to run by the same slot. */
   open(name: string): RunCgroup;
@@ -83,6 +89,8 @@ export interface DetectCgroupsOptions {
   /** The cgroup2 mount to prefer, default /sys/fs/cgroup. v1 mount points always come from mountinfo. */
   root?: string;
   mountinfoPath?: string;
+  /** For tests: the file that says which cgroup this process is in, default /proc/self/cgroup (v2 builds inside it). */
+  procCgroupPath?: string;
   parentName?: string;
   /** Force a version instead of detecting it. */
   version?: 1 | 2;
@@ -107,8 +115,16 @@ export function detectCgroups(opts: DetectCgroupsOptions = {}): CgroupManager {
   const problems: string[] = [];
 
   if (opts.version !== 1) {
-    const root = findUsableCgroup2(mounts, opts.root ?? DEFAULT_CGROUP_ROOT, problems);
-    if (root !== undefined) return new V2CgroupManager(root, parentName, dirOps);
+    const mount = findUsableCgroup2(mounts, opts.root ?? DEFAULT_CGROUP_ROOT, problems);
+    if (mount !== undefined) {
+      if (parentName === PROCESS_LEAF_NAME) {
+        throw new ConfigError(
+          'cgroup_invalid_name',
+          `cgroup parent name "${parentName}" is the leaf that holds Brig's own processes on cgroup v2: choose another BRIG_CGROUP_PARENT`,
+        );
+      }
+      return new V2CgroupManager(mount, parentName, dirOps, opts.procCgroupPath ?? DEFAULT_PROC_CGROUP_PATH);
+    }
   }
   if (opts.version !== 2) {
     const found = findV1Controllers(mounts, V1_CONTROLLERS);
@@ -140,10 +156,11 @@ function readMounts(mountinfoPath: string): CgroupMount[] {
 }
 
 /** The first cgroup2 mount, `preferredRoot` first, whose cgroup.controllers offers every controller Brig needs. */
-function findUsableCgroup2(mounts: CgroupMount[], preferredRoot: string, problems: string[]): string | undefined {
-  const candidates = cgroup2MountPoints(mounts).sort((a, b) => Number(b === preferredRoot) - Number(a === preferredRoot));
+function findUsableCgroup2(mounts: CgroupMount[], preferredRoot: string, problems: string[]): CgroupMount | undefined {
+  const candidates = cgroup2Mounts(mounts).sort((a, b) => Number(b.mountPoint === preferredRoot) - Number(a.mountPoint === preferredRoot));
   if (candidates.length === 0) problems.push('no cgroup2 mount');
-  for (const mountPoint of candidates) {
+  for (const mount of candidates) {
+    const { mountPoint } = mount;
     let controllers: string[];
     try {
       controllers = parseNameList(readText(`${mountPoint}/cgroup.controllers`));
@@ -152,8 +169,12 @@ function findUsableCgroup2(mounts: CgroupMount[], preferredRoot: string, problem
       continue;
     }
     const missing = V2_CONTROLLERS.filter((controller) => !controllers.includes(controller));
-    if (missing.length === 0) return mountPoint;
-    problems.push(`cgroup2 at ${mountPoint} lacks the ${missing.join(', ')} controller(s)`);
+    if (missing.length === 0) return mount;
+    // A mount that shows a cgroup below the root (a container's namespace) offers what its parent delegated.
+    const why = isHierarchyRoot(mountPoint)
+      ? ''
+      : ', which were not delegated to the cgroup it shows (Delegate=yes, or a namespace over a delegated cgroup)';
+    problems.push(`cgroup2 at ${mountPoint} lacks the ${missing.join(', ')} controller(s)${why}`);
   }
   return undefined;
 }

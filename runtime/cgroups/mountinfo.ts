@@ -5,12 +5,20 @@
  */
 export interface CgroupMount {
   mountPoint: string;
+  /**
+   * The cgroup this mount shows at its mount point, as a path in the
+   * hierarchy seen from the reader's cgroup namespace: "/" for a whole
+   * hierarchy or a namespace's own view, "/docker/abc" for a bind-mounted
+   * subtree. /proc/self/cgroup paths are relative to the same namespace root.
+   */
+  root: string;
   fsType: 'cgroup' | 'cgroup2';
   /** v1 only: the super options, which name the controllers bound to this hierarchy. */
   superOptions: string[];
 }
 
 const OPTIONAL_FIELDS_END = '-';
+const ROOT_FIELD = 3;
 const MOUNT_POINT_FIELD = 4;
 const FIRST_OPTIONAL_FIELD = 6;
 const OCTAL_ESCAPE = /\\([0-7]{3})/g;
@@ -31,6 +39,7 @@ export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
     if (fsType !== 'cgroup' && fsType !== 'cgroup2') continue;
     mounts.push({
       mountPoint: unescapeField(fields[MOUNT_POINT_FIELD]),
+      root: unescapeField(fields[ROOT_FIELD]),
       fsType,
       superOptions: fields[separator + 3].split(','),
     });
@@ -50,6 +59,6 @@ export function findV1Controllers(mounts: CgroupMount[], controllers: readonly s
   return found;
 }
 
-export function cgroup2MountPoints(mounts: CgroupMount[]): string[] {
-  return mounts.filter((mount) => mount.fsType === 'cgroup2').map((mount) => mount.mountPoint);
+export function cgroup2Mounts(mounts: CgroupMount[]): CgroupMount[] {
+  return mounts.filter((mount) => mount.fsType === 'cgroup2');
 }

@@ -22,6 +22,11 @@ export function describeV1(mountPoints: V1ControllerDirs, parents: V1ControllerD
         },
   );
   checks.push(oomCounterCheck(`${mountPoints.memory}/memory.oom_control`));
+  checks.push({
+    name: 'parent',
+    ok: true,
+    detail: `Brig builds in ${[...new Set(Object.values(parents))].join(', ')} (the top of each hierarchy: v1 has no delegation), one slot-N cgroup per sandbox slot below each`,
+  });
   // Co-mounted controllers share one parent directory: check it once.
   const controllersByParent = new Map<string, string[]>();
   for (const [name, parent] of Object.entries(parents)) controllersByParent.set(parent, [...(controllersByParent.get(parent) ?? []), name]);

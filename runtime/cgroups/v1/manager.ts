@@ -1,6 +1,13 @@
 /**
  * cgroup v1: one hierarchy per controller (or per co-mounted group), found in
- * mountinfo. Brig's parent is a directory named parentName in each of them.
+ * mountinfo. Brig's parent is a directory named parentName at the top of each
+ * of them, not inside the cgroup Brig runs in as on v2: v1 has no delegation
+ * model for controllers (the kernel's rules for a less privileged writer are
+ * v2's; systemd delegates v1 controller hierarchies to nobody, "not safe" in
+ * its CGROUP_DELEGATION.md), each hierarchy puts Brig in a different cgroup,
+ * and no rule keeps processes out of inner cgroups, so there is no one cgroup
+ * Brig was handed to build in. A container gets its own view of each
+ * hierarchy from its cgroup namespace, so "the top" is then its own cgroup.
  */
 import { join } from 'node:path';
 import { SandboxError } from '../../errors.ts';

@@ -1,44 +1,27 @@
-/** `brig doctor` checks for a cgroup v2 host. */
-import { isWritable, pathExists, readText } from '../files.ts';
+/** `brig doctor` checks for a cgroup v2 host: where Brig will build, and whether the cgroup it runs in lets it. */
+import { type CgroupDirOps, isWritable, pathExists, readText } from '../files.ts';
 import type { CgroupCheck } from '../manager.ts';
 import { parseNameList } from '../parse.ts';
+import { canTakeBaseIntoUse, DELEGATION_FIX, delegationProblem, parentIsBrigs, rootEnableCommand, V2_CONTROLLERS } from './delegation.ts';
 import { peakModeOf } from './memory-peak.ts';
+import type { V2Placement } from './placement.ts';
 
-/** `needed`: the controllers Brig uses, passed in by the manager that owns the list. */
-export function describeV2(root: string, parent: string, needed: readonly string[]): CgroupCheck[] {
-  const checks: CgroupCheck[] = [{ name: 'cgroup version', ok: true, detail: `v2 at ${root}` }];
-  const available = safeList(`${root}/cgroup.controllers`);
-  for (const controller of needed) {
-    checks.push(
-      available.includes(controller)
-        ? { name: `controller ${controller}`, ok: true, detail: `available in ${root}` }
-        : {
-            name: `controller ${controller}`,
-            ok: false,
-            detail: `missing from ${root}/cgroup.controllers`,
-            fix: `enable the ${controller} controller (it may be bound to a v1 hierarchy)`,
-          },
-    );
+/** `locate` finds the placement as ensureParent() would; its failure is reported, not thrown. Nothing is written. */
+export function describeV2(mountPoint: string, locate: () => V2Placement, dirOps: CgroupDirOps): CgroupCheck[] {
+  const checks: CgroupCheck[] = [{ name: 'cgroup version', ok: true, detail: `v2 at ${mountPoint}` }];
+  let placement: V2Placement;
+  try {
+    placement = locate();
+  } catch (err) {
+    checks.push({ name: 'placement', ok: false, detail: (err as Error).message, fix: DELEGATION_FIX });
+    return checks;
   }
-  const subtreePath = `${root}/cgroup.subtree_control`;
-  const delegated = needed.every((controller) => safeList(subtreePath).includes(controller));
-  checks.push(
-    delegated || isWritable(subtreePath)
-      ? {
-          name: 'controllers for children',
-          ok: true,
-          detail: delegated ? `enabled in ${subtreePath}` : `Brig will enable them in ${subtreePath}`,
-        }
-      : {
-          name: 'controllers for children',
-          ok: false,
-          detail: `${subtreePath} lacks ${needed.join(', ')} and is not writable`,
-          fix: `echo "+memory +cpu +pids" > ${subtreePath} as root`,
-        },
-  );
+  checks.push(placementCheck(placement), parentCheck(placement, dirOps));
+  checks.push(...(placement.baseIsRoot ? rootControllerChecks(placement) : delegatedControllerChecks(placement, dirOps)));
 
+  const { parent } = placement;
   const parentExists = pathExists(parent);
-  const target = parentExists ? parent : root;
+  const target = parentExists ? parent : placement.base;
   checks.push(
     isWritable(target)
       ? { name: 'parent writable', ok: true, detail: `${target} is writable` }
@@ -63,6 +46,115 @@ export function describeV2(root: string, parent: string, needed: readonly string
         },
   );
   checks.push(swapCheck(parent), peakCheck(parent));
+  return checks;
+}
+
+function placementCheck(placement: V2Placement): CgroupCheck {
+  const { ownCgroup, base, processLeaf } = placement;
+  let detail: string;
+  if (placement.baseIsRoot) detail = `Brig runs in the root cgroup ${base}, which is exempt from the no-internal-process rule`;
+  else if (ownCgroup !== base) detail = `Brig runs in ${ownCgroup}, the leaf of its service's processes; it builds in ${base}`;
+  else
+    detail = `Brig runs in ${ownCgroup}; at start it moves the processes there into ${processLeaf}, since a non-root cgroup with processes cannot hand controllers down`;
+  return { name: 'placement', ok: true, detail };
+}
+
+function parentCheck(placement: V2Placement, dirOps: CgroupDirOps): CgroupCheck {
+  const { parent } = placement;
+  let brigs: boolean | undefined;
+  try {
+    brigs = parentIsBrigs(placement, dirOps);
+  } catch (err) {
+    return { name: 'parent', ok: false, detail: `Brig builds in ${parent}, but ${(err as Error).message}`, fix: 'run brig doctor as root' };
+  }
+  if (brigs === false) {
+    return {
+      name: 'parent',
+      ok: false,
+      detail: `Brig builds in ${parent}, which exists and was not created by Brig: Brig would refuse to start`,
+      fix: `set BRIG_CGROUP_PARENT to another name, or remove ${parent} if nothing uses it`,
+    };
+  }
+  const state = brigs ? ' (exists, made by Brig)' : '';
+  return { name: 'parent', ok: true, detail: `Brig builds in ${parent}${state}: one slot-N cgroup per sandbox slot below it` };
+}
+
+/** At the root: the controllers must exist and be enabled for children already; Brig does not write the root. */
+function rootControllerChecks(placement: V2Placement): CgroupCheck[] {
+  const { base } = placement;
+  const available = safeList(`${base}/cgroup.controllers`);
+  const checks: CgroupCheck[] = V2_CONTROLLERS.map((controller) =>
+    available.includes(controller)
+      ? { name: `controller ${controller}`, ok: true, detail: `available in ${base}` }
+      : {
+          name: `controller ${controller}`,
+          ok: false,
+          detail: `missing from ${base}/cgroup.controllers`,
+          fix: `enable the ${controller} controller (it may be bound to a v1 hierarchy)`,
+        },
+  );
+  const subtreePath = `${base}/cgroup.subtree_control`;
+  const enabled = safeList(subtreePath);
+  const missing = V2_CONTROLLERS.filter((controller) => !enabled.includes(controller));
+  checks.push(
+    missing.length === 0
+      ? { name: 'controllers for children', ok: true, detail: `enabled in ${subtreePath}` }
+      : {
+          name: 'controllers for children',
+          ok: false,
+          detail: `${missing.join(', ')} not enabled in ${subtreePath}: the root cgroup is the host's, and Brig does not write it`,
+          fix: `as root: ${rootEnableCommand(placement, missing)}; or run Brig in a delegated cgroup (systemd: Delegate=yes)`,
+        },
+  );
+  return checks;
+}
+
+/** Below the root: the controllers must be delegated to the base; Brig enables them in it itself. */
+function delegatedControllerChecks(placement: V2Placement, dirOps: CgroupDirOps): CgroupCheck[] {
+  const { base, processLeaf } = placement;
+  const available = safeList(`${base}/cgroup.controllers`);
+  const checks: CgroupCheck[] = V2_CONTROLLERS.map((controller) =>
+    available.includes(controller)
+      ? { name: `controller ${controller}`, ok: true, detail: `delegated to ${base}` }
+      : {
+          name: `controller ${controller}`,
+          ok: false,
+          detail: `not delegated to ${base} (missing from ${base}/cgroup.controllers)`,
+          fix: DELEGATION_FIX,
+        },
+  );
+  if (checks.some((check) => !check.ok)) return checks;
+  let problem: string | undefined;
+  try {
+    problem = delegationProblem(placement, dirOps);
+  } catch (err) {
+    problem = (err as Error).message;
+  }
+  checks.push(
+    problem === undefined
+      ? { name: 'delegation', ok: true, detail: `${base} is delegated: Brig may write its cgroup.procs and cgroup.subtree_control` }
+      : { name: 'delegation', ok: false, detail: problem, fix: DELEGATION_FIX },
+  );
+  const subtreePath = `${base}/cgroup.subtree_control`;
+  const enabled = safeList(subtreePath);
+  let children: CgroupCheck;
+  if (V2_CONTROLLERS.every((controller) => enabled.includes(controller))) {
+    children = { name: 'controllers for children', ok: true, detail: `enabled in ${subtreePath}` };
+  } else if (canTakeBaseIntoUse(placement)) {
+    children = {
+      name: 'controllers for children',
+      ok: true,
+      detail: `Brig will move the processes of ${base} into ${processLeaf}, then enable them in ${subtreePath}`,
+    };
+  } else {
+    children = {
+      name: 'controllers for children',
+      ok: false,
+      detail: `${subtreePath} or ${base}/cgroup.procs is not writable`,
+      fix: 'run Brig as root; with User=, Delegate=yes makes systemd hand these files to the user; in a container, make its cgroup mount writable',
+    };
+  }
+  checks.push(children);
   return checks;
 }
 

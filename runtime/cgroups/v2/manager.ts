@@ -1,61 +1,66 @@
 /**
- * cgroup v2: one unified tree. Brig's parent is <root>/<parentName>, with
+ * cgroup v2: one unified tree. Brig's parent is <base>/<parentName>, with
  * memory, cpu and pids enabled for its children; each slot is a child of it.
+ * <base> is the cgroup Brig runs in (placement.ts), taken into use as its
+ * delegation allows (delegation.ts).
  */
 import { join } from 'node:path';
-import { HostError, SandboxError } from '../../errors.ts';
-import { type CgroupDirOps, listChildCgroups, pathExists, readText, writeText } from '../files.ts';
-import { ensureOwnedParents, isValidCgroupName, removeParentsIfUnused } from '../lifecycle.ts';
+import { SandboxError } from '../../errors.ts';
+import { type CgroupDirOps, listChildCgroups, pathExists } from '../files.ts';
+import { ensureOwnedParents, isValidCgroupName, refuseForeignParents, removeParentsIfUnused } from '../lifecycle.ts';
 import type { CgroupCheck, CgroupManager, RunCgroup } from '../manager.ts';
-import { parseNameList } from '../parse.ts';
+import type { CgroupMount } from '../mountinfo.ts';
+import { enableControllers, takeBaseIntoUse } from './delegation.ts';
 import { describeV2 } from './describe.ts';
+import { locateV2, type V2Placement } from './placement.ts';
 import { tearDownV2, V2RunCgroup } from './run-cgroup.ts';
 
-export const V2_CONTROLLERS = ['memory', 'cpu', 'pids'] as const;
-
-/**
- * A child gets a controller's files only when its parent lists the controller
- * in cgroup.subtree_control, and the parent only when its own parent does.
- * Only missing controllers are written, so a root already set up by systemd is
- * left alone.
- */
-export function enableControllers(dir: string): void {
-  const path = `${dir}/cgroup.subtree_control`;
-  const enabled = parseNameList(readText(path));
-  const missing = V2_CONTROLLERS.filter((controller) => !enabled.includes(controller));
-  if (missing.length === 0) return;
-  const request = missing.map((controller) => `+${controller}`).join(' ');
-  try {
-    writeText(path, request);
-  } catch (err) {
-    // EBUSY here is v2's no-internal-process rule: a non-root cgroup with processes cannot hand controllers down.
-    throw new HostError(
-      'cgroup_controllers_unavailable',
-      `cannot enable ${missing.join(', ')} in ${path}: if the cgroup has processes of its own (e.g. in a container), move them to a child cgroup first`,
-      { cause: err },
-    );
-  }
-}
+export { V2_CONTROLLERS } from './delegation.ts';
 
 export class V2CgroupManager implements CgroupManager {
   readonly version = 2 as const;
   readonly parentName: string;
+  /** The cgroup2 mount point. */
   readonly root: string;
-  private readonly parent: string;
+  private readonly mount: CgroupMount;
   private readonly dirOps: CgroupDirOps;
+  private readonly procCgroupPath: string;
+  private located?: V2Placement;
 
-  constructor(root: string, parentName: string, dirOps: CgroupDirOps) {
-    this.root = root;
+  constructor(mount: CgroupMount, parentName: string, dirOps: CgroupDirOps, procCgroupPath: string) {
+    this.mount = mount;
+    this.root = mount.mountPoint;
     this.parentName = parentName;
-    this.parent = join(root, parentName);
     this.dirOps = dirOps;
+    this.procCgroupPath = procCgroupPath;
   }
 
-  /** The parent's own cgroup.procs is never written: v2 forbids processes in a cgroup that hands controllers to children. */
+  /**
+   * Found once: after ensureParent() moved this process into <base>/init,
+   * finding it again gives the same base (placement.ts knows the leaf).
+   */
+  placement(): V2Placement {
+    this.located ??= locateV2({ mount: this.mount, parentName: this.parentName, procCgroupPath: this.procCgroupPath, dirOps: this.dirOps });
+    return this.located;
+  }
+
+  private get parent(): string {
+    return this.placement().parent;
+  }
+
+  /**
+   * In the order v2's rules force: the base's processes into its leaf, the
+   * base's controllers for children, the parent (marked as Brig's; one that
+   * is someone else's is refused before any of this), the parent's
+   * controllers for the slots. The parent's
+   * own cgroup.procs is never written: it hands controllers to children.
+   */
   ensureParent(): void {
-    enableControllers(this.root);
-    ensureOwnedParents(this.dirOps, [this.parent]);
-    enableControllers(this.parent);
+    const placement = this.placement();
+    refuseForeignParents(this.dirOps, [placement.parent]); // before anything is moved or enabled
+    takeBaseIntoUse(placement, this.dirOps);
+    ensureOwnedParents(this.dirOps, [placement.parent]);
+    enableControllers(this.dirOps, placement.parent);
   }
 
   open(name: string): RunCgroup {
@@ -85,6 +90,6 @@ export class V2CgroupManager implements CgroupManager {
   }
 
   describe(): CgroupCheck[] {
-    return describeV2(this.root, this.parent, V2_CONTROLLERS);
+    return describeV2(this.root, () => this.placement(), this.dirOps);
   }
 }

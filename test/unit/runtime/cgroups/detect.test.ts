@@ -30,6 +30,8 @@ const plainDirOps: CgroupDirOps = {
     if (!fs.existsSync(path)) throw Object.assign(new Error(path), { code: 'ENOENT' });
     fs.rmSync(path, { recursive: true });
   },
+  writeTreeFile: (path, value) => fs.writeFileSync(path, value),
+  readXattr: () => undefined,
 };
 
 function cgroupLine(id: number, mountPoint: string, superOptions: string): string {
@@ -167,7 +169,7 @@ test('mountinfo parsing decodes escapes and skips non-cgroup mounts', () => {
     ].join('\n'),
   );
   assert.deepEqual(mounts, [
-    { mountPoint: '/sys/fs/cgroup/cpu x', fsType: 'cgroup', superOptions: ['rw', 'cpu', 'cpuacct'] },
-    { mountPoint: '/sys/fs/cgroup/unified', fsType: 'cgroup2', superOptions: ['rw'] },
+    { mountPoint: '/sys/fs/cgroup/cpu x', root: '/', fsType: 'cgroup', superOptions: ['rw', 'cpu', 'cpuacct'] },
+    { mountPoint: '/sys/fs/cgroup/unified', root: '/', fsType: 'cgroup2', superOptions: ['rw'] },
   ]);
 });

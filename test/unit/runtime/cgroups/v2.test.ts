@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type CgroupManager, detectCgroups, type RunCgroup } from '../../../../runtime/cgroups/manager.ts';
 import { SandboxError } from '../../../../runtime/errors.ts';
-import { FAKE_PIDS, FakeCgroupfs, type FakePeakKind } from './fake-cgroupfs.ts';
+import { FAKE_PIDS, FakeCgroupfs, type FakeCgroupfsOptions } from './fake-cgroupfs.ts';
 
 const MIB = 1024 * 1024;
 const LIMITS = { memoryBytes: 256 * MIB, cpuQuotaCores: 1, pids: 64 };
@@ -20,11 +20,16 @@ interface Setup {
   parent: string;
 }
 
-/** A fake host with Brig's parent set up; cleaned up when the test ends, pass or fail. */
-function setUp(t: { after(fn: () => void): void }, opts: { peak?: FakePeakKind; rootSubtreeControl?: string } = {}): Setup {
+/** A fake host with Brig (in the root cgroup) and its parent set up; cleaned up when the test ends, pass or fail. */
+function setUp(t: { after(fn: () => void): void }, opts: FakeCgroupfsOptions = {}): Setup {
   const fake = new FakeCgroupfs(opts);
   t.after(() => fake.cleanup());
-  const manager = detectCgroups({ root: fake.root, mountinfoPath: fake.mountinfoPath, dirOps: fake.dirOps });
+  const manager = detectCgroups({
+    root: fake.root,
+    mountinfoPath: fake.mountinfoPath,
+    procCgroupPath: fake.procCgroupPath,
+    dirOps: fake.dirOps,
+  });
   manager.ensureParent();
   return { fake, manager, parent: join(fake.root, 'brig') };
 }
@@ -32,28 +37,35 @@ function setUp(t: { after(fn: () => void): void }, opts: { peak?: FakePeakKind; 
 test('detection picks v2 when the cgroup2 mount offers memory, cpu and pids', (t) => {
   const fake = new FakeCgroupfs();
   t.after(() => fake.cleanup());
-  const manager = detectCgroups({ root: fake.root, mountinfoPath: fake.mountinfoPath, dirOps: fake.dirOps });
+  const manager = detectCgroups({
+    root: fake.root,
+    mountinfoPath: fake.mountinfoPath,
+    procCgroupPath: fake.procCgroupPath,
+    dirOps: fake.dirOps,
+  });
   assert.equal(manager.version, 2);
   assert.equal(manager.parentName, 'brig');
 });
 
-test('ensureParent enables the controllers in the root and the parent, and puts no process in the parent', (t) => {
+test('ensureParent in the root cgroup enables the controllers in the parent only, and puts no process in it', (t) => {
   const { fake, parent } = setUp(t);
-  assert.equal(fake.read(fake.root, 'cgroup.subtree_control'), '+memory +cpu +pids');
-  assert.equal(fake.read(parent, 'cgroup.subtree_control'), '+memory +cpu +pids');
+  assert.equal(fake.read(fake.root, 'cgroup.subtree_control'), 'cpu io memory pids\n', "the root, the host init's, is not written");
+  assert.deepEqual(fake.treeWrites, [`${parent}/cgroup.subtree_control +memory +cpu +pids`]);
+  assert.equal(fake.read(parent, 'cgroup.subtree_control'), 'cpu memory pids\n');
   assert.equal(fake.read(parent, 'cgroup.procs'), '');
   assert.equal(fake.read(fake.root, 'cgroup.procs'), '1\n', 'the root keeps its own processes');
+  assert.equal(fake.isMarked(parent), true);
 });
 
 test('ensureParent writes only missing controllers, and nothing when all are enabled', (t) => {
-  const partial = setUp(t, { rootSubtreeControl: 'cpu io\n' });
-  assert.equal(partial.fake.read(partial.fake.root, 'cgroup.subtree_control'), '+memory +pids');
-
-  const { fake, manager, parent } = setUp(t, { rootSubtreeControl: 'cpu io memory pids\n' });
-  assert.equal(fake.read(fake.root, 'cgroup.subtree_control'), 'cpu io memory pids\n');
-  fake.write(parent, 'cgroup.subtree_control', 'cpu memory pids\n'); // as the kernel shows it after the write
+  const { fake, manager, parent } = setUp(t);
+  fake.write(parent, 'cgroup.subtree_control', 'cpu\n');
   manager.ensureParent();
+  assert.equal(fake.treeWrites.at(-1), `${parent}/cgroup.subtree_control +memory +pids`);
   assert.equal(fake.read(parent, 'cgroup.subtree_control'), 'cpu memory pids\n');
+  const writes = fake.treeWrites.length;
+  manager.ensureParent();
+  assert.equal(fake.treeWrites.length, writes);
 });
 
 test('applyLimits writes memory, swap, oom group, cpu and pids in the kernel formats', (t) => {

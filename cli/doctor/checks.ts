@@ -69,6 +69,7 @@ export function hostChecks(config: RuntimeConfig): Check[] {
     }),
   );
   try {
+    // On v2 the answer depends on the cgroup this process runs in: run doctor as the service runs (in its unit or container).
     const cgroups = detectCgroups({ parentName: config.cgroupParent, version: cgroupVersionOf(config) });
     for (const c of cgroups.describe()) checks.push({ name: `cgroups: ${c.name}`, ok: c.ok, detail: c.detail, fix: c.fix });
   } catch (error) {
@@ -76,7 +77,7 @@ export function hostChecks(config: RuntimeConfig): Check[] {
       name: 'cgroups',
       ok: false,
       detail: (error as Error).message,
-      fix: 'mount cgroup v2 with memory, cpu and pids enabled, or cgroup v1 memory, cpu, cpuacct and pids controllers',
+      fix: 'mount cgroup v2 with memory, cpu and pids enabled (in a systemd service or a container: delegated to its cgroup), or cgroup v1 memory, cpu, cpuacct and pids controllers',
     });
   }
   return checks;

@@ -36,11 +36,16 @@ export class V2CgroupManager implements CgroupManager {
   }
 
   /**
-   * Found once: after ensureParent() moved this process into <base>/init,
-   * finding it again gives the same base (placement.ts knows the leaf).
+   * Where this process is now. Once ensureParent() has moved it into
+   * <base>/init, finding it again gives the same base (placement.ts knows
+   * the leaf), so the parent's path is kept for open() and sweep().
    */
+  private locate(): V2Placement {
+    return locateV2({ mount: this.mount, parentName: this.parentName, procCgroupPath: this.procCgroupPath, dirOps: this.dirOps });
+  }
+
   placement(): V2Placement {
-    this.located ??= locateV2({ mount: this.mount, parentName: this.parentName, procCgroupPath: this.procCgroupPath, dirOps: this.dirOps });
+    this.located ??= this.locate();
     return this.located;
   }
 
@@ -56,7 +61,8 @@ export class V2CgroupManager implements CgroupManager {
    * own cgroup.procs is never written: it hands controllers to children.
    */
   ensureParent(): void {
-    const placement = this.placement();
+    const placement = this.locate();
+    this.located = placement;
     refuseForeignParents(this.dirOps, [placement.parent]); // before anything is moved or enabled
     takeBaseIntoUse(placement, this.dirOps);
     ensureOwnedParents(this.dirOps, [placement.parent]);
@@ -90,6 +96,6 @@ export class V2CgroupManager implements CgroupManager {
   }
 
   describe(): CgroupCheck[] {
-    return describeV2(this.root, () => this.placement(), this.dirOps);
+    return describeV2(this.root, () => this.locate(), this.dirOps);
   }
 }

@@ -109,7 +109,7 @@ function underMount(cgroupPath: string, mount: CgroupMount): string {
   if (cgroupPath !== mount.root && !cgroupPath.startsWith(`${mountRoot}/`)) {
     throw new HostError(
       'cgroup_placement_unknown',
-      `Brig runs in cgroup ${cgroupPath}, which the cgroup2 mount at ${mount.mountPoint} (showing ${mount.root}) does not contain: mount the whole hierarchy, or run Brig in a cgroup namespace, so that its own cgroup is visible`,
+      `Brig runs in cgroup ${cgroupPath}, which the cgroup2 mount at ${mount.mountPoint} (showing ${mount.root}) does not contain: Brig must see its own cgroup through the mount. In a cgroup namespace, mount cgroup2 anew inside it (with its own mount namespace: mount -t cgroup2 cgroup2 ${mount.mountPoint}), as container engines do`,
     );
   }
   const relative = cgroupPath.slice(mountRoot.length);

@@ -112,7 +112,7 @@ export function takeBaseIntoUse(placement: V2Placement, dirOps: CgroupDirOps): v
     if (missing.length > 0) {
       throw new HostError(
         'cgroup_controllers_not_enabled',
-        `Brig runs in the root cgroup, and ${missing.join(', ')} are not enabled for its children (${base}/cgroup.subtree_control). The root is the host's: Brig does not write it. Enable them once as root (${rootEnableCommand(placement, missing)}), or run Brig in a delegated cgroup (systemd: Delegate=yes)`,
+        `the root cgroup, where Brig runs, does not enable ${missing.join(', ')} for its children (${base}/cgroup.subtree_control), and it is the host's: Brig does not write it. Enable them once as root (${rootEnableCommand(placement, missing)}), or run Brig in a delegated cgroup (systemd: Delegate=yes)`,
       );
     }
     return;

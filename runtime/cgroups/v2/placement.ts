@@ -97,7 +97,7 @@ export function readOwnCgroupPath(procCgroupPath: string): string {
   if (!path.startsWith('/') || path.split('/').includes('..')) {
     throw new HostError(
       'cgroup_placement_unknown',
-      `Brig's cgroup "${path}" (${procCgroupPath}) lies outside its cgroup namespace: start Brig inside the namespace's own tree`,
+      `the cgroup Brig runs in, "${path}" (${procCgroupPath}), lies outside its cgroup namespace: start Brig inside the namespace's own tree`,
     );
   }
   return path;
@@ -109,7 +109,7 @@ function underMount(cgroupPath: string, mount: CgroupMount): string {
   if (cgroupPath !== mount.root && !cgroupPath.startsWith(`${mountRoot}/`)) {
     throw new HostError(
       'cgroup_placement_unknown',
-      `Brig runs in cgroup ${cgroupPath}, which the cgroup2 mount at ${mount.mountPoint} (showing ${mount.root}) does not contain: Brig must see its own cgroup through the mount. In a cgroup namespace, mount cgroup2 anew inside it (with its own mount namespace: mount -t cgroup2 cgroup2 ${mount.mountPoint}), as container engines do`,
+      `the cgroup Brig runs in, ${cgroupPath}, is not under the cgroup2 mount at ${mount.mountPoint} (which shows ${mount.root}): Brig must see its own cgroup through the mount. In a cgroup namespace, mount cgroup2 anew inside it (with its own mount namespace: mount -t cgroup2 cgroup2 ${mount.mountPoint}), as container engines do`,
     );
   }
   const relative = cgroupPath.slice(mountRoot.length);

@@ -62,6 +62,8 @@ const SLOTS_BY_FILE = {
   'e2e/serve-signals': 2,
   /** `brig serve` with its default BRIG_SLOTS: one per core. */
   'e2e/local-users': availableParallelism(),
+  /** Two simulated machines of two slots each: each host gets its own half of the block (the hosts share one kernel). */
+  'e2e/several-hosts': 4,
 } as const satisfies Record<string, number>;
 
 export type UidOwner = keyof typeof SLOTS_BY_FILE;

@@ -31,6 +31,14 @@ export interface RuntimeConfig {
   maxima: Limits;
   /** Compiler output kept per compile step, under its outputBytes. */
   maxCompileOutputBytes: number;
+  /**
+   * Each slot prepares its next sandbox as soon as a step ends (see
+   * runtime/slots/warm.ts), so a request pays only for what the step decides.
+   * Off: every step builds its sandbox on the request's path.
+   */
+  warmSlots: boolean;
+  /** A prepared sandbox unused for this long is discarded and prepared anew. */
+  preparedMaxAgeMs: number;
 }
 
 /** The cgroup version to use, or undefined to detect it. */

@@ -20,9 +20,11 @@ import { type ImageLayout, layoutImage, resolveInImage } from './images/layout.t
 import { loadImageProfile } from './images/profile.ts';
 import { type LanguageLimits, languageLimits } from './languages/limits.ts';
 import { type LanguageProfile, loadLanguageProfiles } from './languages/profile.ts';
+import { PreparedSandbox } from './sandbox/prepared.ts';
 import { loadAndCompile } from './seccomp/compile.ts';
 import { leaseSlots, type SlotLease, tryLeaseSlot } from './slots/lease.ts';
 import { SlotPool } from './slots/pool.ts';
+import { SlotSandbox } from './slots/warm.ts';
 import { MNT_DETACH, unmount } from './system/libc.ts';
 
 /** A leased slot with the cgroup it runs its steps in. */
@@ -31,6 +33,8 @@ export interface Slot {
   cgroup: RunCgroup;
   /** Where this slot's job workspaces are mounted. */
   runsDir: string;
+  /** Its next sandbox, prepared ahead when warm slots are on. */
+  sandbox: SlotSandbox;
 }
 
 const STATE_DIR_MODE = 0o711; // sandboxes (unprivileged host uids) must traverse to their workspace
@@ -97,13 +101,20 @@ export class Runtime {
     const ours = new Set(leases.map((l) => l.name));
     // Leftovers of our slots (a crashed holder) and anything not named like a slot are ours to sweep.
     await cgroups.sweep((name) => SLOT_NAME.test(name) && !ours.has(name));
-    const slots = leases.map((lease) => {
+    const scratchDir = join(stateDir, 'scratch');
+    const host = { launcherPath: config.launcherPath, seccompFd };
+    const warm = { warm: config.warmSlots, maxAgeMs: config.preparedMaxAgeMs };
+    const slots = leases.map((lease): Slot => {
       const runsDir = join(stateDir, 'runs', lease.name);
       mkdirSync(runsDir, { recursive: true, mode: STATE_DIR_MODE });
       sweepWorkspaces(runsDir);
-      return { lease, cgroup: cgroups.open(lease.name), runsDir };
+      const cgroup = cgroups.open(lease.name);
+      const spec = { image, scratchDir, rootHostId: lease.rootHostId, userHostId: lease.userHostId };
+      return { lease, cgroup, runsDir, sandbox: new SlotSandbox(() => PreparedSandbox.prepare(host, cgroup, spec), warm) };
     });
-    return new Runtime(config, image, languages, cgroups, seccompFd, join(stateDir, 'scratch'), slots, new SlotPool(slots));
+    for (const slot of slots) slot.sandbox.refill();
+    const pool = new SlotPool(slots, (slot) => slot.sandbox.isReady);
+    return new Runtime(config, image, languages, cgroups, seccompFd, scratchDir, slots, pool);
   }
 
   language(name: string): LanguageProfile {
@@ -193,6 +204,7 @@ export class Runtime {
     this.closed = true;
     this.pool.close();
     for (const slot of this.slots) {
+      await slot.sandbox.close();
       await slot.cgroup.destroy();
       removeRunsDir(slot.runsDir);
       slot.lease.release();

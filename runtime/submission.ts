@@ -5,7 +5,7 @@ import { expandCommand, type LanguageProfile } from './languages/profile.ts';
 import { type Limits, resolveLimits } from './limits.ts';
 import type { StepResult } from './result.ts';
 import type { Runtime, Slot } from './runtime.ts';
-import { runStep } from './sandbox.ts';
+import { runStep, type StepTimings } from './sandbox/step.ts';
 import { mbToBytes } from './units.ts';
 import type { SubmissionFile } from './workspace/files.ts';
 import { Workspace } from './workspace/workspace.ts';
@@ -29,6 +29,8 @@ export interface SubmissionSpec {
   /** What the request asks of the run steps; the rest comes from the language and the server. */
   limits?: Partial<Limits>;
   signal?: AbortSignal;
+  /** Told after each step that ran its program: how long the program waited, and whether its sandbox was prepared ahead. */
+  onStepTimings?: (timings: StepTimings & { warm: boolean }) => void;
 }
 
 /**
@@ -96,31 +98,32 @@ export class Submission {
     return this.step(argv, 'overlay', stdin, limits, []);
   }
 
-  private step(template: string[], mode: 'rw' | 'overlay', stdin: Buffer, limits: Limits, args: string[]): Promise<StepResult> {
+  private async step(template: string[], mode: 'rw' | 'overlay', stdin: Buffer, limits: Limits, args: string[]): Promise<StepResult> {
+    const submittedAt = process.hrtime.bigint();
     const sources = this.spec.files.map((f) => f.name).filter((n) => this.language.extensions.includes(posix.extname(n).toLowerCase()));
     const argv = [...expandCommand(template, { main: this.main, sources, memoryMb: limits.memoryMb }), ...args];
-    const { runtime, slot } = this;
-    return runStep(
-      {
-        launcherPath: runtime.config.launcherPath,
-        seccompFd: runtime.seccompFd,
-        cpuQuotaCores: runtime.config.cpuQuotaCores,
-        cgroup: slot.cgroup,
-      },
-      {
-        image: runtime.image,
-        scratchDir: runtime.scratchDir,
-        rootHostId: slot.lease.rootHostId,
-        userHostId: slot.lease.userHostId,
-        box: { dir: this.workspace.dir, mode },
-        cwd: BOX,
-        env: { ...BASE_ENV, ...this.language.env },
-        argv,
-        limits,
-        stdin,
-        signal: this.spec.signal,
-      },
-    );
+    const { runtime, slot, spec } = this;
+    const { sandbox, warm } = await slot.sandbox.take();
+    try {
+      return await runStep(
+        sandbox,
+        {
+          box: { dir: this.workspace.dir, mode },
+          cwd: BOX,
+          env: { ...BASE_ENV, ...this.language.env },
+          argv,
+          limits,
+          stdin,
+          signal: spec.signal,
+          submittedAt,
+        },
+        runtime.config.cpuQuotaCores,
+        spec.onStepTimings && ((timings) => spec.onStepTimings!({ ...timings, warm })),
+      );
+    } finally {
+      // The step's sandbox is gone (its cgroup is empty): the slot prepares its next one.
+      slot.sandbox.refill();
+    }
   }
 
   /** Idempotent: drops the workspace and gives the slot back. */

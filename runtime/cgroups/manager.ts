@@ -33,10 +33,16 @@ export interface RunCgroup {
   /** Directories the sandbox's init must be moved into: one per v1 hierarchy (memory, cpu, cpuacct, pids — deduplicated when co-mounted), or the single v2 dir. The launcher writes its child's pid to <dir>/cgroup.procs. */
   readonly dirs: string[];
   /**
+   * Call before a sandbox's init is moved in (when a sandbox is prepared): on
+   * v2 kernels whose memory.peak cannot be reset (< 6.12) it is where a used,
+   * empty cgroup is recreated so the next peak is exact. Nothing on v1.
+   */
+  renew(): void;
+  /**
    * Memory limit with swap disabled, CPU quota, pids.max. Call before every
-   * run, before the sandbox's init is moved in: it writes nothing when the
-   * limits are unchanged, and on v2 kernels whose memory.peak cannot be reset
-   * (< 6.12) it is where a used cgroup is recreated so the next peak is exact.
+   * run, with the prepared sandbox's init already inside (its few pages count
+   * against the limit, as before): it writes nothing when the limits are
+   * unchanged.
    */
   applyLimits(limits: CgroupLimits): void;
   /** Called after the sandbox is built and before the program starts: the next usage() must describe only what happens from now on. */

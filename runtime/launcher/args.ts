@@ -1,15 +1,22 @@
+import { SandboxError } from '../errors.ts';
 import type { ImageLayout } from '../images/layout.ts';
 import type { Limits } from '../limits.ts';
 import { mbToBytes } from '../units.ts';
 import { KERNEL_MASKED_PATHS, OCI_READONLY_PATHS } from './kernel-view.ts';
+import { MAX_GO_BYTES, MAX_GO_WORDS } from './protocol.ts';
 import { programRlimits } from './rlimits.ts';
 
-export interface LaunchSpec {
+/** What every sandbox of a slot shares: the launcher's argv, known before any request. */
+export interface SandboxSpec {
   image: ImageLayout;
   scratchDir: string;
   rootHostId: number;
   userHostId: number;
   cgroupDirs: string[];
+}
+
+/** What one step decides: the go message, sent when the request is there. */
+export interface GoSpec {
   box: { dir: string; mode: 'rw' | 'overlay' };
   cwd: string;
   env: Record<string, string>;
@@ -25,8 +32,8 @@ export interface LaunchSpec {
  */
 export const SANDBOX_OOM_SCORE_ADJ = 1000;
 
-/** Builds the launcher's argv (see runtime/launcher/launcher.c for the options). */
-export function launcherArgs(spec: LaunchSpec): string[] {
+/** Builds the launcher's argv (see runtime/launcher/launcher.c parse_args). */
+export function launcherArgs(spec: SandboxSpec): string[] {
   const args = [
     '--map-root',
     String(spec.rootHostId),
@@ -34,19 +41,6 @@ export function launcherArgs(spec: LaunchSpec): string[] {
     String(spec.userHostId),
     '--scratch',
     spec.scratchDir,
-    '--root-bytes',
-    String(mbToBytes(spec.limits.diskMb)),
-    '--tmp-bytes',
-    String(mbToBytes(spec.limits.diskMb)),
-    '--box',
-    spec.box.dir,
-    '--box-mode',
-    spec.box.mode,
-    '--cwd',
-    spec.cwd,
-    // Init enforces the wall limit on the kernel's clock: it holds even while the runtime's event loop is stuck.
-    '--wall-ms',
-    String(Math.ceil(spec.limits.wallMs)),
     '--oom-score-adj',
     String(SANDBOX_OOM_SCORE_ADJ),
   ];
@@ -55,8 +49,51 @@ export function launcherArgs(spec: LaunchSpec): string[] {
   for (const path of OCI_READONLY_PATHS) args.push('--ro', path);
   for (const path of [...KERNEL_MASKED_PATHS, ...spec.image.masks]) args.push('--mask', path);
   for (const dir of spec.cgroupDirs) args.push('--cgroup', dir);
-  for (const [name, value] of Object.entries(spec.env)) args.push('--env', `${name}=${value}`);
-  for (const [name, value] of Object.entries(programRlimits(spec.limits))) args.push('--rlimit', name, String(value));
-  args.push('--', ...spec.argv);
   return args;
+}
+
+const GO_LENGTH_BYTES = 4;
+
+/** The go message's words (see launcher.c parse_step), in order. */
+export function goWords(spec: GoSpec): string[] {
+  const words = [
+    '--box',
+    spec.box.dir,
+    '--box-mode',
+    spec.box.mode,
+    '--cwd',
+    spec.cwd,
+    '--root-bytes',
+    String(mbToBytes(spec.limits.diskMb)),
+    '--tmp-bytes',
+    String(mbToBytes(spec.limits.diskMb)),
+    // Init enforces the wall limit on the kernel's clock: it holds even while the runtime's event loop is stuck.
+    '--wall-ms',
+    String(Math.ceil(spec.limits.wallMs)),
+  ];
+  for (const [name, value] of Object.entries(spec.env)) words.push('--env', `${name}=${value}`);
+  for (const [name, value] of Object.entries(programRlimits(spec.limits))) words.push('--rlimit', name, String(value));
+  words.push('--', ...spec.argv);
+  return words;
+}
+
+/**
+ * The go message as the launcher reads it: the length (4 bytes, little-endian),
+ * then each word NUL-terminated. A word
+ * holding a NUL would split in two there, so it is refused here, whatever the
+ * API let through; so is a message the launcher would refuse for its size.
+ */
+export function goMessage(spec: GoSpec): Buffer {
+  const words = goWords(spec);
+  if (words.some((w) => w.includes('\0')))
+    throw new SandboxError('go_message_invalid', 'an argument or environment value of the step holds a NUL byte');
+  const body = Buffer.from(`${words.join('\0')}\0`);
+  if (body.length > MAX_GO_BYTES || words.length > MAX_GO_WORDS)
+    throw new SandboxError(
+      'go_message_invalid',
+      `the step's program, arguments and environment take ${body.length} bytes in ${words.length} words: the launcher takes ${MAX_GO_BYTES} bytes and ${MAX_GO_WORDS} words at most`,
+    );
+  const length = Buffer.alloc(GO_LENGTH_BYTES);
+  length.writeUInt32LE(body.length);
+  return Buffer.concat([length, body]);
 }

@@ -19,23 +19,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
+#include <linux/magic.h>
+#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
+#include <sys/mman.h>
+#include <sys/mount.h> /* glibc 2.36: also fspick, move_mount and open_tree flags */
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -54,6 +60,10 @@
 #define DEV_TMPFS_OPTS "size=65536,mode=0755"
 /* A masked directory: an empty tmpfs, mounted read-only, with room for nothing. */
 #define MASK_TMPFS_OPTS "size=4k,nr_inodes=1,mode=0555"
+/* The writable tmpfs mounts are made small while the sandbox is prepared and
+ * sized to the step's limits at go (resize_tmpfs), so a prepared sandbox fits
+ * any request. */
+#define PREPARED_TMPFS_BYTES "1048576"
 #define OOM_SCORE_ADJ_MIN (-1000)
 #define OOM_SCORE_ADJ_MAX 1000
 /* A day: far above any wall limit a judge grants, and small enough that the
@@ -61,31 +71,44 @@
 #define MAX_WALL_MS (24ULL * 60 * 60 * 1000)
 #define US_PER_MS 1000
 #define US_PER_S 1000000
+#define NS_PER_US 1000
+#define NS_PER_S 1000000000LL
 
 struct bind { const char *src, *dst; };
 struct rlim { int resource; rlim_t value; };
 
+/* What argv says: the same for every sandbox of a slot. */
 static struct {
   unsigned long map_root, map_user;
   const char *lower[MAX_ITEMS]; int n_lower;
   struct bind binds[MAX_ITEMS]; int n_binds;
   const char *cgroups[MAX_ITEMS]; int n_cgroups;
-  char *env[MAX_ITEMS + 1]; int n_env;
-  struct rlim rlimits[RLIM_NLIMITS]; int n_rlimits;
   const char *masks[MAX_PATHS]; int n_masks;
   const char *read_only[MAX_PATHS]; int n_read_only;
-  const char *box, *scratch, *cwd, *hostname, *oom_score_adj;
-  int box_rw;
+  const char *scratch, *hostname, *oom_score_adj;
+} cfg = { .hostname = "brig" };
+
+/* What the go message says: this step's program, workspace and limits. */
+static struct {
+  char *env[MAX_ITEMS + 1]; int n_env;
+  struct rlim rlimits[RLIM_NLIMITS]; int n_rlimits;
+  const char *box, *cwd;
+  int box_rw, box_mode_given;
   unsigned long long root_bytes, tmp_bytes, wall_ms;
   char **argv;
-} cfg = { .cwd = "/box", .hostname = "brig" };
+} step = { .cwd = "/box" };
+
+/* The go message as received, and the words it splits into. Static: only the
+ * pages a message touches are ever faulted in. */
+static char go_buf[BRIG_MAX_GO_BYTES];
+static char *go_words[BRIG_MAX_GO_WORDS + 1];
 
 /* What init and the program tell the launcher, over a private pipe. One
  * struct per write, well under PIPE_BUF, so each arrives whole. */
 struct report {
   char kind; /* 'R' ready, 'E' error, 'X' exit */
   int err, code, sig;
-  long long wall_us;
+  long long wall_us, exec_ns;
   char text[200];
 };
 
@@ -101,7 +124,11 @@ static void report_error(const char *stage, int err) {
 /* Every syscall in setup is checked: a sandbox that is half built must never run. */
 #define CHECK(expr, stage) do { if ((expr) < 0) report_error(stage, errno); } while (0)
 
+/* Set in init: its status goes through the report pipe, not fd 5. */
+static int in_sandbox;
+
 static void usage(const char *why) {
+  if (in_sandbox) report_error(why, EINVAL);
   dprintf(BRIG_FD_STATUS, "error %d argv: %s\n", EINVAL, why);
   _exit(BRIG_EXIT_USAGE);
 }
@@ -115,7 +142,7 @@ static unsigned long long parse_num(const char *s) {
 }
 
 /* Every resource limit the kernel has, by the name the runtime uses. The
- * runtime must set each one (parse_args checks), so nothing the worker's own
+ * runtime must set each one (parse_step checks), so nothing the worker's own
  * limits happen to be reaches a program. */
 static const struct { const char *name; int resource; } rlimit_names[] = {
   { "as", RLIMIT_AS }, { "core", RLIMIT_CORE }, { "cpu", RLIMIT_CPU }, { "data", RLIMIT_DATA },
@@ -144,10 +171,8 @@ static const char *sandbox_path(const char *path) {
 }
 
 static void parse_args(int argc, char **argv) {
-  int i = 1;
-  for (; i < argc; i++) {
+  for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
-    if (!strcmp(o, "--")) { i++; break; }
     if (i + 1 >= argc) usage("option without value");
     const char *v = argv[++i];
 #define ADD(arr, n) do { if (n >= MAX_ITEMS) usage("too many items"); arr[n++] = v; } while (0)
@@ -155,52 +180,84 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(o, "--map-user")) cfg.map_user = parse_num(v);
     else if (!strcmp(o, "--lower")) ADD(cfg.lower, cfg.n_lower);
     else if (!strcmp(o, "--cgroup")) ADD(cfg.cgroups, cfg.n_cgroups);
-    else if (!strcmp(o, "--env")) { if (cfg.n_env >= MAX_ITEMS) usage("too many items"); cfg.env[cfg.n_env++] = (char *)v; }
     else if (!strcmp(o, "--bind-ro")) {
       if (i + 1 >= argc || cfg.n_binds >= MAX_ITEMS) usage("--bind-ro needs SRC DST");
       cfg.binds[cfg.n_binds++] = (struct bind){ v, argv[++i] };
-    } else if (!strcmp(o, "--rlimit")) {
-      if (i + 1 >= argc || cfg.n_rlimits >= RLIM_NLIMITS) usage("--rlimit needs NAME VALUE, once per limit");
-      cfg.rlimits[cfg.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_rlimit_value(argv[++i]) };
     }
     else if (!strcmp(o, "--mask")) { if (cfg.n_masks >= MAX_PATHS) usage("too many --mask paths"); cfg.masks[cfg.n_masks++] = sandbox_path(v); }
     else if (!strcmp(o, "--ro")) { if (cfg.n_read_only >= MAX_PATHS) usage("too many --ro paths"); cfg.read_only[cfg.n_read_only++] = sandbox_path(v); }
     else if (!strcmp(o, "--oom-score-adj")) cfg.oom_score_adj = v;
-    else if (!strcmp(o, "--box")) cfg.box = v;
-    else if (!strcmp(o, "--box-mode")) {
-      if (strcmp(v, "rw") && strcmp(v, "overlay")) usage("--box-mode is rw or overlay");
-      cfg.box_rw = !strcmp(v, "rw");
-    }
     else if (!strcmp(o, "--scratch")) cfg.scratch = v;
-    else if (!strcmp(o, "--root-bytes")) cfg.root_bytes = parse_num(v);
-    else if (!strcmp(o, "--tmp-bytes")) cfg.tmp_bytes = parse_num(v);
-    else if (!strcmp(o, "--wall-ms")) cfg.wall_ms = parse_num(v);
-    else if (!strcmp(o, "--cwd")) cfg.cwd = v;
     else if (!strcmp(o, "--hostname")) cfg.hostname = v;
     else usage("unknown option");
 #undef ADD
   }
-  cfg.argv = argv + i;
   /* The program's uid must never be host root, nor the init's: both ids are
    * ordinary unprivileged host ids that the runtime leases per slot. */
   if (!cfg.map_root || !cfg.map_user || cfg.map_root == cfg.map_user) usage("--map-root and --map-user must be distinct non-zero ids");
-  if (!cfg.n_lower || !cfg.box || !cfg.scratch || !cfg.root_bytes || !cfg.tmp_bytes) usage("--lower, --box, --scratch, --root-bytes and --tmp-bytes are required");
-  /* Required, never defaulted: a sandbox without its own wall clock would live
-   * as long as the runtime's event loop stays stuck. */
-  if (!cfg.wall_ms || cfg.wall_ms > MAX_WALL_MS) usage("--wall-ms must be between 1 and a day");
-  /* Required too: without it the host's OOM killer could pick the worker or
-   * Redis before a sandbox that is eating the machine's memory. */
+  if (!cfg.n_lower || !cfg.scratch) usage("--lower and --scratch are required");
+  /* Required, never defaulted: without it the host's OOM killer could pick
+   * the worker or Redis before a sandbox that is eating the machine's memory. */
   if (!cfg.oom_score_adj) usage("--oom-score-adj is required");
   char *end;
   long adj = strtol(cfg.oom_score_adj, &end, 10);
   if (*end || !*cfg.oom_score_adj || adj < OOM_SCORE_ADJ_MIN || adj > OOM_SCORE_ADJ_MAX) usage("--oom-score-adj must be between -1000 and 1000");
+}
+
+/* Splits the go message into its NUL-terminated words. */
+static int split_go(size_t len) {
+  if (!len || go_buf[len - 1]) usage("the go message must be NUL-terminated words");
+  int n = 0;
+  for (size_t at = 0; at < len; at += strlen(go_buf + at) + 1) {
+    if (n >= BRIG_MAX_GO_WORDS) usage("too many words in the go message");
+    go_words[n++] = go_buf + at;
+  }
+  go_words[n] = NULL;
+  return n;
+}
+
+/* The go message: options, then "--" and the program's absolute path and arguments. */
+static void parse_step(size_t len) {
+  int n = split_go(len), i = 0;
+  for (; i < n; i++) {
+    const char *o = go_words[i];
+    if (!strcmp(o, "--")) { i++; break; }
+    if (i + 1 >= n) usage("option without value");
+    const char *v = go_words[++i];
+    if (!strcmp(o, "--env")) {
+      if (step.n_env >= MAX_ITEMS) usage("too many items");
+      if (!strchr(v, '=')) usage("--env needs NAME=VALUE");
+      step.env[step.n_env++] = (char *)v;
+    } else if (!strcmp(o, "--rlimit")) {
+      if (i + 1 >= n || step.n_rlimits >= RLIM_NLIMITS) usage("--rlimit needs NAME VALUE, once per limit");
+      step.rlimits[step.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_rlimit_value(go_words[++i]) };
+    }
+    else if (!strcmp(o, "--box")) step.box = v;
+    else if (!strcmp(o, "--box-mode")) {
+      if (strcmp(v, "rw") && strcmp(v, "overlay")) usage("--box-mode is rw or overlay");
+      step.box_rw = !strcmp(v, "rw");
+      step.box_mode_given = 1;
+    }
+    else if (!strcmp(o, "--root-bytes")) step.root_bytes = parse_num(v);
+    else if (!strcmp(o, "--tmp-bytes")) step.tmp_bytes = parse_num(v);
+    else if (!strcmp(o, "--wall-ms")) step.wall_ms = parse_num(v);
+    else if (!strcmp(o, "--cwd")) step.cwd = v;
+    else usage("unknown option");
+  }
+  step.argv = go_words + i;
+  step.env[step.n_env] = NULL;
+  if (!step.box || step.box[0] != '/' || !step.box_mode_given || !step.root_bytes || !step.tmp_bytes)
+    usage("--box (absolute), --box-mode, --root-bytes and --tmp-bytes are required");
+  /* Required, never defaulted: a sandbox without its own wall clock would live
+   * as long as the runtime's event loop stays stuck. */
+  if (!step.wall_ms || step.wall_ms > MAX_WALL_MS) usage("--wall-ms must be between 1 and a day");
   unsigned set = 0;
-  for (int r = 0; r < cfg.n_rlimits; r++) {
-    if (set & (1u << cfg.rlimits[r].resource)) usage("an --rlimit is given twice");
-    set |= 1u << cfg.rlimits[r].resource;
+  for (int r = 0; r < step.n_rlimits; r++) {
+    if (set & (1u << step.rlimits[r].resource)) usage("an --rlimit is given twice");
+    set |= 1u << step.rlimits[r].resource;
   }
   if (set != (1u << RLIM_NLIMITS) - 1) usage("every rlimit must be given (--rlimit NAME VALUE for each of the 16)");
-  if (!cfg.argv[0] || cfg.argv[0][0] != '/') usage("the program must be an absolute path");
+  if (!step.argv[0] || step.argv[0][0] != '/') usage("the program must be an absolute path");
 }
 
 static void read_filter(struct sock_fprog *prog) {
@@ -230,6 +287,11 @@ static void write_file(const char *path, const char *text) {
 /* ---- inside: mounts --------------------------------------------------- */
 
 static char root[PATH_BYTES];
+
+/* The staging tmpfs at /box: where the workspace goes for an overlay run. */
+#define BOX_LOWER "lower"
+#define BOX_UPPER "upper"
+#define BOX_WORK "work"
 
 static const char *in_root(const char *path, char *buf) {
   if (snprintf(buf, PATH_BYTES, "%s%s", root, path) >= PATH_BYTES) report_error("path too long", ENAMETOOLONG);
@@ -354,21 +416,24 @@ static void loopback_up(void) {
   close(s);
 }
 
-static void build_rootfs(void) {
-  char a[PATH_BYTES], b[PATH_BYTES], c[PATH_BYTES], lowers[PATH_BYTES] = "";
+/* Builds the sandbox's filesystem as far as it can go before the step is
+ * known, and returns an fd on the scratch tmpfs so that go can still size it
+ * after pivot_root has detached it. */
+static int build_rootfs(void) {
+  char a[PATH_BYTES], b[PATH_BYTES], lowers[PATH_BYTES] = "";
   size_t used = 0;
-  char opts[64];
 
   /* Mounts made from here on must never propagate back to the host. */
   CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make mounts private");
 
-  /* One capped tmpfs holds every writable layer, so whatever the program
+  /* One capped tmpfs holds the root's writable layer, so whatever the program
    * writes lives in memory and vanishes with this mount namespace. */
-  snprintf(opts, sizeof opts, "size=%llu,mode=0755", cfg.root_bytes);
-  CHECK(mount("tmpfs", cfg.scratch, "tmpfs", MS_NOSUID | MS_NODEV, opts), "mount scratch tmpfs");
+  CHECK(mount("tmpfs", cfg.scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=" PREPARED_TMPFS_BYTES ",mode=0755"), "mount scratch tmpfs");
+  int scratch_fd = open(cfg.scratch, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  CHECK(scratch_fd, "open scratch tmpfs");
   /* Overlay options show up in /proc/self/mountinfo. Binding every layer
    * into the scratch tmpfs and naming them relative to it keeps host paths
-   * (state dir, workspace) out of what the program can read. */
+   * (state dir, images) out of what the program can read. */
   CHECK(chdir(cfg.scratch), "chdir scratch");
   snprintf(root, sizeof root, "root");
   for (int i = 0; i < cfg.n_lower; i++) {
@@ -381,19 +446,17 @@ static void build_rootfs(void) {
 
   for (int i = 0; i < cfg.n_binds; i++) bind_mount(cfg.binds[i].src, cfg.binds[i].dst, MS_RDONLY | MS_NOSUID | MS_NODEV);
 
-  if (cfg.box_rw) {
-    bind_mount(cfg.box, "/box", MS_NOSUID | MS_NODEV);
-  } else {
-    mkdir_p("box-lower");
-    CHECK(mount(cfg.box, "box-lower", NULL, MS_BIND, NULL), "bind box lower");
-    mkdir_p("box-upper");
-    /* The overlay's top directory takes the upper dir's owner: the program's. */
-    CHECK(chown("box-upper", BRIG_INNER_UID, BRIG_INNER_GID), "chown box upper");
-    overlay("box-lower", "box-upper", "box-work", in_root("/box", c));
-  }
+  /* /box is a staging tmpfs until go: the step's workspace then lands on it
+   * (read-write), or the overlay over the workspace does (its upper and work
+   * dirs live here, under it). Either way the staging is covered. */
+  tmpfs(in_root("/box", a), "size=" PREPARED_TMPFS_BYTES ",mode=0755", MS_NOSUID | MS_NODEV);
+  mkdir_p(in_root("/box/" BOX_LOWER, b));
+  mkdir_p(in_root("/box/" BOX_WORK, b));
+  mkdir_p(in_root("/box/" BOX_UPPER, b));
+  /* The overlay's top directory takes the upper dir's owner: the program's. */
+  CHECK(chown(b, BRIG_INNER_UID, BRIG_INNER_GID), "chown box upper");
 
-  snprintf(opts, sizeof opts, "size=%llu,mode=1777", cfg.tmp_bytes);
-  tmpfs(in_root("/tmp", a), opts, MS_NOSUID | MS_NODEV);
+  tmpfs(in_root("/tmp", a), "size=" PREPARED_TMPFS_BYTES ",mode=1777", MS_NOSUID | MS_NODEV);
 
   /* A minimal /dev: no mknod in a user namespace, so the few harmless host
    * devices are bind-mounted onto empty files. */
@@ -408,7 +471,7 @@ static void build_rootfs(void) {
     { "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
   };
   for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) CHECK(symlink(links[i][0], in_root(links[i][1], a)), "dev symlink");
-  tmpfs(in_root("/dev/shm", a), opts, MS_NOSUID | MS_NODEV);
+  tmpfs(in_root("/dev/shm", a), "size=" PREPARED_TMPFS_BYTES ",mode=1777", MS_NOSUID | MS_NODEV);
 
   /* We are pid 1 of a new pid namespace, so this /proc shows only the
    * sandbox; hidepid=2 also hides init (inner root) from the program. */
@@ -427,9 +490,83 @@ static void build_rootfs(void) {
    * below one of them then sits on top of its read-only bind. */
   for (int i = 0; i < cfg.n_read_only; i++) make_read_only(cfg.read_only[i]);
   for (int i = 0; i < cfg.n_masks; i++) mask(cfg.masks[i]);
+  return scratch_fd;
+}
+
+/* ---- inside: go ------------------------------------------------------- */
+
+/* A tmpfs of this sandbox gets the step's size. fspick, not a remount by
+ * path: the scratch tmpfs is detached since pivot_root and has no path, and a
+ * reconfiguration changes the size alone, never the mount's flags. The
+ * sandbox's user namespace owns these tmpfs, so inner root may do it. */
+static void resize_tmpfs(int dirfd, const char *path, unsigned long long bytes) {
+  char size[32];
+  snprintf(size, sizeof size, "%llu", bytes);
+  int fs = syscall(SYS_fspick, dirfd, path, FSPICK_CLOEXEC | FSPICK_SYMLINK_NOFOLLOW | FSPICK_NO_AUTOMOUNT | (*path ? 0 : FSPICK_EMPTY_PATH));
+  CHECK(fs, "fspick tmpfs");
+  CHECK(syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", size, 0), "set tmpfs size");
+  CHECK(syscall(SYS_fsconfig, fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0), "resize tmpfs");
+  close(fs);
+}
+
+/* The launcher sends the go message's length and, with it, the workspace as
+ * a detached mount (open_tree in the host's mount namespace, which init can
+ * no longer reach); then the message. EOF instead: the runtime gave up. */
+static int receive_go(int sock) {
+  uint32_t len;
+  char control[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = { .iov_base = &len, .iov_len = sizeof len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+  ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  if (n == 0) _exit(BRIG_EXIT_ABORTED);
+  CHECK(n, "receive go");
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (n != sizeof len || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)) || len > sizeof go_buf)
+    report_error("malformed go from the launcher", EPROTO);
+  int tree;
+  memcpy(&tree, CMSG_DATA(c), sizeof tree);
+  for (size_t got = 0; got < len;) {
+    ssize_t r = read(sock, go_buf + got, len - got);
+    if (r == 0) _exit(BRIG_EXIT_ABORTED);
+    CHECK(r, "read go");
+    got += r;
+  }
+  close(sock);
+  parse_step(len);
+  return tree;
+}
+
+/* The workspace: read-write at /box for a compile, or the read-only lower
+ * layer of an overlay at /box for a run, so that writes vanish with the
+ * sandbox. The moved mount keeps the host mount's nosuid and nodev. */
+static void place_box(int tree) {
+  if (step.box_rw) {
+    CHECK(syscall(SYS_move_mount, tree, "", AT_FDCWD, "/box", MOVE_MOUNT_F_EMPTY_PATH), "move workspace to /box");
+  } else {
+    resize_tmpfs(AT_FDCWD, "/box", step.root_bytes);
+    CHECK(syscall(SYS_move_mount, tree, "", AT_FDCWD, "/box/" BOX_LOWER, MOVE_MOUNT_F_EMPTY_PATH), "move workspace under /box");
+    overlay("/box/" BOX_LOWER, "/box/" BOX_UPPER, "/box/" BOX_WORK, "/box");
+  }
+  close(tree);
 }
 
 /* ---- inside: the program ---------------------------------------------- */
+
+/* CLOCK_MONOTONIC is the host's own clock (Brig makes no time namespace), the
+ * same one Node's process.hrtime reads: the runtime can compare the two. */
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static long long now_us(void) {
+  return now_ns() / NS_PER_US;
+}
+
+/* When the program reached execve, written by the program into a page it
+ * shares with init; 0 while it has not. */
+static volatile long long *exec_ns;
 
 static void exec_program(const struct sock_fprog *filter) {
   CHECK(setsid(), "setsid");
@@ -438,22 +575,24 @@ static void exec_program(const struct sock_fprog *filter) {
   /* Soft and hard limits are equal, so the program can only lower them
    * (raising a hard limit takes CAP_SYS_RESOURCE in the host namespace).
    * Why each value: runtime/launcher/rlimits.ts. */
-  for (int i = 0; i < cfg.n_rlimits; i++) {
-    struct rlimit rl = { cfg.rlimits[i].value, cfg.rlimits[i].value };
+  for (int i = 0; i < step.n_rlimits; i++) {
+    struct rlimit rl = { step.rlimits[i].value, step.rlimits[i].value };
     /* RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later. */
-    if (cfg.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
-    CHECK(setrlimit(cfg.rlimits[i].resource, &rl), "setrlimit");
+    if (step.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
+    CHECK(setrlimit(step.rlimits[i].resource, &rl), "setrlimit");
   }
   /* Drop the bounding set while we still hold CAP_SETPCAP; the uid change
    * below then clears permitted, effective and ambient capabilities. */
   for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
   CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
   CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
-  CHECK(chdir(cfg.cwd), "chdir cwd");
+  CHECK(chdir(step.cwd), "chdir cwd");
   CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
   /* Loaded last: from here on only what the profile allows can run, and execve must be among it. */
   CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter), "load seccomp filter");
-  execve(cfg.argv[0], cfg.argv, cfg.env);
+  /* The vDSO's clock: no syscall, so the filter need not allow one. */
+  *exec_ns = now_ns();
+  execve(step.argv[0], step.argv, step.env);
   report_error("execve", errno);
 }
 
@@ -494,19 +633,13 @@ static void arm_wall_limit(void) {
   struct sigaction on_limit = { .sa_handler = on_wall_limit, .sa_flags = SA_RESTART };
   CHECK(sigaction(SIGALRM, &on_limit, NULL), "sigaction SIGALRM");
   struct itimerval limit = { .it_value = {
-    .tv_sec = cfg.wall_ms * US_PER_MS / US_PER_S,
-    .tv_usec = cfg.wall_ms * US_PER_MS % US_PER_S,
+    .tv_sec = step.wall_ms * US_PER_MS / US_PER_S,
+    .tv_usec = step.wall_ms * US_PER_MS % US_PER_S,
   } };
   CHECK(setitimer(ITIMER_REAL, &limit, NULL), "arm the wall limit");
 }
 
-static long long now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
-static void init_main(int sync_fd, const struct sock_fprog *filter) {
+static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter) {
   char byte;
   CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
   if (read(sync_fd, &byte, 1) != 1) _exit(BRIG_EXIT_SETUP);
@@ -525,14 +658,22 @@ static void init_main(int sync_fd, const struct sock_fprog *filter) {
   /* The launcher moved us into the run's cgroups; a new cgroup namespace
    * now makes them the root of what the sandbox can see. */
   CHECK(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
-  build_rootfs();
+  int scratch_fd = build_rootfs();
   CHECK(sethostname(cfg.hostname, strlen(cfg.hostname)), "sethostname");
   loopback_up();
+  void *shared = mmap(NULL, sizeof *exec_ns, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) report_error("mmap exec clock", errno);
+  exec_ns = shared;
 
+  /* Prepared: from here on only what the step decides is left to do. */
   struct report r = { .kind = 'R' };
   CHECK(write(report_fd, &r, sizeof r), "report ready");
-  if (read(BRIG_FD_GO, &byte, 1) != 1 || byte != BRIG_GO_BYTE) _exit(BRIG_EXIT_ABORTED);
-  close(BRIG_FD_GO);
+  int tree = receive_go(go_sock);
+  resize_tmpfs(scratch_fd, "", step.root_bytes);
+  close(scratch_fd);
+  resize_tmpfs(AT_FDCWD, "/tmp", step.tmp_bytes);
+  resize_tmpfs(AT_FDCWD, "/dev/shm", step.tmp_bytes);
+  place_box(tree);
 
   long long start_us = now_us();
   pid_t program = fork();
@@ -552,7 +693,7 @@ static void init_main(int sync_fd, const struct sock_fprog *filter) {
     if (pid < 0 && errno == EINTR) continue;
     CHECK(pid, "waitpid");
     if (pid != program) continue; /* an orphan reparented to us */
-    r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1 };
+    r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1, .exec_ns = *exec_ns };
     if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
     else r.sig = WTERMSIG(status);
     CHECK(write(report_fd, &r, sizeof r), "report exit");
@@ -656,6 +797,61 @@ static void become_root_again(pid_t runtime, pid_t child) {
   }
 }
 
+/*
+ * On cgroup v2 the sandbox's init is born in its cgroup: clone3 with
+ * CLONE_INTO_CGROUP (Linux 5.7). Moving a process later, by writing
+ * cgroup.procs, takes cgroup_threadgroup_rwsem for writing, which waits for
+ * an RCU grace period (~11 ms measured) whenever no migration happened on the
+ * machine for a while: on an idle server, every sandbox paid it. A fork into
+ * a cgroup takes only the read side. v1 has no such clone: an fd of a v1
+ * hierarchy gets EBADF, so only a single cgroup2 directory qualifies.
+ */
+static int cgroup2_dir(void) {
+  struct statfs fs;
+  if (cfg.n_cgroups != 1) return -1;
+  int fd = open(cfg.cgroups[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail(errno, "open", cfg.cgroups[0]);
+  if (fstatfs(fd, &fs) < 0) fail(errno, "statfs", cfg.cgroups[0]);
+  if (fs.f_type == CGROUP2_SUPER_MAGIC) return fd;
+  close(fd);
+  return -1;
+}
+
+/*
+ * With euid the slot's id, the clone has no effective capability, and
+ * CLONE_INTO_CGROUP checks, as a write to cgroup.procs would, that the caller
+ * may write the cgroup.procs of the destination and of the common ancestor
+ * (root's files). The permitted set is still whole (real and saved ids are
+ * 0), so the effective set is raised to it for the clone; the new user
+ * namespace's owner is the euid all the same.
+ */
+static int raise_effective_caps(void) {
+  struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  if (syscall(SYS_capget, &header, data) < 0) return -1;
+  for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) data[i].effective = data[i].permitted;
+  return syscall(SYS_capset, &header, data);
+}
+
+#define SANDBOX_NAMESPACES (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+
+/* A raw clone without a stack behaves like fork. Sets *placed when the child
+ * was born in its cgroup. The cgroup namespace is unshared later, by init,
+ * once it is in its cgroups. */
+static pid_t clone_sandbox(int cgroup_fd, int *placed) {
+  *placed = 0;
+  if (cgroup_fd >= 0 && raise_effective_caps() == 0) {
+    struct clone_args args = { .flags = SANDBOX_NAMESPACES | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = cgroup_fd };
+    pid_t pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid >= 0) {
+      *placed = 1;
+      return pid;
+    }
+    /* ENOSYS or E2BIG before 5.7, or a kernel that refuses: the write below. */
+  }
+  return syscall(SYS_clone, SANDBOX_NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
 static void join_cgroups(pid_t child) {
   char path[PATH_BYTES], pid[32];
   snprintf(pid, sizeof pid, "%d", child);
@@ -665,34 +861,113 @@ static void join_cgroups(pid_t child) {
   }
 }
 
+/* Waits for the runtime's go message on fd 4 while watching init. The
+ * message is its length (4 bytes, little-endian) and then its words, so it
+ * needs no EOF: closing a pipe can lag behind the write in the runtime's event
+ * loop. Returns the words' length; 0 when fd 4 closed before a message began
+ * (the runtime gave up on this sandbox); -1 when init spoke or died first. */
+static ssize_t wait_for_go(int report) {
+  unsigned char header[sizeof(uint32_t)];
+  size_t got = 0, want = sizeof header;
+  struct pollfd fds[2] = { { .fd = BRIG_FD_GO, .events = POLLIN }, { .fd = report, .events = POLLIN } };
+  while (got < want) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue; /* SIGTERM killed init: its pipe says so next */
+      fail(errno, "poll", "go");
+    }
+    if (fds[1].revents) return -1;
+    if (!fds[0].revents) continue;
+    char *into = got < sizeof header ? (char *)header + got : go_buf + got - sizeof header;
+    ssize_t n = read(BRIG_FD_GO, into, (got < sizeof header ? sizeof header : want) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(errno, "read", "go");
+    if (n == 0) {
+      if (got) usage("the go message ended early");
+      return 0;
+    }
+    got += n;
+    if (got == sizeof header) {
+      uint32_t len = header[0] | header[1] << 8 | header[2] << 16 | (uint32_t)header[3] << 24;
+      if (!len || len > sizeof go_buf) usage("the go message's length is out of bounds");
+      want += len;
+    }
+  }
+  return want - sizeof header;
+}
+
+/* The message and the workspace go to init together; see receive_go. */
+static void send_go(int sock, size_t len, int tree) {
+  uint32_t header = len;
+  char control[CMSG_SPACE(sizeof(int))] = { 0 };
+  struct iovec iov = { .iov_base = &header, .iov_len = sizeof header };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &tree, sizeof tree);
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != sizeof header) fail(errno, "sendmsg", "go");
+  for (size_t sent = 0; sent < len;) {
+    ssize_t n = send(sock, go_buf + sent, len - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(errno, "send", "go");
+    sent += n;
+  }
+}
+
+/* Relays init's reports as status lines until one ends the sandbox. Returns
+ * the launcher's exit code, or -1 after "ready" (the caller waits for go). */
+static int relay(int report, pid_t child) {
+  struct report r;
+  while (read(report, &r, sizeof r) == sizeof r) {
+    r.text[sizeof r.text - 1] = 0;
+    if (r.kind == 'R') {
+      dprintf(BRIG_FD_STATUS, "ready %d\n", child);
+      return -1;
+    }
+    if (r.kind == 'E') {
+      dprintf(BRIG_FD_STATUS, "error %d %s: %s\n", r.err, r.text, strerror(r.err));
+      return BRIG_EXIT_SETUP;
+    }
+    if (r.kind == 'X') {
+      dprintf(BRIG_FD_STATUS, "exit %d %d %lld %lld\n", r.code, r.sig, r.wall_us, r.exec_ns ? r.exec_ns : -1);
+      return BRIG_EXIT_OK;
+    }
+  }
+  return BRIG_EXIT_ABORTED;
+}
+
 int main(int argc, char **argv) {
   struct sock_fprog filter;
-  int sync_pipe[2], report_pipe[2];
+  int sync_pipe[2], report_pipe[2], go_pair[2];
 
   /* The runtime dying must take every sandbox with it. */
   pid_t runtime = getppid();
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "prctl", "pdeathsig");
   parse_args(argc, argv);
   read_filter(&filter);
-  for (int i = 0; i < cfg.n_env; i++) if (!strchr(cfg.env[i], '=')) usage("--env needs NAME=VALUE");
-  cfg.env[cfg.n_env] = NULL;
 
   /* Root's supplementary groups would follow the child into the sandbox
    * (unmapped, but still honoured by permission checks on host files). */
   if (setgroups(0, NULL) < 0) fail(errno, "setgroups", "drop");
   if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0) fail(errno, "pipe", "create");
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_pair) < 0) fail(errno, "socketpair", "go");
+  int cgroup_fd = cgroup2_dir();
 
-  /* A raw clone without a stack behaves like fork; the cgroup namespace is
-   * unshared later, after the child has been moved into its cgroups. */
   become_slot_owner();
-  pid_t child = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, NULL);
+  int placed;
+  pid_t child = clone_sandbox(cgroup_fd, &placed);
   int clone_errno = errno;
   if (child == 0) {
+    close(BRIG_FD_GO);
     close(BRIG_FD_STATUS);
     close(sync_pipe[1]);
     close(report_pipe[0]);
+    close(go_pair[0]);
+    if (cgroup_fd >= 0) close(cgroup_fd);
     report_fd = report_pipe[1];
-    init_main(sync_pipe[0], &filter);
+    in_sandbox = 1;
+    init_main(sync_pipe[0], go_pair[1], &filter);
     _exit(BRIG_EXIT_SETUP);
   }
 
@@ -703,39 +978,44 @@ int main(int argc, char **argv) {
   if (sigaction(SIGTERM, &stop, NULL) < 0) { kill(child, SIGKILL); fail(errno, "sigaction", "SIGTERM"); }
   close(sync_pipe[0]);
   close(report_pipe[1]);
-  close(BRIG_FD_GO);
+  close(go_pair[1]);
+  if (cgroup_fd >= 0) close(cgroup_fd);
   /* Hold no copy of the program's stdio: the runtime waits for their EOF. */
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0) fail(errno, "open", "/dev/null");
   for (int fd = 0; fd < 3; fd++) dup2(devnull, fd);
 
   write_id_maps(child);
-  join_cgroups(child);
+  if (!placed) join_cgroups(child);
   set_oom_score_adj(child);
   /* The write end stays open until we exit: init watches it for our death. */
   if (write(sync_pipe[1], "M", 1) != 1) fail(errno, "write", "sync pipe");
 
-  int code = BRIG_EXIT_ABORTED;
-  struct report r;
-  while (read(report_pipe[0], &r, sizeof r) == sizeof r) {
-    r.text[sizeof r.text - 1] = 0;
-    if (r.kind == 'R') {
-      dprintf(BRIG_FD_STATUS, "ready %d\n", child);
-    } else if (r.kind == 'E') {
-      dprintf(BRIG_FD_STATUS, "error %d %s: %s\n", r.err, r.text, strerror(r.err));
-      code = BRIG_EXIT_SETUP;
-      break;
-    } else if (r.kind == 'X') {
-      dprintf(BRIG_FD_STATUS, "exit %d %d %lld\n", r.code, r.sig, r.wall_us);
-      code = BRIG_EXIT_OK;
-      break;
+  int code = relay(report_pipe[0], child);
+  if (code < 0) {
+    ssize_t len = wait_for_go(report_pipe[0]);
+    if (len == 0) {
+      kill(child, SIGKILL);
+      code = BRIG_EXIT_ABORTED;
+    } else if (len < 0) {
+      code = relay(report_pipe[0], child);
+    } else {
+      parse_step(len);
+      /* In the host's mount namespace, as host root: a detached copy of the
+       * workspace mount, which init then moves into place. The runtime made
+       * the path; nothing of a sandbox is followed on the way. */
+      int tree = syscall(SYS_open_tree, AT_FDCWD, step.box, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+      if (tree < 0) fail(errno, "open_tree", step.box);
+      send_go(go_pair[0], len, tree);
+      close(tree);
+      code = relay(report_pipe[0], child);
     }
   }
   int status;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
   /* Init killed from outside (the OOM killer, say) before it could report. */
   if (code == BRIG_EXIT_ABORTED && WIFSIGNALED(status)) {
-    dprintf(BRIG_FD_STATUS, "exit -1 %d -1\n", WTERMSIG(status));
+    dprintf(BRIG_FD_STATUS, "exit -1 %d -1 -1\n", WTERMSIG(status));
     code = BRIG_EXIT_OK;
   }
   return code;

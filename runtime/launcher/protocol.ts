@@ -6,7 +6,9 @@ export const FD_SECCOMP = 3;
 export const FD_GO = 4;
 export const FD_STATUS = 5;
 
-export const GO_BYTE = 'g';
+/** The go message's bounds (launcher.c reads it into a buffer of this size). */
+export const MAX_GO_BYTES = 2 * 1024 * 1024;
+export const MAX_GO_WORDS = 4096;
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 64;
@@ -21,7 +23,8 @@ export const HEADER_CONSTANTS: Record<string, number | string> = {
   BRIG_FD_SECCOMP: FD_SECCOMP,
   BRIG_FD_GO: FD_GO,
   BRIG_FD_STATUS: FD_STATUS,
-  BRIG_GO_BYTE: GO_BYTE,
+  BRIG_MAX_GO_BYTES: MAX_GO_BYTES,
+  BRIG_MAX_GO_WORDS: MAX_GO_WORDS,
   BRIG_EXIT_OK: EXIT_OK,
   BRIG_EXIT_USAGE: EXIT_USAGE,
   BRIG_EXIT_SETUP: EXIT_SETUP,
@@ -32,7 +35,7 @@ export const HEADER_CONSTANTS: Record<string, number | string> = {
 
 export type StatusEvent =
   | { kind: 'ready'; initPid: number }
-  | { kind: 'exit'; exitCode: number | null; signal: number | null; wallUs: number | null }
+  | { kind: 'exit'; exitCode: number | null; signal: number | null; wallUs: number | null; execNs: bigint | null }
   | { kind: 'error'; errno: number; text: string };
 
 /** Parses one status line; null for a line that is not part of the protocol. */
@@ -42,14 +45,16 @@ export function parseStatusLine(line: string): StatusEvent | null {
     const initPid = toInt(fields[0]);
     return initPid === null ? null : { kind, initPid };
   }
-  if (kind === 'exit' && fields.length === 3) {
-    const [code, signal, wallUs] = fields.map(toInt);
-    if (code === null || signal === null || wallUs === null) return null;
+  if (kind === 'exit' && fields.length === 4) {
+    const [code, signal, wallUs] = fields.slice(0, 3).map(toInt);
+    const execNs = INTEGER.test(fields[3]!) ? BigInt(fields[3]!) : null;
+    if (code === null || signal === null || wallUs === null || execNs === null) return null;
     return {
       kind,
       exitCode: code < 0 ? null : code,
       signal: signal === 0 ? null : signal,
       wallUs: wallUs < 0 ? null : wallUs,
+      execNs: execNs < 0n ? null : execNs,
     };
   }
   if (kind === 'error' && fields.length >= 1) {
@@ -59,7 +64,9 @@ export function parseStatusLine(line: string): StatusEvent | null {
   return null;
 }
 
+const INTEGER = /^-?\d{1,20}$/;
+
 function toInt(text: string | undefined): number | null {
-  if (text === undefined || !/^-?\d+$/.test(text)) return null;
+  if (text === undefined || !INTEGER.test(text)) return null;
   return Number(text);
 }

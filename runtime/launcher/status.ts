@@ -34,6 +34,11 @@ export class StatusReader {
     });
   }
 
+  /** Whether an event (or the end) arrived that next() has not returned yet. */
+  get pending(): boolean {
+    return this.events.length > 0;
+  }
+
   /** The next event; 'eof' again and again once the stream has ended. */
   next(): Promise<StatusOrEof> {
     const event = this.events.shift();

@@ -15,6 +15,12 @@ import type { Limits } from '../../runtime/limits.ts';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** '1', 'true', 'yes' and 'on' are true; '0', 'false', 'no' and 'off' are false; unset is the fallback. */
+const flag = (fallback: '0' | '1') =>
+  z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
+    .default(fallback)
+    .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
 
 const defaultLimits: Limits = {
   cpuMs: 2000,
@@ -92,6 +98,8 @@ const runtimeSchema = z.object({
     .int()
     .positive()
     .default(64 * 1024),
+  warmSlots: flag('1'),
+  preparedMaxAgeMs: int(60_000),
 });
 
 // The runtime owns the type; this schema must produce exactly it.
@@ -113,6 +121,8 @@ const RUNTIME_ENV: Record<string, string> = {
   BRIG_CGROUP_VERSION: 'cgroupVersion',
   BRIG_CPU_QUOTA_CORES: 'cpuQuotaCores',
   BRIG_MAX_COMPILE_OUTPUT_BYTES: 'maxCompileOutputBytes',
+  BRIG_WARM_SLOTS: 'warmSlots',
+  BRIG_PREPARED_MAX_AGE_MS: 'preparedMaxAgeMs',
 };
 
 /** Copies the set variables of `mapping` (env name → config key) into a raw object. */
@@ -149,12 +159,6 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, override
   }
   return config;
 }
-
-/** '1', 'true', 'yes' and 'on' are true; '0', 'false', 'no', 'off' and unset are false. */
-const flag = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
-  .default('0')
-  .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
 
 /**
  * BRIG_TRUST_PROXY: off ('0', 'false' or unset: X-Forwarded-For is ignored),
@@ -241,7 +245,7 @@ const serviceSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(8080),
   // Loopback unless asked: a public API without keys must be a decision, not a default.
   host: z.string().default('127.0.0.1'),
-  allowAnonymous: flag,
+  allowAnonymous: flag('0'),
   trustProxy: trustProxySchema,
   redisUrl: z.string().url().optional(),
   apiKeys: z

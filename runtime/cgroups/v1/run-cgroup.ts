@@ -45,6 +45,9 @@ export class V1RunCgroup implements RunCgroup {
     this.cpuacct = new V1CpuAcctController(controllerDirs.cpuacct);
   }
 
+  /** v1 resets its peak (memory.max_usage_in_bytes) in place: nothing to renew. */
+  renew(): void {}
+
   /** Writes nothing when the limits are unchanged since the last call. */
   applyLimits(limits: CgroupLimits): void {
     checkLimits(limits);

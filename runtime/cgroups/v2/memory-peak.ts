@@ -8,7 +8,7 @@
  *   is kept open per cgroup; the peak is exact.
  * - 'since-creation' (5.19 to 6.11): memory.peak is read-only and counts from
  *   the cgroup's creation. V2RunCgroup recreates its directory before a run
- *   (in open() and applyLimits()) so the watermark is this run's. If a run
+ *   (in open() and renew(), before a sandbox joins) so the watermark is this run's. If a run
  *   starts in a used cgroup anyway, the lifetime peak is still exact when it
  *   rose during the run; otherwise the run stayed below an earlier run's peak,
  *   and the highest memory.current seen is reported: a lower bound.

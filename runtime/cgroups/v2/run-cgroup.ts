@@ -61,10 +61,12 @@ export class V2RunCgroup implements RunCgroup {
     this.usedSinceCreation = reused;
   }
 
-  /** Call before every run, before the sandbox's init is moved in: it is where a used cgroup is recreated, and it writes nothing when the limits are unchanged. */
+  renew(): void {
+    this.recreateIfPeakNeedsIt();
+  }
+
   applyLimits(limits: CgroupLimits): void {
     checkLimits(limits);
-    this.recreateIfPeakNeedsIt();
     const key = limitsKey(limits);
     if (key === this.appliedLimitsKey) return;
     this.appliedLimitsKey = undefined; // a failed write must not leave a stale key behind

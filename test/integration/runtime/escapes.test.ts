@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { StepResult } from '../../../runtime/result.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
-import { CAP_SYS_RESOURCE, hostRootHolds, isAlive, liveHostProcessesOwnedBy, processesInCgroups, slotHostUids } from './host-state.ts';
+import { CAP_SYS_RESOURCE, cgroupLeftovers, hostRootHolds, isAlive, sandboxLeftovers, slotHostUids } from './host-state.ts';
 import { CompiledProbe, explain, parseReport, reportValues } from './probes.ts';
 
 const SECRET_NAME = 'BRIG_TEST_SECRET';
@@ -410,9 +410,9 @@ test('no host path is visible from inside: init is hidden from /proc, the mount 
 
 test('afterwards nothing of the sandbox runs in the host and no process is left in its cgroups', () => {
   const sleeperPids = new Set(hostSleepers.map((s) => s.child.pid));
-  const left = liveHostProcessesOwnedBy(slotHostUids(rt.config)).filter((p) => !sleeperPids.has(p.pid));
+  const left = sandboxLeftovers(rt.config).filter((p) => !sleeperPids.has(p.pid));
   assert.deepEqual(left, [], 'sandbox processes still run in the host');
-  assert.deepEqual(processesInCgroups(rt.config.cgroupParent), [], 'processes are left in the slot cgroups');
+  assert.deepEqual(cgroupLeftovers(rt.config.cgroupParent), [], 'processes are left in the slot cgroups');
 });
 
 function listen(server: Server, options: { host: string; port: number } | { path: string }): Promise<Server> {

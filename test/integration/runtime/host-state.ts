@@ -137,6 +137,50 @@ export function childProcessesNamed(parentPid: number, name: string): number[] {
     });
 }
 
+/** Children of `pid`, from /proc/<pid>/task/<tid>/children over its threads. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
+  } catch {
+    return []; // exited while we looked
+  }
+}
+
+/**
+ * The inits of sandboxes prepared ahead (warm slots) by launchers that
+ * `parentPid` started: init is there but no program is, so init has no child.
+ * A launcher killed from outside is not `parentPid`'s child any more: its
+ * init, if it survived, is not counted here.
+ */
+export function waitingInits(parentPid: number = process.pid): Set<number> {
+  const inits = childProcessesNamed(parentPid, 'brig-launcher').flatMap(childrenOf);
+  return new Set(inits.filter((init) => isAlive(init) && childrenOf(init).length === 0));
+}
+
+/** The launcher (a child of `parentPid`) whose sandbox runs a program now: its init has a child. */
+export function launcherRunningAProgram(parentPid: number = process.pid): number | undefined {
+  return childProcessesNamed(parentPid, 'brig-launcher').find((launcher) =>
+    childrenOf(launcher).some((init) => childrenOf(init).length > 0),
+  );
+}
+
+/**
+ * Processes of the slots' host uids that are not a prepared sandbox waiting
+ * for its step: what a finished run may have left behind.
+ */
+export function sandboxLeftovers(config: Pick<RuntimeConfig, 'uidBase' | 'slots'>): HostProcess[] {
+  const waiting = waitingInits();
+  return liveHostProcessesOwnedBy(slotHostUids(config)).filter((p) => !waiting.has(p.pid));
+}
+
+/** Processes in the slot cgroups that are not a prepared sandbox's init. */
+export function cgroupLeftovers(parentName: string): number[] {
+  const waiting = waitingInits();
+  return processesInCgroups(parentName).filter((pid) => !waiting.has(pid));
+}
+
 /** True while `pid` exists and is not a zombie. */
 export function isAlive(pid: number): boolean {
   try {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from '../../../runtime/errors.ts';
 import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
-import { childProcessesNamed, liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
+import { launcherRunningAProgram, liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
 
 /** How long the program runs before its launcher is killed. */
 const RUN_BEFORE_KILL_MS = 400;
@@ -29,7 +29,7 @@ after(async () => {
 async function waitForRunningLauncher(program: string): Promise<number> {
   const deadline = performance.now() + PROGRAM_START_TIMEOUT_MS;
   for (;;) {
-    const launcher = childProcessesNamed(process.pid, 'brig-launcher')[0];
+    const launcher = launcherRunningAProgram();
     if (launcher !== undefined && liveHostProcessesOwnedBy(slotHostUids(rt.config)).some((p) => p.name === program)) return launcher;
     if (performance.now() > deadline) throw new Error(`no brig-launcher child running ${program} after ${PROGRAM_START_TIMEOUT_MS} ms`);
     await sleep(POLL_MS);

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Limits } from '../../../runtime/limits.ts';
 import { BYTES_PER_KB, BYTES_PER_MB } from '../../../runtime/units.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
-import { childProcessesNamed, liveHostProcessesOwnedBy, maxSlotTasks, processesInCgroups, slotHostUids } from './host-state.ts';
+import { cgroupLeftovers, launcherRunningAProgram, maxSlotTasks, processesInCgroups, sandboxLeftovers } from './host-state.ts';
 import { CompiledProbe, explain } from './probes.ts';
 
 const SIGXFSZ = 25;
@@ -84,8 +84,8 @@ test('a fork bomb is stopped by the pids limit and the CPU limit, and the host s
     `the slot cgroup held ${maxTasks} tasks at once, over processes+init=${limits.processes + 1}`,
   );
   assert.equal(spawnSync('/bin/true').status, 0, 'the host can no longer start a process');
-  assert.deepEqual(processesInCgroups(rt.config.cgroupParent), [], 'fork bomb processes are left in the slot cgroups');
-  assert.deepEqual(liveHostProcessesOwnedBy(slotHostUids(rt.config)), [], 'fork bomb processes still run as a slot uid');
+  assert.deepEqual(cgroupLeftovers(rt.config.cgroupParent), [], 'fork bomb processes are left in the slot cgroups');
+  assert.deepEqual(sandboxLeftovers(rt.config), [], 'fork bomb processes still run as a slot uid');
 });
 
 test('creating empty files without end is stopped by the memory limit: inodes and dentries are charged', async () => {
@@ -156,7 +156,7 @@ test('sleeping forever is time_limit at the wall limit with almost no CPU time',
   assert.equal(r.verdict, 'time_limit', explain(r));
   assert.ok(r.cpuMs < 100, `a sleeper used CPU:\n${explain(r)}`);
   assert.ok(r.wallMs >= 1000 && r.wallMs < 1000 + TEARDOWN_SLACK_MS, `wallMs should be the wall limit:\n${explain(r)}`);
-  assert.deepEqual(liveHostProcessesOwnedBy(slotHostUids(rt.config)), [], 'the sleeper still runs in the host');
+  assert.deepEqual(sandboxLeftovers(rt.config), [], 'the sleeper still runs in the host');
 });
 
 test('a sandbox whose launcher is killed from outside dies with it at once (init re-arms its parent-death signal)', async () => {
@@ -169,7 +169,7 @@ test('a sandbox whose launcher is killed from outside dies with it at once (init
   process.kill(launcher, 'SIGKILL');
   await sleep(LAUNCHER_DEATH_GRACE_MS);
   // Checked while the step is still pending, before the runtime's own cleanup could hide a survivor.
-  const survivors = liveHostProcessesOwnedBy(slotHostUids(rt.config));
+  const survivors = sandboxLeftovers(rt.config);
   if (survivors.length) killSlotCgroups();
   const settled = await outcome;
   assert.deepEqual(survivors, [], `the sandbox outlived its launcher by ${LAUNCHER_DEATH_GRACE_MS} ms`);
@@ -183,8 +183,8 @@ test('an orphan that outlives its parent dies with the sandbox, and the run ends
   assert.doesNotMatch(r.stdout, /orphan: still alive/, explain(r));
   // The orphan holds stdout open: the run could only end this early if it died with the parent's sandbox.
   assert.ok(r.wallMs < 1000, `the run waited for the orphan:\n${explain(r)}`);
-  assert.deepEqual(liveHostProcessesOwnedBy(slotHostUids(rt.config)), [], 'a process of the sandbox still runs in the host');
-  assert.deepEqual(processesInCgroups(rt.config.cgroupParent), [], 'a process is left in the slot cgroups');
+  assert.deepEqual(sandboxLeftovers(rt.config), [], 'a process of the sandbox still runs in the host');
+  assert.deepEqual(cgroupLeftovers(rt.config.cgroupParent), [], 'a process is left in the slot cgroups');
 });
 
 for (const [mode, stream] of [
@@ -237,8 +237,8 @@ test('a file past fileSizeMb kills the program with SIGXFSZ: runtime_error', asy
 async function waitForLauncher(): Promise<number> {
   const deadline = Date.now() + LAUNCHER_START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    const pid = childProcessesNamed(process.pid, 'brig-launcher')[0];
-    if (pid !== undefined && liveHostProcessesOwnedBy(slotHostUids(rt.config)).length >= 2) return pid; // init and program are up
+    const pid = launcherRunningAProgram();
+    if (pid !== undefined) return pid; // init and program are up
     await sleep(PIDS_SAMPLE_MS);
   }
   throw new Error(`no brig-launcher child of pid ${process.pid} with a running sandbox after ${LAUNCHER_START_TIMEOUT_MS} ms`);

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Limits } from '../../../runtime/limits.ts';
 import { Submission } from '../../../runtime/submission.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
-import { liveHostProcessesOwnedBy, slotHostUids } from './host-state.ts';
+import { liveHostProcessesOwnedBy, sandboxLeftovers, slotHostUids } from './host-state.ts';
 import { explain } from './probes.ts';
 
 const WALL_LIMIT_MS = 500;
@@ -60,7 +60,7 @@ test("a program sleeping past its wall limit dies at the limit while the runtime
     await waitForProgram('sleep');
     freezeEventLoop(FREEZE_MS);
     // Looked at before the event loop runs again, so before Node's own wall timer could fire.
-    const survivors = liveHostProcessesOwnedBy(slotHostUids(rt.config));
+    const survivors = sandboxLeftovers(rt.config);
     const r = await pending;
     assert.deepEqual(
       survivors,

@@ -185,8 +185,9 @@ test('read-only memory.peak: a used cgroup is recreated before the next run', (t
   assert.equal(cgroup.usage().memoryPeakBytes, 5 * MIB, 'peak since creation minus the usage at reset');
 
   fake.write(dir, 'marker', 'run 1');
+  cgroup.renew();
+  assert.equal(fs.existsSync(join(dir, 'marker')), false, 'renew() recreated the cgroup for run 2');
   cgroup.applyLimits(LIMITS);
-  assert.equal(fs.existsSync(join(dir, 'marker')), false, 'applyLimits() recreated the cgroup for run 2');
   assert.equal(fake.read(dir, 'memory.max'), String(256 * MIB), 'unchanged limits are written again into the new cgroup');
   cgroup.resetCounters();
   fake.write(dir, 'memory.peak', `${MIB}\n`);
@@ -194,7 +195,7 @@ test('read-only memory.peak: a used cgroup is recreated before the next run', (t
 
   fake.write(dir, 'cgroup.procs', `${FAKE_PIDS[0]}\n`);
   fake.write(dir, 'marker', 'run 2');
-  cgroup.applyLimits(LIMITS);
+  cgroup.renew();
   assert.equal(fs.existsSync(join(dir, 'marker')), true, 'a cgroup with processes is not recreated');
 });
 
@@ -205,7 +206,7 @@ test("read-only memory.peak in a used cgroup: never an earlier run's peak", (t) 
   cgroup.resetCounters();
   fake.write(dir, 'memory.peak', `${8 * MIB}\n`);
 
-  // A caller that skips applyLimits() between runs leaves the cgroup as it was.
+  // A caller that skips renew() between runs leaves the cgroup as it was.
   fake.write(dir, 'memory.current', `${4 * MIB}\n`);
   cgroup.resetCounters();
   fake.write(dir, 'memory.current', `${6 * MIB}\n`);

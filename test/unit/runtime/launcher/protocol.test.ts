@@ -22,8 +22,15 @@ test('every constant of protocol.h has the same value in protocol.ts, and the ot
 
 test('status lines parse into events, and garbage is ignored', () => {
   assert.deepEqual(parseStatusLine('ready 1234'), { kind: 'ready', initPid: 1234 });
-  assert.deepEqual(parseStatusLine('exit 3 0 1500'), { kind: 'exit', exitCode: 3, signal: null, wallUs: 1500 });
-  assert.deepEqual(parseStatusLine('exit -1 9 -1'), { kind: 'exit', exitCode: null, signal: 9, wallUs: null });
+  assert.deepEqual(parseStatusLine('exit 3 0 1500 123456789012345'), {
+    kind: 'exit',
+    exitCode: 3,
+    signal: null,
+    wallUs: 1500,
+    execNs: 123456789012345n,
+  });
+  assert.deepEqual(parseStatusLine('exit -1 9 -1 -1'), { kind: 'exit', exitCode: null, signal: 9, wallUs: null, execNs: null });
+  assert.equal(parseStatusLine('exit 0 0 1500'), null, 'an exit line without the exec time');
   assert.deepEqual(parseStatusLine('error 13 mount overlay: Permission denied'), {
     kind: 'error',
     errno: 13,

@@ -1,24 +1,16 @@
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RunCgroup } from './cgroups/manager.ts';
-import { CancelledError } from './errors.ts';
-import { type LaunchSpec, launcherArgs } from './launcher/args.ts';
-import { launcherFailure } from './launcher/failure.ts';
-import { OutputCollector } from './launcher/output.ts';
-import { FD_GO, FD_STATUS, GO_BYTE } from './launcher/protocol.ts';
-import { StatusReader } from './launcher/status.ts';
-import type { Limits } from './limits.ts';
-import { classify, encodeOutput, type StepResult } from './result.ts';
-import { type SpawnedProcess, spawnProcess } from './system/spawn.ts';
-import { bytesToKb, mbToBytes, msToNs, nsToMs, usToMs } from './units.ts';
+import { CancelledError, SandboxError } from '../errors.ts';
+import { type GoSpec, goMessage } from '../launcher/args.ts';
+import { launcherFailure } from '../launcher/failure.ts';
+import { OutputCollector } from '../launcher/output.ts';
+import type { Limits } from '../limits.ts';
+import { classify, encodeOutput, type StepResult } from '../result.ts';
+import { bytesToKb, mbToBytes, msToNs, nsToMs, usToMs } from '../units.ts';
+import type { PreparedSandbox } from './prepared.ts';
 
-/** Building a sandbox takes milliseconds; this long means something is stuck. */
-const SETUP_TIMEOUT_MS = 10_000;
 /** After a kill, the kernel needs a moment to tear down the pid namespace. */
 const CGROUP_EMPTY_TIMEOUT_MS = 5_000;
-/** How long the launcher gets to reap a killed sandbox before it is killed itself. */
-const LAUNCHER_KILL_GRACE_MS = 2_000;
 /** How long output may keep flowing after the launcher exited before we kill stragglers. */
 const DRAIN_GRACE_MS = 1_000;
 const SIGKILL = 9;
@@ -27,46 +19,38 @@ const CPU_POLL_MAX_MS = 25;
 /** Poll often enough that a runaway overshoots the CPU limit by ~1% at most. */
 const CPU_POLL_SHARE_OF_LIMIT = 0.01;
 
-export interface StepSpec extends Omit<LaunchSpec, 'cgroupDirs'> {
+export interface StepSpec extends GoSpec {
   stdin: Buffer;
   limits: Limits;
   signal?: AbortSignal;
+  /** process.hrtime.bigint() when the runtime was asked for the step; the start of "submit to exec". */
+  submittedAt?: bigint;
 }
 
-export interface StepHost {
-  launcherPath: string;
-  /** Open file holding the compiled seccomp filter; handed to the launcher as fd 3. */
-  seccompFd: number;
-  cpuQuotaCores: number;
-  cgroup: RunCgroup;
+export interface StepTimings {
+  /** From the runtime call to the program's execve, on CLOCK_MONOTONIC; null when it never got there. */
+  submitToExecNs: bigint | null;
 }
 
 type KillReason = 'time_limit' | 'output_limit' | 'cancelled';
 
 /**
- * One step in one fresh sandbox: spawn the launcher, wait until the sandbox is
- * built, reset the cgroup's counters, let the program go, enforce the limits
- * while it runs, and account for it from the kernel's counters once the
- * sandbox is gone. Resolves with a result for every program outcome; rejects
- * with SandboxError only when Brig itself failed, CancelledError on abort.
+ * One step in a prepared sandbox: set the limits, reset the cgroup's
+ * counters, send the go message (workspace, limits, program), enforce the
+ * limits while it runs, and account for it from the kernel's counters once
+ * the sandbox is gone. Resolves with a result for every program outcome;
+ * rejects with SandboxError only when Brig itself failed, CancelledError on
+ * abort. The sandbox is used up either way.
  */
-export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResult> {
-  const { cgroup, cpuQuotaCores } = host;
-  if (spec.signal?.aborted) throw new CancelledError();
-  cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
-
-  // fds 0-5 of the launcher; see runtime/launcher/protocol.h.
-  const launcher = spawnProcess(
-    host.launcherPath,
-    [host.launcherPath, ...launcherArgs({ ...spec, cgroupDirs: cgroup.dirs })],
-    ['in', 'out', 'out', { shared: host.seccompFd }, 'in', 'out'],
-  );
-  const [stdin, stdout, stderr, , go, statusStream] = [0, 1, 2, 3, FD_GO, FD_STATUS].map((fd) => launcher.streams.get(fd)!);
-  stdin!.on('error', () => {}); // the program may exit without reading its input
-  go!.on('error', () => {});
-  const status = new StatusReader(statusStream as Readable);
-  // The launcher holds the status fd until it exits: its EOF is our cue to reap.
-  const exited = status.closed.then(() => launcher.reap());
+export async function runStep(
+  sandbox: PreparedSandbox,
+  spec: StepSpec,
+  cpuQuotaCores: number,
+  onTimings?: (timings: StepTimings) => void,
+): Promise<StepResult> {
+  sandbox.claim();
+  const { cgroup, status, exited } = sandbox;
+  const { stdin, stdout, stderr, go } = sandbox.streams;
 
   let killedFor: KillReason | null = null;
   // Timers and stream callbacks have no caller to throw to: a host failure
@@ -78,37 +62,28 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
       fn();
     } catch (error) {
       hostFailure ??= error;
-      launcher.kill('SIGKILL');
+      sandbox.kill();
     }
   };
   const kill = (reason: KillReason) => {
     killedFor ??= reason;
-    guarded(() => stopSandbox(launcher, cgroup))();
+    guarded(() => sandbox.stop())();
   };
   const output = new OutputCollector(spec.limits.outputBytes, () => kill('output_limit'));
-  const drained = Promise.all([output.attach('stdout', stdout as Readable), output.attach('stderr', stderr as Readable)]);
+  const drained = Promise.all([output.attach('stdout', stdout), output.attach('stderr', stderr)]);
 
   const onAbort = () => kill('cancelled');
-  spec.signal?.addEventListener('abort', onAbort, { once: true });
   const timers: NodeJS.Timeout[] = [];
   let cgroupEmpty = false;
   try {
-    const setupTimer = setTimeout(
-      guarded(() => stopSandbox(launcher, cgroup)),
-      SETUP_TIMEOUT_MS,
-    );
-    const first = await status.next();
-    clearTimeout(setupTimer);
-    if (first.kind !== 'ready') {
-      const how = await exited;
-      if (killedFor === 'cancelled') throw new CancelledError();
-      throw launcherFailure(first, how, null);
-    }
-
+    if (spec.signal?.aborted) throw new CancelledError();
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    const message = goMessage(spec);
+    cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
     cgroup.resetCounters();
     const goAt = performance.now();
-    go!.end(GO_BYTE);
-    stdin!.end(spec.stdin);
+    go.end(message);
+    stdin.end(spec.stdin);
     // The sandbox's init enforces the wall limit too (--wall-ms), so it holds
     // while this event loop is stuck; whichever fires first ends the run.
     timers.push(setTimeout(() => kill('time_limit'), spec.limits.wallMs));
@@ -144,10 +119,18 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     if (end.kind === 'exit') {
       ({ exitCode, signal } = end);
       if (end.wallUs !== null) wallMs = usToMs(end.wallUs);
+      onTimings?.({
+        submitToExecNs: end.execNs !== null && spec.submittedAt !== undefined ? end.execNs - spec.submittedAt : null,
+      });
     } else if (killedFor === null) {
       throw launcherFailure(end, how, nodeWallMs);
     }
     const usage = cgroup.usage();
+    // Init killed from outside before it forked the program (no wall time):
+    // nothing of the program ran, so there is no outcome to report, unless
+    // the memory limit is what killed it.
+    if (end.kind === 'exit' && end.wallUs === null && killedFor === null && usage.oomKills === 0)
+      throw new SandboxError('sandbox_failed', `the sandbox was killed (signal ${end.signal}) before its program started`);
     const cpuMs = nsToMs(usage.cpuNs);
     wallMs = Math.round(wallMs);
     return {
@@ -176,21 +159,10 @@ export async function runStep(host: StepHost, spec: StepSpec): Promise<StepResul
     for (const t of timers) clearTimeout(t);
     spec.signal?.removeEventListener('abort', onAbort);
     if (!cgroupEmpty) {
-      stopSandbox(launcher, cgroup);
+      sandbox.stop();
       await exited.catch(() => {});
-      for (const stream of launcher.streams.values()) stream.destroy();
+      sandbox.destroyStreams();
       await cgroup.waitEmpty(CGROUP_EMPTY_TIMEOUT_MS).catch(() => cgroup.killAll());
     }
   }
-}
-
-/**
- * SIGTERM asks the launcher to kill init (and so the pid namespace) and reap
- * it; the cgroup kill catches anything that might outlive that. Should the
- * launcher not exit, it is killed outright after a grace period.
- */
-function stopSandbox(launcher: SpawnedProcess, cgroup: RunCgroup): void {
-  launcher.kill('SIGTERM');
-  cgroup.killAll();
-  setTimeout(() => launcher.kill('SIGKILL'), LAUNCHER_KILL_GRACE_MS).unref();
 }

@@ -1,0 +1,107 @@
+import type { PreparedSandbox } from '../sandbox/prepared.ts';
+
+export interface WarmOptions {
+  /** Prepare the next sandbox as soon as a step ends (BRIG_WARM_SLOTS). */
+  warm: boolean;
+  /** A prepared sandbox unused this long is discarded and prepared anew (BRIG_PREPARED_MAX_AGE_MS). */
+  maxAgeMs: number;
+}
+
+export interface TakenSandbox {
+  sandbox: PreparedSandbox;
+  /** It was ready before the step asked for it: the step paid nothing of its building. */
+  warm: boolean;
+}
+
+/**
+ * The next sandbox of one slot. A step takes it (or waits for the one being
+ * prepared, or has one built on its own path when there is none); once the
+ * step's sandbox is gone, refill() prepares the next, so that the kernel's
+ * slow parts (namespaces, id maps, the cgroup join and its RCU wait, the
+ * mounts) happen between requests. Every sandbox runs one step and is never
+ * reused: this holds the next one, not the last.
+ *
+ * A preparation that fails is not retried in the background: the next take()
+ * builds one on the request's path, and a failure there fails the step as it
+ * always did. A prepared sandbox that died while waiting (killed from outside)
+ * is discarded at take(); one left unused for maxAgeMs is discarded and
+ * prepared anew.
+ */
+export class SlotSandbox {
+  /** Being prepared, or prepared and waiting. */
+  private pending: Promise<PreparedSandbox> | null = null;
+  private ready: PreparedSandbox | null = null;
+  /** A discarded sandbox on its way out: the slot's cgroup is not free until it is gone. */
+  private settling: Promise<void> = Promise.resolve();
+  private ageTimer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly prepare: () => Promise<PreparedSandbox>,
+    private readonly options: WarmOptions,
+  ) {}
+
+  /** A prepared sandbox is waiting: a step taking this slot now pays only for itself. */
+  get isReady(): boolean {
+    return this.ready !== null;
+  }
+
+  /** The sandbox for the next step. Never the same one twice. */
+  async take(): Promise<TakenSandbox> {
+    const pending = this.pending;
+    const warm = this.ready !== null;
+    this.forget();
+    if (pending) {
+      const sandbox = await pending.catch(() => null);
+      if (sandbox && !sandbox.status.pending) return { sandbox, warm };
+      if (sandbox) await sandbox.discard();
+    }
+    await this.settling;
+    return { sandbox: await this.prepare(), warm: false };
+  }
+
+  /**
+   * Starts preparing the next sandbox, unless warm slots are off or one is
+   * already there. Call once the last step's sandbox is gone (runStep returns
+   * only when its cgroup is empty).
+   */
+  refill(): void {
+    if (!this.options.warm || this.closed || this.pending) return;
+    const pending = this.settling.then(() => this.prepare());
+    this.pending = pending;
+    pending.then(
+      (sandbox) => {
+        if (this.pending !== pending) return; // taken meanwhile: the taker has it
+        this.ready = sandbox;
+        this.ageTimer = setTimeout(() => this.expire(pending, sandbox), this.options.maxAgeMs);
+        this.ageTimer.unref();
+      },
+      () => {
+        if (this.pending === pending) this.pending = null; // the next take() builds one on its own path
+      },
+    );
+  }
+
+  /** Discards what is prepared and stops preparing; the slot's cgroup is empty once this resolves. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pending = this.pending;
+    this.forget();
+    const sandbox = await pending?.catch(() => null);
+    await sandbox?.discard();
+    await this.settling;
+  }
+
+  private expire(pending: Promise<PreparedSandbox>, sandbox: PreparedSandbox): void {
+    if (this.pending !== pending) return;
+    this.forget();
+    this.settling = sandbox.discard();
+    this.refill();
+  }
+
+  private forget(): void {
+    clearTimeout(this.ageTimer);
+    this.pending = null;
+    this.ready = null;
+  }
+}

@@ -29,7 +29,11 @@
  *     holds it (which listens on CANCEL_CHANNEL, and checks keys.cancel(id)
  *     before it starts a job), which then writes {status: 'cancelled'}.
  *  5. A worker that dies mid-run loses its lock; BullMQ's stalled-job check
- *     hands the job to another worker, which runs it from the start.
+ *     hands the job to another worker, which runs it from the start. A
+ *     worker that lost its lock without dying (cut off from Redis for
+ *     longer than the lock) writes nothing more of the run: each of its
+ *     record writes checks, in the same script, that the lock still holds
+ *     its token.
  *
  * A record may go running → queued → running again (a shutdown hands a run
  * back, or a sandbox failure is retried), so 'started' can repeat. A

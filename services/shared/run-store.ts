@@ -13,7 +13,9 @@ import { storeFault } from './store-errors.ts';
  * worker writes everything else. Every change the API makes is a
  * compare-and-set against the JSON it read, so it never overwrites a record
  * the worker changed in between. Whoever makes a record final releases the
- * run's admission in the same script.
+ * run's admission in the same script. The worker's writes take effect only
+ * while it holds the run's job lock (see JobLock), checked in the same
+ * script.
  */
 const FINAL_STATUSES: ReadonlySet<RunRecord['status']> = new Set(['done', 'cancelled']);
 /** Attempts of a read-modify-write before giving up to a faster writer. */
@@ -35,12 +37,35 @@ end
 return 1
 `);
 
-// Writes the final record (KEYS[1]) with its TTL and releases the run's admission.
+// The worker's writes, each only while its job lock (KEYS[2], or KEYS[4] for the final one)
+// still holds its token (ARGV[3], or ARGV[4]); 0 when it does not, and nothing is written.
+// A record that is not final (KEYS[1]), with its TTL.
+const writeHeld = new LuaScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+`);
+
+// The final record (KEYS[1]) with its TTL, and the run's admission released.
 const writeFinal = new LuaScript(`
+if redis.call('GET', KEYS[4]) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 ${releaseLua(2, 'ARGV[3]')}
 return 1
 `);
+
+/**
+ * A BullMQ job's lock as the worker that processes it holds it: the key and
+ * the worker's token (services/worker/job-lock.ts). A worker cut off from
+ * Redis for longer than its lock keeps running the run while BullMQ's
+ * stalled check hands it to another worker; when the link comes back, the
+ * first worker's writes must not overwrite the new owner's record. Checked
+ * in the same script as the write, so nothing can come between.
+ */
+export interface JobLock {
+  key: string;
+  token: string;
+}
 
 export function isFinal(record: RunRecord): boolean {
   return FINAL_STATUSES.has(record.status);
@@ -73,22 +98,33 @@ export class RunStore {
     await releaseRun(this.redis, id);
   }
 
-  /** The worker's writes of a record that is not final (running, its progress, back to queued). */
-  async put(record: RunRecord): Promise<void> {
-    await this.redis.set(keys.run(record.id), JSON.stringify(record), 'EX', this.ttlSeconds);
+  /**
+   * The worker's writes of a record that is not final (running, its
+   * progress, back to queued), while it holds the job's lock. False when it
+   * does not: nothing was written.
+   */
+  async put(record: RunRecord, lock: JobLock): Promise<boolean> {
+    const written = await writeHeld.run(this.redis, [keys.run(record.id), lock.key], [JSON.stringify(record), this.ttlSeconds, lock.token]);
+    return written === 1;
   }
 
   /**
    * The worker's one write of a final record, with the outputs, which also
-   * gives the run's admission back. A refusal for memory is tried again for
-   * a while (see FULL_RETRY_DELAYS_MS) rather than losing the result.
+   * gives the run's admission back, while it holds the job's lock. False
+   * when it does not: nothing was written, nothing released (the lock's new
+   * holder does both). A refusal for memory is tried again for a while (see
+   * FULL_RETRY_DELAYS_MS) rather than losing the result.
    */
-  async putFinal(record: RunRecord): Promise<void> {
+  async putFinal(record: RunRecord, lock: JobLock): Promise<boolean> {
     const encoded = JSON.stringify(record);
     for (let attempt = 0; ; attempt++) {
       try {
-        await writeFinal.run(this.redis, [keys.run(record.id), ...RELEASE_KEYS], [encoded, this.ttlSeconds, record.id]);
-        return;
+        const written = await writeFinal.run(
+          this.redis,
+          [keys.run(record.id), ...RELEASE_KEYS, lock.key],
+          [encoded, this.ttlSeconds, record.id, lock.token],
+        );
+        return written === 1;
       } catch (error) {
         const delay = FULL_RETRY_DELAYS_MS[attempt];
         if (storeFault(error) !== 'full' || delay === undefined) throw error;

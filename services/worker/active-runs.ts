@@ -2,9 +2,11 @@
  * The runs this worker holds right now, each with the AbortController that
  * kills its sandbox. Why a run was aborted decides what becomes of it: a
  * cancel request ends it as cancelled; a shutdown hands it back to the queue
- * untouched, for another worker to run from the start.
+ * untouched, for another worker to run from the start; a lost job lock
+ * (BullMQ could not renew it: the run may be another worker's now) drops it
+ * without a word more to Redis.
  */
-export type AbortKind = 'cancel' | 'shutdown';
+export type AbortKind = 'cancel' | 'shutdown' | 'lock_lost';
 
 /** The reason an AbortSignal carries when this worker aborted the run. */
 export class RunAbort {

@@ -18,11 +18,12 @@ import type {
 } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
-import type { RunStore } from '../shared/run-store.ts';
+import type { JobLock, RunStore } from '../shared/run-store.ts';
 import { abortKind } from './active-runs.ts';
 import type { CallbackQueue } from './callbacks/queue.ts';
 import { compareOutput } from './compare.ts';
 import { describeFailure, queueWillRetry } from './failures.ts';
+import { JobLockLost } from './job-lock.ts';
 import { summarizeStep, summarizeTest } from './progress.ts';
 
 export type RunQueueJob = QueueJob<RunJobData, RunOutcome>;
@@ -73,23 +74,28 @@ type Report = (event: RunEvent, progress?: RunProgress) => Promise<void>;
  * A program's outcome is always a verdict, never a thrown error. Brig's own
  * failures become internal_error, unless BullMQ will retry the job (then the
  * error is thrown and the record goes back to queued).
+ *
+ * Every record write holds the job's lock (checked in the same script):
+ * once it is lost, JobLockLost is thrown, the run stops, and nothing more
+ * of it is written: the run belongs to whichever worker holds the lock now.
  */
-export async function processRun(job: RunQueueJob, signal: AbortSignal, ctx: ProcessorContext): Promise<RunOutcome> {
+export async function processRun(job: RunQueueJob, lock: JobLock, signal: AbortSignal, ctx: ProcessorContext): Promise<RunOutcome> {
   const data = job.data;
   const log = ctx.logger.child({ runId: data.id, reqId: data.requestId, attempt: job.attemptsStarted });
   const queued = queuedRecord(data);
 
   if (await ctx.store.cancelRequested(data.id)) {
     log.info('run cancelled before it started');
-    return finish(job, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
+    return finish(job, lock, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
   }
 
   // The run is 'running' from the moment a sandbox slot and its workspace are
   // ours: a run whose workspace cannot be built never started.
   let current = queued;
   const report: Report = async (event, progress) => {
-    if (progress) await Promise.all([ctx.store.put({ ...current, progress }), job.updateProgress(event)]);
-    else await job.updateProgress(event);
+    // The record first: a worker that lost the run must not announce steps of it either.
+    if (progress && !(await ctx.store.put({ ...current, progress }, lock))) throw new JobLockLost(data.id, 'running record');
+    await job.updateProgress(event);
   };
   const started = async (progress: RunProgress) => {
     const startedAt = Date.now();
@@ -104,9 +110,10 @@ export async function processRun(job: RunQueueJob, signal: AbortSignal, ctx: Pro
   try {
     ended = { status: 'done', verdict: await execute(data, signal, ctx, parts, report, started) };
   } catch (error) {
-    ended = await afterFailure(job, error, signal, ctx, log);
+    if (error instanceof JobLockLost) throw error;
+    ended = await afterFailure(job, lock, error, signal, ctx, log);
   }
-  return finish(job, { ...current, ...parts, ...ended, finishedAt: Date.now() }, ctx, log);
+  return finish(job, lock, { ...current, ...parts, ...ended, finishedAt: Date.now() }, ctx, log);
 }
 
 /**
@@ -115,6 +122,7 @@ export async function processRun(job: RunQueueJob, signal: AbortSignal, ctx: Pro
  */
 async function afterFailure(
   job: RunQueueJob,
+  lock: JobLock,
   error: unknown,
   signal: AbortSignal,
   ctx: ProcessorContext,
@@ -125,9 +133,10 @@ async function afterFailure(
     log.info('run cancelled while running');
     return { status: 'cancelled', verdict: null };
   }
+  if (aborted === 'lock_lost') throw new JobLockLost(job.data.id, 'lock renewal');
   if (aborted === 'shutdown') {
     log.info('run stopped by shutdown: back to the queue');
-    await ctx.store.put(queuedRecord(job.data));
+    await requeue(job, lock, ctx);
     throw new RunRequeued(job.data.id);
   }
   const failure = describeFailure(error);
@@ -141,10 +150,15 @@ async function afterFailure(
     log.warn({ err: error, code: failure.code }, 'job refused by the runtime');
   }
   if (retry) {
-    await ctx.store.put(queuedRecord(job.data));
+    await requeue(job, lock, ctx);
     throw error;
   }
   return { status: 'done', verdict: 'internal_error', error: { code: failure.code, message: failure.message } };
+}
+
+/** The record goes back to queued, for a run handed back to the queue. */
+async function requeue(job: RunQueueJob, lock: JobLock, ctx: ProcessorContext): Promise<void> {
+  if (!(await ctx.store.put(queuedRecord(job.data), lock))) throw new JobLockLost(job.data.id, 'requeued record');
 }
 
 /** The record as the API wrote it; a run handed back to the queue returns to it. */
@@ -159,9 +173,9 @@ function queuedRecord(data: RunJobData): RunRecord {
  * only the outcome: BullMQ copies return values into its event stream, and
  * the outputs are stored once, in the record.
  */
-async function finish(job: RunQueueJob, final: RunRecord, ctx: ProcessorContext, log: Logger): Promise<RunOutcome> {
+async function finish(job: RunQueueJob, lock: JobLock, final: RunRecord, ctx: ProcessorContext, log: Logger): Promise<RunOutcome> {
   const { progress: _progress, ...record } = final;
-  await ctx.store.putFinal(record);
+  if (!(await ctx.store.putFinal(record, lock))) throw new JobLockLost(record.id, 'final record');
   ctx.metrics.runs.inc({ language: record.language, verdict: record.verdict ?? record.status });
   log.info(
     { status: record.status, verdict: record.verdict, ms: (record.finishedAt ?? Date.now()) - (record.startedAt ?? record.createdAt) },

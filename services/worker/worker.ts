@@ -14,6 +14,7 @@ import { ActiveRuns } from './active-runs.ts';
 import { startCallbackWorker } from './callbacks/callback-worker.ts';
 import { CallbackQueue } from './callbacks/queue.ts';
 import { Heartbeat } from './heartbeat.ts';
+import { JobLockLost, jobLock } from './job-lock.ts';
 import { probeLanguages } from './languages.ts';
 import { serveMetrics } from './metrics-server.ts';
 import { type ProcessorContext, processRun, type RunQueueJob, RunRequeued } from './processor.ts';
@@ -89,6 +90,7 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
   try {
     const runtime = await Runtime.create(runtimeConfig);
     undo.push(() => runtime.close());
+    runtime.onBackgroundFailure = (error) => logger.error({ err: error }, 'a workspace could not be released; the next start sweeps it');
     const sweeper = new SlotSweeper(runtime, logger);
     await sweeper.sweep();
     const languages = await probeLanguages(runtime, logger);
@@ -152,8 +154,16 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
       async (job: RunQueueJob, token?: string) => {
         const signal = activeRuns.start(job.data.id);
         try {
-          return await processRun(job, signal, ctx);
+          const lockToken = token ?? job.token;
+          if (lockToken === undefined) throw new Error(`BullMQ gave no lock token with job ${job.id}`);
+          return await processRun(job, jobLock(job, lockToken), signal, ctx);
         } catch (error) {
+          if (error instanceof JobLockLost) {
+            // Not an error of ours: the run went on elsewhere. WaitingError keeps BullMQ
+            // from finishing a job it no longer holds (its own scripts would refuse).
+            logger.warn({ runId: error.runId, at: error.at }, 'job lock lost: the run belongs to another worker now, this one drops it');
+            throw new WaitingError();
+          }
           if (!(error instanceof RunRequeued)) throw error;
           // Back to the head of the wait list, lock released, no attempt spent;
           // WaitingError tells BullMQ the job has already been moved.
@@ -178,7 +188,13 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     const queueOutage = new OutageLog(logger, 'brig-worker-queue');
     worker.on('error', (error) => {
       if (storeFault(error) === 'unavailable') queueOutage.failed(error);
+      // Its run is aborted below and logged once, as a lost lock.
+      else if (error.message.startsWith(LOCK_RENEWAL_FAILED)) logger.debug({ err: error }, 'job lock not renewed');
       else logger.error({ err: error }, 'queue worker error');
+    });
+    // The lock is another worker's, or gone: the run is not ours to finish.
+    worker.on('lockRenewalFailed', (jobIds: string[]) => {
+      for (const runId of jobIds) activeRuns.abort(runId, 'lock_lost');
     });
     redis.on('ready', () => queueOutage.recovered());
     worker.on('stalled', (jobId) => logger.warn({ runId: jobId }, 'a stalled run was put back in the queue'));
@@ -233,6 +249,9 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     throw error;
   }
 }
+
+/** How BullMQ's lock manager words a lock it could not renew (it also emits lockRenewalFailed). */
+const LOCK_RENEWAL_FAILED = 'could not renew lock for job';
 
 /**
  * How long BullMQ's close may take beyond the grace period (runs aborted at

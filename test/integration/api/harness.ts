@@ -20,7 +20,8 @@ import {
 } from '../../../services/shared/contract.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
-import { RunStore } from '../../../services/shared/run-store.ts';
+import { type JobLock, RunStore } from '../../../services/shared/run-store.ts';
+import { jobLock } from '../../../services/worker/job-lock.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 
 /**
@@ -44,7 +45,8 @@ export interface ApiHarness {
   /** A BullMQ worker in the test process; closed by close() if not before. */
   /** The run store, as a worker uses it: its final write releases the run's admission. */
   store: RunStore;
-  worker(processor: (job: Job<RunJobData, RunOutcome>) => Promise<RunOutcome>): Worker<RunJobData, RunOutcome>;
+  /** The processor gets the job's lock, which the store's worker-side writes need. */
+  worker(processor: (job: Job<RunJobData, RunOutcome>, lock: JobLock) => Promise<RunOutcome>): Worker<RunJobData, RunOutcome>;
   fetch(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   close(): Promise<void>;
 }
@@ -106,7 +108,7 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
       await redis.set(keys.worker(workerId), JSON.stringify(heartbeat), 'PX', HEARTBEAT_TTL_MS);
     },
     worker(processor) {
-      const worker = new Worker<RunJobData, RunOutcome>(QUEUE_NAME, processor, {
+      const worker = new Worker<RunJobData, RunOutcome>(QUEUE_NAME, (job, token) => processor(job, jobLock(job, token!)), {
         connection: { url: redisServer.url, maxRetriesPerRequest: null },
         name: 'test-worker',
       });
@@ -182,7 +184,7 @@ export function harnessForFile(overrides: Partial<Record<string, unknown>>, setU
  */
 export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) {
   const store = new RunStore(redis, ttlSeconds);
-  return async (job: Job<RunJobData, RunOutcome>): Promise<RunOutcome> => {
+  return async (job: Job<RunJobData, RunOutcome>, lock: JobLock): Promise<RunOutcome> => {
     const data = job.data;
     const pause = () => new Promise((resolve) => setTimeout(resolve, stepMs));
     const emit = (event: RunEvent) => job.updateProgress(event);
@@ -196,10 +198,10 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
       startedAt: Date.now(),
     };
     const progress = { workerId: 'test-worker', tests: [] as TestSummary[] };
-    await store.put({ ...running, progress });
+    await store.put({ ...running, progress }, lock);
     await emit({ type: 'started', id: data.id, workerId: 'test-worker' });
     await pause();
-    await store.put({ ...running, progress: { ...progress, compile: null } });
+    await store.put({ ...running, progress: { ...progress, compile: null } }, lock);
     await emit({ type: 'compiled', id: data.id, compile: null });
     const tests: TestView[] = [];
     for (const [index, test] of data.tests.entries()) {
@@ -216,11 +218,11 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
       };
       tests.push({ ...summary, stdout: Buffer.from(test.expectedOutputBase64, 'base64').toString(), stderr: '' });
       progress.tests.push(summary);
-      await store.put({ ...running, progress: { ...progress, compile: null } });
+      await store.put({ ...running, progress: { ...progress, compile: null } }, lock);
       await emit({ type: 'test', id: data.id, index, test: summary });
     }
     const record: RunRecord = { ...running, status: 'done', verdict: 'ok', tests, finishedAt: Date.now() };
-    await store.putFinal(record);
+    await store.putFinal(record, lock);
     return { id: record.id, status: record.status, verdict: record.verdict };
   };
 }

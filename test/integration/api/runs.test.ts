@@ -153,7 +153,7 @@ describe('runs', () => {
     const released = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const worker = h.worker(async (job) => {
+    const worker = h.worker(async (job, lock) => {
       const { id, createdAt } = job.data;
       const running: RunRecord = {
         id,
@@ -174,7 +174,7 @@ describe('runs', () => {
         memoryKb: 1,
         truncated: false,
       }));
-      await h.store.put({ ...running, progress: { workerId: 'test-worker', compile: null, tests: [tests[0]!] } });
+      await h.store.put({ ...running, progress: { workerId: 'test-worker', compile: null, tests: [tests[0]!] } }, lock);
       await job.updateProgress({ type: 'started', id, workerId: 'test-worker' });
       await job.updateProgress({ type: 'compiled', id, compile: null });
       await job.updateProgress({ type: 'test', id, index: 0, test: tests[0]! });
@@ -187,7 +187,7 @@ describe('runs', () => {
         tests: tests.map((t) => ({ ...t, stdout: '', stderr: '' })),
         finishedAt: Date.now(),
       };
-      await h.store.putFinal(record);
+      await h.store.putFinal(record, lock);
       return { id, status: record.status, verdict: record.verdict };
     });
     try {
@@ -262,7 +262,7 @@ describe('runs', () => {
     const aborts = new Map<string, () => void>();
     subscriber.on('message', (_channel: string, runId: string) => aborts.get(runId)?.());
     await subscriber.subscribe(CANCEL_CHANNEL);
-    const worker = h.worker(async (job) => {
+    const worker = h.worker(async (job, lock) => {
       const running: RunRecord = {
         id: job.data.id,
         language: 'python',
@@ -272,11 +272,11 @@ describe('runs', () => {
         createdAt: job.data.createdAt,
         startedAt: Date.now(),
       };
-      await h.store.put({ ...running, progress: { workerId: 'test-worker', tests: [] } });
+      await h.store.put({ ...running, progress: { workerId: 'test-worker', tests: [] } }, lock);
       await job.updateProgress({ type: 'started', id: job.data.id, workerId: 'test-worker' });
       await new Promise<void>((resolve) => aborts.set(job.data.id, resolve));
       const cancelled: RunRecord = { ...running, status: 'cancelled', finishedAt: Date.now() };
-      await h.store.putFinal(cancelled);
+      await h.store.putFinal(cancelled, lock);
       return { id: cancelled.id, status: cancelled.status, verdict: cancelled.verdict };
     });
     try {

@@ -23,7 +23,7 @@ import {
   type RunOutcome,
   type RunRecord,
 } from '../../../services/shared/contract.ts';
-import { createLogger } from '../../../services/shared/logger.ts';
+import { createLogger, type Logger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { type BrigWorker, startWorker, type WorkerTiming } from '../../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
@@ -66,6 +66,8 @@ export interface WorkerOverrides {
   service?: Partial<ServiceConfig>;
   timing?: Partial<WorkerTiming>;
   workerId?: string;
+  /** Where the worker logs; by default a logger at serviceConfig.logLevel. */
+  logger?: Logger;
 }
 
 /** One worker test file's Redis, state dir and workers; the fields are set before the file's first test. */
@@ -128,7 +130,7 @@ export function workerHarnessForFile(uids: UidOwner): WorkerHarness {
         runtimeConfig: harness.runtimeConfig(overrides.runtime),
         serviceConfig,
         redisUrl: harness.redis.url,
-        logger: createLogger({ level: serviceConfig.logLevel, name: 'brig-worker-test' }),
+        logger: overrides.logger ?? createLogger({ level: serviceConfig.logLevel, name: 'brig-worker-test' }),
         metrics: createMetrics({ defaultMetrics: false }),
         workerId: overrides.workerId,
         timing: overrides.timing,

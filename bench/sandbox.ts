@@ -1,128 +1,216 @@
 /**
  * npm run bench:sandbox — the per-run cost of a Brig sandbox against its floor.
  *
- * Two programs (/bin/true and a python hello world), each run three ways from
- * Node, in this one process and run:
- *   bare     spawn the program
- *   unshare  spawn it under `unshare --user --map-root-user --net --pid --mount --ipc --uts --fork`
- *   brig     a full Brig run: workspace, sandbox with cgroups, overlay rootfs,
- *            seccomp and limits, accounting, teardown
- * Prints p50/p95 of each, the brig/unshare ratio per program, Brig's runs per
- * second at concurrency = cores, and last the larger ratio:
+ * Two programs (/bin/true and a python hello world), each started these ways,
+ * all through the same posix_spawn path (runtime/system/spawn.ts) so that no
+ * way pays for a fork of Node that another does not:
+ *   bare       the program itself
+ *   unshare    `unshare --user --map-root-user --net --pid --mount --ipc --uts --fork` + the program
+ *   brig       a full Brig run with warm slots (the default): workspace, the
+ *              go-ahead to a sandbox prepared ahead, limits, accounting, teardown
+ *   brig-cold  the same with BRIG_WARM_SLOTS=0: every sandbox built on the request's path
+ * and, with BENCH_BASELINE_LAUNCHER=<path>, brig-cold again with that launcher
+ * binary (e.g. a dynamically linked build) to measure a launcher change alone.
+ *
+ * The ways take turns run by run (one round = each way once, in an order
+ * that rotates), in two scenarios:
+ *   back-to-back  no pause between runs
+ *   idle          50 ms of nothing before each run, as on a lightly loaded
+ *                 server; on cgroup v1 a cgroup migration after ~20 ms without
+ *                 one waits for an RCU grace period (~11 ms)
+ * Prints p50/p95 per program, scenario and way; Brig's "submit to exec" (from
+ * the step call to the program's execve, on the monotonic clock, as init saw
+ * it); runs per second at concurrency = cores; and last the largest
+ * brig/unshare p50 ratio over both programs and both scenarios:
  *   brig/unshare p50 ratio: X.XX
- * Environment: BENCH_RUNS (default 200), BENCH_WARMUP (default 20).
+ * Environment: BENCH_RUNS (rounds per scenario, default 200), BENCH_WARMUP
+ * (default 20), BENCH_IDLE_MS (default 50), BENCH_THROUGHPUT_RUNS (default 400).
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RuntimeConfig } from '../runtime/config.ts';
 import { Runtime } from '../runtime/runtime.ts';
+import { IDS_PER_SLOT } from '../runtime/slots/lease.ts';
 import { Submission } from '../runtime/submission.ts';
+import { spawnProcess } from '../runtime/system/spawn.ts';
 import { loadRuntimeConfig } from '../services/shared/config.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 20);
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 50);
+const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 400);
+const BASELINE_LAUNCHER = process.env.BENCH_BASELINE_LAUNCHER;
 const CORES = availableParallelism();
-const UNSHARE = ['unshare', '--user', '--map-root-user', '--net', '--pid', '--mount', '--ipc', '--uts', '--fork'];
+const UNSHARE = ['/usr/bin/unshare', '--user', '--map-root-user', '--net', '--pid', '--mount', '--ipc', '--uts', '--fork'];
+const PYTHON = '/usr/bin/python3';
 const HELLO = 'print("hello world")\n';
+const NS_PER_MS = 1e6;
 
-function spawnAndWait(argv: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.resume();
-    child.stderr.resume();
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(' ')} exited ${code}`))));
-  });
+interface Way {
+  name: string;
+  /** One run; resolves with submit-to-exec in ns for Brig's ways. */
+  run: () => Promise<number | null>;
 }
 
-async function timeRuns(fn: () => Promise<void>): Promise<number[]> {
-  for (let i = 0; i < WARMUP; i++) await fn();
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const start = performance.now();
-    await fn();
-    times.push(performance.now() - start);
+interface Program {
+  name: string;
+  ways: Way[];
+}
+
+/** Spawns argv by posix_spawn with stdio on pipes, reads its output to the end and reaps it. */
+async function spawnAndWait(argv: string[]): Promise<null> {
+  const child = spawnProcess(argv[0]!, argv, ['in', 'out', 'out']);
+  const [stdin, stdout, stderr] = [0, 1, 2].map((fd) => child.streams.get(fd)!);
+  stdin!.end();
+  const closed = [stdout!, stderr!].map((s) => new Promise((resolve) => s.resume().once('close', resolve)));
+  await Promise.all(closed);
+  const how = await child.reap();
+  if (how.code !== 0) throw new Error(`${argv.join(' ')} ended with ${JSON.stringify(how)}`);
+  return null;
+}
+
+function brigWay(name: string, runtime: Runtime, argv: string[] | null): Way {
+  return {
+    name,
+    run: async () => {
+      let submitToExecNs: number | null = null;
+      const job = await Submission.open(runtime, {
+        language: 'python',
+        files: [{ name: 'main.py', content: Buffer.from(HELLO) }],
+        onStepTimings: (t) => {
+          submitToExecNs = t.submitToExecNs === null ? null : Number(t.submitToExecNs);
+        },
+      });
+      try {
+        const r = argv ? await job.runCommand(argv, Buffer.alloc(0)) : await job.run(Buffer.alloc(0));
+        if (r.verdict !== 'ok' || (!argv && r.stdout !== 'hello world\n')) throw new Error(`brig ${name}: ${r.verdict} ${r.stderr}`);
+      } finally {
+        job.close();
+      }
+      return submitToExecNs;
+    },
+  };
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+const fmt = (ms: number, width = 7) => ms.toFixed(2).padStart(width);
+
+interface Samples {
+  ms: number[];
+  submitToExecMs: number[];
+}
+
+/** Rounds of every way in turn; the order rotates each round so no way always follows the same one. */
+async function interleaved(ways: Way[], rounds: number, pauseMs: number, record: boolean): Promise<Map<string, Samples>> {
+  const samples = new Map(ways.map((w) => [w.name, { ms: [] as number[], submitToExecMs: [] as number[] }]));
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < ways.length; i++) {
+      const way = ways[(round + i) % ways.length]!;
+      if (pauseMs > 0) await sleep(pauseMs);
+      const start = performance.now();
+      const submitToExecNs = await way.run();
+      const ms = performance.now() - start;
+      if (!record) continue;
+      const s = samples.get(way.name)!;
+      s.ms.push(ms);
+      if (submitToExecNs !== null) s.submitToExecMs.push(submitToExecNs / NS_PER_MS);
+    }
   }
-  return times.sort((a, b) => a - b);
+  for (const s of samples.values()) {
+    s.ms.sort((a, b) => a - b);
+    s.submitToExecMs.sort((a, b) => a - b);
+  }
+  return samples;
 }
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+async function throughput(way: Way): Promise<number> {
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: CORES }, async () => {
+      while (next++ < THROUGHPUT_RUNS) await way.run();
+    }),
+  );
+  return THROUGHPUT_RUNS / ((performance.now() - start) / 1000);
+}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'brig-bench-'));
   chmodSync(dir, 0o711); // sandboxes must traverse to their workspace
   const helloPath = join(dir, 'hello.py');
   writeFileSync(helloPath, HELLO);
-  const runtime = await Runtime.create({
-    ...loadRuntimeConfig(),
-    stateDir: join(dir, 'state'),
-    cgroupParent: `brig-bench-${process.pid}`,
-    slots: CORES,
-  });
+  const base = loadRuntimeConfig();
+  const runtimes: Runtime[] = [];
+  // Each runtime gets a state dir, a cgroup parent and a block of host uids of its own.
+  const open = async (name: string, overrides: Partial<RuntimeConfig>) => {
+    const runtime = await Runtime.create({
+      ...base,
+      stateDir: join(dir, name),
+      cgroupParent: `brig-bench-${process.pid}-${name}`,
+      uidBase: base.uidBase + runtimes.length * base.maxSlots * IDS_PER_SLOT,
+      slots: CORES,
+      ...overrides,
+    });
+    runtimes.push(runtime);
+    return runtime;
+  };
   try {
-    const brigTrue = async () => {
-      const job = await Submission.open(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(HELLO) }] });
-      try {
-        const r = await job.runCommand(['/bin/true'], Buffer.alloc(0));
-        if (r.verdict !== 'ok') throw new Error(`brig /bin/true: ${r.verdict} ${r.stderr}`);
-      } finally {
-        job.close();
-      }
-    };
-    const brigPython = async () => {
-      const job = await Submission.open(runtime, { language: 'python', files: [{ name: 'main.py', content: Buffer.from(HELLO) }] });
-      try {
-        const r = await job.run(Buffer.alloc(0));
-        if (r.verdict !== 'ok' || r.stdout !== 'hello world\n') throw new Error(`brig python: ${r.verdict} ${r.stderr}`);
-      } finally {
-        job.close();
-      }
-    };
-    const programs = [
-      { name: '/bin/true', argv: ['/bin/true'], brig: brigTrue },
-      { name: 'python hello', argv: ['/usr/bin/python3', helloPath], brig: brigPython },
+    const brig = await open('warm', { warmSlots: true });
+    const cold = await open('cold', { warmSlots: false });
+    const baseline = BASELINE_LAUNCHER ? await open('baseline', { warmSlots: false, launcherPath: BASELINE_LAUNCHER }) : null;
+    const waysOf = (argv: string[], brigArgv: string[] | null): Way[] => [
+      { name: 'bare', run: () => spawnAndWait(argv) },
+      { name: 'unshare', run: () => spawnAndWait([...UNSHARE, ...argv]) },
+      brigWay('brig', brig, brigArgv),
+      brigWay('brig-cold', cold, brigArgv),
+      ...(baseline ? [brigWay('brig-cold-baseline', baseline, brigArgv)] : []),
+    ];
+    const programs: Program[] = [
+      { name: '/bin/true', ways: waysOf(['/bin/true'], ['/bin/true']) },
+      { name: 'python hello', ways: waysOf([PYTHON, helloPath], null) },
     ];
 
     console.log(
-      `brig sandbox benchmark: ${RUNS} runs each after ${WARMUP} warm-up runs, ${CORES} cores, cgroup v${runtime.cgroups.version}`,
+      `brig sandbox benchmark: ${RUNS} interleaved rounds per scenario after ${WARMUP} warm-up rounds, ${CORES} cores, cgroup v${brig.cgroups.version}${baseline ? `, baseline launcher ${BASELINE_LAUNCHER}` : ''}`,
     );
-    console.log('program        way       p50 ms   p95 ms');
-    const ratios: number[] = [];
-    for (const program of programs) {
-      const ways = {
-        bare: await timeRuns(() => spawnAndWait(program.argv)),
-        unshare: await timeRuns(() => spawnAndWait([...UNSHARE, ...program.argv])),
-        brig: await timeRuns(program.brig),
-      };
-      for (const [way, times] of Object.entries(ways)) {
-        console.log(
-          `${program.name.padEnd(14)} ${way.padEnd(8)} ${quantile(times, 0.5).toFixed(2).padStart(7)}  ${quantile(times, 0.95).toFixed(2).padStart(7)}`,
-        );
+    console.log('program        scenario      way                  p50 ms   p95 ms   submit-to-exec p50   p95');
+    const ratios: { label: string; ratio: number }[] = [];
+    for (const scenario of [
+      { name: 'back-to-back', pauseMs: 0 },
+      { name: 'idle', pauseMs: IDLE_MS },
+    ]) {
+      for (const program of programs) {
+        await interleaved(program.ways, WARMUP, scenario.pauseMs, false);
+        const samples = await interleaved(program.ways, RUNS, scenario.pauseMs, true);
+        for (const [way, s] of samples) {
+          const exec = s.submitToExecMs.length
+            ? `${fmt(quantile(s.submitToExecMs, 0.5), 19)}  ${fmt(quantile(s.submitToExecMs, 0.95))}`
+            : '';
+          console.log(
+            `${program.name.padEnd(14)} ${scenario.name.padEnd(13)} ${way.padEnd(19)} ${fmt(quantile(s.ms, 0.5))}  ${fmt(quantile(s.ms, 0.95))}${exec}`,
+          );
+        }
+        const p50 = (way: string) => quantile(samples.get(way)!.ms, 0.5);
+        for (const way of ['brig', 'brig-cold', ...(baseline ? ['brig-cold-baseline'] : [])]) {
+          console.log(`${program.name}, ${scenario.name}: ${way}/unshare p50 ratio ${(p50(way) / p50('unshare')).toFixed(2)}`);
+        }
+        ratios.push({ label: `${program.name}, ${scenario.name}`, ratio: p50('brig') / p50('unshare') });
       }
-      const ratio = quantile(ways.brig, 0.5) / quantile(ways.unshare, 0.5);
-      ratios.push(ratio);
-      console.log(
-        `${program.name}: brig/unshare p50 ratio ${ratio.toFixed(2)}, brig adds ${(quantile(ways.brig, 0.5) - quantile(ways.bare, 0.5)).toFixed(2)} ms to a bare spawn, unshare adds ${(quantile(ways.unshare, 0.5) - quantile(ways.bare, 0.5)).toFixed(2)} ms`,
-      );
     }
 
     for (const program of programs) {
-      const total = RUNS;
-      let next = 0;
-      const start = performance.now();
-      await Promise.all(
-        Array.from({ length: CORES }, async () => {
-          while (next++ < total) await program.brig();
-        }),
-      );
-      const seconds = (performance.now() - start) / 1000;
-      console.log(`${program.name}: brig throughput at concurrency ${CORES}: ${(total / seconds).toFixed(1)} runs/s`);
+      for (const way of program.ways) {
+        console.log(`${program.name}: ${way.name} throughput at concurrency ${CORES}: ${(await throughput(way)).toFixed(1)} runs/s`);
+      }
     }
-    console.log(`brig/unshare p50 ratio: ${Math.max(...ratios).toFixed(2)}`);
+    const worst = ratios.reduce((a, b) => (b.ratio > a.ratio ? b : a));
+    console.log(`largest brig/unshare p50 ratio is ${worst.label}`);
+    console.log(`brig/unshare p50 ratio: ${worst.ratio.toFixed(2)}`);
   } finally {
-    await runtime.close();
+    for (const runtime of runtimes) await runtime.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -26,6 +26,7 @@ import { leaseSlots, type SlotLease, tryLeaseSlot } from './slots/lease.ts';
 import { SlotPool } from './slots/pool.ts';
 import { SlotSandbox } from './slots/warm.ts';
 import { MNT_DETACH, unmount } from './system/libc.ts';
+import type { Workspace } from './workspace/workspace.ts';
 
 /** A leased slot with the cgroup it runs its steps in. */
 export interface Slot {
@@ -50,6 +51,14 @@ const SLOT_NAME = /^slot-\d+$/;
  */
 export class Runtime {
   private closed = false;
+  /** Workspaces of closed submissions on their way out. */
+  private readonly releases = new Set<Promise<void>>();
+  /**
+   * Told what failed off any caller's path: a workspace that could not be
+   * unmounted (its mount is left for the next start's sweep). The worker
+   * logs it; by default it becomes a process warning.
+   */
+  onBackgroundFailure: (error: unknown) => void = (error) => process.emitWarning(error as Error);
   private readonly missingByLanguage = new Map<string, string[]>();
   private readonly limitsByLanguage = new Map<string, LanguageLimits>();
 
@@ -194,6 +203,20 @@ export class Runtime {
     return swept;
   }
 
+  /** Drops a closed submission's workspace without holding up the event loop. */
+  releaseInBackground(workspace: Workspace): void {
+    const release: Promise<void> = workspace
+      .releaseOffThread()
+      .catch((error: unknown) => this.onBackgroundFailure(error))
+      .finally(() => this.releases.delete(release));
+    this.releases.add(release);
+  }
+
+  /** Resolves once every closed submission's workspace is gone from the host. */
+  async settled(): Promise<void> {
+    while (this.releases.size) await Promise.all(this.releases);
+  }
+
   /**
    * Idempotent: kills what still runs in our cgroups, removes them and our
    * runs folders, releases the slots. Nothing of a cleanly closed runtime is
@@ -203,6 +226,7 @@ export class Runtime {
     if (this.closed) return;
     this.closed = true;
     this.pool.close();
+    await this.settled();
     for (const slot of this.slots) {
       await slot.sandbox.close();
       await slot.cgroup.destroy();

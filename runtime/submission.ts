@@ -126,15 +126,15 @@ export class Submission {
     }
   }
 
-  /** Idempotent: drops the workspace and gives the slot back. */
+  /**
+   * Idempotent: gives the slot back and drops the workspace in the
+   * background (Runtime.settled() waits for that; Runtime.close() does).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    try {
-      this.workspace.release();
-    } finally {
-      this.runtime.pool.release(this.slot);
-    }
+    this.runtime.releaseInBackground(this.workspace);
+    this.runtime.pool.release(this.slot);
   }
 }
 

@@ -1,7 +1,8 @@
 import { chownSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { RequestError, SandboxError } from '../errors.ts';
-import { MNT_DETACH, MS_NODEV, MS_NOSUID, mount, unmount } from '../system/libc.ts';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, mount, unmount, unmountOffThread } from '../system/libc.ts';
 import { checkFiles, type SubmissionFile } from './files.ts';
 
 /**
@@ -85,6 +86,18 @@ export class Workspace {
       if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error; // EINVAL: not mounted (creation failed early)
     }
     rmdirSync(this.dir);
+  }
+
+  /** release() with the kernel's waits (see unmountOffThread) on the thread pool, off the event loop. */
+  async releaseOffThread(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    try {
+      await unmountOffThread(this.dir, MNT_DETACH);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+    }
+    await rmdir(this.dir);
   }
 }
 

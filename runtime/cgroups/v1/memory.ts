@@ -13,6 +13,7 @@ export class V1MemoryController {
   private readonly usagePath: string;
   private readonly oomControlPath: string;
   private maxUsageFile?: OpenCgroupFile;
+  private usageFile?: OpenCgroupFile;
   private oomControlFile?: OpenCgroupFile;
   private baselineUsageBytes = 0n;
   private baselineOomKills = 0n;
@@ -55,13 +56,16 @@ export class V1MemoryController {
    * force_empty would evict at a cost to every run) is the baseline.
    */
   reset(): void {
-    writeText(this.maxUsagePath, '0');
-    this.baselineUsageBytes = parseCounter(readText(this.usagePath), this.usagePath);
+    // Kept open: a step resets on the request's path, and open/close is most of the cost.
+    this.maxUsageFile ??= OpenCgroupFile.openForReadWrite(this.maxUsagePath);
+    this.usageFile ??= OpenCgroupFile.openForReading(this.usagePath);
+    this.maxUsageFile.write('0');
+    this.baselineUsageBytes = parseCounter(this.usageFile.read(), this.usagePath);
     this.baselineOomKills = this.readOomKills();
   }
 
   peakBytes(): number {
-    this.maxUsageFile ??= OpenCgroupFile.openForReading(this.maxUsagePath);
+    this.maxUsageFile ??= OpenCgroupFile.openForReadWrite(this.maxUsagePath);
     return counterDelta(parseCounter(this.maxUsageFile.read(), this.maxUsagePath), this.baselineUsageBytes);
   }
 
@@ -71,6 +75,7 @@ export class V1MemoryController {
 
   close(): void {
     this.maxUsageFile?.close();
+    this.usageFile?.close();
     this.oomControlFile?.close();
   }
 

@@ -27,8 +27,9 @@ after(async () => {
   await rt?.close();
 });
 
-/** The files of every job workspace currently mounted under the state dir. */
-function workspaces(): Map<string, string[]> {
+/** The files of every job workspace mounted under the state dir, once closed jobs' workspaces are released. */
+async function workspaces(): Promise<Map<string, string[]>> {
+  await rt.runtime.settled();
   const found = new Map<string, string[]>();
   const runs = join(rt.stateDir, 'runs');
   for (const slot of readdirSync(runs)) {
@@ -56,7 +57,7 @@ test('a new job sees none of the files an earlier job wrote', async () => {
   for (const mark of [...MARKS, ...READ_ONLY_MARKS]) {
     assert.equal(report.get(`read ${mark}`), 'ENOENT', `${mark} survived into another job:\n${explain(second.run)}`);
   }
-  assert.deepEqual([...workspaces().keys()], [], 'finished jobs left workspaces under the state dir');
+  assert.deepEqual([...(await workspaces()).keys()], [], 'finished jobs left workspaces under the state dir');
 });
 
 test("within one job, a run step sees neither the writes nor the tampering of an earlier run step, only the compile step's artifact", async () => {
@@ -68,7 +69,7 @@ test("within one job, a run step sees neither the writes nor the tampering of an
   try {
     const compile = await job.compile();
     assert.equal(compile?.verdict, 'ok', explain(compile));
-    const compiled = workspaces();
+    const compiled = await workspaces();
     assert.deepEqual([...compiled.values()], [['main', 'main.c']], 'the workspace after compile should hold the source and the binary');
 
     const first = await job.run(Buffer.from('write first'));
@@ -79,7 +80,7 @@ test("within one job, a run step sees neither the writes nor the tampering of an
       /^ok \(\d+ bytes, mode 755\)$/,
       `the first run does not see the compiled binary:\n${explain(first)}`,
     );
-    assert.deepEqual(workspaces(), compiled, "the first run's writes reached the job workspace in the host");
+    assert.deepEqual(await workspaces(), compiled, "the first run's writes reached the job workspace in the host");
 
     const second = await job.run(Buffer.from('check'));
     assert.equal(second.verdict, 'ok', explain(second));
@@ -105,5 +106,5 @@ test("within one job, a run step sees neither the writes nor the tampering of an
   } finally {
     job.close();
   }
-  assert.deepEqual([...workspaces().keys()], [], 'the closed job left its workspace under the state dir');
+  assert.deepEqual([...(await workspaces()).keys()], [], 'the closed job left its workspace under the state dir');
 });

@@ -22,6 +22,7 @@ export function describeV1(mountPoints: V1ControllerDirs, parents: V1ControllerD
         },
   );
   checks.push(oomCounterCheck(`${mountPoints.memory}/memory.oom_control`));
+  checks.push(favorDynmodsCheck(Object.values(mountPoints), readText('/proc/self/mountinfo')));
   checks.push({
     name: 'parent',
     ok: true,
@@ -45,6 +46,36 @@ export function describeV1(mountPoints: V1ControllerDirs, parents: V1ControllerD
     );
   }
   return checks;
+}
+
+/**
+ * Moving a process into a v1 cgroup (cgroup.procs) waits for an RCU grace
+ * period, about 11 ms here, whenever no migration happened on the machine
+ * for ~20 ms, unless a hierarchy is mounted with favordynmods (kernel ≥ 6.0),
+ * which keeps the lock it takes in the slow-reader mode for good. Warm slots
+ * pay that wait between requests, so it is advice, not a failure.
+ */
+export function favorDynmodsCheck(mountPoints: readonly string[], mountinfo: string): CgroupCheck {
+  const name = 'favordynmods';
+  const wanted = new Set(mountPoints);
+  const without = new Set<string>();
+  for (const line of mountinfo.split('\n')) {
+    const [mountFields, superFields] = line.split(' - ');
+    const mountPoint = mountFields?.split(' ')[4];
+    if (!mountPoint || !superFields || !wanted.has(mountPoint)) continue;
+    const superOptions = superFields.split(' ')[2]?.split(',') ?? [];
+    if (!superOptions.includes('favordynmods')) without.add(mountPoint);
+  }
+  if (without.size === 0)
+    return { name, ok: true, detail: `${mountPoints.join(', ')} mounted with favordynmods: joining a cgroup does not wait` };
+  return {
+    name,
+    ok: true,
+    detail:
+      `${[...without].join(', ')} mounted without favordynmods: after ~20 ms without a cgroup migration, the next one waits ~11 ms for the kernel (RCU); ` +
+      'warm slots (BRIG_WARM_SLOTS=1) pay it before requests arrive, a cold sandbox on the request path. ' +
+      'To remove it, mount the cgroup v1 hierarchies with -o favordynmods (kernel ≥ 6.0; e.g. mount -o remount,favordynmods <hierarchy>, or in the mount unit that mounts them at boot)',
+  };
 }
 
 function oomCounterCheck(path: string): CgroupCheck {

@@ -203,6 +203,11 @@ export class Runtime {
     return swept;
   }
 
+  /** Slots whose next sandbox is prepared and waiting for its step. */
+  get preparedSandboxes(): number {
+    return this.slots.filter((slot) => slot.sandbox.isReady).length;
+  }
+
   /** Drops a closed submission's workspace without holding up the event loop. */
   releaseInBackground(workspace: Workspace): void {
     const release: Promise<void> = workspace

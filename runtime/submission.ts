@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import { RequestError } from './errors.ts';
+import { RequestError, SandboxError } from './errors.ts';
 import { expandCommand, type LanguageProfile } from './languages/profile.ts';
 import { type Limits, resolveLimits } from './limits.ts';
 import type { StepResult } from './result.ts';
 import type { Runtime, Slot } from './runtime.ts';
 import { runStep, type StepTimings } from './sandbox/step.ts';
+import type { TakenSandbox } from './slots/warm.ts';
 import { mbToBytes } from './units.ts';
 import type { SubmissionFile } from './workspace/files.ts';
 import { Workspace } from './workspace/workspace.ts';
@@ -103,23 +104,34 @@ export class Submission {
     const sources = this.spec.files.map((f) => f.name).filter((n) => this.language.extensions.includes(posix.extname(n).toLowerCase()));
     const argv = [...expandCommand(template, { main: this.main, sources, memoryMb: limits.memoryMb }), ...args];
     const { runtime, slot, spec } = this;
-    const { sandbox, warm } = await slot.sandbox.take();
-    try {
-      return await runStep(
+    const stepSpec = {
+      box: { dir: this.workspace.dir, mode },
+      cwd: BOX,
+      env: { ...BASE_ENV, ...this.language.env },
+      argv,
+      limits,
+      stdin,
+      signal: spec.signal,
+      submittedAt,
+    };
+    const inSandbox = async ({ sandbox, warm }: TakenSandbox) =>
+      runStep(
         sandbox,
-        {
-          box: { dir: this.workspace.dir, mode },
-          cwd: BOX,
-          env: { ...BASE_ENV, ...this.language.env },
-          argv,
-          limits,
-          stdin,
-          signal: spec.signal,
-          submittedAt,
-        },
+        stepSpec,
         runtime.config.cpuQuotaCores,
         spec.onStepTimings && ((timings) => spec.onStepTimings!({ ...timings, warm })),
       );
+    try {
+      const taken = await slot.sandbox.take();
+      try {
+        return await inSandbox(taken);
+      } catch (error) {
+        // A prepared sandbox can die while it waits (killed from outside)
+        // between take() and the go-ahead. Nothing of the program ran: the
+        // step gets one sandbox built for it, as if none had been prepared.
+        if (!taken.warm || !diedBeforeStart(error)) throw error;
+        return await inSandbox(await slot.sandbox.take());
+      }
     } finally {
       // The step's sandbox is gone (its cgroup is empty): the slot prepares its next one.
       slot.sandbox.refill();
@@ -136,6 +148,11 @@ export class Submission {
     this.runtime.releaseInBackground(this.workspace);
     this.runtime.pool.release(this.slot);
   }
+}
+
+/** The step's sandbox ended before its program started, by a kill or a launcher that died. */
+function diedBeforeStart(error: unknown): boolean {
+  return error instanceof SandboxError && (error.code === 'sandbox_killed_before_start' || error.code === 'sandbox_setup_failed');
 }
 
 export interface SubmissionResult {

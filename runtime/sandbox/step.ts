@@ -130,7 +130,7 @@ export async function runStep(
     // nothing of the program ran, so there is no outcome to report, unless
     // the memory limit is what killed it.
     if (end.kind === 'exit' && end.wallUs === null && killedFor === null && usage.oomKills === 0)
-      throw new SandboxError('sandbox_failed', `the sandbox was killed (signal ${end.signal}) before its program started`);
+      throw new SandboxError('sandbox_killed_before_start', `the sandbox was killed (signal ${end.signal}) before its program started`);
     const cpuMs = nsToMs(usage.cpuNs);
     wallMs = Math.round(wallMs);
     return {

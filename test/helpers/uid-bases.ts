@@ -64,6 +64,18 @@ const SLOTS_BY_FILE = {
   'e2e/local-users': availableParallelism(),
   /** Two simulated machines of two slots each: each host gets its own half of the block (the hosts share one kernel). */
   'e2e/several-hosts': 4,
+  /** test/vm (npm run test:vm, inside its VM): named from test/integration, as `../vm/NAME`. */
+  '../vm/verdicts': 1,
+  '../vm/slot-reuse': 1,
+  /** A runtime, and a second process on its state dir that is killed mid-run. */
+  '../vm/sweep': 2,
+  /** A runtime, and `brig doctor` in cgroups that were not delegated. */
+  '../vm/doctor': 2,
+  '../vm/doctor-root': 1,
+  '../vm/placement': 1,
+  '../vm/prepared-sandbox': 1,
+  /** One runtime at a time, one slot: its prepared sandbox is the one the tests look at. */
+  'runtime/warm-slots': 1,
 } as const satisfies Record<string, number>;
 
 export type UidOwner = keyof typeof SLOTS_BY_FILE;

@@ -1,0 +1,149 @@
+/**
+ * Warm slots: after a step, the slot prepares its next sandbox up to the
+ * go-ahead, so the next request pays only for its own part. What must hold:
+ * the next step takes that sandbox; a sandbox runs one program and is never
+ * reused (nothing of one run reaches the next); a prepared sandbox that died
+ * or grew too old is replaced; with warm slots off nothing waits between
+ * steps; and close() leaves nothing behind.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RuntimeConfig } from '../../../runtime/config.ts';
+import { Submission } from '../../../runtime/submission.ts';
+import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
+import { cgroupDirsUnder, isAlive, sandboxLeftovers, waitingInits } from './host-state.ts';
+
+const PREPARE_TIMEOUT_MS = 5000;
+const POLL_MS = 5;
+const MAX_AGE_MS = 300;
+
+async function withRuntime(overrides: Partial<RuntimeConfig>, body: (rt: TestRuntime) => Promise<void>): Promise<void> {
+  const rt = await startTestRuntime('runtime/warm-slots', { slots: 1, ...overrides });
+  try {
+    await body(rt);
+  } finally {
+    await rt.close();
+  }
+}
+
+/** The init of the slot's prepared sandbox, once it is ready. */
+async function waitingInit(rt: TestRuntime): Promise<number> {
+  const deadline = Date.now() + PREPARE_TIMEOUT_MS;
+  for (;;) {
+    const [init, ...more] = waitingInits();
+    assert.deepEqual(more, [], 'one slot prepared more than one sandbox');
+    if (init !== undefined && rt.runtime.preparedSandboxes === 1) return init;
+    if (Date.now() > deadline) throw new Error(`no prepared sandbox after ${PREPARE_TIMEOUT_MS} ms`);
+    await sleep(POLL_MS);
+  }
+}
+
+interface BashRun {
+  stdout: string;
+  warm: boolean | undefined;
+  submitToExecNs: bigint | null | undefined;
+}
+
+async function bash(rt: TestRuntime, script: string): Promise<BashRun> {
+  let warm: boolean | undefined;
+  let submitToExecNs: bigint | null | undefined;
+  const job = await Submission.open(rt.runtime, {
+    language: 'bash',
+    files: [{ name: 'main.sh', content: Buffer.from(script) }],
+    onStepTimings: (t) => {
+      warm = t.warm;
+      submitToExecNs = t.submitToExecNs;
+    },
+  });
+  try {
+    const r = await job.run(Buffer.alloc(0));
+    assert.equal(r.verdict, 'ok', `${r.verdict}: ${r.stderr}`);
+    return { stdout: r.stdout, warm, submitToExecNs };
+  } finally {
+    job.close();
+  }
+}
+
+const MARK_AND_REPORT = `
+for f in /tmp/mark /box/mark /dev/shm/mark; do [ -e "$f" ] && echo "found $f"; done
+echo one > /tmp/mark; echo one > /box/mark; echo one > /dev/shm/mark
+echo "hostname $(hostname)"
+`;
+
+test('the next step takes the sandbox the slot prepared, and says so with its submit-to-exec time', async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    const prepared = await waitingInit(rt);
+    const r = await bash(rt, 'echo hi\n');
+    assert.equal(r.stdout, 'hi\n');
+    assert.equal(r.warm, true, 'the step built its own sandbox although one was prepared');
+    assert.ok(typeof r.submitToExecNs === 'bigint' && r.submitToExecNs > 0n, `submit to exec: ${r.submitToExecNs}`);
+    assert.equal(isAlive(prepared), false, 'the sandbox that ran the step is still there');
+  });
+});
+
+test('a prepared sandbox runs one step and is never reused: nothing of one run reaches the next', async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    const inits: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      inits.push(await waitingInit(rt));
+      const r = await bash(rt, MARK_AND_REPORT);
+      assert.doesNotMatch(r.stdout, /found/, `run ${i} saw files an earlier run wrote:\n${r.stdout}`);
+      assert.equal(r.warm, true);
+    }
+    assert.equal(new Set(inits).size, inits.length, `a sandbox ran two steps: inits ${inits.join(', ')}`);
+    for (const init of inits) assert.equal(isAlive(init), false, `the sandbox of init ${init} outlived its step`);
+  });
+});
+
+test('a prepared sandbox killed while it waits is replaced: the next step still runs', async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    const prepared = await waitingInit(rt);
+    process.kill(prepared, 'SIGKILL');
+    const r = await bash(rt, 'echo after the kill\n');
+    assert.equal(r.stdout, 'after the kill\n');
+    assert.equal(r.warm, false, 'a dead prepared sandbox cannot have run the step');
+    assert.deepEqual(sandboxLeftovers(rt.config), []);
+  });
+});
+
+test('a prepared sandbox left unused for its maximum age is discarded and prepared anew', async () => {
+  await withRuntime({ warmSlots: true, preparedMaxAgeMs: MAX_AGE_MS }, async (rt) => {
+    const first = await waitingInit(rt);
+    await sleep(MAX_AGE_MS * 2);
+    const second = await waitingInit(rt);
+    assert.notEqual(second, first, `the same sandbox waited for more than ${MAX_AGE_MS} ms`);
+    assert.equal(isAlive(first), false, 'the expired sandbox is still alive');
+    const r = await bash(rt, 'echo fresh\n');
+    assert.equal(r.stdout, 'fresh\n');
+    assert.equal(r.warm, true);
+  });
+});
+
+test('with warm slots off, no sandbox waits between steps and each step builds its own', async () => {
+  await withRuntime({ warmSlots: false }, async (rt) => {
+    for (let i = 0; i < 2; i++) {
+      const r = await bash(rt, 'echo cold\n');
+      assert.equal(r.warm, false);
+      assert.deepEqual([...waitingInits()], [], 'a sandbox was prepared with warm slots off');
+    }
+  });
+});
+
+test('close() discards the prepared sandbox: no process, cgroup or mount is left', async () => {
+  const rt = await startTestRuntime('runtime/warm-slots', { slots: 1, warmSlots: true });
+  let prepared: number;
+  try {
+    await bash(rt, 'echo once\n');
+    prepared = await waitingInit(rt);
+  } finally {
+    await rt.runtime.close();
+  }
+  try {
+    assert.equal(isAlive(prepared), false, 'the prepared sandbox outlived close()');
+    assert.deepEqual(sandboxLeftovers(rt.config), []);
+    assert.deepEqual(cgroupDirsUnder(rt.config.cgroupParent), [], 'cgroups are left after close()');
+  } finally {
+    await rt.close();
+  }
+});

@@ -88,20 +88,25 @@ static struct {
   const char *scratch, *hostname, *oom_score_adj;
 } cfg = { .hostname = "brig" };
 
-/* What the go message says: this step's program, workspace and limits. */
-static struct {
-  char *env[MAX_ITEMS + 1]; int n_env;
-  struct rlim rlimits[RLIM_NLIMITS]; int n_rlimits;
-  const char *box, *cwd;
-  int box_rw, box_mode_given;
-  unsigned long long root_bytes, tmp_bytes, wall_ms;
-  char **argv;
-} step = { .cwd = "/box" };
-
-/* The go message as received, and the words it splits into. Static: only the
+/* The go message as received, the words it splits into, and what they say:
+ * this step's program, workspace and limits. The launcher parses its own
+ * copy; init parses into a shared mapping that the program's process, forked
+ * while the sandbox is prepared, reads once init tells it to start. Only the
  * pages a message touches are ever faulted in. */
-static char go_buf[BRIG_MAX_GO_BYTES];
-static char *go_words[BRIG_MAX_GO_WORDS + 1];
+struct go {
+  char buf[BRIG_MAX_GO_BYTES];
+  char *words[BRIG_MAX_GO_WORDS + 1];
+  struct {
+    char *env[MAX_ITEMS + 1]; int n_env;
+    struct rlim rlimits[RLIM_NLIMITS]; int n_rlimits;
+    const char *box, *cwd;
+    int box_rw, box_mode_given;
+    unsigned long long root_bytes, tmp_bytes, wall_ms;
+    char **argv;
+  } step;
+};
+static struct go launcher_go = { .step = { .cwd = "/box" } };
+static struct go *go = &launcher_go;
 
 /* What init and the program tell the launcher, over a private pipe. One
  * struct per write, well under PIPE_BUF, so each arrives whole. */
@@ -206,13 +211,13 @@ static void parse_args(int argc, char **argv) {
 
 /* Splits the go message into its NUL-terminated words. */
 static int split_go(size_t len) {
-  if (!len || go_buf[len - 1]) usage("the go message must be NUL-terminated words");
+  if (!len || go->buf[len - 1]) usage("the go message must be NUL-terminated words");
   int n = 0;
-  for (size_t at = 0; at < len; at += strlen(go_buf + at) + 1) {
+  for (size_t at = 0; at < len; at += strlen(go->buf + at) + 1) {
     if (n >= BRIG_MAX_GO_WORDS) usage("too many words in the go message");
-    go_words[n++] = go_buf + at;
+    go->words[n++] = go->buf + at;
   }
-  go_words[n] = NULL;
+  go->words[n] = NULL;
   return n;
 }
 
@@ -220,44 +225,44 @@ static int split_go(size_t len) {
 static void parse_step(size_t len) {
   int n = split_go(len), i = 0;
   for (; i < n; i++) {
-    const char *o = go_words[i];
+    const char *o = go->words[i];
     if (!strcmp(o, "--")) { i++; break; }
     if (i + 1 >= n) usage("option without value");
-    const char *v = go_words[++i];
+    const char *v = go->words[++i];
     if (!strcmp(o, "--env")) {
-      if (step.n_env >= MAX_ITEMS) usage("too many items");
+      if (go->step.n_env >= MAX_ITEMS) usage("too many items");
       if (!strchr(v, '=')) usage("--env needs NAME=VALUE");
-      step.env[step.n_env++] = (char *)v;
+      go->step.env[go->step.n_env++] = (char *)v;
     } else if (!strcmp(o, "--rlimit")) {
-      if (i + 1 >= n || step.n_rlimits >= RLIM_NLIMITS) usage("--rlimit needs NAME VALUE, once per limit");
-      step.rlimits[step.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_rlimit_value(go_words[++i]) };
+      if (i + 1 >= n || go->step.n_rlimits >= RLIM_NLIMITS) usage("--rlimit needs NAME VALUE, once per limit");
+      go->step.rlimits[go->step.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_rlimit_value(go->words[++i]) };
     }
-    else if (!strcmp(o, "--box")) step.box = v;
+    else if (!strcmp(o, "--box")) go->step.box = v;
     else if (!strcmp(o, "--box-mode")) {
       if (strcmp(v, "rw") && strcmp(v, "overlay")) usage("--box-mode is rw or overlay");
-      step.box_rw = !strcmp(v, "rw");
-      step.box_mode_given = 1;
+      go->step.box_rw = !strcmp(v, "rw");
+      go->step.box_mode_given = 1;
     }
-    else if (!strcmp(o, "--root-bytes")) step.root_bytes = parse_num(v);
-    else if (!strcmp(o, "--tmp-bytes")) step.tmp_bytes = parse_num(v);
-    else if (!strcmp(o, "--wall-ms")) step.wall_ms = parse_num(v);
-    else if (!strcmp(o, "--cwd")) step.cwd = v;
+    else if (!strcmp(o, "--root-bytes")) go->step.root_bytes = parse_num(v);
+    else if (!strcmp(o, "--tmp-bytes")) go->step.tmp_bytes = parse_num(v);
+    else if (!strcmp(o, "--wall-ms")) go->step.wall_ms = parse_num(v);
+    else if (!strcmp(o, "--cwd")) go->step.cwd = v;
     else usage("unknown option");
   }
-  step.argv = go_words + i;
-  step.env[step.n_env] = NULL;
-  if (!step.box || step.box[0] != '/' || !step.box_mode_given || !step.root_bytes || !step.tmp_bytes)
+  go->step.argv = go->words + i;
+  go->step.env[go->step.n_env] = NULL;
+  if (!go->step.box || go->step.box[0] != '/' || !go->step.box_mode_given || !go->step.root_bytes || !go->step.tmp_bytes)
     usage("--box (absolute), --box-mode, --root-bytes and --tmp-bytes are required");
   /* Required, never defaulted: a sandbox without its own wall clock would live
    * as long as the runtime's event loop stays stuck. */
-  if (!step.wall_ms || step.wall_ms > MAX_WALL_MS) usage("--wall-ms must be between 1 and a day");
+  if (!go->step.wall_ms || go->step.wall_ms > MAX_WALL_MS) usage("--wall-ms must be between 1 and a day");
   unsigned set = 0;
-  for (int r = 0; r < step.n_rlimits; r++) {
-    if (set & (1u << step.rlimits[r].resource)) usage("an --rlimit is given twice");
-    set |= 1u << step.rlimits[r].resource;
+  for (int r = 0; r < go->step.n_rlimits; r++) {
+    if (set & (1u << go->step.rlimits[r].resource)) usage("an --rlimit is given twice");
+    set |= 1u << go->step.rlimits[r].resource;
   }
   if (set != (1u << RLIM_NLIMITS) - 1) usage("every rlimit must be given (--rlimit NAME VALUE for each of the 16)");
-  if (!step.argv[0] || step.argv[0][0] != '/') usage("the program must be an absolute path");
+  if (!go->step.argv[0] || go->step.argv[0][0] != '/') usage("the program must be an absolute path");
 }
 
 static void read_filter(struct sock_fprog *prog) {
@@ -521,12 +526,12 @@ static int receive_go(int sock) {
   if (n == 0) _exit(BRIG_EXIT_ABORTED);
   CHECK(n, "receive go");
   struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (n != sizeof len || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)) || len > sizeof go_buf)
+  if (n != sizeof len || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)) || len > sizeof go->buf)
     report_error("malformed go from the launcher", EPROTO);
   int tree;
   memcpy(&tree, CMSG_DATA(c), sizeof tree);
   for (size_t got = 0; got < len;) {
-    ssize_t r = read(sock, go_buf + got, len - got);
+    ssize_t r = read(sock, go->buf + got, len - got);
     if (r == 0) _exit(BRIG_EXIT_ABORTED);
     CHECK(r, "read go");
     got += r;
@@ -540,10 +545,10 @@ static int receive_go(int sock) {
  * layer of an overlay at /box for a run, so that writes vanish with the
  * sandbox. The moved mount keeps the host mount's nosuid and nodev. */
 static void place_box(int tree) {
-  if (step.box_rw) {
+  if (go->step.box_rw) {
     CHECK(syscall(SYS_move_mount, tree, "", AT_FDCWD, "/box", MOVE_MOUNT_F_EMPTY_PATH), "move workspace to /box");
   } else {
-    resize_tmpfs(AT_FDCWD, "/box", step.root_bytes);
+    resize_tmpfs(AT_FDCWD, "/box", go->step.root_bytes);
     CHECK(syscall(SYS_move_mount, tree, "", AT_FDCWD, "/box/" BOX_LOWER, MOVE_MOUNT_F_EMPTY_PATH), "move workspace under /box");
     overlay("/box/" BOX_LOWER, "/box/" BOX_UPPER, "/box/" BOX_WORK, "/box");
   }
@@ -568,31 +573,42 @@ static long long now_us(void) {
  * shares with init; 0 while it has not. */
 static volatile long long *exec_ns;
 
-static void exec_program(const struct sock_fprog *filter) {
+/* The program's process, forked while the sandbox is prepared: what does
+ * not depend on the step (a session, the capability drop, the inner user)
+ * is done before the request arrives, so that the go-ahead pays only for the
+ * limits, the working directory, the filter and the execve. */
+static void program_main(int start_fd, const struct sock_fprog *filter) {
   CHECK(setsid(), "setsid");
   /* Whatever fd the runtime might have leaked stops at this execve. */
   CHECK(syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
-  /* Soft and hard limits are equal, so the program can only lower them
-   * (raising a hard limit takes CAP_SYS_RESOURCE in the host namespace).
-   * Why each value: runtime/launcher/rlimits.ts. */
-  for (int i = 0; i < step.n_rlimits; i++) {
-    struct rlimit rl = { step.rlimits[i].value, step.rlimits[i].value };
-    /* RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later. */
-    if (step.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
-    CHECK(setrlimit(step.rlimits[i].resource, &rl), "setrlimit");
-  }
   /* Drop the bounding set while we still hold CAP_SETPCAP; the uid change
    * below then clears permitted, effective and ambient capabilities. */
   for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
   CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
   CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
-  CHECK(chdir(step.cwd), "chdir cwd");
   CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+
+  /* One byte once init has placed the workspace; EOF: the sandbox is being
+   * discarded unused. The step is in the mapping init shares with us. */
+  char byte;
+  ssize_t n;
+  while ((n = read(start_fd, &byte, 1)) < 0 && errno == EINTR) {}
+  if (n != 1) _exit(BRIG_EXIT_ABORTED);
+  /* Soft and hard limits are equal, so the program can only lower them
+   * (raising a hard limit takes CAP_SYS_RESOURCE in the host namespace).
+   * Why each value: runtime/launcher/rlimits.ts. */
+  for (int i = 0; i < go->step.n_rlimits; i++) {
+    struct rlimit rl = { go->step.rlimits[i].value, go->step.rlimits[i].value };
+    /* RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later. */
+    if (go->step.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
+    CHECK(setrlimit(go->step.rlimits[i].resource, &rl), "setrlimit");
+  }
+  CHECK(chdir(go->step.cwd), "chdir cwd");
   /* Loaded last: from here on only what the profile allows can run, and execve must be among it. */
   CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter), "load seccomp filter");
   /* The vDSO's clock: no syscall, so the filter need not allow one. */
   *exec_ns = now_ns();
-  execve(step.argv[0], step.argv, step.env);
+  execve(go->step.argv[0], go->step.argv, go->step.env);
   report_error("execve", errno);
 }
 
@@ -633,8 +649,8 @@ static void arm_wall_limit(void) {
   struct sigaction on_limit = { .sa_handler = on_wall_limit, .sa_flags = SA_RESTART };
   CHECK(sigaction(SIGALRM, &on_limit, NULL), "sigaction SIGALRM");
   struct itimerval limit = { .it_value = {
-    .tv_sec = step.wall_ms * US_PER_MS / US_PER_S,
-    .tv_usec = step.wall_ms * US_PER_MS % US_PER_S,
+    .tv_sec = go->step.wall_ms * US_PER_MS / US_PER_S,
+    .tv_usec = go->step.wall_ms * US_PER_MS % US_PER_S,
   } };
   CHECK(setitimer(ITIMER_REAL, &limit, NULL), "arm the wall limit");
 }
@@ -664,28 +680,45 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   void *shared = mmap(NULL, sizeof *exec_ns, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) report_error("mmap exec clock", errno);
   exec_ns = shared;
+  shared = mmap(NULL, sizeof *go, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) report_error("mmap go", errno);
+  go = shared;
+  go->step.cwd = "/box";
 
-  /* Prepared: from here on only what the step decides is left to do. */
-  struct report r = { .kind = 'R' };
-  CHECK(write(report_fd, &r, sizeof r), "report ready");
-  int tree = receive_go(go_sock);
-  resize_tmpfs(scratch_fd, "", step.root_bytes);
-  close(scratch_fd);
-  resize_tmpfs(AT_FDCWD, "/tmp", step.tmp_bytes);
-  resize_tmpfs(AT_FDCWD, "/dev/shm", step.tmp_bytes);
-  place_box(tree);
-
-  long long start_us = now_us();
+  int start[2];
+  CHECK(pipe2(start, O_CLOEXEC), "start pipe");
   pid_t program = fork();
   CHECK(program, "fork program");
-  if (program == 0) exec_program(filter);
-  arm_wall_limit();
-
+  if (program == 0) {
+    close(start[1]);
+    close(go_sock);
+    close(scratch_fd);
+    program_main(start[0], filter);
+  }
+  close(start[0]);
   /* Init keeps no copy of the program's pipes: once the program and its
    * descendants are gone, the runtime sees EOF. */
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   CHECK(devnull, "open /dev/null");
   for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
+
+  /* A program process killed while it waits must fail the start with EPIPE, not kill init. */
+  CHECK(sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL), "ignore SIGPIPE");
+
+  /* Prepared: from here on only what the step decides is left to do. */
+  struct report r = { .kind = 'R' };
+  CHECK(write(report_fd, &r, sizeof r), "report ready");
+  int tree = receive_go(go_sock);
+  resize_tmpfs(scratch_fd, "", go->step.root_bytes);
+  close(scratch_fd);
+  resize_tmpfs(AT_FDCWD, "/tmp", go->step.tmp_bytes);
+  resize_tmpfs(AT_FDCWD, "/dev/shm", go->step.tmp_bytes);
+  place_box(tree);
+
+  long long start_us = now_us();
+  CHECK(write(start[1], "G", 1), "start the program");
+  close(start[1]);
+  arm_wall_limit();
 
   for (;;) {
     int status;
@@ -877,7 +910,7 @@ static ssize_t wait_for_go(int report) {
     }
     if (fds[1].revents) return -1;
     if (!fds[0].revents) continue;
-    char *into = got < sizeof header ? (char *)header + got : go_buf + got - sizeof header;
+    char *into = got < sizeof header ? (char *)header + got : go->buf + got - sizeof header;
     ssize_t n = read(BRIG_FD_GO, into, (got < sizeof header ? sizeof header : want) - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail(errno, "read", "go");
@@ -888,15 +921,17 @@ static ssize_t wait_for_go(int report) {
     got += n;
     if (got == sizeof header) {
       uint32_t len = header[0] | header[1] << 8 | header[2] << 16 | (uint32_t)header[3] << 24;
-      if (!len || len > sizeof go_buf) usage("the go message's length is out of bounds");
+      if (!len || len > sizeof go->buf) usage("the go message's length is out of bounds");
       want += len;
     }
   }
   return want - sizeof header;
 }
 
-/* The message and the workspace go to init together; see receive_go. */
-static void send_go(int sock, size_t len, int tree) {
+/* The message and the workspace go to init together; see receive_go.
+ * Returns -1 when init is gone (killed while it waited): the caller then
+ * reports how init ended, as for any sandbox that died before its program. */
+static int send_go(int sock, size_t len, int tree) {
   uint32_t header = len;
   char control[CMSG_SPACE(sizeof(int))] = { 0 };
   struct iovec iov = { .iov_base = &header, .iov_len = sizeof header };
@@ -906,13 +941,18 @@ static void send_go(int sock, size_t len, int tree) {
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &tree, sizeof tree);
-  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != sizeof header) fail(errno, "sendmsg", "go");
+  ssize_t n;
+  while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
+  if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return -1;
+  if (n != sizeof header) fail(n < 0 ? errno : EIO, "sendmsg", "go");
   for (size_t sent = 0; sent < len;) {
-    ssize_t n = send(sock, go_buf + sent, len - sent, MSG_NOSIGNAL);
+    n = send(sock, go->buf + sent, len - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return -1;
     if (n < 0) fail(errno, "send", "go");
     sent += n;
   }
+  return 0;
 }
 
 /* Relays init's reports as status lines until one ends the sandbox. Returns
@@ -1004,9 +1044,9 @@ int main(int argc, char **argv) {
       /* In the host's mount namespace, as host root: a detached copy of the
        * workspace mount, which init then moves into place. The runtime made
        * the path; nothing of a sandbox is followed on the way. */
-      int tree = syscall(SYS_open_tree, AT_FDCWD, step.box, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-      if (tree < 0) fail(errno, "open_tree", step.box);
-      send_go(go_pair[0], len, tree);
+      int tree = syscall(SYS_open_tree, AT_FDCWD, go->step.box, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+      if (tree < 0) fail(errno, "open_tree", go->step.box);
+      if (send_go(go_pair[0], len, tree) < 0) kill(child, SIGKILL);
       close(tree);
       code = relay(report_pipe[0], child);
     }

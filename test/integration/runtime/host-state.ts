@@ -148,21 +148,40 @@ export function childrenOf(pid: number): number[] {
   }
 }
 
+/** The command name of `pid` (from /proc/<pid>/stat), or null once it is gone. */
+function commandName(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  } catch {
+    return null;
+  }
+}
+
+/** A process forked by the launcher that has not exec'd anything yet: init, or a program process still waiting to start. */
+const notExecd = (pid: number) => commandName(pid) === 'brig-launcher';
+
 /**
- * The inits of sandboxes prepared ahead (warm slots) by launchers that
- * `parentPid` started: init is there but no program is, so init has no child.
- * A launcher killed from outside is not `parentPid`'s child any more: its
- * init, if it survived, is not counted here.
+ * Sandboxes prepared ahead (warm slots) by launchers that `parentPid`
+ * started, by their inits: init is there and its one child, the program's
+ * process, has not exec'd yet (it waits for the go-ahead). A launcher killed
+ * from outside is not `parentPid`'s child any more: its init, if it
+ * survived, is not counted here.
  */
 export function waitingInits(parentPid: number = process.pid): Set<number> {
   const inits = childProcessesNamed(parentPid, 'brig-launcher').flatMap(childrenOf);
-  return new Set(inits.filter((init) => isAlive(init) && childrenOf(init).length === 0));
+  return new Set(inits.filter((init) => isAlive(init) && childrenOf(init).every(notExecd)));
 }
 
-/** The launcher (a child of `parentPid`) whose sandbox runs a program now: its init has a child. */
+/** The inits of prepared sandboxes and their waiting program processes. */
+export function preparedSandboxProcesses(parentPid: number = process.pid): Set<number> {
+  return new Set([...waitingInits(parentPid)].flatMap((init) => [init, ...childrenOf(init)]));
+}
+
+/** The launcher (a child of `parentPid`) whose sandbox runs a program now: its init has a child that exec'd. */
 export function launcherRunningAProgram(parentPid: number = process.pid): number | undefined {
   return childProcessesNamed(parentPid, 'brig-launcher').find((launcher) =>
-    childrenOf(launcher).some((init) => childrenOf(init).length > 0),
+    childrenOf(launcher).some((init) => childrenOf(init).some((child) => !notExecd(child))),
   );
 }
 
@@ -171,13 +190,13 @@ export function launcherRunningAProgram(parentPid: number = process.pid): number
  * for its step: what a finished run may have left behind.
  */
 export function sandboxLeftovers(config: Pick<RuntimeConfig, 'uidBase' | 'slots'>): HostProcess[] {
-  const waiting = waitingInits();
+  const waiting = preparedSandboxProcesses();
   return liveHostProcessesOwnedBy(slotHostUids(config)).filter((p) => !waiting.has(p.pid));
 }
 
-/** Processes in the slot cgroups that are not a prepared sandbox's init. */
+/** Processes in the slot cgroups that are not part of a prepared sandbox. */
 export function cgroupLeftovers(parentName: string): number[] {
-  const waiting = waitingInits();
+  const waiting = preparedSandboxProcesses();
   return processesInCgroups(parentName).filter((pid) => !waiting.has(pid));
 }
 

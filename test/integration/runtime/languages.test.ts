@@ -24,7 +24,7 @@ for (const [language, source] of Object.entries(HELLO)) {
     const result = await rt.run(language, source, { stdin: 'world\n' });
     if (result.compile) assert.equal(result.compile.verdict, 'ok', result.compile.stderr);
     assert.ok(result.run);
-    assert.equal(result.run.stdout, 'hello world\n', result.run.stderr);
+    assert.equal(result.run.stdout, 'hello world\n', JSON.stringify(result));
     assert.equal(result.run.verdict, 'ok');
     assert.equal(result.run.exitCode, 0);
     assert.equal(result.run.signal, null);

@@ -50,6 +50,8 @@ export interface ServeProcessOptions {
   stdio?: StdioOptions;
   /** Its own process group, so that a Ctrl-C meant for the script does not reach it and the script can stop it in order. */
   detached?: boolean;
+  /** A Redis of the caller's (REDIS_URL) instead of the private one brig serve starts without it. */
+  redisUrl?: string;
   readyTimeoutMs?: number;
 }
 
@@ -99,7 +101,9 @@ export async function startServeProcess(options: ServeProcessOptions): Promise<S
     BRIG_CGROUP_PARENT: cgroupParent,
     BRIG_UID_BASE: String(options.uidBase),
   };
-  delete env.REDIS_URL; // so that brig serve starts its private Redis in the state dir
+  // Unset, brig serve starts its private Redis in the state dir.
+  if (options.redisUrl === undefined) delete env.REDIS_URL;
+  else env.REDIS_URL = options.redisUrl;
   const child = spawn(process.execPath, [BRIG, 'serve'], {
     env,
     stdio: options.stdio ?? ['ignore', 'inherit', 'inherit'],

@@ -29,7 +29,9 @@ const STALE_PER_CALL = 100;
 // Returns {0, position among the client's runs} when admitted, {1, active runs} over the
 // client cap, {2, bytes already reserved} when the store has no room.
 // Only ZREM/HDEL (never refused for memory) run before the checks.
-const admit = new LuaScript(`
+const admit = new LuaScript(
+  'admit',
+  `
 local now = tonumber(ARGV[1])
 local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, ${STALE_PER_CALL})
 for _, id in ipairs(stale) do
@@ -50,7 +52,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4] .. ' ' .. ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 return {0, active + 1}
-`);
+`,
+);
 
 /**
  * The Lua that gives a run's admission back, for the scripts that end a
@@ -74,8 +77,11 @@ redis.call('ZREM', KEYS[${first + 1}], ${id})`;
 /** The keys releaseLua needs, in its order. */
 export const RELEASE_KEYS = [keys.reservations, keys.reservationExpiry];
 
-const release = new LuaScript(`${releaseLua(1, 'ARGV[1]')}
-return 1`);
+const release = new LuaScript(
+  'release',
+  `${releaseLua(1, 'ARGV[1]')}
+return 1`,
+);
 
 export type Admission =
   | { admitted: true; position: number }

@@ -144,11 +144,23 @@ export async function scanKeys(client: Redis, pattern: string, batch = 200): Pro
   return [...found];
 }
 
+/** Every LuaScript made in this process, by SHA: what MONITOR or SLOWLOG shows as `evalsha <sha>` is named by it. */
+const scriptNames = new Map<string, string>();
+
+/** The name of a LuaScript of this process by its SHA, or undefined. */
+export function luaScriptName(sha: string): string | undefined {
+  return scriptNames.get(sha);
+}
+
 /** A Lua script run by its SHA (EVALSHA), loaded on the first NOSCRIPT. */
 export class LuaScript {
   readonly sha: string;
-  constructor(readonly source: string) {
+  constructor(
+    readonly name: string,
+    readonly source: string,
+  ) {
     this.sha = createHash('sha1').update(source).digest('hex');
+    scriptNames.set(this.sha, name);
   }
 
   async run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {

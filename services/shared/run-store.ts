@@ -29,30 +29,39 @@ const FULL_RETRY_DELAYS_MS = [100, 250, 500, 1_000, 2_000, 4_000];
 
 // Sets KEYS[1] to ARGV[2] only if it still holds ARGV[1]; keeps the key's TTL.
 // With ARGV[4] = '1' the new record is final and the run's admission is released.
-const compareAndSet = new LuaScript(`
+const compareAndSet = new LuaScript(
+  'compare-and-set',
+  `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 if ARGV[4] == '1' then ${releaseLua(2, 'ARGV[3]')}
 end
 return 1
-`);
+`,
+);
 
 // The worker's writes, each only while its job lock (KEYS[2], or KEYS[4] for the final one)
 // still holds its token (ARGV[3], or ARGV[4]); 0 when it does not, and nothing is written.
 // A record that is not final (KEYS[1]), with its TTL.
-const writeHeld = new LuaScript(`
+const writeHeld = new LuaScript(
+  'write-held',
+  `
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
-`);
+`,
+);
 
 // The final record (KEYS[1]) with its TTL, and the run's admission released.
-const writeFinal = new LuaScript(`
+const writeFinal = new LuaScript(
+  'write-final',
+  `
 if redis.call('GET', KEYS[4]) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 ${releaseLua(2, 'ARGV[3]')}
 return 1
-`);
+`,
+);
 
 /**
  * A BullMQ job's lock as the worker that processes it holds it: the key and

@@ -11,11 +11,14 @@ const WINDOW_MS = 60_000;
 const EXPIRY_SLACK_MS = 5_000;
 
 // INCR and the expiry in one step: a crash between the two cannot leave a counter that never expires.
-const countRequest = new LuaScript(`
+const countRequest = new LuaScript(
+  'count-request',
+  `
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return count
-`);
+`,
+);
 
 /**
  * A fixed-window limit of perMinute requests per API key (or per client

@@ -26,6 +26,7 @@ import { leaseSlots, type SlotLease, tryLeaseSlot } from './slots/lease.ts';
 import { SlotPool } from './slots/pool.ts';
 import { SlotSandbox } from './slots/warm.ts';
 import { MNT_DETACH, unmount } from './system/libc.ts';
+import { mbToBytes } from './units.ts';
 import type { Workspace } from './workspace/workspace.ts';
 
 /** A leased slot with the cgroup it runs its steps in. */
@@ -118,7 +119,13 @@ export class Runtime {
       mkdirSync(runsDir, { recursive: true, mode: STATE_DIR_MODE });
       sweepWorkspaces(runsDir);
       const cgroup = cgroups.open(lease.name);
-      const spec = { image, scratchDir, rootHostId: lease.rootHostId, userHostId: lease.userHostId };
+      const spec = {
+        image,
+        scratchDir,
+        rootHostId: lease.rootHostId,
+        userHostId: lease.userHostId,
+        tmpfsBytes: mbToBytes(config.defaults.diskMb),
+      };
       return { lease, cgroup, runsDir, sandbox: new SlotSandbox(() => PreparedSandbox.prepare(host, cgroup, spec), warm) };
     });
     for (const slot of slots) slot.sandbox.refill();

@@ -13,6 +13,8 @@ export interface SandboxSpec {
   rootHostId: number;
   userHostId: number;
   cgroupDirs: string[];
+  /** Size of the sandbox's writable tmpfs mounts while it waits: the slot's default disk limit, so a default step need not resize them. */
+  tmpfsBytes: number;
 }
 
 /** What one step decides: the go message, sent when the request is there. */
@@ -43,6 +45,8 @@ export function launcherArgs(spec: SandboxSpec): string[] {
     spec.scratchDir,
     '--oom-score-adj',
     String(SANDBOX_OOM_SCORE_ADJ),
+    '--tmpfs-bytes',
+    String(spec.tmpfsBytes),
   ];
   for (const lower of spec.image.lowers) args.push('--lower', lower);
   for (const bind of spec.image.binds) args.push('--bind-ro', bind.source, bind.target);
@@ -56,9 +60,8 @@ const GO_LENGTH_BYTES = 4;
 
 /** The go message's words (see launcher.c parse_step), in order. */
 export function goWords(spec: GoSpec): string[] {
+  // The workspace itself goes with the message, as a mount fd (PreparedSandbox.go).
   const words = [
-    '--box',
-    spec.box.dir,
     '--box-mode',
     spec.box.mode,
     '--cwd',
@@ -78,7 +81,7 @@ export function goWords(spec: GoSpec): string[] {
 }
 
 /**
- * The go message as the launcher reads it: the length (4 bytes, little-endian),
+ * The go message as init reads it: the length (4 bytes, little-endian),
  * then each word NUL-terminated. A word
  * holding a NUL would split in two there, so it is refused here, whatever the
  * API let through; so is a message the launcher would refuse for its size.

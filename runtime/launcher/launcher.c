@@ -60,10 +60,10 @@
 #define DEV_TMPFS_OPTS "size=65536,mode=0755"
 /* A masked directory: an empty tmpfs, mounted read-only, with room for nothing. */
 #define MASK_TMPFS_OPTS "size=4k,nr_inodes=1,mode=0555"
-/* The writable tmpfs mounts are made small while the sandbox is prepared and
- * sized to the step's limits at go (resize_tmpfs), so a prepared sandbox fits
- * any request. */
-#define PREPARED_TMPFS_BYTES "1048576"
+/* The writable tmpfs mounts are made at --tmpfs-bytes (the slot's default
+ * disk limit) while the sandbox is prepared, and resized at go only for a
+ * step whose limit differs (resize_tmpfs), so a prepared sandbox fits any
+ * request and the common one pays nothing for it. */
 #define OOM_SCORE_ADJ_MIN (-1000)
 #define OOM_SCORE_ADJ_MAX 1000
 /* A day: far above any wall limit a judge grants, and small enough that the
@@ -86,27 +86,27 @@ static struct {
   const char *masks[MAX_PATHS]; int n_masks;
   const char *read_only[MAX_PATHS]; int n_read_only;
   const char *scratch, *hostname, *oom_score_adj;
+  unsigned long long tmpfs_bytes;
 } cfg = { .hostname = "brig" };
 
 /* The go message as received, the words it splits into, and what they say:
- * this step's program, workspace and limits. The launcher parses its own
- * copy; init parses into a shared mapping that the program's process, forked
- * while the sandbox is prepared, reads once init tells it to start. Only the
- * pages a message touches are ever faulted in. */
+ * this step's program, workspace mode and limits. Init receives it into a
+ * mapping it shares with the program's process (forked while the sandbox is
+ * prepared), which reads it once init tells it to start. Only the pages a
+ * message touches are ever faulted in. */
 struct go {
   char buf[BRIG_MAX_GO_BYTES];
   char *words[BRIG_MAX_GO_WORDS + 1];
   struct {
     char *env[MAX_ITEMS + 1]; int n_env;
     struct rlim rlimits[RLIM_NLIMITS]; int n_rlimits;
-    const char *box, *cwd;
+    const char *cwd;
     int box_rw, box_mode_given;
     unsigned long long root_bytes, tmp_bytes, wall_ms;
     char **argv;
   } step;
 };
-static struct go launcher_go = { .step = { .cwd = "/box" } };
-static struct go *go = &launcher_go;
+static struct go *go;
 
 /* What init and the program tell the launcher, over a private pipe. One
  * struct per write, well under PIPE_BUF, so each arrives whole. */
@@ -194,6 +194,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(o, "--oom-score-adj")) cfg.oom_score_adj = v;
     else if (!strcmp(o, "--scratch")) cfg.scratch = v;
     else if (!strcmp(o, "--hostname")) cfg.hostname = v;
+    else if (!strcmp(o, "--tmpfs-bytes")) cfg.tmpfs_bytes = parse_num(v);
     else usage("unknown option");
 #undef ADD
   }
@@ -204,6 +205,7 @@ static void parse_args(int argc, char **argv) {
   /* Required, never defaulted: without it the host's OOM killer could pick
    * the worker or Redis before a sandbox that is eating the machine's memory. */
   if (!cfg.oom_score_adj) usage("--oom-score-adj is required");
+  if (!cfg.tmpfs_bytes) usage("--tmpfs-bytes is required");
   char *end;
   long adj = strtol(cfg.oom_score_adj, &end, 10);
   if (*end || !*cfg.oom_score_adj || adj < OOM_SCORE_ADJ_MIN || adj > OOM_SCORE_ADJ_MAX) usage("--oom-score-adj must be between -1000 and 1000");
@@ -237,7 +239,6 @@ static void parse_step(size_t len) {
       if (i + 1 >= n || go->step.n_rlimits >= RLIM_NLIMITS) usage("--rlimit needs NAME VALUE, once per limit");
       go->step.rlimits[go->step.n_rlimits++] = (struct rlim){ rlimit_resource(v), parse_rlimit_value(go->words[++i]) };
     }
-    else if (!strcmp(o, "--box")) go->step.box = v;
     else if (!strcmp(o, "--box-mode")) {
       if (strcmp(v, "rw") && strcmp(v, "overlay")) usage("--box-mode is rw or overlay");
       go->step.box_rw = !strcmp(v, "rw");
@@ -251,8 +252,8 @@ static void parse_step(size_t len) {
   }
   go->step.argv = go->words + i;
   go->step.env[go->step.n_env] = NULL;
-  if (!go->step.box || go->step.box[0] != '/' || !go->step.box_mode_given || !go->step.root_bytes || !go->step.tmp_bytes)
-    usage("--box (absolute), --box-mode, --root-bytes and --tmp-bytes are required");
+  if (!go->step.box_mode_given || !go->step.root_bytes || !go->step.tmp_bytes)
+    usage("--box-mode, --root-bytes and --tmp-bytes are required");
   /* Required, never defaulted: a sandbox without its own wall clock would live
    * as long as the runtime's event loop stays stuck. */
   if (!go->step.wall_ms || go->step.wall_ms > MAX_WALL_MS) usage("--wall-ms must be between 1 and a day");
@@ -433,7 +434,9 @@ static int build_rootfs(void) {
 
   /* One capped tmpfs holds the root's writable layer, so whatever the program
    * writes lives in memory and vanishes with this mount namespace. */
-  CHECK(mount("tmpfs", cfg.scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=" PREPARED_TMPFS_BYTES ",mode=0755"), "mount scratch tmpfs");
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%llu,mode=0755", cfg.tmpfs_bytes);
+  CHECK(mount("tmpfs", cfg.scratch, "tmpfs", MS_NOSUID | MS_NODEV, opts), "mount scratch tmpfs");
   int scratch_fd = open(cfg.scratch, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   CHECK(scratch_fd, "open scratch tmpfs");
   /* Overlay options show up in /proc/self/mountinfo. Binding every layer
@@ -454,14 +457,15 @@ static int build_rootfs(void) {
   /* /box is a staging tmpfs until go: the step's workspace then lands on it
    * (read-write), or the overlay over the workspace does (its upper and work
    * dirs live here, under it). Either way the staging is covered. */
-  tmpfs(in_root("/box", a), "size=" PREPARED_TMPFS_BYTES ",mode=0755", MS_NOSUID | MS_NODEV);
+  tmpfs(in_root("/box", a), opts, MS_NOSUID | MS_NODEV);
   mkdir_p(in_root("/box/" BOX_LOWER, b));
   mkdir_p(in_root("/box/" BOX_WORK, b));
   mkdir_p(in_root("/box/" BOX_UPPER, b));
   /* The overlay's top directory takes the upper dir's owner: the program's. */
   CHECK(chown(b, BRIG_INNER_UID, BRIG_INNER_GID), "chown box upper");
 
-  tmpfs(in_root("/tmp", a), "size=" PREPARED_TMPFS_BYTES ",mode=1777", MS_NOSUID | MS_NODEV);
+  snprintf(opts, sizeof opts, "size=%llu,mode=1777", cfg.tmpfs_bytes);
+  tmpfs(in_root("/tmp", a), opts, MS_NOSUID | MS_NODEV);
 
   /* A minimal /dev: no mknod in a user namespace, so the few harmless host
    * devices are bind-mounted onto empty files. */
@@ -476,7 +480,7 @@ static int build_rootfs(void) {
     { "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
   };
   for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) CHECK(symlink(links[i][0], in_root(links[i][1], a)), "dev symlink");
-  tmpfs(in_root("/dev/shm", a), "size=" PREPARED_TMPFS_BYTES ",mode=1777", MS_NOSUID | MS_NODEV);
+  tmpfs(in_root("/dev/shm", a), opts, MS_NOSUID | MS_NODEV);
 
   /* We are pid 1 of a new pid namespace, so this /proc shows only the
    * sandbox; hidepid=2 also hides init (inner root) from the program. */
@@ -505,6 +509,7 @@ static int build_rootfs(void) {
  * reconfiguration changes the size alone, never the mount's flags. The
  * sandbox's user namespace owns these tmpfs, so inner root may do it. */
 static void resize_tmpfs(int dirfd, const char *path, unsigned long long bytes) {
+  if (bytes == cfg.tmpfs_bytes) return; /* made at this size */
   char size[32];
   snprintf(size, sizeof size, "%llu", bytes);
   int fs = syscall(SYS_fspick, dirfd, path, FSPICK_CLOEXEC | FSPICK_SYMLINK_NOFOLLOW | FSPICK_NO_AUTOMOUNT | (*path ? 0 : FSPICK_EMPTY_PATH));
@@ -514,9 +519,9 @@ static void resize_tmpfs(int dirfd, const char *path, unsigned long long bytes) 
   close(fs);
 }
 
-/* The launcher sends the go message's length and, with it, the workspace as
- * a detached mount (open_tree in the host's mount namespace, which init can
- * no longer reach); then the message. EOF instead: the runtime gave up. */
+/* The runtime sends the go message's length and, with it, the workspace as a
+ * detached mount (open_tree in the host's mount namespace, which init can no
+ * longer reach); then the message. EOF instead: the runtime gave up. */
 static int receive_go(int sock) {
   uint32_t len;
   char control[CMSG_SPACE(sizeof(int))];
@@ -526,8 +531,9 @@ static int receive_go(int sock) {
   if (n == 0) _exit(BRIG_EXIT_ABORTED);
   CHECK(n, "receive go");
   struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (n != sizeof len || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)) || len > sizeof go->buf)
-    report_error("malformed go from the launcher", EPROTO);
+  if (n != sizeof len || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)) ||
+      len > sizeof go->buf)
+    report_error("malformed go message", EPROTO);
   int tree;
   memcpy(&tree, CMSG_DATA(c), sizeof tree);
   for (size_t got = 0; got < len;) {
@@ -899,62 +905,6 @@ static void join_cgroups(pid_t child) {
  * needs no EOF: closing a pipe can lag behind the write in the runtime's event
  * loop. Returns the words' length; 0 when fd 4 closed before a message began
  * (the runtime gave up on this sandbox); -1 when init spoke or died first. */
-static ssize_t wait_for_go(int report) {
-  unsigned char header[sizeof(uint32_t)];
-  size_t got = 0, want = sizeof header;
-  struct pollfd fds[2] = { { .fd = BRIG_FD_GO, .events = POLLIN }, { .fd = report, .events = POLLIN } };
-  while (got < want) {
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue; /* SIGTERM killed init: its pipe says so next */
-      fail(errno, "poll", "go");
-    }
-    if (fds[1].revents) return -1;
-    if (!fds[0].revents) continue;
-    char *into = got < sizeof header ? (char *)header + got : go->buf + got - sizeof header;
-    ssize_t n = read(BRIG_FD_GO, into, (got < sizeof header ? sizeof header : want) - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(errno, "read", "go");
-    if (n == 0) {
-      if (got) usage("the go message ended early");
-      return 0;
-    }
-    got += n;
-    if (got == sizeof header) {
-      uint32_t len = header[0] | header[1] << 8 | header[2] << 16 | (uint32_t)header[3] << 24;
-      if (!len || len > sizeof go->buf) usage("the go message's length is out of bounds");
-      want += len;
-    }
-  }
-  return want - sizeof header;
-}
-
-/* The message and the workspace go to init together; see receive_go.
- * Returns -1 when init is gone (killed while it waited): the caller then
- * reports how init ended, as for any sandbox that died before its program. */
-static int send_go(int sock, size_t len, int tree) {
-  uint32_t header = len;
-  char control[CMSG_SPACE(sizeof(int))] = { 0 };
-  struct iovec iov = { .iov_base = &header, .iov_len = sizeof header };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &tree, sizeof tree);
-  ssize_t n;
-  while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
-  if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return -1;
-  if (n != sizeof header) fail(n < 0 ? errno : EIO, "sendmsg", "go");
-  for (size_t sent = 0; sent < len;) {
-    n = send(sock, go->buf + sent, len - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return -1;
-    if (n < 0) fail(errno, "send", "go");
-    sent += n;
-  }
-  return 0;
-}
-
 /* Relays init's reports as status lines until one ends the sandbox. Returns
  * the launcher's exit code, or -1 after "ready" (the caller waits for go). */
 static int relay(int report, pid_t child) {
@@ -979,7 +929,7 @@ static int relay(int report, pid_t child) {
 
 int main(int argc, char **argv) {
   struct sock_fprog filter;
-  int sync_pipe[2], report_pipe[2], go_pair[2];
+  int sync_pipe[2], report_pipe[2];
 
   /* The runtime dying must take every sandbox with it. */
   pid_t runtime = getppid();
@@ -991,7 +941,6 @@ int main(int argc, char **argv) {
    * (unmapped, but still honoured by permission checks on host files). */
   if (setgroups(0, NULL) < 0) fail(errno, "setgroups", "drop");
   if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0) fail(errno, "pipe", "create");
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_pair) < 0) fail(errno, "socketpair", "go");
   int cgroup_fd = cgroup2_dir();
 
   become_slot_owner();
@@ -999,15 +948,13 @@ int main(int argc, char **argv) {
   pid_t child = clone_sandbox(cgroup_fd, &placed);
   int clone_errno = errno;
   if (child == 0) {
-    close(BRIG_FD_GO);
     close(BRIG_FD_STATUS);
     close(sync_pipe[1]);
     close(report_pipe[0]);
-    close(go_pair[0]);
     if (cgroup_fd >= 0) close(cgroup_fd);
     report_fd = report_pipe[1];
     in_sandbox = 1;
-    init_main(sync_pipe[0], go_pair[1], &filter);
+    init_main(sync_pipe[0], BRIG_FD_GO, &filter);
     _exit(BRIG_EXIT_SETUP);
   }
 
@@ -1018,7 +965,9 @@ int main(int argc, char **argv) {
   if (sigaction(SIGTERM, &stop, NULL) < 0) { kill(child, SIGKILL); fail(errno, "sigaction", "SIGTERM"); }
   close(sync_pipe[0]);
   close(report_pipe[1]);
-  close(go_pair[1]);
+  /* The go socket is init's alone: the runtime's message and its closing
+   * reach init without waking us. */
+  close(BRIG_FD_GO);
   if (cgroup_fd >= 0) close(cgroup_fd);
   /* Hold no copy of the program's stdio: the runtime waits for their EOF. */
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -1032,25 +981,7 @@ int main(int argc, char **argv) {
   if (write(sync_pipe[1], "M", 1) != 1) fail(errno, "write", "sync pipe");
 
   int code = relay(report_pipe[0], child);
-  if (code < 0) {
-    ssize_t len = wait_for_go(report_pipe[0]);
-    if (len == 0) {
-      kill(child, SIGKILL);
-      code = BRIG_EXIT_ABORTED;
-    } else if (len < 0) {
-      code = relay(report_pipe[0], child);
-    } else {
-      parse_step(len);
-      /* In the host's mount namespace, as host root: a detached copy of the
-       * workspace mount, which init then moves into place. The runtime made
-       * the path; nothing of a sandbox is followed on the way. */
-      int tree = syscall(SYS_open_tree, AT_FDCWD, go->step.box, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-      if (tree < 0) fail(errno, "open_tree", go->step.box);
-      if (send_go(go_pair[0], len, tree) < 0) kill(child, SIGKILL);
-      close(tree);
-      code = relay(report_pipe[0], child);
-    }
-  }
+  if (code < 0) code = relay(report_pipe[0], child); /* ready: now the step's end */
   int status;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
   /* Init killed from outside (the OOM killer, say) before it could report. */

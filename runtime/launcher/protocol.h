@@ -8,29 +8,31 @@
  *   prepare  argv says what every sandbox of the slot shares: id maps, image
  *            layers, masks, cgroups. The launcher builds the sandbox up to its
  *            go-ahead and reports "ready".
- *   go       the runtime writes the go message to fd 4 and closes it: the
- *            step's program, workspace and limits. The sandbox runs it once,
- *            and is never used again.
+ *   go       the runtime sends the go message on fd 4, which only the
+ *            sandbox's init holds (the launcher closes its copy), and closes
+ *            it: the step's program, workspace and limits. The sandbox runs
+ *            it once, and is never used again.
  *
  * File descriptors the runtime hands to the launcher:
  *   0,1,2  the program's stdin, stdout and stderr (pipes)
  *   3      the seccomp filter: a regular file holding struct sock_filter[]
- *   4      go: the go message. EOF before one aborts the sandbox before
- *          anything runs.
+ *   4      go: a unix stream socket for the go message, read by init. EOF
+ *          before one aborts the sandbox before anything runs.
  *   5      status: the launcher writes text lines, one event each
  *
  * argv: options only ("--map-root", "--map-user", "--scratch", "--lower",
  * "--bind-ro", "--ro", "--mask", "--cgroup", "--oom-score-adj",
- * "--hostname"); runtime/launcher/args.ts builds it and launcher.c
+ * "--tmpfs-bytes", "--hostname"); runtime/launcher/args.ts builds it and launcher.c
  * parse_args() reads it. "--mask PATH" and "--ro PATH" name paths inside the
  * sandbox, applied after pivot_root.
  *
- * The go message: its length in bytes (4 bytes, little-endian), then that
+ * The go message: its length in bytes (4 bytes, little-endian), sent with the
+ * workspace as one file descriptor (SCM_RIGHTS): a detached copy of its host
+ * mount (open_tree OPEN_TREE_CLONE), which init moves to /box. Then that
  * many bytes of NUL-terminated words, at most BRIG_MAX_GO_BYTES and
  * BRIG_MAX_GO_WORDS: options, then "--" and the program's absolute path and
  * arguments (runtime/launcher/args.ts goMessage(), launcher.c parse_step()).
- * Required: "--box PATH" (the workspace, a host mount the launcher moves into
- * the sandbox), "--box-mode rw|overlay", "--root-bytes N", "--tmp-bytes N",
+ * Required: "--box-mode rw|overlay", "--root-bytes N", "--tmp-bytes N",
  * "--wall-ms N", and "--rlimit NAME VALUE" once for each of the kernel's 16
  * RLIMIT_* (VALUE a number or "unlimited"); "--env NAME=VALUE" and "--cwd
  * DIR" are optional. N ms after the program starts, init kills every process

@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import type { RunCgroup } from '../cgroups/manager.ts';
@@ -5,6 +6,8 @@ import { launcherArgs, type SandboxSpec } from '../launcher/args.ts';
 import { type LauncherExit, launcherFailure } from '../launcher/failure.ts';
 import { FD_GO, FD_STATUS } from '../launcher/protocol.ts';
 import { type StatusOrEof, StatusReader } from '../launcher/status.ts';
+import { sendWithFd } from '../system/fd-passing.ts';
+import { openTreeClone } from '../system/libc.ts';
 import { type SpawnedProcess, spawnProcess } from '../system/spawn.ts';
 
 /** Building a sandbox takes milliseconds; this long means something is stuck. */
@@ -18,12 +21,11 @@ export interface SandboxHost {
   seccompFd: number;
 }
 
-/** The launcher's pipes: the program's stdio, the go message and the status lines. */
+/** The launcher's pipes: the program's stdio. */
 export interface SandboxStreams {
   stdin: Writable;
   stdout: Readable;
   stderr: Readable;
-  go: Writable;
 }
 
 /**
@@ -37,6 +39,8 @@ export class PreparedSandbox {
   /** performance.now() when it became ready. */
   readonly readyAt = performance.now();
   private used = false;
+  /** Our end of init's go socket; -1 once closed. */
+  private goSocket: number;
 
   private constructor(
     private readonly launcher: SpawnedProcess,
@@ -45,7 +49,9 @@ export class PreparedSandbox {
     /** Resolves once the launcher has exited and been reaped. */
     readonly exited: Promise<LauncherExit>,
     readonly cgroup: RunCgroup,
-  ) {}
+  ) {
+    this.goSocket = launcher.sockets.get(FD_GO)!;
+  }
 
   /**
    * Spawns the launcher and waits until the sandbox is ready. The slot's
@@ -58,17 +64,16 @@ export class PreparedSandbox {
     const launcher = spawnProcess(
       host.launcherPath,
       [host.launcherPath, ...launcherArgs({ ...spec, cgroupDirs: cgroup.dirs })],
-      ['in', 'out', 'out', { shared: host.seccompFd }, 'in', 'out'],
+      ['in', 'out', 'out', { shared: host.seccompFd }, 'socket', 'out'],
     );
-    const [stdin, stdout, stderr, go, statusStream] = [0, 1, 2, FD_GO, FD_STATUS].map((fd) => launcher.streams.get(fd)!);
+    const [stdin, stdout, stderr, statusStream] = [0, 1, 2, FD_STATUS].map((fd) => launcher.streams.get(fd)!);
     stdin!.on('error', () => {}); // the program may exit without reading its input
-    go!.on('error', () => {});
     const status = new StatusReader(statusStream as Readable);
     // The launcher holds the status fd until it exits: its EOF is our cue to reap.
     const exited = status.closed.then(() => launcher.reap());
     const sandbox = new PreparedSandbox(
       launcher,
-      { stdin: stdin as Writable, stdout: stdout as Readable, stderr: stderr as Readable, go: go as Writable },
+      { stdin: stdin as Writable, stdout: stdout as Readable, stderr: stderr as Readable },
       status,
       exited,
       cgroup,
@@ -86,7 +91,31 @@ export class PreparedSandbox {
       await cgroup.waitEmpty(LAUNCHER_KILL_GRACE_MS).catch(() => cgroup.killAll());
       throw launcherFailure(first, how, null);
     }
+    // Counted from here: what the step runs. The sandbox's own setup, done
+    // by now, is not the program's, and nothing runs while it waits.
+    try {
+      cgroup.resetCounters();
+    } catch (error) {
+      await sandbox.discard();
+      throw error;
+    }
     return sandbox;
+  }
+
+  /**
+   * The go-ahead, straight to init: the message, and with it a detached copy
+   * of the workspace mount (made here, in the host's mount namespace, where
+   * init can no longer look). Then the socket is closed. A sandbox found dead
+   * here is not an error of ours: the launcher reports how init ended.
+   */
+  go(message: Buffer, workspaceDir: string): void {
+    const tree = openTreeClone(workspaceDir);
+    try {
+      sendWithFd(this.goSocket, message, tree);
+    } finally {
+      closeSync(tree);
+      this.closeGoSocket();
+    }
   }
 
   /** Marks it used; a sandbox runs one step and is never handed out again. */
@@ -120,7 +149,15 @@ export class PreparedSandbox {
     await this.cgroup.waitEmpty(LAUNCHER_KILL_GRACE_MS).catch(() => this.cgroup.killAll());
   }
 
+  /** Closes our ends of its pipes and of its go socket (init, still waiting, then gives up). */
   destroyStreams(): void {
-    for (const stream of [this.streams.stdin, this.streams.stdout, this.streams.stderr, this.streams.go]) stream.destroy();
+    for (const stream of [this.streams.stdin, this.streams.stdout, this.streams.stderr]) stream.destroy();
+    this.closeGoSocket();
+  }
+
+  private closeGoSocket(): void {
+    if (this.goSocket < 0) return;
+    closeSync(this.goSocket);
+    this.goSocket = -1;
   }
 }

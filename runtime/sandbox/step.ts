@@ -35,8 +35,9 @@ export interface StepTimings {
 type KillReason = 'time_limit' | 'output_limit' | 'cancelled';
 
 /**
- * One step in a prepared sandbox: set the limits, reset the cgroup's
- * counters, send the go message (workspace, limits, program), enforce the
+ * One step in a prepared sandbox (its cgroup's counters were reset when it
+ * became ready): set the limits, send the go message (workspace, limits,
+ * program), enforce the
  * limits while it runs, and account for it from the kernel's counters once
  * the sandbox is gone. Resolves with a result for every program outcome;
  * rejects with SandboxError only when Brig itself failed, CancelledError on
@@ -50,7 +51,7 @@ export async function runStep(
 ): Promise<StepResult> {
   sandbox.claim();
   const { cgroup, status, exited } = sandbox;
-  const { stdin, stdout, stderr, go } = sandbox.streams;
+  const { stdin, stdout, stderr } = sandbox.streams;
 
   let killedFor: KillReason | null = null;
   // Timers and stream callbacks have no caller to throw to: a host failure
@@ -80,9 +81,8 @@ export async function runStep(
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     const message = goMessage(spec);
     cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
-    cgroup.resetCounters();
     const goAt = performance.now();
-    go.end(message);
+    sandbox.go(message, spec.box.dir);
     stdin.end(spec.stdin);
     // The sandbox's init enforces the wall limit too (--wall-ms), so it holds
     // while this event loop is stuck; whichever fires first ends the run.

@@ -11,6 +11,7 @@ interface Libc {
   flock(fd: number, operation: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
   lgetxattr(path: string, name: string, value: Buffer, size: number): number;
+  syscall(number: number, ...typedArgs: unknown[]): number | bigint;
 }
 
 export const MNT_DETACH = 2;
@@ -40,6 +41,7 @@ function load(): Libc {
     flock: lib.func('int flock(int fd, int operation)'),
     lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
     lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)'),
+    syscall: lib.func('long syscall(long number, ...)'),
   };
   return libc;
 }
@@ -82,6 +84,25 @@ export function unmountOffThread(target: string, flags: number): Promise<void> {
 /** Sets an extended attribute of path itself (a symlink is not followed). */
 export function setXattr(path: string, name: string, value: Buffer): void {
   if (load().lsetxattr(path, name, value, value.length, 0) !== 0) throw errnoError('lsetxattr', path, koffi.errno());
+}
+
+const SYS_OPEN_TREE = 428;
+const AT_FDCWD = -100;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/**
+ * open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path`
+ * (a path Brig made; its last component is not followed if a symlink), as
+ * an fd another mount namespace can move into place. Kernel ≥ 5.2.
+ */
+export function openTreeClone(path: string): number {
+  const fd = Number(
+    load().syscall(SYS_OPEN_TREE, 'int', AT_FDCWD, 'str', path, 'uint', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW),
+  );
+  if (fd < 0) throw errnoError('open_tree', path, koffi.errno());
+  return fd;
 }
 
 /** An extended attribute of path itself, or null when it has none of that name (ENODATA). */

@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import koffi from 'koffi';
 import { SandboxError } from '../errors.ts';
+import { socketPair } from './fd-passing.ts';
 import { libcLibrary } from './libc.ts';
 
 /**
@@ -85,13 +86,19 @@ function load(): Libc {
   return libc;
 }
 
-/** A pipe end the child gets ('in': the child reads, 'out': the child writes), or an fd of ours to share. */
-export type ChildFd = 'in' | 'out' | { shared: number };
+/**
+ * A pipe end the child gets ('in': the child reads, 'out': the child writes),
+ * one end of a unix socket pair ('socket': ours stays a raw fd, for
+ * fd-passing.ts), or an fd of ours to share.
+ */
+export type ChildFd = 'in' | 'out' | 'socket' | { shared: number };
 
 export interface SpawnedProcess {
   pid: number;
   /** Our ends of the pipes, by child fd number: Writable for 'in', Readable for 'out'. */
   streams: Map<number, Socket>;
+  /** Our ends of the 'socket' pairs, by child fd number: ours to close. */
+  sockets: Map<number, number>;
   kill(signal: NodeJS.Signals): void;
   /** Reaps the child (call once it is known to be exiting); resolves with how it ended. */
   reap(): Promise<{ code: number | null; signal: number | null }>;
@@ -102,6 +109,7 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
   const ours: number[] = [];
   const theirs: number[] = [];
   const streams = new Map<number, Socket>();
+  const sockets = new Map<number, number>();
   const actions = Buffer.alloc(FILE_ACTIONS_BYTES);
   const attr = Buffer.alloc(SPAWNATTR_BYTES);
   try {
@@ -126,6 +134,13 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
         sources.push(aboveFloor(c, spec.shared, theirs));
         return;
       }
+      if (spec === 'socket') {
+        const [mine, child] = socketPair();
+        sockets.set(target, mine);
+        theirs.push(child);
+        sources.push(aboveFloor(c, child, theirs));
+        return;
+      }
       const pair = [0, 0];
       if (c.pipe2(pair, O_CLOEXEC) !== 0) throw new SandboxError('spawn_failed', `pipe2 failed (errno ${koffi.errno()})`);
       const [readEnd, writeEnd] = pair as [number, number];
@@ -141,9 +156,10 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
     const pid = [0];
     const rc = c.posix_spawn(pid, path, actions, attr, [...argv.map(String), null], [null]);
     if (rc !== 0) throw new SandboxError('spawn_failed', `cannot start ${path}: errno ${rc}`);
-    return makeProcess(c, pid[0]!, streams);
+    return makeProcess(c, pid[0]!, streams, sockets);
   } catch (error) {
     for (const stream of streams.values()) stream.destroy();
+    for (const fd of sockets.values()) closeSync(fd);
     throw error;
   } finally {
     for (const fd of new Set(theirs)) closeSync(fd);
@@ -161,12 +177,13 @@ function aboveFloor(c: Libc, fd: number, owned: number[]): number {
   return copy;
 }
 
-function makeProcess(c: Libc, pid: number, streams: Map<number, Socket>): SpawnedProcess {
+function makeProcess(c: Libc, pid: number, streams: Map<number, Socket>, sockets: Map<number, number>): SpawnedProcess {
   let ended: Promise<{ code: number | null; signal: number | null }> | undefined;
   let reaped = false;
   return {
     pid,
     streams,
+    sockets,
     kill(signal) {
       if (reaped) return; // the pid may belong to someone else by now
       try {

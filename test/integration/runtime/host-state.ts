@@ -173,9 +173,17 @@ export function waitingInits(parentPid: number = process.pid): Set<number> {
   return new Set(inits.filter((init) => isAlive(init) && childrenOf(init).every(notExecd)));
 }
 
-/** The inits of prepared sandboxes and their waiting program processes. */
+/**
+ * Every process of the sandboxes being prepared or waiting: their launchers
+ * (which run as the slot's root id for a moment, to create the namespaces),
+ * inits and waiting program processes.
+ */
 export function preparedSandboxProcesses(parentPid: number = process.pid): Set<number> {
-  return new Set([...waitingInits(parentPid)].flatMap((init) => [init, ...childrenOf(init)]));
+  const waiting = waitingInits(parentPid);
+  const launchers = childProcessesNamed(parentPid, 'brig-launcher').filter((launcher) =>
+    childrenOf(launcher).every((init) => waiting.has(init)),
+  );
+  return new Set([...launchers, ...[...waiting].flatMap((init) => [init, ...childrenOf(init)])]);
 }
 
 /** The launcher (a child of `parentPid`) whose sandbox runs a program now: its init has a child that exec'd. */

@@ -39,6 +39,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       registers,
     }),
     activeSandboxes: new Gauge({ name: 'brig_active_sandboxes', help: 'Sandboxes running now in this process', registers }),
+    submitToExec: new Histogram({
+      name: 'brig_submit_to_exec_seconds',
+      help: "From a step's call into the runtime to its program's execve, by whether its sandbox was prepared ahead (warm)",
+      labelNames: ['warm'],
+      buckets: [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers,
+    }),
     runCpuSeconds: new Histogram({
       name: 'brig_run_cpu_seconds',
       help: 'CPU time per run step',

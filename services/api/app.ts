@@ -51,7 +51,7 @@ export function createApp(deps: ApiDeps): Express {
     ...deps,
     store,
     room: new StoreRoom(deps.redis),
-    hub: new RunEventHub(deps.queueEvents, store, deps.logger),
+    hub: new RunEventHub(deps.runEvents, store, deps.logger),
     workers: new LiveWorkers(deps.redis, deps.logger),
     shutdownSignal: deps.shutdownSignal ?? new AbortController().signal,
     runRequestSchema: runRequestSchema(deps.config),

@@ -1,4 +1,4 @@
-import type { Queue, QueueEvents } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Response } from 'express';
 import type { ServiceConfig } from '../shared/config.ts';
 import type { RunJobData, RunOutcome } from '../shared/contract.ts';
@@ -7,7 +7,7 @@ import type { Metrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
 import type { RunStore } from '../shared/run-store.ts';
 import type { runRequestSchema } from '../shared/schemas.ts';
-import type { RunEventHub } from './runs/event-hub.ts';
+import type { RunEventHub, RunEventSources } from './runs/event-hub.ts';
 import type { StoreRoom } from './runs/store-room.ts';
 import type { LiveWorkers } from './workers/live-workers.ts';
 
@@ -17,8 +17,8 @@ export interface ApiDeps {
   /** Commands (records, rate limit, heartbeats, cancel). */
   redis: Redis;
   queue: Queue<RunJobData, RunOutcome>;
-  /** The one QueueEvents of this process; the app adds its listeners. */
-  queueEvents: QueueEvents;
+  /** Where this process hears of runs (a subscribed connection, BullMQ's failures); the app adds its listeners. */
+  runEvents: RunEventSources;
   metrics: Metrics;
   logger: Logger;
   /** Aborted when the server shuts down: event streams and waits end at once, and connections are not kept alive. */

@@ -1,17 +1,18 @@
 import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Express } from 'express';
 import { ConfigError, HostError } from '../../runtime/errors.ts';
 import { loadServiceConfig, type ServiceConfig } from '../shared/config.ts';
-import { EVENTS_MAX_LEN, QUEUE_NAME, type RunJobData, type RunOutcome } from '../shared/contract.ts';
+import { EVENTS_MAX_LEN, QUEUE_NAME, RUN_EVENTS_CHANNEL, type RunJobData, type RunOutcome } from '../shared/contract.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { closeRedis, createRedisClient, redactedRedisUrl } from '../shared/redis.ts';
 import { withTimeout } from '../shared/timeout.ts';
 import { createApp } from './app.ts';
 import { clientErrorHandler, connectRefused, expectationFailed } from './middleware/errors.ts';
+import { QueueFailures } from './runs/queue-failures.ts';
 
 export interface StartApiOptions {
   /** Defaults to loadServiceConfig(); redisUrl is required. */
@@ -29,7 +30,7 @@ export interface RunningApi {
   /**
    * Stops accepting, ends event streams and waits, lets in-flight requests
    * finish within config.shutdownGraceMs (then drops them), and closes
-   * QueueEvents, Queue and Redis in that order. Idempotent; never exits the process.
+   * the run event sources, Queue and Redis in that order. Idempotent; never exits the process.
    */
   close(): Promise<void>;
 }
@@ -83,20 +84,19 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   checkExposure(config);
 
   const redis = createRedisClient(config.redisUrl, { name: 'brig-api', logger });
-  // QueueEvents blocks on XREAD: it gets a connection of its own.
-  const eventsRedis = createRedisClient(config.redisUrl, { name: 'brig-api-events', blocking: true, logger });
+  // A subscribed connection takes no other command: the run events get one of their own.
+  const subscriber = createRedisClient(config.redisUrl, { name: 'brig-api-events', blocking: true, logger });
   // The queue's metadata carries the events stream's length for every producer of events (the workers too).
   const queue = new Queue<RunJobData, RunOutcome>(QUEUE_NAME, { connection: redis, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
-  const queueEvents = new QueueEvents(QUEUE_NAME, { connection: eventsRedis });
+  const failures = new QueueFailures(config.redisUrl, queue.keys.events!, logger);
   queue.on('error', (error: Error) => logger.debug({ err: error }, 'queue error'));
-  queueEvents.on('error', (error: Error) => logger.debug({ err: error }, 'queue events error'));
 
   const closeBullmq: [string, () => Promise<void>][] = [
-    ['queue events', () => queueEvents.close()],
+    ['queue failures', () => failures.close()],
     ['queue', () => queue.close()],
   ];
   const closeClients: [string, () => Promise<void>][] = [
-    ['redis events', () => closeRedis(eventsRedis)],
+    ['redis events', () => closeRedis(subscriber)],
     ['redis', () => closeRedis(redis)],
   ];
   const runSteps = async (steps: [string, () => Promise<void>][]) => {
@@ -123,7 +123,7 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
 
   try {
     await withTimeout(
-      Promise.all([redis.ping(), queue.waitUntilReady(), queueEvents.waitUntilReady()]),
+      Promise.all([redis.ping(), queue.waitUntilReady(), subscriber.subscribe(RUN_EVENTS_CHANNEL), failures.start()]),
       STARTUP_TIMEOUT_MS,
       'connecting to Redis',
     );
@@ -141,7 +141,7 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
   let server: Server;
   let address: AddressInfo;
   try {
-    app = createApp({ config, redis, queue, queueEvents, metrics, logger, shutdownSignal: shutdown.signal });
+    app = createApp({ config, redis, queue, runEvents: { subscriber, failures }, metrics, logger, shutdownSignal: shutdown.signal });
     // Requests Node answers itself by default get the API's error body instead
     // (a missing Host: the requireHost middleware); and Expect: 100-continue is
     // left to the body reader, which refuses an oversized body before the

@@ -1,10 +1,12 @@
-import { keys } from './contract.ts';
+import { keys, type RunRecord } from './contract.ts';
 import { LuaScript, type Redis } from './redis.ts';
 
 /**
  * Admission of runs into the queue, in Redis so that every API process
- * shares it. A run is admitted once, atomically, against two limits:
+ * shares it. A run is admitted once, atomically, against three limits:
  *
+ *  - the queue's backlog (the runs no worker has taken yet): past the
+ *    capacity the API answers 503 queue_full;
  *  - its client's runs queued or running (a ZSET per client), so that one
  *    client cannot fill the queue: past the cap the API answers 429;
  *  - the Redis memory it may need: each admitted run reserves the bytes of
@@ -13,6 +15,10 @@ import { LuaScript, type Redis } from './redis.ts';
  *    measured (maxmemory less headroom, less what Redis already holds) is
  *    refused with store_full. The runs already admitted can therefore
  *    always write their results: none is lost to a full Redis.
+ *
+ * The script that admits a run also writes its queued record (the one write
+ * of a record outside run-store.ts): admitted and recorded in one step, one
+ * command.
  *
  * The worker releases a run's admission in the same script that writes its
  * final record; the API does when it cancels a queued run or records a run
@@ -24,10 +30,13 @@ import { LuaScript, type Redis } from './redis.ts';
 /** Stale reservations dropped per admission: bounded work, and the backlog of them drains over a few calls. */
 const STALE_PER_CALL = 100;
 
-// KEYS: client runs, reservations, reservation expiry.
-// ARGV: now, staleAt, run id, bytes, client cap, room (bytes; -1 when Redis has no maxmemory), client.
-// Returns {0, position among the client's runs} when admitted, {1, active runs} over the
-// client cap, {2, bytes already reserved} when the store has no room.
+// KEYS: client runs, reservations, reservation expiry, the run's record, then the backlog:
+// ARGV[9] lists (LLEN), then sorted sets (ZCARD).
+// ARGV: now, staleAt, run id, bytes, client cap, room (bytes; -1 when Redis has no maxmemory), client,
+// queue capacity, number of backlog lists, the record (JSON), its TTL (s).
+// Returns {0, position among the client's runs} when admitted (and the record written),
+// {1, active runs} over the client cap, {2, bytes already reserved} when the store has no
+// room, {3, backlog} when the queue is full, {4, 0} when the record's key is taken.
 // Only ZREM/HDEL (never refused for memory) run before the checks.
 const admit = new LuaScript(
   'admit',
@@ -38,6 +47,14 @@ for _, id in ipairs(stale) do
   redis.call('HDEL', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
 end
+local lists = tonumber(ARGV[9])
+local backlog = 0
+for i = 5, #KEYS do
+  if i < 5 + lists then backlog = backlog + redis.call('LLEN', KEYS[i])
+  else backlog = backlog + redis.call('ZCARD', KEYS[i]) end
+end
+if backlog >= tonumber(ARGV[8]) then return {3, backlog} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local active = redis.call('ZCARD', KEYS[1])
 if active >= tonumber(ARGV[5]) then return {1, active} end
@@ -51,6 +68,7 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4] .. ' ' .. ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[10], 'EX', ARGV[11])
 return {0, active + 1}
 `,
 );
@@ -85,11 +103,25 @@ return 1`,
 
 export type Admission =
   | { admitted: true; position: number }
+  | { admitted: false; reason: 'queue_full'; backlog: number }
   | { admitted: false; reason: 'client_busy'; activeRuns: number }
-  | { admitted: false; reason: 'store_full'; reservedBytes: number };
+  | { admitted: false; reason: 'store_full'; reservedBytes: number }
+  | { admitted: false; reason: 'id_taken' };
+
+/** The keys whose sizes add up to the queue's backlog: lists (LLEN) and sorted sets (ZCARD). */
+export interface Backlog {
+  lists: string[];
+  sortedSets: string[];
+  /** The most runs it may hold: at it, runs are refused. */
+  capacity: number;
+}
 
 export interface AdmitRequest {
-  id: string;
+  /** The run's queued record, written when the run is admitted; its id is the run's. */
+  record: RunRecord;
+  /** The record's TTL. */
+  ttlSeconds: number;
+  backlog: Backlog;
   client: string;
   /** Worst-case Redis bytes of the run. */
   bytes: number;
@@ -100,23 +132,38 @@ export interface AdmitRequest {
   staleAt: number;
 }
 
+/** Admits the run and writes its queued record, or says why not (and writes nothing). */
 export async function admitRun(redis: Redis, request: AdmitRequest): Promise<Admission> {
+  const { record, backlog } = request;
   const [code, value] = (await admit.run(
     redis,
-    [keys.clientRuns(request.client), ...RELEASE_KEYS],
+    [keys.clientRuns(request.client), ...RELEASE_KEYS, keys.run(record.id), ...backlog.lists, ...backlog.sortedSets],
     [
       request.now,
       request.staleAt,
-      request.id,
+      record.id,
       Math.ceil(request.bytes),
       request.clientCap,
       request.roomBytes === null ? -1 : Math.max(0, Math.floor(request.roomBytes)),
       request.client,
+      backlog.capacity,
+      backlog.lists.length,
+      JSON.stringify(record),
+      request.ttlSeconds,
     ],
   )) as [number, number];
-  if (code === 0) return { admitted: true, position: value };
-  if (code === 1) return { admitted: false, reason: 'client_busy', activeRuns: value };
-  return { admitted: false, reason: 'store_full', reservedBytes: value };
+  switch (code) {
+    case 0:
+      return { admitted: true, position: value };
+    case 1:
+      return { admitted: false, reason: 'client_busy', activeRuns: value };
+    case 2:
+      return { admitted: false, reason: 'store_full', reservedBytes: value };
+    case 3:
+      return { admitted: false, reason: 'queue_full', backlog: value };
+    default:
+      return { admitted: false, reason: 'id_taken' };
+  }
 }
 
 /** Gives a run's admission back. Idempotent. */

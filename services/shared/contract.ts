@@ -4,30 +4,35 @@
  * nothing else of each other.
  *
  * Lifecycle of a run (id = RunId):
- *  1. API validates the request, writes the record {status: 'queued'} at
- *     keys.run(id) with the result TTL, and adds a BullMQ job (jobId = id,
- *     data = RunJobData) to QUEUE_NAME.
+ *  1. API validates the request, admits it and writes the record
+ *     {status: 'queued'} at keys.run(id) with the result TTL, in one script
+ *     (admission.ts), and adds a BullMQ job (jobId = id, data = RunJobData)
+ *     to QUEUE_NAME.
  *  2. A worker takes the job, sets {status: 'running', startedAt, progress}
- *     and reports progress with job.updateProgress(RunEvent) at each step
- *     ('started', 'compiled', 'test' per test). Events carry a step's
- *     figures and verdict, never its output, and the running record's
- *     `progress` holds the same summaries, so a follower that joins late
- *     reads the state from the record. The worker writes the final record
- *     {status: 'done', verdict, compile, run | tests, finishedAt} once,
- *     with the outputs, releases the run's admission (see admission.ts)
- *     in the same step, and returns a RunOutcome (id, status, verdict: no
- *     output) as the job's return value. That completion (QueueEvents
- *     'completed') is the 'done' (or 'cancelled') event. Each output is
- *     thus held in Redis once: in the record.
- *  3. The API follows runs through BullMQ QueueEvents ('progress',
- *     'completed', 'failed', 'removed') and the record; SSE and wait=true are
- *     built on that. BullMQ's event stream is trimmed to EVENTS_MAX_LEN and
- *     never read by hand.
+ *     and writes it again at each step ('started', 'compiled', 'test' per
+ *     test); each write publishes its signals on RUN_EVENTS_CHANNEL from
+ *     the same script (run-store.ts), so an event is never heard before the
+ *     record says it. Events carry a step's figures and verdict, never its
+ *     output, and the running record's `progress` holds the same summaries,
+ *     so a follower that joins late reads the state from the record. The
+ *     worker writes the final record {status: 'done', verdict, compile,
+ *     run | tests, finishedAt} once, with the outputs, releases the run's
+ *     admission (see admission.ts) and publishes 'done' (with the record
+ *     when it is small, FINAL_EVENT_RECORD_MAX_BYTES) or 'cancelled', all
+ *     in the same step, then returns a RunOutcome (id, status, verdict: no
+ *     output) as the job's return value. Each output is thus held in Redis
+ *     once: in the record.
+ *  3. The API follows runs through RUN_EVENTS_CHANNEL and the record; SSE
+ *     and wait=true are built on that. Pub/sub keeps nothing for a
+ *     subscriber that was away: the record, read again every few seconds
+ *     while a run is followed, is the truth. Of BullMQ's own event stream
+ *     (trimmed to EVENTS_MAX_LEN) the API reads only 'failed', in batches.
  *  4. Cancel: the API sets keys.cancel(id) (TTL) and publishes the id on
  *     CANCEL_CHANNEL. A waiting job is removed by the API and its record set
- *     to {status: 'cancelled'}; an active one is aborted by the worker that
- *     holds it (which listens on CANCEL_CHANNEL, and checks keys.cancel(id)
- *     before it starts a job), which then writes {status: 'cancelled'}.
+ *     to {status: 'cancelled'} (publishing 'cancelled'); an active one is
+ *     aborted by the worker that holds it (which listens on CANCEL_CHANNEL,
+ *     and checks keys.cancel(id) in the script that starts the run), which
+ *     then writes {status: 'cancelled'}.
  *  5. A worker that dies mid-run loses its lock; BullMQ's stalled-job check
  *     hands the job to another worker, which runs it from the start. A
  *     worker that lost its lock without dying (cut off from Redis for
@@ -36,11 +41,14 @@
  *     its token.
  *
  * A record may go running → queued → running again (a shutdown hands a run
- * back, or a sandbox failure is retried), so 'started' can repeat. A
- * cancelled active run completes its BullMQ job with the cancelled record as
- * the return value. A QueueEvents 'failed' happens only when BullMQ gives up
- * by itself (stalled more than maxStalledCount): the record is then still
- * 'running', and the API records internal_error with code 'run_failed'.
+ * back, or a sandbox failure is retried, or its worker died), so 'started'
+ * can repeat: the worker that hands a run back publishes 'requeued', and a
+ * worker that starts a run an earlier attempt had started publishes
+ * 'requeued' just before its 'started'. A cancelled active run completes its
+ * BullMQ job with the cancelled record as the return value. BullMQ fails a
+ * job by itself only when it stalled more than maxStalledCount times: the
+ * record is then still 'running', and the API records internal_error with
+ * code 'run_failed' (publishing 'done').
  */
 import type { Limits } from '../../runtime/limits.ts';
 import type { StepResult, Verdict as StepVerdict } from '../../runtime/result.ts';
@@ -51,12 +59,21 @@ export const QUEUE_NAME = 'brig-runs';
 export const CALLBACK_QUEUE_NAME = 'brig-callbacks';
 export const JOB_NAME = 'run';
 export const CANCEL_CHANNEL = 'brig:cancel';
+/** Every run's PublishedSignals, as JSON, published by the scripts that write its record. */
+export const RUN_EVENTS_CHANNEL = 'brig:run-events';
+/**
+ * A final record up to this size (its JSON) rides in its 'done' signal, so
+ * that a waiting request need not read it back; a larger one is read from
+ * the record by the API processes that follow the run.
+ */
+export const FINAL_EVENT_RECORD_MAX_BYTES = 64 * 1024;
 /** Jobs are added with this many attempts: a failed sandbox build is retried once; a program's outcome never is. */
 export const RUN_JOB_ATTEMPTS = 2;
 /**
- * BullMQ's event stream is trimmed to about this many entries. Followers
- * read it live (QueueEvents); nothing reads its history, and no entry holds
- * an output, so a short stream loses nothing.
+ * BullMQ's event stream is trimmed to about this many entries. The API
+ * reads its 'failed' entries as they come (queue-failures.ts); nothing
+ * reads its history, and no entry holds an output, so a short stream loses
+ * nothing.
  */
 export const EVENTS_MAX_LEN = 1_000;
 
@@ -160,6 +177,16 @@ export type RunEvent =
   | { type: 'test'; id: string; index: number; test: TestSummary }
   | { type: 'done'; id: string; record: RunRecord }
   | { type: 'cancelled'; id: string };
+
+/**
+ * What RUN_EVENTS_CHANNEL carries: the RunEvents, but 'done' without its
+ * record when the record is large (the follower reads it), and 'requeued'
+ * when the run went back to the queue and will start over.
+ */
+export type PublishedSignal =
+  | Exclude<RunEvent, { type: 'done' }>
+  | { type: 'done'; id: string; record?: RunRecord }
+  | { type: 'requeued'; id: string };
 
 /** What each worker publishes at keys.worker(id) every HEARTBEAT_INTERVAL_MS. */
 export interface WorkerHeartbeat {

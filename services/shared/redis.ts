@@ -8,8 +8,9 @@ export type { Redis };
 /**
  * Redis connections of the services. Two kinds: a command connection, which
  * fails a command after a few reconnect attempts so that an HTTP request gets
- * an answer instead of hanging, and a blocking one (BullMQ's QueueEvents and
- * Worker), which BullMQ requires to retry forever (maxRetriesPerRequest null).
+ * an answer instead of hanging, and a blocking one (subscribers, XREAD,
+ * BullMQ's Worker), which retries forever (maxRetriesPerRequest null, as
+ * BullMQ requires).
  */
 const COMMAND_RETRIES_PER_REQUEST = 2;
 const RECONNECT_BACKOFF_STEP_MS = 100;

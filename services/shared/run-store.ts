@@ -1,21 +1,31 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RELEASE_KEYS, releaseLua, releaseRun } from './admission.ts';
-import { CANCEL_CHANNEL, keys, type RunRecord } from './contract.ts';
+import {
+  CANCEL_CHANNEL,
+  FINAL_EVENT_RECORD_MAX_BYTES,
+  keys,
+  type PublishedSignal,
+  RUN_EVENTS_CHANNEL,
+  type RunRecord,
+} from './contract.ts';
 import type { RunError } from './errors.ts';
 import { LuaScript, type Redis } from './redis.ts';
 import { storeFault } from './store-errors.ts';
 
 /**
  * The run records in Redis (keys.run(id)), the source of truth about a run,
- * and the one module that reads or writes them. The API creates a record
- * and may move it to a final state (cancelled while still queued;
- * internal_error when the job failed without the worker writing one); the
- * worker writes everything else. Every change the API makes is a
- * compare-and-set against the JSON it read, so it never overwrites a record
- * the worker changed in between. Whoever makes a record final releases the
- * run's admission in the same script. The worker's writes take effect only
- * while it holds the run's job lock (see JobLock), checked in the same
- * script.
+ * and the one module that reads or writes them after they are created
+ * (by the admission script: admission.ts). The API may move a record to a
+ * final state (cancelled while still queued; internal_error when the job
+ * failed without the worker writing one); the worker writes everything
+ * else. Every change the API makes is a compare-and-set against the JSON it
+ * read, so it never overwrites a record the worker changed in between.
+ * Whoever makes a record final releases the run's admission in the same
+ * script. The worker's writes take effect only while it holds the run's job
+ * lock (see JobLock), checked in the same script. Each write publishes the
+ * signals it stands for on RUN_EVENTS_CHANNEL from the same script: one
+ * command per step, and no follower hears of a step before the record
+ * holds it.
  */
 const FINAL_STATUSES: ReadonlySet<RunRecord['status']> = new Set(['done', 'cancelled']);
 /** Attempts of a read-modify-write before giving up to a faster writer. */
@@ -28,13 +38,15 @@ const MAX_CAS_ATTEMPTS = 5;
 const FULL_RETRY_DELAYS_MS = [100, 250, 500, 1_000, 2_000, 4_000];
 
 // Sets KEYS[1] to ARGV[2] only if it still holds ARGV[1]; keeps the key's TTL.
-// With ARGV[4] = '1' the new record is final and the run's admission is released.
+// With ARGV[4] = '1' the new record is final: the run's admission is released
+// and ARGV[6] is published on ARGV[5].
 const compareAndSet = new LuaScript(
   'compare-and-set',
   `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 if ARGV[4] == '1' then ${releaseLua(2, 'ARGV[3]')}
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
 end
 return 1
 `,
@@ -42,23 +54,28 @@ return 1
 
 // The worker's writes, each only while its job lock (KEYS[2], or KEYS[4] for the final one)
 // still holds its token (ARGV[3], or ARGV[4]); 0 when it does not, and nothing is written.
-// A record that is not final (KEYS[1]), with its TTL.
+// A record that is not final (KEYS[1]) with its TTL, then ARGV[6..] published on ARGV[5], in
+// order. With ARGV[4] = '1', a run whose cancel was asked for (KEYS[3]) is not written: 2.
 const writeHeld = new LuaScript(
   'write-held',
   `
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+for i = 6, #ARGV do redis.call('PUBLISH', ARGV[5], ARGV[i]) end
 return 1
 `,
 );
 
-// The final record (KEYS[1]) with its TTL, and the run's admission released.
+// The final record (KEYS[1]) with its TTL, the run's admission released, and ARGV[6]
+// published on ARGV[5].
 const writeFinal = new LuaScript(
   'write-final',
   `
 if redis.call('GET', KEYS[4]) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 ${releaseLua(2, 'ARGV[3]')}
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 `,
 );
@@ -74,6 +91,20 @@ return 1
 export interface JobLock {
   key: string;
   token: string;
+}
+
+/** What became of a write the worker makes under its job lock. */
+export type HeldWrite = 'written' | 'lock_lost' | 'cancelled';
+
+/**
+ * The signal that announces a final record: 'cancelled', or 'done' with the
+ * record (as stored: its JSON is spliced in, not encoded again) when it is
+ * at most FINAL_EVENT_RECORD_MAX_BYTES characters, else without it.
+ */
+function finalSignal(record: RunRecord, encoded: string): string {
+  if (record.status === 'cancelled') return JSON.stringify({ type: 'cancelled', id: record.id } satisfies PublishedSignal);
+  if (encoded.length > FINAL_EVENT_RECORD_MAX_BYTES) return JSON.stringify({ type: 'done', id: record.id } satisfies PublishedSignal);
+  return `{"type":"done","id":${JSON.stringify(record.id)},"record":${encoded}}`;
 }
 
 export function isFinal(record: RunRecord): boolean {
@@ -96,11 +127,6 @@ export class RunStore {
     return this.redis.get(keys.run(id));
   }
 
-  /** Writes a new record with the result TTL; false if the id is taken. */
-  async create(record: RunRecord): Promise<boolean> {
-    return (await this.redis.set(keys.run(record.id), JSON.stringify(record), 'EX', this.ttlSeconds, 'NX')) === 'OK';
-  }
-
   /** Removes a record that was never queued, and its admission. */
   async discard(id: string): Promise<void> {
     await this.redis.del(keys.run(id));
@@ -108,20 +134,54 @@ export class RunStore {
   }
 
   /**
-   * The worker's writes of a record that is not final (running, its
-   * progress, back to queued), while it holds the job's lock. False when it
-   * does not: nothing was written.
+   * The worker starts a run: the running record, and its signals (a
+   * 'requeued' first when an earlier attempt had started it, 'started',
+   * and 'compiled' for a language without a compile step). Nothing is
+   * written when the lock is lost, or when a cancel was asked for the run
+   * ('cancelled': it must not start).
    */
-  async put(record: RunRecord, lock: JobLock): Promise<boolean> {
-    const written = await writeHeld.run(this.redis, [keys.run(record.id), lock.key], [JSON.stringify(record), this.ttlSeconds, lock.token]);
-    return written === 1;
+  start(record: RunRecord, lock: JobLock, signals: PublishedSignal[]): Promise<HeldWrite> {
+    return this.writeHeld(record, lock, signals, { checkCancel: true });
+  }
+
+  /** A step of a running run: the record with its progress, and the step's signal. False when the lock is lost (nothing written). */
+  async progress(record: RunRecord, lock: JobLock, signal: PublishedSignal): Promise<boolean> {
+    return (await this.writeHeld(record, lock, [signal], { checkCancel: false })) === 'written';
+  }
+
+  /** The run goes back to the queue (a shutdown, a retry): its queued record, and 'requeued'. False when the lock is lost. */
+  async requeue(record: RunRecord, lock: JobLock): Promise<boolean> {
+    const signal: PublishedSignal = { type: 'requeued', id: record.id };
+    return (await this.writeHeld(record, lock, [signal], { checkCancel: false })) === 'written';
+  }
+
+  private async writeHeld(
+    record: RunRecord,
+    lock: JobLock,
+    signals: PublishedSignal[],
+    opts: { checkCancel: boolean },
+  ): Promise<HeldWrite> {
+    const written = await writeHeld.run(
+      this.redis,
+      [keys.run(record.id), lock.key, keys.cancel(record.id)],
+      [
+        JSON.stringify(record),
+        this.ttlSeconds,
+        lock.token,
+        opts.checkCancel ? '1' : '0',
+        RUN_EVENTS_CHANNEL,
+        ...signals.map((signal) => JSON.stringify(signal)),
+      ],
+    );
+    return written === 1 ? 'written' : written === 2 ? 'cancelled' : 'lock_lost';
   }
 
   /**
    * The worker's one write of a final record, with the outputs, which also
-   * gives the run's admission back, while it holds the job's lock. False
-   * when it does not: nothing was written, nothing released (the lock's new
-   * holder does both). A refusal for memory is tried again for a while (see
+   * gives the run's admission back and publishes 'done' or 'cancelled',
+   * while it holds the job's lock. False when it does not: nothing was
+   * written, released or published (the lock's new holder does all three).
+   * A refusal for memory is tried again for a while (see
    * FULL_RETRY_DELAYS_MS) rather than losing the result.
    */
   async putFinal(record: RunRecord, lock: JobLock): Promise<boolean> {
@@ -131,7 +191,7 @@ export class RunStore {
         const written = await writeFinal.run(
           this.redis,
           [keys.run(record.id), ...RELEASE_KEYS, lock.key],
-          [encoded, this.ttlSeconds, record.id, lock.token],
+          [encoded, this.ttlSeconds, record.id, lock.token, RUN_EVENTS_CHANNEL, finalSignal(record, encoded)],
         );
         return written === 1;
       } catch (error) {
@@ -142,14 +202,13 @@ export class RunStore {
     }
   }
 
-  /** Marks the run cancelled for the worker (keys.cancel with the result TTL) and tells workers now (CANCEL_CHANNEL). */
+  /**
+   * Marks the run cancelled for the worker (keys.cancel with the result TTL,
+   * which the script that starts a run checks) and tells workers now
+   * (CANCEL_CHANNEL).
+   */
   async requestCancel(id: string): Promise<void> {
     await this.redis.multi().set(keys.cancel(id), '1', 'EX', this.ttlSeconds).publish(CANCEL_CHANNEL, id).exec();
-  }
-
-  /** True when a cancel was asked for the run. */
-  async cancelRequested(id: string): Promise<boolean> {
-    return (await this.redis.exists(keys.cancel(id))) === 1;
   }
 
   /** The run becomes cancelled if it is still queued. Returns the record as it is afterwards (null if gone). */
@@ -180,8 +239,9 @@ export class RunStore {
       const next = change(current);
       if (next === null) return current;
       const encoded = JSON.stringify(next);
-      const final = isFinal(next) ? '1' : '0';
-      if ((await compareAndSet.run(this.redis, [key, ...RELEASE_KEYS], [raw, encoded, id, final])) === 1) return next;
+      const final = isFinal(next);
+      const args = [raw, encoded, id, final ? '1' : '0', RUN_EVENTS_CHANNEL, final ? finalSignal(next, encoded) : ''];
+      if ((await compareAndSet.run(this.redis, [key, ...RELEASE_KEYS], args)) === 1) return next;
     }
     // Someone else keeps writing it (the worker, mid-run): theirs is newer than ours.
     return this.get(id);

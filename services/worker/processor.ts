@@ -2,10 +2,11 @@ import type { Job as QueueJob } from 'bullmq';
 import type { StepResult } from '../../runtime/result.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { Submission } from '../../runtime/submission.ts';
-import { BYTES_PER_KB, MS_PER_S } from '../../runtime/units.ts';
+import { BYTES_PER_KB, MS_PER_S, NS_PER_MS } from '../../runtime/units.ts';
 import { decodeUtf8 } from '../../runtime/utf8.ts';
 import type { ServiceConfig } from '../shared/config.ts';
 import type {
+  PublishedSignal,
   RunEvent,
   RunJobData,
   RunOutcome,
@@ -60,16 +61,21 @@ type Phase = 'queued' | 'setup' | 'compile' | 'run' | 'cleanup';
 
 /**
  * Tells the followers of a run how far it has got: the running record (its
- * progress, for followers that join late) and a progress event (for those
- * listening), both with summaries only; outputs go into the final record.
+ * progress, for followers that join late) and the step's event (for those
+ * listening), in one write, both with summaries only; outputs go into the
+ * final record.
  */
-type Report = (event: RunEvent, progress?: RunProgress) => Promise<void>;
+type Report = (event: RunEvent, progress: RunProgress) => Promise<void>;
+
+/** Marks the run started (record and events); false when a cancel came first, and the run must not start. */
+type Started = (progress: RunProgress) => Promise<boolean>;
 
 /**
  * One run, from the queue job to its final record. The order is the
- * contract's: running record and 'started' (once a sandbox slot is ours), the
- * steps with their events, then the final record written (once, with the
- * outputs) before the job returns, so whoever hears it complete can read it.
+ * contract's: running record and 'started' (once a sandbox slot is ours,
+ * unless a cancel came first), the steps with their events, then the final
+ * record written (once, with the outputs, announcing 'done') before the job
+ * returns.
  *
  * A program's outcome is always a verdict, never a thrown error. Brig's own
  * failures become internal_error, unless BullMQ will retry the job (then the
@@ -84,31 +90,39 @@ export async function processRun(job: RunQueueJob, lock: JobLock, signal: AbortS
   const log = ctx.logger.child({ runId: data.id, reqId: data.requestId, attempt: job.attemptsStarted });
   const queued = queuedRecord(data);
 
-  if (await ctx.store.cancelRequested(data.id)) {
-    log.info('run cancelled before it started');
-    return finish(job, lock, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
-  }
-
   // The run is 'running' from the moment a sandbox slot and its workspace are
   // ours: a run whose workspace cannot be built never started.
   let current = queued;
   const report: Report = async (event, progress) => {
-    // The record first: a worker that lost the run must not announce steps of it either.
-    if (progress && !(await ctx.store.put({ ...current, progress }, lock))) throw new JobLockLost(data.id, 'running record');
-    await job.updateProgress(event);
+    if (!(await ctx.store.progress({ ...current, progress }, lock, event))) throw new JobLockLost(data.id, 'running record');
   };
-  const started = async (progress: RunProgress) => {
+  const started: Started = async (progress) => {
     const startedAt = Date.now();
+    const running: RunRecord = { ...queued, status: 'running', startedAt };
+    const signals: PublishedSignal[] = [];
+    // An earlier attempt started it (its worker died, shut down, or failed on its side): its followers start over.
+    if (job.attemptsStarted > 1) signals.push({ type: 'requeued', id: data.id });
+    signals.push({ type: 'started', id: data.id, workerId: ctx.workerId });
+    // A language without a compile step is as good as compiled from the start.
+    if (progress.compile === null) signals.push({ type: 'compiled', id: data.id, compile: null });
+    const outcome = await ctx.store.start({ ...running, progress }, lock, signals);
+    if (outcome === 'lock_lost') throw new JobLockLost(data.id, 'running record');
+    if (outcome === 'cancelled') return false;
+    current = running;
     observePhase(ctx.metrics, 'queued', startedAt - data.createdAt);
-    current = { ...queued, status: 'running', startedAt };
-    await report({ type: 'started', id: data.id, workerId: ctx.workerId }, progress);
     log.info({ language: data.language, tests: data.tests.length }, 'run started');
+    return true;
   };
 
   const parts: RunParts = { compile: null };
   let ended: Pick<RunRecord, 'status' | 'verdict' | 'error'>;
   try {
-    ended = { status: 'done', verdict: await execute(data, signal, ctx, parts, report, started) };
+    const verdict = await execute(data, signal, ctx, parts, report, started);
+    if (verdict === null) {
+      log.info('run cancelled before it started');
+      return finish(job, lock, { ...queued, status: 'cancelled', finishedAt: Date.now() }, ctx, log);
+    }
+    ended = { status: 'done', verdict };
   } catch (error) {
     if (error instanceof JobLockLost) throw error;
     ended = await afterFailure(job, lock, error, signal, ctx, log);
@@ -158,7 +172,7 @@ async function afterFailure(
 
 /** The record goes back to queued, for a run handed back to the queue. */
 async function requeue(job: RunQueueJob, lock: JobLock, ctx: ProcessorContext): Promise<void> {
-  if (!(await ctx.store.put(queuedRecord(job.data), lock))) throw new JobLockLost(job.data.id, 'requeued record');
+  if (!(await ctx.store.requeue(queuedRecord(job.data), lock))) throw new JobLockLost(job.data.id, 'requeued record');
 }
 
 /** The record as the API wrote it; a run handed back to the queue returns to it. */
@@ -167,11 +181,11 @@ function queuedRecord(data: RunJobData): RunRecord {
 }
 
 /**
- * Records the final state (and gives the run's admission back), counts it,
- * and queues its callback. No 'done' progress event: the job's
- * completion (QueueEvents 'completed') is that event. Its return value is
- * only the outcome: BullMQ copies return values into its event stream, and
- * the outputs are stored once, in the record.
+ * Records the final state (giving the run's admission back and announcing
+ * 'done' or 'cancelled' in the same write), counts it, and queues its
+ * callback. The job's return value is only the outcome: BullMQ copies
+ * return values into its event stream, and the outputs are stored once, in
+ * the record.
  */
 async function finish(job: RunQueueJob, lock: JobLock, final: RunRecord, ctx: ProcessorContext, log: Logger): Promise<RunOutcome> {
   const { progress: _progress, ...record } = final;
@@ -193,15 +207,24 @@ async function execute(
   ctx: ProcessorContext,
   parts: RunParts,
   report: Report,
-  started: (progress: RunProgress) => Promise<void>,
-): Promise<RunVerdict> {
+  started: Started,
+): Promise<RunVerdict | null> {
   const { runtime, metrics } = ctx;
   const language = runtime.language(data.language);
   const files = data.files.map((f) => ({ name: f.name, content: fromBase64(f.contentBase64) }));
 
   // Submission.open waits for a free sandbox slot, then builds the workspace.
   const submission = await timed(metrics, 'setup', () =>
-    Submission.open(runtime, { language: data.language, files, limits: data.limits, args: data.args, signal }),
+    Submission.open(runtime, {
+      language: data.language,
+      files,
+      limits: data.limits,
+      args: data.args,
+      signal,
+      onStepTimings: ({ submitToExecNs, warm }) => {
+        if (submitToExecNs !== null) metrics.submitToExec.observe({ warm: String(warm) }, Number(submitToExecNs) / NS_PER_MS / MS_PER_S);
+      },
+    }),
   );
   try {
     // A language without a compile step is as good as compiled from the start:
@@ -209,11 +232,14 @@ async function execute(
     const progress: RunProgress = language.compile
       ? { workerId: ctx.workerId, tests: [] }
       : { workerId: ctx.workerId, compile: null, tests: [] };
-    await started(progress);
+    // null: a cancel came before the start; the program never runs.
+    if (!(await started(progress))) return null;
     const compile = await timed(metrics, 'compile', () => sandboxed(metrics, () => submission.compile()));
     parts.compile = compile;
-    progress.compile = compile && summarizeStep(compile);
-    await report({ type: 'compiled', id: data.id, compile: progress.compile }, compile ? progress : undefined);
+    if (compile) {
+      progress.compile = summarizeStep(compile);
+      await report({ type: 'compiled', id: data.id, compile: progress.compile }, progress);
+    }
     const judge = data.tests.length > 0;
     if (compile && compile.verdict !== 'ok') {
       if (judge) parts.tests = [];

@@ -11,7 +11,7 @@ import { cancelRun } from '../runs/cancel.ts';
 import { missingRunError, newRunId } from '../runs/ids.ts';
 import { runJobOptions } from '../runs/job-options.ts';
 import { findLanguage, jobDataBytes, toJobData } from '../runs/submission.ts';
-import { type FinalWait, waitForFinal } from '../runs/wait.ts';
+import { waitForFinal } from '../runs/wait.ts';
 import { pathParam, type Route, route } from './route.ts';
 
 const ID_PARAM = { id: 'the run id from POST /v1/runs' };
@@ -36,25 +36,30 @@ export function runRoutes(ctx: ApiContext): Route[] {
     const limits = resolveLimits(job.limits, language.limits, language.maxLimits);
     const worst = runWorstCase(job, language, limits, { jobBytes: jobDataBytes(job) });
     checkRunBudget(job, worst, config);
-    const priority = await admit(ctx, {
-      id,
-      client,
-      storeBytes: worst.storeBytes,
-      createdAt,
-      queueCapacity: config.queueCapacity,
-      clientMaxActiveRuns: config.clientMaxActiveRuns,
-      resultTtlSeconds: config.resultTtlSeconds,
-    });
+    const record: RunRecord = { id, language: language.name, status: 'queued', verdict: null, compile: null, createdAt };
+    // Followed before it is queued (even before it is admitted), so that even a run finished at once is seen.
+    const wait =
+      query.wait === 'true' || query.wait === '1'
+        ? waitForFinal({ hub: ctx.hub, store, id, timeoutMs: config.waitTimeoutMs, signal: ctx.shutdownSignal })
+        : null;
+    let priority: number;
+    try {
+      priority = await admit(ctx, {
+        record,
+        client,
+        storeBytes: worst.storeBytes,
+        createdAt,
+        queueCapacity: config.queueCapacity,
+        clientMaxActiveRuns: config.clientMaxActiveRuns,
+        resultTtlSeconds: config.resultTtlSeconds,
+      });
+    } catch (error) {
+      wait?.stop();
+      throw error;
+    }
 
     locals(res).runId = id;
-    const record: RunRecord = { id, language: language.name, status: 'queued', verdict: null, compile: null, createdAt };
-    let wait: FinalWait | null = null;
     try {
-      if (!(await store.create(record))) throw new Error(`run id ${id} is already taken`);
-      // Followed before it is queued, so that even a run finished at once is seen.
-      if (query.wait === 'true' || query.wait === '1') {
-        wait = waitForFinal({ hub: ctx.hub, store, id, timeoutMs: config.waitTimeoutMs, signal: ctx.shutdownSignal });
-      }
       await ctx.queue.add(JOB_NAME, job, runJobOptions(id, config.resultTtlSeconds, priority));
     } catch (error) {
       wait?.stop();

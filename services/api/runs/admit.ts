@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
 import { MS_PER_S } from '../../../runtime/units.ts';
 import { admitRun } from '../../shared/admission.ts';
+import type { RunRecord } from '../../shared/contract.ts';
 import { ServiceError } from '../../shared/errors.ts';
 import type { Redis } from '../../shared/redis.ts';
-import { checkCapacity } from './capacity.ts';
+import { queueBacklog, queueFull } from './capacity.ts';
 import type { StoreRoom } from './store-room.ts';
 
 /** A client at its cap waits for one of its runs to end: a short run's time. */
@@ -14,7 +15,8 @@ export const STORE_FULL_RETRY_AFTER_S = 30;
 const MAX_BULLMQ_PRIORITY = 2 ** 21;
 
 export interface AdmitOptions {
-  id: string;
+  /** The run's queued record, written in the same step as its admission. */
+  record: RunRecord;
   client: string;
   /** Worst-case Redis bytes of the run. */
   storeBytes: number;
@@ -25,17 +27,19 @@ export interface AdmitOptions {
 }
 
 /**
- * Lets a run in or says why not: the queue's backlog (503 queue_full), the
- * client's runs queued or running (429 too_many_active_runs), and the room
- * Redis has for the run's worst case (503 store_full). Returns the job's
+ * Lets a run in, and writes its queued record, or says why not: the
+ * queue's backlog (503 queue_full), the client's runs queued or running
+ * (429 too_many_active_runs), and the room Redis has for the run's worst
+ * case (503 store_full). One script, one command. Returns the job's
  * BullMQ priority: the run's position among its client's active runs, so
  * that the first run of a client jumps ahead of another client's backlog
  * (1 is served first; equal priorities go in order of arrival).
  */
 export async function admit(deps: { redis: Redis; queue: Queue; room: StoreRoom }, opts: AdmitOptions): Promise<number> {
-  await checkCapacity(deps.queue, opts.queueCapacity);
   const admission = await admitRun(deps.redis, {
-    id: opts.id,
+    record: opts.record,
+    ttlSeconds: opts.resultTtlSeconds,
+    backlog: queueBacklog(deps.queue, opts.queueCapacity),
     client: opts.client,
     bytes: opts.storeBytes,
     clientCap: opts.clientMaxActiveRuns,
@@ -44,6 +48,8 @@ export async function admit(deps: { redis: Redis; queue: Queue; room: StoreRoom 
     staleAt: opts.createdAt + opts.resultTtlSeconds * MS_PER_S,
   });
   if (admission.admitted) return Math.min(admission.position, MAX_BULLMQ_PRIORITY);
+  if (admission.reason === 'queue_full') throw queueFull(admission.backlog, opts.queueCapacity);
+  if (admission.reason === 'id_taken') throw new Error(`run id ${opts.record.id} is already taken`);
   if (admission.reason === 'client_busy') {
     throw new ServiceError(
       'too_many_active_runs',

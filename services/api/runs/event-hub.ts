@@ -1,8 +1,9 @@
-import type { QueueEvents } from 'bullmq';
-import type { RunEvent, RunRecord } from '../../shared/contract.ts';
+import { type PublishedSignal, RUN_EVENTS_CHANNEL, type RunEvent, type RunRecord } from '../../shared/contract.ts';
 import type { RunError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
+import type { Redis } from '../../shared/redis.ts';
 import { isFinal, type RunStore } from '../../shared/run-store.ts';
+import type { QueueFailures } from './queue-failures.ts';
 
 /**
  * What a follower of a run hears: the worker's RunEvents, and 'requeued'
@@ -12,7 +13,23 @@ import { isFinal, type RunStore } from '../../shared/run-store.ts';
 export type RunSignal = RunEvent | { type: 'requeued'; id: string };
 export type RunListener = (signal: RunSignal) => void;
 
-const RUN_EVENT_TYPES: ReadonlySet<string> = new Set(['queued', 'started', 'compiled', 'test', 'done', 'cancelled']);
+/** Where the hub hears of runs. */
+export interface RunEventSources {
+  /** A connection subscribed to RUN_EVENTS_CHANNEL (the server subscribes it before the app starts). */
+  subscriber: Redis;
+  /** Jobs BullMQ gave up on by itself. */
+  failures: Pick<QueueFailures, 'onFailed'>;
+}
+
+const SIGNAL_TYPES: ReadonlySet<string> = new Set(['queued', 'started', 'compiled', 'test', 'done', 'cancelled', 'requeued']);
+
+/**
+ * The type and id at the head of a signal as its publishers write it
+ * (`{"type":…,"id":…`), read without parsing the rest: most signals are of
+ * runs that nobody follows in this process, and a 'done' may carry a
+ * record of up to FINAL_EVENT_RECORD_MAX_BYTES.
+ */
+const SIGNAL_HEAD = /^\{"type":"[a-z]+","id":("(?:[^"\\]|\\.)*")/;
 
 /** What the caller sees when a job failed without a final record; the reason itself goes to the log. */
 const RUN_FAILED: RunError = {
@@ -20,43 +37,41 @@ const RUN_FAILED: RunError = {
   message: "the run failed on Brig's side and was not retried; the request id finds it in the logs",
 };
 
-function isRunEvent(data: unknown, jobId: string): data is RunEvent {
-  const event = data as Partial<RunEvent> | null;
+function isSignal(data: unknown): data is PublishedSignal {
+  const signal = data as Partial<PublishedSignal> | null;
   return (
-    typeof event === 'object' && event !== null && typeof event.type === 'string' && RUN_EVENT_TYPES.has(event.type) && event.id === jobId
+    typeof signal === 'object' &&
+    signal !== null &&
+    typeof signal.type === 'string' &&
+    SIGNAL_TYPES.has(signal.type) &&
+    typeof signal.id === 'string'
   );
 }
 
 /**
- * The one QueueEvents listener of the API process, dispatching by job id
- * (= run id) to whoever follows the run: event streams and wait=true
- * requests. Final states are read back from the record, the source of
- * truth. A job that failed gets a final record here (internal_error) if the
- * worker did not write one; every API process may do it, and only the first
- * write changes anything.
+ * The one listener of the API process to what runs announce
+ * (RUN_EVENTS_CHANNEL), dispatching by run id to whoever follows the run:
+ * event streams and wait=true requests. A 'done' without its record (a
+ * large one) is completed from the record, the source of truth. A job that
+ * BullMQ failed gets a final record here (internal_error) if the worker did
+ * not write one; every API process may do it, and only the first write
+ * changes anything (and announces it).
  */
 export class RunEventHub {
   private readonly listeners = new Map<string, Set<RunListener>>();
   private readonly detach: (() => void)[] = [];
 
   constructor(
-    private readonly queueEvents: QueueEvents,
+    sources: RunEventSources,
     private readonly store: RunStore,
     private readonly logger: Logger,
   ) {
-    this.listen('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
-      if (isRunEvent(data, jobId)) this.dispatch(jobId, data);
-    });
-    this.listen('completed', ({ jobId }: { jobId: string }) => this.track(jobId, this.completed(jobId)));
-    this.listen('failed', ({ jobId, failedReason }: { jobId: string; failedReason: string }) =>
-      this.track(jobId, this.failed(jobId, failedReason)),
-    );
-    this.listen('removed', ({ jobId }: { jobId: string }) => this.track(jobId, this.removed(jobId)));
-    // Back in the queue after it was taken: a retry (waiting or delayed with a backoff), a stalled or stopped worker.
-    this.listen('waiting', ({ jobId, prev }: { jobId: string; prev?: string }) => {
-      if (prev === 'active') this.dispatch(jobId, { type: 'requeued', id: jobId });
-    });
-    this.listen('delayed', ({ jobId }: { jobId: string }) => this.dispatch(jobId, { type: 'requeued', id: jobId }));
+    const onMessage = (channel: string, message: string) => {
+      if (channel === RUN_EVENTS_CHANNEL) this.received(message);
+    };
+    sources.subscriber.on('message', onMessage);
+    this.detach.push(() => sources.subscriber.off('message', onMessage));
+    this.detach.push(sources.failures.onFailed((id, reason) => this.track(id, this.failed(id, reason))));
   }
 
   /** Starts delivering the run's signals to listener; returns the unsubscribe. */
@@ -77,7 +92,7 @@ export class RunEventHub {
     return this.listeners.size;
   }
 
-  /** Removes the hub's listeners from the QueueEvents (which the caller closes). */
+  /** Removes the hub's listeners from its sources (which the caller closes). */
   close(): void {
     for (const off of this.detach.splice(0)) off();
     this.listeners.clear();
@@ -90,11 +105,19 @@ export class RunEventHub {
     return null;
   }
 
-  private listen(event: string, handler: (args: never) => void): void {
-    const on = this.queueEvents.on.bind(this.queueEvents) as (e: string, h: (args: never) => void) => void;
-    const off = this.queueEvents.off.bind(this.queueEvents) as (e: string, h: (args: never) => void) => void;
-    on(event, handler);
-    this.detach.push(() => off(event, handler));
+  private received(message: string): void {
+    const head = SIGNAL_HEAD.exec(message);
+    if (head && !this.listeners.has(JSON.parse(head[1]!) as string)) return;
+    let signal: unknown;
+    try {
+      signal = JSON.parse(message);
+    } catch {
+      this.logger.warn({ channel: RUN_EVENTS_CHANNEL }, 'unreadable run signal ignored');
+      return;
+    }
+    if (!isSignal(signal)) return;
+    if (signal.type === 'done' && !signal.record) this.track(signal.id, this.dispatchFinal(signal.id));
+    else this.dispatch(signal.id, signal as RunSignal);
   }
 
   private dispatch(id: string, signal: RunSignal): void {
@@ -113,28 +136,17 @@ export class RunEventHub {
     work.catch((error: unknown) => this.logger.error({ err: error, runId: id }, 'run event not handled'));
   }
 
-  /**
-   * The worker writes its final record before it completes the job; the
-   * job's return value is only the outcome, so the record is read here, once
-   * per completed run that somebody follows in this process.
-   */
+  /** The final event from the record, for the followers of a run in this process. */
   private async dispatchFinal(id: string): Promise<void> {
+    if (!this.listeners.has(id)) return;
     const record = await this.store.get(id);
     const event = record && isFinal(record) ? RunEventHub.finalEvent(record) : null;
     if (event) this.dispatch(id, event);
   }
 
-  private async completed(id: string): Promise<void> {
-    if (this.listeners.has(id)) await this.dispatchFinal(id);
-  }
-
   private async failed(id: string, reason: string): Promise<void> {
     this.logger.warn({ runId: id, reason }, 'run job failed');
+    // Announced on RUN_EVENTS_CHANNEL when this write is the one that ends the run.
     await this.store.failIfUnfinished(id, RUN_FAILED, Date.now());
-    if (this.listeners.has(id)) await this.dispatchFinal(id);
-  }
-
-  private async removed(id: string): Promise<void> {
-    if (this.listeners.has(id)) await this.dispatchFinal(id);
   }
 }

@@ -4,7 +4,8 @@ import type { RunEventHub } from './event-hub.ts';
 
 /**
  * The record is read again at this interval while waiting, in case an event
- * was lost (a QueueEvents reconnect): the record, not the event, is the truth.
+ * was lost (pub/sub keeps nothing for a subscriber that was reconnecting):
+ * the record, not the event, is the truth.
  */
 export const RECORD_RECHECK_MS = 2_000;
 

@@ -187,7 +187,6 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
   return async (job: Job<RunJobData, RunOutcome>, lock: JobLock): Promise<RunOutcome> => {
     const data = job.data;
     const pause = () => new Promise((resolve) => setTimeout(resolve, stepMs));
-    const emit = (event: RunEvent) => job.updateProgress(event);
     const running: RunRecord = {
       id: data.id,
       language: data.language,
@@ -198,11 +197,9 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
       startedAt: Date.now(),
     };
     const progress = { workerId: 'test-worker', tests: [] as TestSummary[] };
-    await store.put({ ...running, progress }, lock);
-    await emit({ type: 'started', id: data.id, workerId: 'test-worker' });
+    await store.start({ ...running, progress }, lock, [{ type: 'started', id: data.id, workerId: 'test-worker' }]);
     await pause();
-    await store.put({ ...running, progress: { ...progress, compile: null } }, lock);
-    await emit({ type: 'compiled', id: data.id, compile: null });
+    await store.progress({ ...running, progress: { ...progress, compile: null } }, lock, { type: 'compiled', id: data.id, compile: null });
     const tests: TestView[] = [];
     for (const [index, test] of data.tests.entries()) {
       await pause();
@@ -218,8 +215,12 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
       };
       tests.push({ ...summary, stdout: Buffer.from(test.expectedOutputBase64, 'base64').toString(), stderr: '' });
       progress.tests.push(summary);
-      await store.put({ ...running, progress: { ...progress, compile: null } }, lock);
-      await emit({ type: 'test', id: data.id, index, test: summary });
+      await store.progress({ ...running, progress: { ...progress, compile: null } }, lock, {
+        type: 'test',
+        id: data.id,
+        index,
+        test: summary,
+      });
     }
     const record: RunRecord = { ...running, status: 'done', verdict: 'ok', tests, finishedAt: Date.now() };
     await store.putFinal(record, lock);

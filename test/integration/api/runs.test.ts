@@ -174,12 +174,18 @@ describe('runs', () => {
         memoryKb: 1,
         truncated: false,
       }));
-      await h.store.put({ ...running, progress: { workerId: 'test-worker', compile: null, tests: [tests[0]!] } }, lock);
-      await job.updateProgress({ type: 'started', id, workerId: 'test-worker' });
-      await job.updateProgress({ type: 'compiled', id, compile: null });
-      await job.updateProgress({ type: 'test', id, index: 0, test: tests[0]! });
+      await h.store.start({ ...running, progress: { workerId: 'test-worker', compile: null, tests: [tests[0]!] } }, lock, [
+        { type: 'started', id, workerId: 'test-worker' },
+        { type: 'compiled', id, compile: null },
+        { type: 'test', id, index: 0, test: tests[0]! },
+      ]);
       await released;
-      await job.updateProgress({ type: 'test', id, index: 1, test: tests[1]! });
+      await h.store.progress({ ...running, progress: { workerId: 'test-worker', compile: null, tests } }, lock, {
+        type: 'test',
+        id,
+        index: 1,
+        test: tests[1]!,
+      });
       const record: RunRecord = {
         ...running,
         status: 'done',
@@ -192,12 +198,8 @@ describe('runs', () => {
     });
     try {
       const { id } = await submit(h, JUDGED);
-      await until(
-        'the first test to be reported',
-        async () => ((await h.queue.getJob(id))?.progress as RunEvent | undefined)?.type === 'test',
-      );
-      // BullMQ's event stream is not where a late follower looks: empty it.
-      await h.redis.del(h.queue.keys.events!);
+      // Published before anyone followed the run: only the record tells it now.
+      await until('the first test to be reported', async () => (await h.store.get(id))?.progress?.tests.length === 1);
       const stream = await h.fetch(`/v1/runs/${id}/events`);
       release();
       const events = await readEvents(stream);
@@ -272,8 +274,9 @@ describe('runs', () => {
         createdAt: job.data.createdAt,
         startedAt: Date.now(),
       };
-      await h.store.put({ ...running, progress: { workerId: 'test-worker', tests: [] } }, lock);
-      await job.updateProgress({ type: 'started', id: job.data.id, workerId: 'test-worker' });
+      await h.store.start({ ...running, progress: { workerId: 'test-worker', tests: [] } }, lock, [
+        { type: 'started', id: job.data.id, workerId: 'test-worker' },
+      ]);
       await new Promise<void>((resolve) => aborts.set(job.data.id, resolve));
       const cancelled: RunRecord = { ...running, status: 'cancelled', finishedAt: Date.now() };
       await h.store.putFinal(cancelled, lock);

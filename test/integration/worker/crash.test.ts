@@ -19,7 +19,6 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { Runtime } from '../../../runtime/runtime.ts';
-import { admitRun } from '../../../services/shared/admission.ts';
 import { keys, type RunRecord } from '../../../services/shared/contract.ts';
 import type { Logger } from '../../../services/shared/logger.ts';
 import type { WorkerTiming } from '../../../services/worker/worker.ts';
@@ -131,19 +130,15 @@ function keptLogger(): { logger: Logger; lines: { level: number; msg: string; ru
 const PINO_WARN = 40;
 const PINO_ERROR = 50;
 
-/** Admits the run as the API would, so that its reservation can be seen to stay. */
+/** The run's admission as the API's leaves it (admission.ts), so that it can be seen to stay. */
 async function admitted(id: string): Promise<void> {
-  const now = Date.now();
-  const admission = await admitRun(h.clients.redis, {
-    id,
-    client: 'test',
-    bytes: 1000,
-    clientCap: 100,
-    roomBytes: null,
-    now,
-    staleAt: now + 600_000,
-  });
-  assert.ok(admission.admitted);
+  const staleAt = Date.now() + 600_000;
+  await h.clients.redis
+    .multi()
+    .zadd(keys.clientRuns('test'), staleAt, id)
+    .hset(keys.reservations, id, '1000 test')
+    .zadd(keys.reservationExpiry, staleAt, id)
+    .exec();
 }
 
 /**

@@ -17,10 +17,10 @@ import {
   EVENTS_MAX_LEN,
   JOB_NAME,
   keys,
+  type PublishedSignal,
   QUEUE_NAME,
-  type RunEvent,
+  RUN_EVENTS_CHANNEL,
   type RunJobData,
-  type RunOutcome,
   type RunRecord,
 } from '../../../services/shared/contract.ts';
 import { createLogger, type Logger } from '../../../services/shared/logger.ts';
@@ -224,32 +224,29 @@ export async function waitForRecord(
 
 export const isFinal = (r: RunRecord) => r.status === 'done' || r.status === 'cancelled';
 
-/** What the queue told about a run: its progress events, then its completion with the job's return value. */
-export type LoggedEvent = Exclude<RunEvent, { type: 'done' }> | { type: 'done'; id: string; outcome: RunOutcome };
+/** What a run announced on RUN_EVENTS_CHANNEL, as the API hears it. */
+export type LoggedEvent = PublishedSignal;
 
-/** Every 'progress' event of the queue, by run id, in the order they arrived. */
+/** Every signal on RUN_EVENTS_CHANNEL, by run id, in the order they arrived. */
 export class EventLog {
   readonly byRun = new Map<string, LoggedEvent[]>();
-  constructor(readonly queueEvents: QueueEvents) {
-    queueEvents.on('progress', ({ jobId, data }) => this.add(jobId, data as LoggedEvent));
-    // The job's completion is the final event: the API maps it the same way.
-    queueEvents.on('completed', ({ jobId, returnvalue }) => {
-      const outcome = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as RunOutcome;
-      this.add(jobId, outcome.status === 'cancelled' ? { type: 'cancelled', id: jobId } : { type: 'done', id: jobId, outcome });
+  constructor(subscriber: Redis) {
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel === RUN_EVENTS_CHANNEL) this.add(JSON.parse(message) as LoggedEvent);
     });
   }
 
-  private add(jobId: string, event: LoggedEvent): void {
-    const list = this.byRun.get(jobId) ?? [];
+  private add(event: LoggedEvent): void {
+    const list = this.byRun.get(event.id) ?? [];
     list.push(event);
-    this.byRun.set(jobId, list);
+    this.byRun.set(event.id, list);
   }
 
   types(id: string): string[] {
     return (this.byRun.get(id) ?? []).map((e) => e.type);
   }
 
-  async waitFor(id: string, type: RunEvent['type'], timeoutMs = 20_000): Promise<LoggedEvent> {
+  async waitFor(id: string, type: LoggedEvent['type'], timeoutMs = 20_000): Promise<LoggedEvent> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const found = this.byRun.get(id)?.find((e) => e.type === type);
@@ -268,21 +265,24 @@ export interface Clients {
   close(): Promise<void>;
 }
 
-/** The API's side of the queue: a Redis client, a Queue and QueueEvents. */
+/** The API's side of the queue: a Redis client, a Queue, the run events and BullMQ's own (QueueEvents, for job completion). */
 export async function connectClients(redisUrl: string): Promise<Clients> {
   const redis = new Redis(redisUrl);
   // Every Queue writes the queue's metadata: this one must say what the API's says.
   const queue = new Queue(QUEUE_NAME, { connection: { url: redisUrl }, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
   const queueEvents = new QueueEvents(QUEUE_NAME, { connection: { url: redisUrl } });
-  await queueEvents.waitUntilReady();
+  const subscriber = new Redis(redisUrl);
+  const events = new EventLog(subscriber);
+  await Promise.all([queueEvents.waitUntilReady(), subscriber.subscribe(RUN_EVENTS_CHANNEL)]);
   return {
     redis,
     queue,
     queueEvents,
-    events: new EventLog(queueEvents),
+    events,
     async close() {
       await queueEvents.close();
       await queue.close();
+      await subscriber.quit();
       await redis.quit();
     },
   };

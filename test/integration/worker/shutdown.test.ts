@@ -48,7 +48,7 @@ test('close() finishes a short run, hands a long one back to the queue, and anot
     const longRecord = (await readRecord(h.clients.redis, long))!;
     assert.equal(longRecord.status, 'queued', `a run stopped by shutdown must go back to queued, not ${longRecord.status}`);
     assert.equal(longRecord.verdict, null);
-    assert.deepEqual(h.clients.events.types(long), ['started', 'compiled'], 'no cancelled or done event for a requeued run');
+    assert.deepEqual(h.clients.events.types(long), ['started', 'compiled', 'requeued'], 'no cancelled or done event for a requeued run');
     const job = (await QueueJob.fromId(h.clients.queue, long))!;
     assert.equal(await job.getState(), 'waiting');
     assert.equal(job.attemptsMade, 0, "a shutdown must not spend one of the run's attempts");

@@ -89,11 +89,9 @@ static struct {
   unsigned long long tmpfs_bytes;
 } cfg = { .hostname = "brig" };
 
-/* The go message as received, the words it splits into, and what they say:
- * this step's program, workspace mode and limits. Init receives it into a
- * mapping it shares with the program's process (forked while the sandbox is
- * prepared), which reads it once init tells it to start. Only the pages a
- * message touches are ever faulted in. */
+/* The go message as received by init, the words it splits into, and what
+ * they say: this step's program, workspace mode and limits. Static: only the
+ * pages a message touches are ever faulted in. */
 struct go {
   char buf[BRIG_MAX_GO_BYTES];
   char *words[BRIG_MAX_GO_WORDS + 1];
@@ -106,7 +104,7 @@ struct go {
     char **argv;
   } step;
 };
-static struct go *go;
+static struct go the_go, *go;
 
 /* What init and the program tell the launcher, over a private pipe. One
  * struct per write, well under PIPE_BUF, so each arrives whole. */
@@ -579,27 +577,16 @@ static long long now_us(void) {
  * shares with init; 0 while it has not. */
 static volatile long long *exec_ns;
 
-/* The program's process, forked while the sandbox is prepared: what does
- * not depend on the step (a session, the capability drop, the inner user)
- * is done before the request arrives, so that the go-ahead pays only for the
- * limits, the working directory, the filter and the execve. */
-static void program_main(int start_fd, const struct sock_fprog *filter) {
+/* The program's process, forked once the workspace is in place. It is not
+ * forked while the sandbox is prepared, though that would take ~0.3 ms off
+ * the go-ahead: on cgroup v1 a run's memory peak is counted above the usage
+ * when the step starts, and a process made before then leaves a small
+ * program's charges inside what was already counted (per-CPU charge
+ * batches), so its peak read as 0. */
+static void program_main(const struct sock_fprog *filter) {
   CHECK(setsid(), "setsid");
   /* Whatever fd the runtime might have leaked stops at this execve. */
   CHECK(syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
-  /* Drop the bounding set while we still hold CAP_SETPCAP; the uid change
-   * below then clears permitted, effective and ambient capabilities. */
-  for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
-  CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
-  CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
-  CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
-
-  /* One byte once init has placed the workspace; EOF: the sandbox is being
-   * discarded unused. The step is in the mapping init shares with us. */
-  char byte;
-  ssize_t n;
-  while ((n = read(start_fd, &byte, 1)) < 0 && errno == EINTR) {}
-  if (n != 1) _exit(BRIG_EXIT_ABORTED);
   /* Soft and hard limits are equal, so the program can only lower them
    * (raising a hard limit takes CAP_SYS_RESOURCE in the host namespace).
    * Why each value: runtime/launcher/rlimits.ts. */
@@ -609,7 +596,13 @@ static void program_main(int start_fd, const struct sock_fprog *filter) {
     if (go->step.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
     CHECK(setrlimit(go->step.rlimits[i].resource, &rl), "setrlimit");
   }
+  /* Drop the bounding set while we still hold CAP_SETPCAP; the uid change
+   * below then clears permitted, effective and ambient capabilities. */
+  for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
+  CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
+  CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
   CHECK(chdir(go->step.cwd), "chdir cwd");
+  CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
   /* Loaded last: from here on only what the profile allows can run, and execve must be among it. */
   CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter), "load seccomp filter");
   /* The vDSO's clock: no syscall, so the filter need not allow one. */
@@ -686,30 +679,8 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   void *shared = mmap(NULL, sizeof *exec_ns, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) report_error("mmap exec clock", errno);
   exec_ns = shared;
-  shared = mmap(NULL, sizeof *go, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (shared == MAP_FAILED) report_error("mmap go", errno);
-  go = shared;
+  go = &the_go;
   go->step.cwd = "/box";
-
-  int start[2];
-  CHECK(pipe2(start, O_CLOEXEC), "start pipe");
-  pid_t program = fork();
-  CHECK(program, "fork program");
-  if (program == 0) {
-    close(start[1]);
-    close(go_sock);
-    close(scratch_fd);
-    program_main(start[0], filter);
-  }
-  close(start[0]);
-  /* Init keeps no copy of the program's pipes: once the program and its
-   * descendants are gone, the runtime sees EOF. */
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  CHECK(devnull, "open /dev/null");
-  for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
-
-  /* A program process killed while it waits must fail the start with EPIPE, not kill init. */
-  CHECK(sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL), "ignore SIGPIPE");
 
   /* Prepared: from here on only what the step decides is left to do. */
   struct report r = { .kind = 'R' };
@@ -722,9 +693,16 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   place_box(tree);
 
   long long start_us = now_us();
-  CHECK(write(start[1], "G", 1), "start the program");
-  close(start[1]);
+  pid_t program = fork();
+  CHECK(program, "fork program");
+  if (program == 0) program_main(filter);
   arm_wall_limit();
+
+  /* Init keeps no copy of the program's pipes: once the program and its
+   * descendants are gone, the runtime sees EOF. */
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  CHECK(devnull, "open /dev/null");
+  for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
 
   for (;;) {
     int status;

@@ -91,14 +91,6 @@ export class PreparedSandbox {
       await cgroup.waitEmpty(LAUNCHER_KILL_GRACE_MS).catch(() => cgroup.killAll());
       throw launcherFailure(first, how, null);
     }
-    // Counted from here: what the step runs. The sandbox's own setup, done
-    // by now, is not the program's, and nothing runs while it waits.
-    try {
-      cgroup.resetCounters();
-    } catch (error) {
-      await sandbox.discard();
-      throw error;
-    }
     return sandbox;
   }
 

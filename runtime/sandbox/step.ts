@@ -35,9 +35,8 @@ export interface StepTimings {
 type KillReason = 'time_limit' | 'output_limit' | 'cancelled';
 
 /**
- * One step in a prepared sandbox (its cgroup's counters were reset when it
- * became ready): set the limits, send the go message (workspace, limits,
- * program), enforce the
+ * One step in a prepared sandbox: set the limits, reset the cgroup's
+ * counters, send the go message (workspace, limits, program), enforce the
  * limits while it runs, and account for it from the kernel's counters once
  * the sandbox is gone. Resolves with a result for every program outcome;
  * rejects with SandboxError only when Brig itself failed, CancelledError on
@@ -81,6 +80,10 @@ export async function runStep(
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     const message = goMessage(spec);
     cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
+    // Here, not when the sandbox became ready: on v1 the peak is counted
+    // above the usage at this moment, and memory the last sandbox's teardown
+    // was still giving back then would hide a small program's peak.
+    cgroup.resetCounters();
     const goAt = performance.now();
     sandbox.go(message, spec.box.dir);
     stdin.end(spec.stdin);

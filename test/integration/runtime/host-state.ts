@@ -163,8 +163,8 @@ const notExecd = (pid: number) => commandName(pid) === 'brig-launcher';
 
 /**
  * Sandboxes prepared ahead (warm slots) by launchers that `parentPid`
- * started, by their inits: init is there and its one child, the program's
- * process, has not exec'd yet (it waits for the go-ahead). A launcher killed
+ * started, by their inits: init is there and no program is (init has no
+ * child that exec'd anything). A launcher killed
  * from outside is not `parentPid`'s child any more: its init, if it
  * survived, is not counted here.
  */
@@ -175,8 +175,8 @@ export function waitingInits(parentPid: number = process.pid): Set<number> {
 
 /**
  * Every process of the sandboxes being prepared or waiting: their launchers
- * (which run as the slot's root id for a moment, to create the namespaces),
- * inits and waiting program processes.
+ * (which run as the slot's root id for a moment, to create the namespaces)
+ * and inits.
  */
 export function preparedSandboxProcesses(parentPid: number = process.pid): Set<number> {
   const waiting = waitingInits(parentPid);

@@ -28,7 +28,7 @@ for (const [language, source] of Object.entries(HELLO)) {
     assert.equal(result.run.verdict, 'ok');
     assert.equal(result.run.exitCode, 0);
     assert.equal(result.run.signal, null);
-    assert.ok(result.run.wallMs >= 0 && result.run.cpuMs >= 0 && result.run.memoryKb > 0);
+    assert.ok(result.run.wallMs >= 0 && result.run.cpuMs >= 0 && result.run.memoryKb > 0, JSON.stringify(result.run));
   });
 }
 

@@ -1,0 +1,38 @@
+# Shared by run.sh and subset.sh inside the test:vm guest: where things are,
+# and how one step of tests runs and is recorded.
+#
+# A step is one test file, run by node itself rather than by `node --test`
+# (whose runner is one more node process, and each costs seconds under TCG),
+# with a name pattern where only some of the file's tests belong to the v2
+# subset. It prints node's spec output on the console, writes its counts to
+# results/<placement>-<step>.json (count-reporter.mjs) and its exit code to
+# the steps file, so the host can tell a step that failed from one that
+# never ran or crashed.
+
+BRIG_VM_SHARE=/run/brig-vm
+BRIG_VM_RESULTS="$BRIG_VM_SHARE/results"
+BRIG_VM_STEPS="$BRIG_VM_SHARE/steps"
+# One file may take this long under TCG before it is killed (node's own
+# --test-timeout applies only under its runner).
+BRIG_VM_FILE_TIMEOUT_S=300
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root NO_COLOR=1 FORCE_COLOR=0 TERM=dumb
+# qemu runs this guest with TCG: tests may loosen what emulation slows (test/helpers/emulation.ts).
+export BRIG_TEST_EMULATION=tcg
+
+say() {
+  echo "BRIG-VM: $*"
+}
+
+# step PLACEMENT NAME [node test options...] FILE
+step() {
+  local placement=$1 name=$2
+  shift 2
+  say "$placement: $name"
+  (cd "$BRIG_VM_REPO" && timeout --signal=KILL "$BRIG_VM_FILE_TIMEOUT_S" node --import tsx \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter="$BRIG_VM_REPO/scripts/vm/guest/count-reporter.mjs" \
+    --test-reporter-destination="$BRIG_VM_RESULTS/$placement-$name.json" "$@")
+  echo "$placement $name $?" >>"$BRIG_VM_STEPS"
+}

@@ -108,6 +108,8 @@ async function http(redisDir: string): Promise<HttpResult> {
     let wrong = 0;
     const latencies: number[] = [];
     const counting = await countCommands(redis.url!);
+    // autocannon's own duration is in whole seconds: ±15% on a run of seven.
+    const start = performance.now();
     const result = await autocannon({
       url,
       connections: CONCURRENCY,
@@ -121,10 +123,11 @@ async function http(redisDir: string): Promise<HttpResult> {
         client.on('response', (_status: number, _bytes: number, responseTimeMs: number) => latencies.push(responseTimeMs));
       },
     });
+    const seconds = (performance.now() - start) / 1000;
     const commands = await counting.stop();
     latencies.sort((a, b) => a - b);
     return {
-      seconds: result.duration,
+      seconds,
       p50: quantile(latencies, 0.5),
       p95: quantile(latencies, 0.95),
       non2xx: result.non2xx,

@@ -4,7 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 import { newRunId } from '../../../services/api/runs/ids.ts';
-import { CANCEL_CHANNEL, keys, type RunEvent, type RunRecord } from '../../../services/shared/contract.ts';
+import {
+  CANCEL_CHANNEL,
+  FINAL_EVENT_RECORD_MAX_BYTES,
+  keys,
+  RUN_EVENTS_CHANNEL,
+  type RunEvent,
+  type RunRecord,
+} from '../../../services/shared/contract.ts';
 import { type ApiHarness, judgeEverythingOk, PYTHON_HELLO, readEvents, redisServerForFile, startHarness } from './harness.ts';
 
 const redisServer = redisServerForFile();
@@ -322,6 +329,41 @@ describe('runs', () => {
     const missing = await h.fetch(`/v1/runs/${newRunId()}`, { method: 'DELETE' });
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as ErrorBody).error.code, 'run_not_found');
+  });
+
+  test("wait=true gets a final record too large to ride in its 'done' signal from the record itself", async () => {
+    const stdout = 'x'.repeat(FINAL_EVENT_RECORD_MAX_BYTES + 1);
+    const worker = h.worker(async (job, lock) => {
+      const { id, createdAt } = job.data;
+      const record: RunRecord = {
+        id,
+        language: 'python',
+        status: 'done',
+        verdict: 'ok',
+        compile: null,
+        run: { stdout, stderr: '', exitCode: 0, signal: null, verdict: 'ok', cpuMs: 1, wallMs: 1, memoryKb: 1, truncated: false },
+        createdAt,
+        startedAt: Date.now(),
+        finishedAt: Date.now(),
+      };
+      await h.store.putFinal(record, lock);
+      return { id, status: record.status, verdict: record.verdict };
+    });
+    const subscriber = new Redis(redisServer.url);
+    try {
+      const signals: string[] = [];
+      subscriber.on('message', (_channel: string, message: string) => signals.push(message));
+      await subscriber.subscribe(RUN_EVENTS_CHANNEL);
+      const res = await h.fetch('/v1/runs?wait=true', { json: PYTHON_HELLO });
+      assert.equal(res.status, 200);
+      const record = (await res.json()) as RunRecord;
+      assert.equal(record.run?.stdout, stdout);
+      await until('the done signal', async () => signals.length > 0);
+      assert.deepEqual(JSON.parse(signals[0]!), { type: 'done', id: record.id }, 'announced without the record');
+    } finally {
+      await subscriber.quit();
+      await worker.close();
+    }
   });
 
   test('a job that fails without writing a final record ends as internal_error, and waiters hear it', async () => {

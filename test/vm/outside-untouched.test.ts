@@ -1,17 +1,29 @@
 /**
  * After a placement's subset has run, seen from outside it (the VM's root
  * cgroup and mount namespace, by scripts/vm/guest/run.sh): against the
- * snapshot taken before (scripts/vm/guest/cgroup-tree.ts), no cgroup outside
+ * snapshot taken before (scripts/vm/guest/cgroup-tree.mjs), no cgroup outside
  * the cgroup given to Brig was made, removed or written, and inside it
  * nothing Brig made is left but the `init` leaf its service's processes
  * moved to, and nothing was written but that cgroup's own
  * cgroup.subtree_control (the controllers Brig hands to its parent).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { type CgroupState, snapshotCgroupTree } from '../../scripts/vm/guest/cgroup-tree.ts';
 import { CGROUP_MOUNT, GIVEN_CGROUP, PLACEMENT, underMount } from './vm.ts';
+
+/** One cgroup as scripts/vm/guest/cgroup-tree.mjs records it. */
+interface CgroupState {
+  /** Path under the mount: '' for the mount's own cgroup, else 'a/b'. */
+  path: string;
+  /** The files a cgroup's manager sets, those present. */
+  files: Record<string, string>;
+  /** Brig's mark on the directory. */
+  brigMark: boolean;
+}
+
+const CGROUP_TREE = new URL('../../scripts/vm/guest/cgroup-tree.mjs', import.meta.url).pathname;
 
 const SNAPSHOT = process.env.BRIG_VM_SNAPSHOT;
 const SKIP = SNAPSHOT && PLACEMENT ? false : 'runs in the VM of npm run test:vm, after each placement, with its snapshot';
@@ -25,7 +37,8 @@ function load(): { before: Map<string, CgroupState>; after: Map<string, CgroupSt
   const byPath = (states: CgroupState[]) => new Map(states.map((state) => [state.path, state]));
   return {
     before: byPath(JSON.parse(readFileSync(SNAPSHOT!, 'utf8')) as CgroupState[]),
-    after: byPath(snapshotCgroupTree(CGROUP_MOUNT)),
+    // The same tool as the snapshot before, so that both see the tree alike.
+    after: byPath(JSON.parse(execFileSync(process.execPath, [CGROUP_TREE, CGROUP_MOUNT], { encoding: 'utf8' })) as CgroupState[]),
   };
 }
 

@@ -27,12 +27,14 @@ say() {
 
 # step PLACEMENT NAME [node test options...] FILE
 step() {
-  local placement=$1 name=$2
+  local placement=$1 name=$2 started=$SECONDS code
   shift 2
   say "$placement: $name"
   (cd "$BRIG_VM_REPO" && timeout --signal=KILL "$BRIG_VM_FILE_TIMEOUT_S" node --import tsx \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter="$BRIG_VM_REPO/scripts/vm/guest/count-reporter.mjs" \
     --test-reporter-destination="$BRIG_VM_RESULTS/$placement-$name.json" "$@")
-  echo "$placement $name $?" >>"$BRIG_VM_STEPS"
+  code=$?
+  say "$placement: $name: exit $code after $((SECONDS - started)) s"
+  echo "$placement $name $code" >>"$BRIG_VM_STEPS"
 }

@@ -41,7 +41,7 @@ mount -t tracefs tracefs "$TRACE" && echo 'sig == 4 || sig == 6 || sig == 7 || s
   echo 1 >"$TRACE/events/signal/signal_generate/enable" || say "cannot trace signals"
 
 snapshot() {
-  (cd "$BRIG_VM_REPO" && node --import tsx scripts/vm/guest/cgroup-tree.ts "$CGROUP") >"$BRIG_VM_SHARE/$1.before.json"
+  (cd "$BRIG_VM_REPO" && node scripts/vm/guest/cgroup-tree.mjs "$CGROUP") >"$BRIG_VM_SHARE/$1.before.json"
 }
 
 # outside PLACEMENT CGROUP: the tree outside CGROUP is as the snapshot was, and nothing of Brig's is left inside.

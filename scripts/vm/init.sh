@@ -8,6 +8,9 @@
 #              write anywhere and nothing reaches the host
 #   /run/brig-vm in the new root: the one writable share (tag "brigvm"),
 #              where vm.env comes in and the results go out
+#   the checkout, at its own path in the new root: read-only over 9p (tag
+#              "repo"), on top of the fresh /tmp and /run, where a CI's
+#              clone may live
 #
 # Any failure powers the VM off at once: the host sees no results and says
 # so, rather than waiting for its timeout.
@@ -49,4 +52,7 @@ mount --move /dev /newroot/dev
 
 [ -r /newroot/run/brig-vm/vm.env ] || fail "no vm.env in the results share"
 . /newroot/run/brig-vm/vm.env
+# The checkout again, at its own path: it may be under the /tmp or /run just replaced.
+mkdir -p "/newroot$BRIG_VM_REPO" || fail "make the checkout's mount point"
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose repo "/newroot$BRIG_VM_REPO" || fail "mount the checkout over 9p"
 exec switch_root /newroot /bin/bash "$BRIG_VM_REPO/scripts/vm/guest/run.sh"

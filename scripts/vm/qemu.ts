@@ -15,6 +15,12 @@ export interface BootOptions {
   initramfs: string;
   /** Mounted read-write at /run/brig-vm in the guest. */
   shareDir: string;
+  /**
+   * The checkout, mounted read-only at the same path in the guest: it may
+   * live under /tmp or /run (a CI's clone, say), which the guest replaces
+   * with fresh ones.
+   */
+  repoDir: string;
   consoleLog: string;
   memoryMb: number;
   cpus: number;
@@ -51,6 +57,7 @@ export function qemuArgs(opts: Omit<BootOptions, 'onLine' | 'consoleLog' | 'time
     ['-append', KERNEL_ARGS],
     ['-virtfs', 'local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap'],
     ['-virtfs', `local,path=${opts.shareDir},mount_tag=brigvm,security_model=passthrough`],
+    ['-virtfs', `local,path=${opts.repoDir},mount_tag=repo,security_model=passthrough,readonly=on,multidevs=remap`],
   ].flat();
 }
 

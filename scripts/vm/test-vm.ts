@@ -110,6 +110,7 @@ async function runGuest(kernel: UnpackedKernel, { cacheDir, keep, measure }: Opt
       kernel,
       initramfs,
       shareDir,
+      repoDir: REPO_ROOT,
       consoleLog,
       memoryMb: GUEST_MEMORY_MB,
       cpus: GUEST_CPUS,

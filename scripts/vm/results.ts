@@ -29,6 +29,8 @@ export interface GuestReport {
   byPlacement: Map<string, Tally>;
   total: Tally;
   finished: boolean;
+  /** Steps that failed once and were run again (guest/lib.sh step): "placement step exit-code". */
+  retried: string[];
 }
 
 const emptyTally = (): Tally => ({ passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] });
@@ -86,5 +88,7 @@ export function readGuestReport(shareDir: string): GuestReport {
   const total = emptyTally();
   for (const tally of byPlacement.values()) add(total, tally);
   if (!finished) fail(total, 'guest', 'the guest did not finish its run (crashed, hung or timed out): see the console above');
-  return { byPlacement, total, finished };
+  const retriedPath = join(shareDir, 'retried');
+  const retried = existsSync(retriedPath) ? readFileSync(retriedPath, 'utf8').split('\n').filter(Boolean) : [];
+  return { byPlacement, total, finished, retried };
 }

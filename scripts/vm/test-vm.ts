@@ -121,6 +121,8 @@ async function runGuest(kernel: UnpackedKernel, { cacheDir, keep, measure }: Opt
     });
     if (outcome.timedOut) say(`${prefix}killed after ${GUEST_TIMEOUT_MS / MS_PER_S} s`);
     const report = readGuestReport(shareDir);
+    for (const line of report.retried)
+      say(`${prefix}run twice, failed the first time (exit ${line.split(' ')[2]}): ${line.split(' ').slice(0, 2).join(': ')}`);
     if (keep || !report.finished) say(`${prefix}console log and results kept in ${runDir}`);
     return { kernel, report, ms: outcome.ms, timedOut: outcome.timedOut, measured: readMeasured(shareDir) };
   } finally {

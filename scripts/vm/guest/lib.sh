@@ -26,15 +26,25 @@ say() {
 }
 
 # step PLACEMENT NAME [node test options...] FILE
+#
+# A step that fails is run once more, and says so: under TCG a node process
+# now and then dies from SIGSEGV with no cause found in the guest (seen in
+# about a third of the runs, in a different file each time, never on the
+# host). The first attempt's output stays on the console; the second one's
+# counts are the step's. A failure that is Brig's fails twice.
 step() {
-  local placement=$1 name=$2 started=$SECONDS code
+  local placement=$1 name=$2 started=$SECONDS code attempt
   shift 2
-  say "$placement: $name"
-  (cd "$BRIG_VM_REPO" && timeout --signal=KILL "$BRIG_VM_FILE_TIMEOUT_S" node --import tsx \
-    --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter="$BRIG_VM_REPO/scripts/vm/guest/count-reporter.mjs" \
-    --test-reporter-destination="$BRIG_VM_RESULTS/$placement-$name.json" "$@")
-  code=$?
-  say "$placement: $name: exit $code after $((SECONDS - started)) s"
+  for attempt in 1 2; do
+    if [ "$attempt" = 1 ]; then say "$placement: $name"; else say "$placement: $name, second attempt"; fi
+    (cd "$BRIG_VM_REPO" && timeout --signal=KILL "$BRIG_VM_FILE_TIMEOUT_S" node --import tsx \
+      --test-reporter=spec --test-reporter-destination=stdout \
+      --test-reporter="$BRIG_VM_REPO/scripts/vm/guest/count-reporter.mjs" \
+      --test-reporter-destination="$BRIG_VM_RESULTS/$placement-$name.json" "$@")
+    code=$?
+    say "$placement: $name: exit $code after $((SECONDS - started)) s"
+    [ "$code" = 0 ] && break
+    [ "$attempt" = 1 ] && echo "$placement $name $code" >>"$BRIG_VM_SHARE/retried"
+  done
   echo "$placement $name $code" >>"$BRIG_VM_STEPS"
 }

@@ -123,8 +123,11 @@ export class PreparedSandbox {
    */
   stop(): void {
     this.launcher.kill('SIGTERM');
-    this.cgroup.killAll();
+    // Armed before the cgroup kill, which can throw (a host without
+    // CAP_KILL): the launcher's SIGKILL still ends init by its parent-death
+    // signal, and its status pipe, which holds the event loop, with it.
     setTimeout(() => this.launcher.kill('SIGKILL'), LAUNCHER_KILL_GRACE_MS).unref();
+    this.cgroup.killAll();
   }
 
   /** Kills it outright, for a launcher that broke the protocol or a host failure. */
@@ -135,9 +138,15 @@ export class PreparedSandbox {
   /** Stops a sandbox that never ran a step, and waits until its cgroup is empty. */
   async discard(): Promise<void> {
     this.used = true;
-    this.stop();
+    let failure: unknown = null;
+    try {
+      this.stop();
+    } catch (error) {
+      failure = error;
+    }
     await this.exited.catch(() => {});
     this.destroyStreams();
+    if (failure) throw failure;
     await this.cgroup.waitEmpty(LAUNCHER_KILL_GRACE_MS).catch(() => this.cgroup.killAll());
   }
 

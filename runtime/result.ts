@@ -21,8 +21,14 @@ export interface StepResult {
   /** CPU time of every process of the step, from the cgroup. */
   cpuMs: number;
   wallMs: number;
-  /** Peak memory of the step's cgroup (anonymous memory, page cache and tmpfs it added). */
+  /**
+   * Peak memory of the step's cgroup above its level at the program's start
+   * (anonymous memory, page cache and tmpfs it added). The kernel charges in
+   * per-CPU batches of up to 64 pages, so a small program can read 0.
+   */
   memoryKb: number;
+  /** The largest resident set of one of the step's processes (ru_maxrss), shared library pages included; 0 when unknown. */
+  maxRssKb: number;
   /** True when stdout or stderr was cut at the output limit. */
   truncated: boolean;
 }

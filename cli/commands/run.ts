@@ -104,6 +104,6 @@ function report(name: string, step: StepResult): void {
   process.stderr.write(step.stderr);
   const end = step.signal !== null ? `signal=${step.signal}` : `exit=${step.exitCode}`;
   process.stderr.write(
-    `brig: ${name} verdict=${step.verdict} ${end} cpu=${step.cpuMs}ms wall=${step.wallMs}ms memory=${step.memoryKb}KB${step.truncated ? ' truncated' : ''}\n`,
+    `brig: ${name} verdict=${step.verdict} ${end} cpu=${step.cpuMs}ms wall=${step.wallMs}ms memory=${step.memoryKb}KB rss=${step.maxRssKb}KB${step.truncated ? ' truncated' : ''}\n`,
   );
 }

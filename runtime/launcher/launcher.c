@@ -111,7 +111,7 @@ static struct go the_go, *go;
 struct report {
   char kind; /* 'R' ready, 'E' error, 'X' exit */
   int err, code, sig;
-  long long wall_us, exec_ns;
+  long long wall_us, exec_ns, max_rss_kb;
   char text[200];
 };
 
@@ -619,11 +619,11 @@ static void program_main(const struct sock_fprog *filter) {
  * the limit too, on the kernel's clock.
  *
  * Why setitimer and a handler, not timerfd or sigtimedwait: init's reaping
- * loop stays one blocking waitpid, and a run costs only two syscalls more
+ * loop stays one blocking wait4, and a run costs only two syscalls more
  * (sigaction, setitimer). The kill is done in the handler itself, not through
- * a flag that the loop checks, because a flag set just before waitpid blocks
+ * a flag that the loop checks, because a flag set just before wait4 blocks
  * would go unseen until the program exits by itself. SA_RESTART lets the
- * interrupted waitpid carry on and reap the killed program, which then is
+ * interrupted wait4 carry on and reap the killed program, which then is
  * reported like any other exit: signal 9, wall time at or past the limit
  * (ITIMER_REAL never fires early, and the clock started before the fork). */
 static void on_wall_limit(int sig) {
@@ -704,13 +704,22 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   CHECK(devnull, "open /dev/null");
   for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
 
+  /* The cgroup charges memory in per-CPU batches of up to 64 pages, so a
+   * small program can live entirely off a batch taken before its start and
+   * move the cgroup's peak not at all. The kernel's own count of the largest
+   * resident set (wait4's ru_maxrss: the process and every descendant it
+   * reaped) gives the runtime a figure that is never zero for a program that
+   * ran. Orphans reaped here count too. */
+  long long max_rss_kb = 0;
   for (;;) {
     int status;
-    pid_t pid = waitpid(-1, &status, 0);
+    struct rusage usage;
+    pid_t pid = wait4(-1, &status, 0, &usage);
     if (pid < 0 && errno == EINTR) continue;
-    CHECK(pid, "waitpid");
+    CHECK(pid, "wait4");
+    if (usage.ru_maxrss > max_rss_kb) max_rss_kb = usage.ru_maxrss;
     if (pid != program) continue; /* an orphan reparented to us */
-    r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1, .exec_ns = *exec_ns };
+    r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1, .exec_ns = *exec_ns, .max_rss_kb = max_rss_kb };
     if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
     else r.sig = WTERMSIG(status);
     CHECK(write(report_fd, &r, sizeof r), "report exit");
@@ -898,7 +907,7 @@ static int relay(int report, pid_t child) {
       return BRIG_EXIT_SETUP;
     }
     if (r.kind == 'X') {
-      dprintf(BRIG_FD_STATUS, "exit %d %d %lld %lld\n", r.code, r.sig, r.wall_us, r.exec_ns ? r.exec_ns : -1);
+      dprintf(BRIG_FD_STATUS, "exit %d %d %lld %lld %lld\n", r.code, r.sig, r.wall_us, r.exec_ns ? r.exec_ns : -1, r.max_rss_kb);
       return BRIG_EXIT_OK;
     }
   }
@@ -964,7 +973,7 @@ int main(int argc, char **argv) {
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
   /* Init killed from outside (the OOM killer, say) before it could report. */
   if (code == BRIG_EXIT_ABORTED && WIFSIGNALED(status)) {
-    dprintf(BRIG_FD_STATUS, "exit -1 %d -1 -1\n", WTERMSIG(status));
+    dprintf(BRIG_FD_STATUS, "exit -1 %d -1 -1 -1\n", WTERMSIG(status));
     code = BRIG_EXIT_OK;
   }
   return code;

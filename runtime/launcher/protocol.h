@@ -45,10 +45,13 @@
  *
  * Status lines (ASCII, '\n'-terminated, fields separated by one space):
  *   "ready <init_host_pid>"          the sandbox is prepared, waiting for go
- *   "exit <code> <signal> <wall_us> <exec_ns>"
+ *   "exit <code> <signal> <wall_us> <exec_ns> <max_rss_kb>"
  *                                    the program ended (code -1 when killed by
  *                                    a signal); exec_ns is CLOCK_MONOTONIC at
- *                                    its execve, -1 when it never got there
+ *                                    its execve, -1 when it never got there;
+ *                                    max_rss_kb the largest resident set of a
+ *                                    process init reaped, -1 when init did not
+ *                                    report (killed from outside)
  *   "error <errno> <text>"           the launcher failed; it then exits
  *                                    with BRIG_EXIT_SETUP (or BRIG_EXIT_USAGE)
  */

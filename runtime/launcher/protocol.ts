@@ -35,7 +35,15 @@ export const HEADER_CONSTANTS: Record<string, number | string> = {
 
 export type StatusEvent =
   | { kind: 'ready'; initPid: number }
-  | { kind: 'exit'; exitCode: number | null; signal: number | null; wallUs: number | null; execNs: bigint | null }
+  | {
+      kind: 'exit';
+      exitCode: number | null;
+      signal: number | null;
+      wallUs: number | null;
+      execNs: bigint | null;
+      /** The largest resident set of a process init reaped (ru_maxrss); null when init did not report. */
+      maxRssKb: number | null;
+    }
   | { kind: 'error'; errno: number; text: string };
 
 /** Parses one status line; null for a line that is not part of the protocol. */
@@ -45,16 +53,18 @@ export function parseStatusLine(line: string): StatusEvent | null {
     const initPid = toInt(fields[0]);
     return initPid === null ? null : { kind, initPid };
   }
-  if (kind === 'exit' && fields.length === 4) {
+  if (kind === 'exit' && fields.length === 5) {
     const [code, signal, wallUs] = fields.slice(0, 3).map(toInt);
     const execNs = INTEGER.test(fields[3]!) ? BigInt(fields[3]!) : null;
-    if (code === null || signal === null || wallUs === null || execNs === null) return null;
+    const maxRssKb = toInt(fields[4]);
+    if (code === null || signal === null || wallUs === null || execNs === null || maxRssKb === null) return null;
     return {
       kind,
       exitCode: code < 0 ? null : code,
       signal: signal === 0 ? null : signal,
       wallUs: wallUs < 0 ? null : wallUs,
       execNs: execNs < 0n ? null : execNs,
+      maxRssKb: maxRssKb < 0 ? null : maxRssKb,
     };
   }
   if (kind === 'error' && fields.length >= 1) {

@@ -119,7 +119,9 @@ export async function runStep(
     let exitCode: number | null = null;
     let signal: number | null = SIGKILL;
     let wallMs = nodeWallMs;
+    let maxRssKb = 0;
     if (end.kind === 'exit') {
+      maxRssKb = end.maxRssKb ?? 0;
       ({ exitCode, signal } = end);
       if (end.wallUs !== null) wallMs = usToMs(end.wallUs);
       onTimings?.({
@@ -156,6 +158,7 @@ export async function runStep(
       cpuMs,
       wallMs,
       memoryKb: bytesToKb(usage.memoryPeakBytes),
+      maxRssKb,
       truncated: output.truncated,
     };
   } finally {

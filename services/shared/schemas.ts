@@ -195,7 +195,14 @@ const summaryFields = {
   signal: z.number().int().nullable(),
   cpuMs: z.number(),
   wallMs: z.number(),
-  memoryKb: z.number(),
+  memoryKb: z.number().meta({
+    description:
+      "peak memory of the step's cgroup above its level at the program's start, in KiB; charged in per-CPU batches of up to 64 pages, so a small program can read 0",
+  }),
+  maxRssKb: z.number().meta({
+    description:
+      "the largest resident set of one of the step's processes, in KiB (ru_maxrss, shared library pages included); 0 when unknown",
+  }),
   truncated: z.boolean(),
 };
 const stepFields = {

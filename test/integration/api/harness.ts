@@ -211,6 +211,7 @@ export function judgeEverythingOk(redis: Redis, ttlSeconds: number, stepMs = 0) 
         cpuMs: 1,
         wallMs: 2,
         memoryKb: 1024,
+        maxRssKb: 1400,
         truncated: false,
       };
       tests.push({ ...summary, stdout: Buffer.from(test.expectedOutputBase64, 'base64').toString(), stderr: '' });

@@ -179,6 +179,7 @@ describe('runs', () => {
         cpuMs: 1,
         wallMs: 1,
         memoryKb: 1,
+        maxRssKb: 1,
         truncated: false,
       }));
       await h.store.start({ ...running, progress: { workerId: 'test-worker', compile: null, tests: [tests[0]!] } }, lock, [
@@ -341,7 +342,18 @@ describe('runs', () => {
         status: 'done',
         verdict: 'ok',
         compile: null,
-        run: { stdout, stderr: '', exitCode: 0, signal: null, verdict: 'ok', cpuMs: 1, wallMs: 1, memoryKb: 1, truncated: false },
+        run: {
+          stdout,
+          stderr: '',
+          exitCode: 0,
+          signal: null,
+          verdict: 'ok',
+          cpuMs: 1,
+          wallMs: 1,
+          memoryKb: 1,
+          maxRssKb: 1,
+          truncated: false,
+        },
         createdAt,
         startedAt: Date.now(),
         finishedAt: Date.now(),

@@ -49,7 +49,7 @@ test('brig run --json prints {compile, run} and exits 0 even when the program fa
   assert.equal(result.compile, null);
   assert.equal(result.run.stdout, '42\n');
   assert.equal(result.run.verdict, 'ok');
-  for (const key of ['stdout', 'stderr', 'exitCode', 'signal', 'verdict', 'cpuMs', 'wallMs', 'memoryKb', 'truncated'])
+  for (const key of ['stdout', 'stderr', 'exitCode', 'signal', 'verdict', 'cpuMs', 'wallMs', 'memoryKb', 'maxRssKb', 'truncated'])
     assert.ok(key in result.run, key);
 
   const slow = brig(['run', '--json', '--cpu-ms', '300', file('spin.py', 'while True: pass\n')]);

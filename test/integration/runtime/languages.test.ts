@@ -28,9 +28,19 @@ for (const [language, source] of Object.entries(HELLO)) {
     assert.equal(result.run.verdict, 'ok');
     assert.equal(result.run.exitCode, 0);
     assert.equal(result.run.signal, null);
-    assert.ok(result.run.wallMs >= 0 && result.run.cpuMs >= 0 && result.run.memoryKb > 0, JSON.stringify(result.run));
+    // memoryKb can read 0 (the cgroup charges in per-CPU batches); the resident set cannot.
+    assert.ok(result.run.wallMs >= 0 && result.run.cpuMs >= 0 && result.run.memoryKb >= 0, JSON.stringify(result.run));
+    assert.ok(result.run.maxRssKb > 0, JSON.stringify(result.run));
   });
 }
+
+test('48 MiB touched by a child process shows in both memory figures: the cgroup peak and the largest resident set', async () => {
+  const source = 'import os\npid = os.fork()\nif pid == 0:\n    b = bytearray(48 << 20)\n    os._exit(0)\nos.waitpid(pid, 0)\n';
+  const result = await rt.run('python', source);
+  assert.equal(result.run?.verdict, 'ok', JSON.stringify(result.run));
+  assert.ok(result.run.memoryKb >= 48 * 1024, JSON.stringify(result.run));
+  assert.ok(result.run.maxRssKb >= 48 * 1024, JSON.stringify(result.run));
+});
 
 test('c: a compile error returns compile_error-worthy output and no run', async () => {
   const result = await rt.run('c', 'int main( { return 0; }\n');

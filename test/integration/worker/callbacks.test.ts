@@ -154,7 +154,18 @@ async function finishedRun(stdout = 'hello\n'): Promise<RunRecord> {
     createdAt: Date.now() - 50,
     startedAt: Date.now() - 40,
     finishedAt: Date.now(),
-    run: { verdict: 'ok', exitCode: 0, signal: null, cpuMs: 12, wallMs: 20, memoryKb: 9000, stdout, stderr: '', truncated: false },
+    run: {
+      verdict: 'ok',
+      exitCode: 0,
+      signal: null,
+      cpuMs: 12,
+      wallMs: 20,
+      memoryKb: 9000,
+      maxRssKb: 9500,
+      stdout,
+      stderr: '',
+      truncated: false,
+    },
   };
   await client.set(keys.run(id), JSON.stringify(record), 'EX', 600);
   return record;

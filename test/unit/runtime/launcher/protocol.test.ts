@@ -22,15 +22,24 @@ test('every constant of protocol.h has the same value in protocol.ts, and the ot
 
 test('status lines parse into events, and garbage is ignored', () => {
   assert.deepEqual(parseStatusLine('ready 1234'), { kind: 'ready', initPid: 1234 });
-  assert.deepEqual(parseStatusLine('exit 3 0 1500 123456789012345'), {
+  assert.deepEqual(parseStatusLine('exit 3 0 1500 123456789012345 1320'), {
     kind: 'exit',
     exitCode: 3,
     signal: null,
     wallUs: 1500,
     execNs: 123456789012345n,
+    maxRssKb: 1320,
   });
-  assert.deepEqual(parseStatusLine('exit -1 9 -1 -1'), { kind: 'exit', exitCode: null, signal: 9, wallUs: null, execNs: null });
+  assert.deepEqual(parseStatusLine('exit -1 9 -1 -1 -1'), {
+    kind: 'exit',
+    exitCode: null,
+    signal: 9,
+    wallUs: null,
+    execNs: null,
+    maxRssKb: null,
+  });
   assert.equal(parseStatusLine('exit 0 0 1500'), null, 'an exit line without the exec time');
+  assert.equal(parseStatusLine('exit 0 0 1500 1'), null, 'an exit line without the resident set');
   assert.deepEqual(parseStatusLine('error 13 mount overlay: Permission denied'), {
     kind: 'error',
     errno: 13,

@@ -13,6 +13,7 @@ const testView = (name: string): TestSummary => ({
   cpuMs: 1,
   wallMs: 1,
   memoryKb: 1,
+  maxRssKb: 1,
   truncated: false,
 });
 const types = (events: { type: string }[]) => events.map((e) => e.type);

@@ -9,8 +9,9 @@
  *   brig       a full Brig run with warm slots (the default): workspace, the
  *              go-ahead to a sandbox prepared ahead, limits, accounting, teardown
  *   brig-cold  the same with BRIG_WARM_SLOTS=0: every sandbox built on the request's path
- * and, with BENCH_BASELINE_LAUNCHER=<path>, brig-cold again with that launcher
- * binary (e.g. a dynamically linked build) to measure a launcher change alone.
+ * and, with BENCH_BASELINE_LAUNCHER=<path>, brig-baseline: brig again (warm)
+ * with that launcher binary (an earlier build, say) to measure a launcher
+ * change alone.
  *
  * The ways take turns run by run (one round = each way once, in an order
  * that rotates), in two scenarios:
@@ -62,7 +63,7 @@ interface Program {
 
 /** Spawns argv by posix_spawn with stdio on pipes, reads its output to the end and reaps it. */
 async function spawnAndWait(argv: string[]): Promise<null> {
-  const child = spawnProcess(argv[0]!, argv, ['in', 'out', 'out']);
+  const child = await spawnProcess(argv[0]!, argv, ['in', 'out', 'out']);
   const [stdin, stdout, stderr] = [0, 1, 2].map((fd) => child.streams.get(fd)!);
   stdin!.end();
   const closed = [stdout!, stderr!].map((s) => new Promise((resolve) => s.resume().once('close', resolve)));
@@ -160,13 +161,13 @@ async function main(): Promise<void> {
   try {
     const brig = await open('warm', { warmSlots: true });
     const cold = await open('cold', { warmSlots: false });
-    const baseline = BASELINE_LAUNCHER ? await open('baseline', { warmSlots: false, launcherPath: BASELINE_LAUNCHER }) : null;
+    const baseline = BASELINE_LAUNCHER ? await open('baseline', { warmSlots: true, launcherPath: BASELINE_LAUNCHER }) : null;
     const waysOf = (argv: string[], brigArgv: string[] | null): Way[] => [
       { name: 'bare', run: () => spawnAndWait(argv) },
       { name: 'unshare', run: () => spawnAndWait([...UNSHARE, ...argv]) },
       brigWay('brig', brig, brigArgv),
       brigWay('brig-cold', cold, brigArgv),
-      ...(baseline ? [brigWay('brig-cold-baseline', baseline, brigArgv)] : []),
+      ...(baseline ? [brigWay('brig-baseline', baseline, brigArgv)] : []),
     ];
     const programs: Program[] = [
       { name: '/bin/true', ways: waysOf(['/bin/true'], ['/bin/true']) },
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
           );
         }
         const p50 = (way: string) => quantile(samples.get(way)!.ms, 0.5);
-        for (const way of ['brig', 'brig-cold', ...(baseline ? ['brig-cold-baseline'] : [])]) {
+        for (const way of ['brig', 'brig-cold', ...(baseline ? ['brig-baseline'] : [])]) {
           console.log(`${program.name}, ${scenario.name}: ${way}/unshare p50 ratio ${(p50(way) / p50('unshare')).toFixed(2)}`);
         }
         ratios.push({ label: `${program.name}, ${scenario.name}`, ratio: p50('brig') / p50('unshare') });

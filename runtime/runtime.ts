@@ -52,12 +52,13 @@ const SLOT_NAME = /^slot-\d+$/;
  */
 export class Runtime {
   private closed = false;
-  /** Workspaces of closed submissions on their way out. */
+  /** Off the request's path: workspaces of closed submissions, and launchers of finished steps, on their way out. */
   private readonly releases = new Set<Promise<void>>();
   /**
    * Told what failed off any caller's path: a workspace that could not be
-   * unmounted (its mount is left for the next start's sweep). The worker
-   * logs it; by default it becomes a process warning.
+   * unmounted (its mount is left for the next start's sweep), or a finished
+   * step's launcher that would not exit. The worker logs it; by default it
+   * becomes a process warning.
    */
   onBackgroundFailure: (error: unknown) => void = (error) => process.emitWarning(error as Error);
   private readonly missingByLanguage = new Map<string, string[]>();
@@ -217,14 +218,19 @@ export class Runtime {
 
   /** Drops a closed submission's workspace without holding up the event loop. */
   releaseInBackground(workspace: Workspace): void {
-    const release: Promise<void> = workspace
-      .releaseOffThread()
-      .catch((error: unknown) => this.onBackgroundFailure(error))
-      .finally(() => this.releases.delete(release));
-    this.releases.add(release);
+    this.inBackground(workspace.releaseOffThread());
   }
 
-  /** Resolves once every closed submission's workspace is gone from the host. */
+  /** Work left to finish off the request's path; a failure goes to onBackgroundFailure. */
+  inBackground(work: Promise<unknown>): void {
+    const settled: Promise<void> = work
+      .then(() => {})
+      .catch((error: unknown) => this.onBackgroundFailure(error))
+      .finally(() => this.releases.delete(settled));
+    this.releases.add(settled);
+  }
+
+  /** Resolves once every closed submission's workspace, and every finished step's launcher, is gone from the host. */
   async settled(): Promise<void> {
     while (this.releases.size) await Promise.all(this.releases);
   }

@@ -114,13 +114,19 @@ export class Submission {
       signal: spec.signal,
       submittedAt,
     };
-    const inSandbox = async ({ sandbox, warm }: TakenSandbox) =>
-      runStep(
-        sandbox,
-        stepSpec,
-        runtime.config.cpuQuotaCores,
-        spec.onStepTimings && ((timings) => spec.onStepTimings!({ ...timings, warm })),
-      );
+    const inSandbox = async ({ sandbox, warm }: TakenSandbox) => {
+      try {
+        return await runStep(
+          sandbox,
+          stepSpec,
+          runtime.config.cpuQuotaCores,
+          spec.onStepTimings && ((timings) => spec.onStepTimings!({ ...timings, warm })),
+        );
+      } finally {
+        // The launcher may still be ending the sandbox's mount namespace.
+        runtime.inBackground(sandbox.exited);
+      }
+    };
     try {
       const taken = await slot.sandbox.take();
       try {

@@ -596,13 +596,11 @@ static void program_main(const struct sock_fprog *filter) {
     if (go->step.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
     CHECK(setrlimit(go->step.rlimits[i].resource, &rl), "setrlimit");
   }
-  /* Drop the bounding set while we still hold CAP_SETPCAP; the uid change
-   * below then clears permitted, effective and ambient capabilities. */
-  for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
+  /* Init emptied the bounding set and set no_new_privs before the fork; the
+   * uid change now clears permitted, effective and ambient capabilities. */
   CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
   CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
   CHECK(chdir(go->step.cwd), "chdir cwd");
-  CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
   /* Loaded last: from here on only what the profile allows can run, and execve must be among it. */
   CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter), "load seccomp filter");
   /* The vDSO's clock: no syscall, so the filter need not allow one. */
@@ -654,6 +652,29 @@ static void arm_wall_limit(void) {
   CHECK(setitimer(ITIMER_REAL, &limit, NULL), "arm the wall limit");
 }
 
+/* Ready goes with the sandbox's mount namespace, for the launcher to hold.
+ * Why: the namespace ends with its last reference, and ending it unmounts
+ * its ~125 mounts and then waits for an RCU grace period (~0.9 ms). Held by
+ * init alone, that wait fell inside init's exit, before init left the cgroup
+ * and so before the runtime could account for the run. Held by the launcher,
+ * it comes with the launcher's own exit, after the runtime has what it
+ * needs. /proc/self is init itself: no ptrace check stands in the way. */
+static void send_ready(void) {
+  int ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  CHECK(ns, "open own mount namespace");
+  struct report r = { .kind = 'R' };
+  struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
+  union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } control = { 0 };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &ns, sizeof ns);
+  if (sendmsg(report_fd, &msg, MSG_NOSIGNAL) != sizeof r) report_error("report ready", errno);
+  CHECK(close(ns), "close own mount namespace");
+}
+
 static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter) {
   char byte;
   CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
@@ -682,9 +703,16 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   go = &the_go;
   go->step.cwd = "/box";
 
+  /* For the program, done here rather than after its fork, off the go-ahead's
+   * path (~40 prctl calls). Init keeps its effective capabilities, which the
+   * mounts at the go-ahead need: the bounding set only caps what an execve
+   * can gain, and no_new_privs only what an execve can raise, and init never
+   * executes anything. The program inherits both across the fork. */
+  for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
+  CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+
   /* Prepared: from here on only what the step decides is left to do. */
-  struct report r = { .kind = 'R' };
-  CHECK(write(report_fd, &r, sizeof r), "report ready");
+  send_ready();
   int tree = receive_go(go_sock);
   resize_tmpfs(scratch_fd, "", go->step.root_bytes);
   close(scratch_fd);
@@ -719,7 +747,7 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
     CHECK(pid, "wait4");
     if (usage.ru_maxrss > max_rss_kb) max_rss_kb = usage.ru_maxrss;
     if (pid != program) continue; /* an orphan reparented to us */
-    r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1, .exec_ns = *exec_ns, .max_rss_kb = max_rss_kb };
+    struct report r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1, .exec_ns = *exec_ns, .max_rss_kb = max_rss_kb };
     if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
     else r.sig = WTERMSIG(status);
     CHECK(write(report_fd, &r, sizeof r), "report exit");
@@ -731,6 +759,8 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
 /* ---- outside: the launcher -------------------------------------------- */
 
 static volatile pid_t sandbox_init;
+/* The sandbox's mount namespace, from init's ready report. */
+static int sandbox_mount_ns = -1;
 
 /* SIGTERM from the runtime means "stop this sandbox now". We kill init rather
  * than die ourselves: init is our child, so we reap it (no zombie left for a
@@ -896,9 +926,18 @@ static void join_cgroups(pid_t child) {
  * the launcher's exit code, or -1 after "ready" (the caller waits for go). */
 static int relay(int report, pid_t child) {
   struct report r;
-  while (read(report, &r, sizeof r) == sizeof r) {
+  for (;;) {
+    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } control;
+    struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+    ssize_t n = recvmsg(report, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != sizeof r) break;
     r.text[sizeof r.text - 1] = 0;
     if (r.kind == 'R') {
+      /* Kept, never used, until this process exits: see send_ready(). */
+      struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+      if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) memcpy(&sandbox_mount_ns, CMSG_DATA(cmsg), sizeof(int));
       dprintf(BRIG_FD_STATUS, "ready %d\n", child);
       return -1;
     }
@@ -916,7 +955,7 @@ static int relay(int report, pid_t child) {
 
 int main(int argc, char **argv) {
   struct sock_fprog filter;
-  int sync_pipe[2], report_pipe[2];
+  int sync_pipe[2], report_pair[2];
 
   /* The runtime dying must take every sandbox with it. */
   pid_t runtime = getppid();
@@ -927,7 +966,9 @@ int main(int argc, char **argv) {
   /* Root's supplementary groups would follow the child into the sandbox
    * (unmapped, but still honoured by permission checks on host files). */
   if (setgroups(0, NULL) < 0) fail(errno, "setgroups", "drop");
-  if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0) fail(errno, "pipe", "create");
+  /* Reports are messages, and ready carries an fd: a seqpacket socket pair. */
+  if (pipe2(sync_pipe, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report_pair) < 0)
+    fail(errno, "pipe", "create");
   int cgroup_fd = cgroup2_dir();
 
   become_slot_owner();
@@ -937,9 +978,9 @@ int main(int argc, char **argv) {
   if (child == 0) {
     close(BRIG_FD_STATUS);
     close(sync_pipe[1]);
-    close(report_pipe[0]);
+    close(report_pair[0]);
     if (cgroup_fd >= 0) close(cgroup_fd);
-    report_fd = report_pipe[1];
+    report_fd = report_pair[1];
     in_sandbox = 1;
     init_main(sync_pipe[0], BRIG_FD_GO, &filter);
     _exit(BRIG_EXIT_SETUP);
@@ -951,7 +992,7 @@ int main(int argc, char **argv) {
   struct sigaction stop = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
   if (sigaction(SIGTERM, &stop, NULL) < 0) { kill(child, SIGKILL); fail(errno, "sigaction", "SIGTERM"); }
   close(sync_pipe[0]);
-  close(report_pipe[1]);
+  close(report_pair[1]);
   /* The go socket is init's alone: the runtime's message and its closing
    * reach init without waking us. */
   close(BRIG_FD_GO);
@@ -967,8 +1008,8 @@ int main(int argc, char **argv) {
   /* The write end stays open until we exit: init watches it for our death. */
   if (write(sync_pipe[1], "M", 1) != 1) fail(errno, "write", "sync pipe");
 
-  int code = relay(report_pipe[0], child);
-  if (code < 0) code = relay(report_pipe[0], child); /* ready: now the step's end */
+  int code = relay(report_pair[0], child);
+  if (code < 0) code = relay(report_pair[0], child); /* ready: now the step's end */
   int status;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
   /* Init killed from outside (the OOM killer, say) before it could report. */

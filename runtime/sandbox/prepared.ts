@@ -61,7 +61,7 @@ export class PreparedSandbox {
   static async prepare(host: SandboxHost, cgroup: RunCgroup, spec: Omit<SandboxSpec, 'cgroupDirs'>): Promise<PreparedSandbox> {
     cgroup.renew();
     // fds 0-5 of the launcher; see runtime/launcher/protocol.h.
-    const launcher = spawnProcess(
+    const launcher = await spawnProcess(
       host.launcherPath,
       [host.launcherPath, ...launcherArgs({ ...spec, cgroupDirs: cgroup.dirs })],
       ['in', 'out', 'out', { shared: host.seccompFd }, 'socket', 'out'],

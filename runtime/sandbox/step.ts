@@ -102,7 +102,10 @@ export async function runStep(
     );
 
     const end = await status.next();
-    const how = await exited;
+    // After its exit line the launcher only reaps init and exits, and its
+    // exit ends the sandbox's mount namespace (an RCU wait): the step does
+    // not wait for that. Runtime.settled() does.
+    const how = end.kind === 'exit' ? null : await exited;
     const nodeWallMs = performance.now() - goAt;
     for (const t of timers) clearTimeout(t);
     // The pipes close when the last sandbox process dies. Should anything
@@ -128,7 +131,7 @@ export async function runStep(
         submitToExecNs: end.execNs !== null && spec.submittedAt !== undefined ? end.execNs - spec.submittedAt : null,
       });
     } else if (killedFor === null) {
-      throw launcherFailure(end, how, nodeWallMs);
+      throw launcherFailure(end, how!, nodeWallMs);
     }
     const usage = cgroup.usage();
     // Init killed from outside before it forked the program (no wall time):

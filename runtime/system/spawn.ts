@@ -44,7 +44,18 @@ const REAP_MAX_TRIES = 5000;
 interface Libc {
   pipe2(fds: number[], flags: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
-  posix_spawn(pid: number[], path: string, actions: Buffer, attr: Buffer, argv: (string | null)[], envp: (string | null)[]): number;
+  posix_spawn: {
+    /** koffi: the call on libuv's thread pool. */
+    async(
+      pid: number[],
+      path: string,
+      actions: Buffer,
+      attr: Buffer,
+      argv: (string | null)[],
+      envp: (string | null)[],
+      done: (error: unknown, rc: number) => void,
+    ): void;
+  };
   posix_spawn_file_actions_init(actions: Buffer): number;
   posix_spawn_file_actions_adddup2(actions: Buffer, fd: number, target: number): number;
   posix_spawn_file_actions_destroy(actions: Buffer): number;
@@ -104,7 +115,14 @@ export interface SpawnedProcess {
   reap(): Promise<{ code: number | null; signal: number | null }>;
 }
 
-export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): SpawnedProcess {
+/**
+ * posix_spawn runs on libuv's thread pool: the calling thread stays blocked
+ * until the child has reset its signals, set up its fds and exec'd (~0.4 ms
+ * here, more under load), and on the event loop that would hold up every
+ * other run and request of the process. Every fd Brig opens is close-on-exec,
+ * so a spawn on another thread can pass on only the fds it is given.
+ */
+export async function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Promise<SpawnedProcess> {
   const c = load();
   const ours: number[] = [];
   const theirs: number[] = [];
@@ -154,7 +172,11 @@ export function spawnProcess(path: string, argv: string[], fds: ChildFd[]): Spaw
       check(c.posix_spawn_file_actions_adddup2(actions, source, target), 'posix_spawn_file_actions_adddup2');
 
     const pid = [0];
-    const rc = c.posix_spawn(pid, path, actions, attr, [...argv.map(String), null], [null]);
+    const rc = await new Promise<number>((resolve, reject) =>
+      c.posix_spawn.async(pid, path, actions, attr, [...argv.map(String), null], [null], (error, rc) =>
+        error ? reject(error) : resolve(rc),
+      ),
+    );
     if (rc !== 0) throw new SandboxError('spawn_failed', `cannot start ${path}: errno ${rc}`);
     return makeProcess(c, pid[0]!, streams, sockets);
   } catch (error) {

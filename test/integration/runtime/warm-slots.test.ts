@@ -7,6 +7,7 @@
  * steps; and close() leaves nothing behind.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeConfig } from '../../../runtime/config.ts';
@@ -93,6 +94,27 @@ test('a prepared sandbox runs one step and is never reused: nothing of one run r
     }
     assert.equal(new Set(inits).size, inits.length, `a sandbox ran two steps: inits ${inits.join(', ')}`);
     for (const init of inits) assert.equal(isAlive(init), false, `the sandbox of init ${init} outlived its step`);
+  });
+});
+
+/** The parent pid of `pid`, from /proc/<pid>/stat (the field after the state). */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+test("the launcher holds its sandbox's mount namespace, so ending it (an RCU wait) is not the step's: settled() waits for the launcher", async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    const init = await waitingInit(rt);
+    const launcher = parentOf(init);
+    const namespace = readlinkSync(`/proc/${init}/ns/mnt`);
+    assert.notEqual(namespace, readlinkSync('/proc/self/ns/mnt'), 'the sandbox shares the host mount namespace');
+    const held = readdirSync(`/proc/${launcher}/fd`).map((fd) => readlinkSync(`/proc/${launcher}/fd/${fd}`));
+    assert.ok(held.includes(namespace), `launcher ${launcher} holds ${held.join(', ')}, not ${namespace}`);
+    const r = await bash(rt, 'echo hi\n');
+    assert.equal(r.stdout, 'hi\n');
+    await rt.runtime.settled();
+    assert.equal(isAlive(launcher), false, "the step's launcher outlived settled()");
   });
 });
 

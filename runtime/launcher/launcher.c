@@ -721,7 +721,12 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   place_box(tree);
 
   long long start_us = now_us();
-  pid_t program = fork();
+  /* vfork: init's pages are neither copied nor write-protected, and init
+   * sleeps until the program's execve (or its _exit on a failure): measured
+   * here, 0.1 ms less from go to execve after an idle pause. program_main()
+   * never returns, and writes only the shared exec clock, its own stack
+   * below ours and, on a failure, the report socket. */
+  pid_t program = vfork();
   CHECK(program, "fork program");
   if (program == 0) program_main(filter);
   arm_wall_limit();
@@ -1017,5 +1022,10 @@ int main(int argc, char **argv) {
     dprintf(BRIG_FD_STATUS, "exit -1 %d -1 -1 -1\n", WTERMSIG(status));
     code = BRIG_EXIT_OK;
   }
+  /* Init is reaped, and every other process of the sandbox went before it
+   * (a pid namespace's init finishes exiting only once the rest have). EOF
+   * on the status fd tells the runtime so now, not after our own exit, which
+   * ends the sandbox's mount namespace (see send_ready()). */
+  close(BRIG_FD_STATUS);
   return code;
 }

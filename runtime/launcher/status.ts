@@ -5,7 +5,8 @@ export type StatusOrEof = StatusEvent | { kind: 'eof' };
 
 /**
  * Reads the launcher's status lines (fd 5) as a queue of events, ending in
- * 'eof' once the launcher has closed the fd, which it does only by exiting.
+ * 'eof' once the launcher has closed the fd: once it has reaped the sandbox's
+ * init (every process of the sandbox is gone then), or by exiting.
  */
 export class StatusReader {
   private buffered = '';

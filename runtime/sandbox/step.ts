@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledError, SandboxError } from '../errors.ts';
 import { type GoSpec, goMessage } from '../launcher/args.ts';
-import { launcherFailure } from '../launcher/failure.ts';
+import { type LauncherExit, launcherFailure } from '../launcher/failure.ts';
 import { OutputCollector } from '../launcher/output.ts';
 import type { Limits } from '../limits.ts';
 import { classify, encodeOutput, type StepResult } from '../result.ts';
@@ -102,10 +102,13 @@ export async function runStep(
     );
 
     const end = await status.next();
-    // After its exit line the launcher only reaps init and exits, and its
-    // exit ends the sandbox's mount namespace (an RCU wait): the step does
-    // not wait for that. Runtime.settled() does.
-    const how = end.kind === 'exit' ? null : await exited;
+    // After its exit line the launcher reaps init, closes the status fd
+    // (EOF: the sandbox's processes are gone) and exits; its exit ends the
+    // sandbox's mount namespace (an RCU wait), which the step does not wait
+    // for. Runtime.settled() does.
+    let how: LauncherExit | null = null;
+    if (end.kind === 'exit') await status.closed;
+    else how = await exited;
     const nodeWallMs = performance.now() - goAt;
     for (const t of timers) clearTimeout(t);
     // The pipes close when the last sandbox process dies. Should anything

@@ -69,9 +69,6 @@ export async function runStep(
     killedFor ??= reason;
     guarded(() => sandbox.stop())();
   };
-  const output = new OutputCollector(spec.limits.outputBytes, () => kill('output_limit'));
-  const drained = Promise.all([output.attach('stdout', stdout), output.attach('stderr', stderr)]);
-
   const onAbort = () => kill('cancelled');
   const timers: NodeJS.Timeout[] = [];
   let cgroupEmpty = false;
@@ -86,6 +83,11 @@ export async function runStep(
     cgroup.resetCounters();
     const goAt = performance.now();
     sandbox.go(message, spec.box.dir);
+    // Attached after the go-ahead, off its path (each stream starts reading
+    // with a syscall): nothing of the output is lost meanwhile, since no
+    // event can come before this synchronous code ends.
+    const output = new OutputCollector(spec.limits.outputBytes, () => kill('output_limit'));
+    const drained = Promise.all([output.attach('stdout', stdout), output.attach('stderr', stderr)]);
     stdin.end(spec.stdin);
     // The sandbox's init enforces the wall limit too (--wall-ms), so it holds
     // while this event loop is stuck; whichever fires first ends the run.

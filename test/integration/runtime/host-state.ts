@@ -175,15 +175,20 @@ export function waitingInits(parentPid: number = process.pid): Set<number> {
 
 /**
  * Every process of the sandboxes being prepared or waiting: their launchers
- * (which run as the slot's root id for a moment, to create the namespaces)
- * and inits.
+ * (which run as the slot's root id for a moment, to create the namespaces),
+ * inits, and a program process not yet exec'd. Each launcher is judged from
+ * one look at its own tree, so a sandbox that grows while we look (a refill
+ * cloning its init) is still told apart from a run's leftovers.
  */
 export function preparedSandboxProcesses(parentPid: number = process.pid): Set<number> {
-  const waiting = waitingInits(parentPid);
-  const launchers = childProcessesNamed(parentPid, 'brig-launcher').filter((launcher) =>
-    childrenOf(launcher).every((init) => waiting.has(init)),
-  );
-  return new Set([...launchers, ...[...waiting].flatMap((init) => [init, ...childrenOf(init)])]);
+  const processes = new Set<number>();
+  for (const launcher of childProcessesNamed(parentPid, 'brig-launcher')) {
+    const inits = childrenOf(launcher);
+    const forked = inits.flatMap(childrenOf);
+    if (!forked.every(notExecd)) continue; // runs a program
+    for (const pid of [launcher, ...inits, ...forked]) processes.add(pid);
+  }
+  return processes;
 }
 
 /** The launcher (a child of `parentPid`) whose sandbox runs a program now: its init has a child that exec'd. */
@@ -198,14 +203,18 @@ export function launcherRunningAProgram(parentPid: number = process.pid): number
  * for its step: what a finished run may have left behind.
  */
 export function sandboxLeftovers(config: Pick<RuntimeConfig, 'uidBase' | 'slots'>): HostProcess[] {
+  // Listed first, then told apart: a prepared sandbox's process seen in the
+  // list is in the later look at the launchers' trees too.
+  const live = liveHostProcessesOwnedBy(slotHostUids(config));
   const waiting = preparedSandboxProcesses();
-  return liveHostProcessesOwnedBy(slotHostUids(config)).filter((p) => !waiting.has(p.pid));
+  return live.filter((p) => !waiting.has(p.pid) && isAlive(p.pid));
 }
 
 /** Processes in the slot cgroups that are not part of a prepared sandbox. */
 export function cgroupLeftovers(parentName: string): number[] {
+  const live = processesInCgroups(parentName);
   const waiting = preparedSandboxProcesses();
-  return processesInCgroups(parentName).filter((pid) => !waiting.has(pid));
+  return live.filter((pid) => !waiting.has(pid) && isAlive(pid));
 }
 
 /** True while `pid` exists and is not a zombie. */

@@ -7,10 +7,12 @@
  * `brig doctor` and three programs (a compiled hello, a memory bomb, an
  * endless loop) in a fresh container and reports the first thing that failed.
  */
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Checklist, expect } from './checks.ts';
+import type { CommandResult } from './command.ts';
 import { BRIG_IMAGE } from './images.ts';
 import { composeFile } from './manifests.ts';
 import type { Podman } from './podman.ts';
@@ -126,17 +128,29 @@ function parseResult(stdout: string): { run?: { verdict?: string; stdout?: strin
   }
 }
 
+/**
+ * One container run, named so that it can be removed should podman be killed
+ * at the timeout: its --rm never runs then, and the container (a doctor stuck
+ * in a variant without some privilege, say) would outlive test:deploy.
+ */
+async function runContainer(podman: Podman, flags: string[], args: string[]): Promise<CommandResult> {
+  const name = `brig-deploy-variant-${randomUUID().slice(0, 8)}`;
+  const result = await podman.podman(['run', '--name', name, ...flags, BRIG_IMAGE, ...args], { timeoutMs: CONTAINER_TIMEOUT_MS });
+  if (result.signal !== null) await podman.podman(['rm', '--force', '--ignore', name]);
+  return result;
+}
+
 /** Runs doctor and the probes in fresh containers with the variant's flags. */
 export async function tryVariant(podman: Podman, variant: Variant, probeDir: string): Promise<VariantOutcome> {
   const flags = [...baseFlags(), ...variant.flags, '-v', `${probeDir}:/probe:ro`];
-  const doctor = await podman.podman(['run', ...flags, BRIG_IMAGE, 'doctor'], { timeoutMs: CONTAINER_TIMEOUT_MS });
+  const doctor = await runContainer(podman, flags, ['doctor']);
   if (doctor.code !== 0) {
     const line =
       `${doctor.stdout}\n${doctor.stderr}`.split('\n').find((l) => /^FAIL|brig-entrypoint|^brig:|Error/.test(l)) ?? `exit ${doctor.code}`;
     return { variant, works: false, failure: `doctor: ${line.trim().slice(0, FAILURE_CHARS)}` };
   }
   for (const probe of PROBES) {
-    const result = await podman.podman(['run', ...flags, BRIG_IMAGE, 'run', '--json', ...probe.args], { timeoutMs: CONTAINER_TIMEOUT_MS });
+    const result = await runContainer(podman, flags, ['run', '--json', ...probe.args]);
     const outcome = parseResult(result.stdout);
     const verdict = outcome?.run?.verdict;
     const stdoutOk = probe.stdout === undefined || outcome?.run?.stdout === probe.stdout;

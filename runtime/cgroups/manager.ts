@@ -144,7 +144,7 @@ export function detectCgroups(opts: DetectCgroupsOptions = {}): CgroupManager {
       : `cgroup v${opts.version}`;
   throw new HostError(
     'cgroup_unavailable',
-    `no usable cgroup hierarchy (${problems.join('; ')}): mount ${wanted}, e.g. boot with systemd.unified_cgroup_hierarchy=1`,
+    `no usable cgroup hierarchy (${problems.join('; ')}): mount ${wanted}; on a host, e.g. boot with systemd.unified_cgroup_hierarchy=1; in a container, give it a cgroup of its own with those controllers, writable (README, Privileges)`,
   );
 }
 

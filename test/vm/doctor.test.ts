@@ -109,6 +109,8 @@ test("in a systemd unit's cgroup without Delegate=yes, doctor says the cgroup is
     new RegExp(`^FAIL +cgroups: delegation: the cgroup Brig runs in, ${unit}, is a systemd unit's without delegation`, 'm'),
   );
   assert.match(r.out, DELEGATE_FIX);
+  const failLine = /^FAIL +cgroups: delegation: .*$/m.exec(r.out)?.[0] ?? '';
+  assert.doesNotMatch(failLine, /To fix/, 'the FAIL line repeats the fix that doctor prints on its own line');
   assertUntouched(unit, r.out);
 });
 

@@ -86,11 +86,11 @@ export function delegationProblem(placement: V2Placement, dirOps: CgroupDirOps):
   const { base } = placement;
   const missing = missingControllers(`${base}/cgroup.controllers`);
   if (missing.length > 0) {
-    return `the cgroup Brig runs in, ${base}, is not given the ${missing.join(', ')} controller(s) (${base}/cgroup.controllers): it was not delegated to Brig, so Brig cannot limit sandboxes inside it. To fix: ${DELEGATION_FIX}`;
+    return `the cgroup Brig runs in, ${base}, is not given the ${missing.join(', ')} controller(s) (${base}/cgroup.controllers): it was not delegated to Brig, so Brig cannot limit sandboxes inside it.`;
   }
   // A namespace's (or bind-mounted subtree's) own root is the container's cgroup, delegated by whoever made the container.
   if (base !== placement.mountPoint && isUndelegatedSystemdUnit(base, dirOps)) {
-    return `the cgroup Brig runs in, ${base}, is a systemd unit's without delegation: its processes and attributes are systemd's. To fix: ${DELEGATION_FIX}`;
+    return `the cgroup Brig runs in, ${base}, is a systemd unit's without delegation: its processes and attributes are systemd's.`;
   }
   return undefined;
 }
@@ -118,7 +118,8 @@ export function takeBaseIntoUse(placement: V2Placement, dirOps: CgroupDirOps): v
     return;
   }
   const problem = delegationProblem(placement, dirOps);
-  if (problem !== undefined) throw new HostError('cgroup_not_delegated', problem);
+  // doctor gives the fix a line of its own; the error carries it along.
+  if (problem !== undefined) throw new HostError('cgroup_not_delegated', `${problem} To fix: ${DELEGATION_FIX}`);
   if (missing.length === 0) return; // enabled already: the kernel then keeps every process out of the base
   const leaf = placement.processLeaf!;
   if (makeCgroupDir(dirOps, leaf)) markCreatedByBrig(dirOps, leaf);

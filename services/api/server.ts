@@ -39,6 +39,8 @@ export interface RunningApi {
 const STARTUP_TIMEOUT_MS = 10_000;
 /** A close step that takes longer is given up on (and logged), so that close() always returns. */
 const CLOSE_STEP_TIMEOUT_MS = 2_000;
+/** Requests past BRIG_REQUEST_TIMEOUT_MS are looked for at least this often. */
+const TIMEOUT_CHECK_MAX_MS = 5_000;
 /** While draining, connections that went idle are closed this often. */
 const IDLE_SWEEP_MS = 100;
 
@@ -146,7 +148,18 @@ export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> 
     // (a missing Host: the requireHost middleware); and Expect: 100-continue is
     // left to the body reader, which refuses an oversized body before the
     // client sends it.
-    server = createServer({ requireHostHeader: false }, app);
+    // Node's own default lets a client that stops halfway through its body
+    // hold the connection for 300 s. One limit for the headers and the whole
+    // request; the check runs often enough to hold it within half of it.
+    server = createServer(
+      {
+        requireHostHeader: false,
+        requestTimeout: config.requestTimeoutMs,
+        headersTimeout: config.requestTimeoutMs,
+        connectionsCheckingInterval: Math.min(config.requestTimeoutMs / 2, TIMEOUT_CHECK_MAX_MS),
+      },
+      app,
+    );
     server.on('clientError', clientErrorHandler(logger));
     server.on('checkExpectation', expectationFailed(logger));
     server.on('connect', connectRefused(logger));

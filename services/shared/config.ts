@@ -284,6 +284,8 @@ const serviceSchema = z.object({
   /** maxmemory of the private Redis of `brig serve` (policy noeviction). */
   redisMaxMemory: redisMemorySchema,
   waitTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  /** A request's headers and body must all have arrived this long after its connection began it; else 408 and the connection closes. */
+  requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
   shutdownGraceMs: z.coerce.number().int().positive().default(30_000),
   workerMetricsPort: z.coerce.number().int().min(0).max(65535).default(9464),
   jobLockMs: z.coerce.number().int().positive().default(30_000),
@@ -323,6 +325,7 @@ const SERVICE_ENV: Record<string, string> = {
   BRIG_CLIENT_MAX_ACTIVE_RUNS: 'clientMaxActiveRuns',
   BRIG_REDIS_MAXMEMORY: 'redisMaxMemory',
   BRIG_WAIT_TIMEOUT_MS: 'waitTimeoutMs',
+  BRIG_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
   BRIG_SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
   BRIG_WORKER_METRICS_PORT: 'workerMetricsPort',
   BRIG_JOB_LOCK_MS: 'jobLockMs',

@@ -6,6 +6,7 @@ import { loadServiceConfig } from '../../../services/shared/config.ts';
 import { createLogger } from '../../../services/shared/logger.ts';
 import { freePort } from '../../helpers/redis.ts';
 import { PYTHON_HELLO, readEvents, redisServerForFile, startHarness } from './harness.ts';
+import { codeOf, rawRequest } from './raw-http.ts';
 
 const redisServer = redisServerForFile();
 const silent = createLogger({ level: 'silent', name: 'test' });
@@ -89,5 +90,23 @@ test('an API reachable from other machines without keys refuses to start, unless
     const api = await startApi({ config: config(env), logger: silent });
     assert.equal((await fetch(`${api.url}/healthz`)).status, 200, JSON.stringify(env));
     await api.close();
+  }
+});
+
+test('a client that stops halfway through its body gets 408 request_timeout once BRIG_REQUEST_TIMEOUT_MS is up, and its connection is closed', async () => {
+  const timeoutMs = 400;
+  const h = await startHarness(redisServer, { requestTimeoutMs: timeoutMs });
+  try {
+    const head = 'POST /v1/runs HTTP/1.1\r\nHost: brig\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"language":';
+    const started = Date.now();
+    const answer = await rawRequest(h.port, head, { timeoutMs: 10_000 });
+    const elapsedMs = Date.now() - started;
+    assert.equal(answer.status, 408, answer.body);
+    assert.equal(codeOf(answer.body), 'request_timeout');
+    assert.equal(answer.closed, true, 'the connection stays open');
+    // Node looks for late requests every timeoutMs / 2.
+    assert.ok(elapsedMs >= timeoutMs && elapsedMs < timeoutMs * 4, `answered after ${elapsedMs} ms`);
+  } finally {
+    await h.close();
   }
 });

@@ -764,8 +764,6 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
 /* ---- outside: the launcher -------------------------------------------- */
 
 static volatile pid_t sandbox_init;
-/* The sandbox's mount namespace, from init's ready report. */
-static int sandbox_mount_ns = -1;
 
 /* SIGTERM from the runtime means "stop this sandbox now". We kill init rather
  * than die ourselves: init is our child, so we reap it (no zombie left for a
@@ -940,9 +938,8 @@ static int relay(int report, pid_t child) {
     if (n != sizeof r) break;
     r.text[sizeof r.text - 1] = 0;
     if (r.kind == 'R') {
-      /* Kept, never used, until this process exits: see send_ready(). */
-      struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-      if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) memcpy(&sandbox_mount_ns, CMSG_DATA(cmsg), sizeof(int));
+      /* The mount namespace that came with it is now an fd of ours, left
+       * open and unused until this process exits: see send_ready(). */
       dprintf(BRIG_FD_STATUS, "ready %d\n", child);
       return -1;
     }
@@ -971,9 +968,9 @@ int main(int argc, char **argv) {
   /* Root's supplementary groups would follow the child into the sandbox
    * (unmapped, but still honoured by permission checks on host files). */
   if (setgroups(0, NULL) < 0) fail(errno, "setgroups", "drop");
+  if (pipe2(sync_pipe, O_CLOEXEC) < 0) fail(errno, "pipe", "create");
   /* Reports are messages, and ready carries an fd: a seqpacket socket pair. */
-  if (pipe2(sync_pipe, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report_pair) < 0)
-    fail(errno, "pipe", "create");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report_pair) < 0) fail(errno, "socketpair", "create");
   int cgroup_fd = cgroup2_dir();
 
   become_slot_owner();

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledError, SandboxError } from '../errors.ts';
 import { type GoSpec, goMessage } from '../launcher/args.ts';
-import { type LauncherExit, launcherFailure } from '../launcher/failure.ts';
+import { launcherFailure } from '../launcher/failure.ts';
 import { OutputCollector } from '../launcher/output.ts';
 import type { Limits } from '../limits.ts';
 import { classify, encodeOutput, type StepResult } from '../result.ts';
@@ -104,13 +104,11 @@ export async function runStep(
     );
 
     const end = await status.next();
-    // After its exit line the launcher reaps init, closes the status fd
-    // (EOF: the sandbox's processes are gone) and exits; its exit ends the
-    // sandbox's mount namespace (an RCU wait), which the step does not wait
-    // for. Runtime.settled() does.
-    let how: LauncherExit | null = null;
-    if (end.kind === 'exit') await status.closed;
-    else how = await exited;
+    // The launcher reaps init, then closes the status fd (EOF: the sandbox's
+    // processes are gone), then exits; its exit ends the sandbox's mount
+    // namespace (an RCU wait), which the step does not wait for.
+    // Runtime.settled() does.
+    await status.closed;
     const nodeWallMs = performance.now() - goAt;
     for (const t of timers) clearTimeout(t);
     // The pipes close when the last sandbox process dies. Should anything
@@ -136,7 +134,7 @@ export async function runStep(
         submitToExecNs: end.execNs !== null && spec.submittedAt !== undefined ? end.execNs - spec.submittedAt : null,
       });
     } else if (killedFor === null) {
-      throw launcherFailure(end, how!, nodeWallMs);
+      throw launcherFailure(end, await exited, nodeWallMs);
     }
     const usage = cgroup.usage();
     // Init killed from outside before it forked the program (no wall time):

@@ -573,40 +573,95 @@ static long long now_us(void) {
   return now_ns() / NS_PER_US;
 }
 
-/* When the program reached execve, written by the program into a page it
- * shares with init; 0 while it has not. */
-static volatile long long *exec_ns;
+/* When the program reached execve, written by the program's process just
+ * before it; 0 while it has not. The process shares init's memory. */
+static volatile long long exec_ns;
 
-/* The program's process, forked once the workspace is in place. It is not
- * forked while the sandbox is prepared, though that would take ~0.3 ms off
- * the go-ahead: on cgroup v1 a run's memory peak is counted above the usage
- * when the step starts, and a process made before then leaves a small
- * program's charges inside what was already counted (per-CPU charge
- * batches), so its peak read as 0. */
-static void program_main(const struct sock_fprog *filter) {
+/* The program's process is made while the sandbox is prepared, and at the
+ * go-ahead only wakes, changes directory and executes: forking it, taking
+ * the inner ids and loading the seccomp filter (~0.3 ms together) are off
+ * the request's path.
+ *
+ * It shares init's memory (CLONE_VM, as a vfork child does), for the memory
+ * figure's sake: a process with a copy of init's pages would free that copy
+ * at execve, after the step's counters were reset, and on cgroup v1 a small
+ * program's charges would then fill what was freed without moving the peak.
+ * With nothing of its own to free, its execve counts like vfork's did.
+ *
+ * Its resource limits are the step's, so init sets them with prlimit at the
+ * go-ahead: from here on the filter judges the process's own calls, and the
+ * default profile refuses some of setrlimit's (RLIMIT_CORE). What it does
+ * after the filter is loaded is read, chdir and execve on success, and write
+ * and _exit on a failure; profile.ts refuses a profile that does not allow
+ * the first three. */
+struct program {
+  const struct sock_fprog *filter;
+  int go_read, go_write;   /* init wakes it with one byte; EOF: init is gone */
+  int parked_write;        /* one byte once parked; EOF at its execve or death */
+};
+
+static int program_main(void *arg) {
+  const struct program *p = arg;
+  close(p->go_write);
   CHECK(setsid(), "setsid");
   /* Whatever fd the runtime might have leaked stops at this execve. */
   CHECK(syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
-  /* Soft and hard limits are equal, so the program can only lower them
-   * (raising a hard limit takes CAP_SYS_RESOURCE in the host namespace).
-   * Why each value: runtime/launcher/rlimits.ts. */
+  /* Init emptied the bounding set and set no_new_privs before the clone; the
+   * uid change now clears permitted, effective and ambient capabilities. */
+  CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
+  CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
+  CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, p->filter), "load seccomp filter");
+  if (write(p->parked_write, "P", 1) != 1) report_error("report parked", errno);
+  char byte;
+  if (read(p->go_read, &byte, 1) != 1) _exit(BRIG_EXIT_ABORTED);
+  /* Init and this process share errno; init sleeps from here until this
+   * process's execve or exit, so neither can overwrite the other's. */
+  CHECK(chdir(go->step.cwd), "chdir cwd");
+  /* The vDSO's clock: no syscall, so the filter need not allow one. */
+  exec_ns = now_ns();
+  execve(go->step.argv[0], go->step.argv, go->step.env);
+  report_error("execve", errno);
+  return 0;
+}
+
+/* A stack for the program's process until its execve: report_error's
+ * snprintf is the deepest it goes. */
+#define PROGRAM_STACK_BYTES (64 * 1024)
+
+/* Starts the program's process and waits until it is parked. Returns the
+ * pid; *wake and *parked are init's ends of the two pipes. */
+static pid_t start_program(struct program *p, int *wake, int *parked) {
+  int go_pipe[2], parked_pipe[2];
+  CHECK(pipe2(go_pipe, O_CLOEXEC), "pipe for the program's go");
+  CHECK(pipe2(parked_pipe, O_CLOEXEC), "pipe for the program's state");
+  *p = (struct program){ .filter = p->filter, .go_read = go_pipe[0], .go_write = go_pipe[1], .parked_write = parked_pipe[1] };
+  char *stack = mmap(NULL, PROGRAM_STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) report_error("mmap program stack", errno);
+  pid_t pid = clone(program_main, stack + PROGRAM_STACK_BYTES, CLONE_VM | SIGCHLD, p);
+  CHECK(pid, "clone program");
+  CHECK(close(go_pipe[0]), "close program's go end");
+  CHECK(close(parked_pipe[1]), "close program's state end");
+  char byte;
+  ssize_t n = read(parked_pipe[0], &byte, 1);
+  CHECK(n, "wait for the program to park");
+  /* EOF: it failed, and told the launcher why. */
+  if (n == 0) _exit(BRIG_EXIT_SETUP);
+  *wake = go_pipe[1];
+  *parked = parked_pipe[0];
+  return pid;
+}
+
+/* The step's resource limits, set on the parked program. Soft and hard are
+ * equal, so the program can only lower them (raising a hard limit takes
+ * CAP_SYS_RESOURCE in the host namespace). Why each value:
+ * runtime/launcher/rlimits.ts. */
+static void limit_program(pid_t program) {
   for (int i = 0; i < go->step.n_rlimits; i++) {
     struct rlimit rl = { go->step.rlimits[i].value, go->step.rlimits[i].value };
     /* RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later. */
     if (go->step.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
-    CHECK(setrlimit(go->step.rlimits[i].resource, &rl), "setrlimit");
+    CHECK(prlimit(program, go->step.rlimits[i].resource, &rl, NULL), "setrlimit");
   }
-  /* Init emptied the bounding set and set no_new_privs before the fork; the
-   * uid change now clears permitted, effective and ambient capabilities. */
-  CHECK(setresgid(BRIG_INNER_GID, BRIG_INNER_GID, BRIG_INNER_GID), "setresgid");
-  CHECK(setresuid(BRIG_INNER_UID, BRIG_INNER_UID, BRIG_INNER_UID), "setresuid");
-  CHECK(chdir(go->step.cwd), "chdir cwd");
-  /* Loaded last: from here on only what the profile allows can run, and execve must be among it. */
-  CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter), "load seccomp filter");
-  /* The vDSO's clock: no syscall, so the filter need not allow one. */
-  *exec_ns = now_ns();
-  execve(go->step.argv[0], go->step.argv, go->step.env);
-  report_error("execve", errno);
 }
 
 /* ---- inside: the wall clock ------------------------------------------- */
@@ -697,19 +752,25 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   int scratch_fd = build_rootfs();
   CHECK(sethostname(cfg.hostname, strlen(cfg.hostname)), "sethostname");
   loopback_up();
-  void *shared = mmap(NULL, sizeof *exec_ns, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (shared == MAP_FAILED) report_error("mmap exec clock", errno);
-  exec_ns = shared;
   go = &the_go;
   go->step.cwd = "/box";
 
-  /* For the program, done here rather than after its fork, off the go-ahead's
-   * path (~40 prctl calls). Init keeps its effective capabilities, which the
-   * mounts at the go-ahead need: the bounding set only caps what an execve
-   * can gain, and no_new_privs only what an execve can raise, and init never
-   * executes anything. The program inherits both across the fork. */
+  /* For the program, done before its process is made (~40 prctl calls).
+   * Init keeps its effective capabilities, which the mounts at the go-ahead
+   * need: the bounding set only caps what an execve can gain, and
+   * no_new_privs only what an execve can raise, and init never executes
+   * anything. The program inherits both across the clone. */
   for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
   CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+  struct program program_setup = { .filter = filter };
+  int wake, parked;
+  pid_t program = start_program(&program_setup, &wake, &parked);
+
+  /* Init keeps no copy of the program's pipes: once the program and its
+   * descendants are gone, the runtime sees EOF. */
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  CHECK(devnull, "open /dev/null");
+  for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
 
   /* Prepared: from here on only what the step decides is left to do. */
   send_ready();
@@ -719,23 +780,17 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   resize_tmpfs(AT_FDCWD, "/tmp", go->step.tmp_bytes);
   resize_tmpfs(AT_FDCWD, "/dev/shm", go->step.tmp_bytes);
   place_box(tree);
+  limit_program(program);
 
   long long start_us = now_us();
-  /* vfork: init's pages are neither copied nor write-protected, and init
-   * sleeps until the program's execve (or its _exit on a failure): measured
-   * here, 0.1 ms less from go to execve after an idle pause. program_main()
-   * never returns, and writes only the shared exec clock, its own stack
-   * below ours and, on a failure, the report socket. */
-  pid_t program = vfork();
-  CHECK(program, "fork program");
-  if (program == 0) program_main(filter);
+  CHECK(write(wake, "G", 1), "wake the program");
+  /* Sleep until the program's execve or its exit, as a vfork parent would:
+   * the two share memory and errno until then. A pipe write wakes the reader
+   * as a synchronous wake-up, so the program tends to run on this CPU. */
+  CHECK(read(parked, &byte, 1), "wait for the program's execve");
+  close(parked);
+  close(wake);
   arm_wall_limit();
-
-  /* Init keeps no copy of the program's pipes: once the program and its
-   * descendants are gone, the runtime sees EOF. */
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  CHECK(devnull, "open /dev/null");
-  for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
 
   /* The cgroup charges memory in per-CPU batches of up to 64 pages, so a
    * small program can live entirely off a batch taken before its start and
@@ -752,7 +807,7 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
     CHECK(pid, "wait4");
     if (usage.ru_maxrss > max_rss_kb) max_rss_kb = usage.ru_maxrss;
     if (pid != program) continue; /* an orphan reparented to us */
-    struct report r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1, .exec_ns = *exec_ns, .max_rss_kb = max_rss_kb };
+    struct report r = (struct report){ .kind = 'X', .wall_us = now_us() - start_us, .code = -1, .exec_ns = exec_ns, .max_rss_kb = max_rss_kb };
     if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
     else r.sig = WTERMSIG(status);
     CHECK(write(report_fd, &r, sizeof r), "report exit");

@@ -1,8 +1,9 @@
 /**
  * Compiles a seccomp profile into classic BPF with libseccomp, in the parent.
  * The launcher reads the bytes from an fd and loads them with
- * seccomp(SECCOMP_SET_MODE_FILTER) just before execve, as crun does: no JSON
- * and no libseccomp in C, and each profile is compiled once per process.
+ * seccomp(SECCOMP_SET_MODE_FILTER) in the program's process while the sandbox
+ * is prepared, a few calls before its execve: no JSON and no libseccomp in C,
+ * and each profile is compiled once per process.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, readFileSync, readSync } from 'node:fs';
@@ -30,6 +31,7 @@ import {
   scmpActTrace,
 } from './libseccomp.ts';
 import {
+  assertLauncherSyscallsAllowed,
   DEFAULT_ERRNO_RET,
   parseProfile,
   SECCOMP_ARCHES,
@@ -54,7 +56,10 @@ export interface CompiledProfile {
 
 const compiledBySha256 = new Map<string, Buffer>();
 
-/** Reads, validates and compiles a profile file; the same content is compiled once per process. */
+/**
+ * Reads, validates and compiles a profile file for the runtime to run programs
+ * under; the same content is compiled once per process.
+ */
 export function loadAndCompile(path: string): CompiledProfile {
   let content: Buffer;
   try {
@@ -71,7 +76,9 @@ export function loadAndCompile(path: string): CompiledProfile {
   const name = basename(path, extname(path));
   let bpf = compiledBySha256.get(sha256);
   if (bpf === undefined) {
-    bpf = compileProfile(parseProfile(content.toString('utf8'), path));
+    const profile = parseProfile(content.toString('utf8'), path);
+    assertLauncherSyscallsAllowed(profile);
+    bpf = compileProfile(profile);
     compiledBySha256.set(sha256, bpf);
   }
   return { name, sha256, bpf };

@@ -14,6 +14,9 @@
  * - two comparisons on the same argument in one rule (libseccomp 2.5 refuses
  *   them) and an unconditional rule sharing a syscall with any other rule
  *   (libseccomp silently lets one override the other).
+ *
+ * assertLauncherSyscallsAllowed() adds what the runtime needs of a profile it
+ * runs programs under.
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
@@ -39,6 +42,15 @@ export const SECCOMP_ACTIONS = [
   'SCMP_ACT_ALLOW',
 ] as const;
 export type SeccompActionName = (typeof SECCOMP_ACTIONS)[number];
+/**
+ * What the program's process calls once the filter is loaded, on the way to
+ * its execve: it is parked with the filter in place before the go-ahead
+ * (runtime/launcher/launcher.c, program_main), then waits for it (read),
+ * enters its working directory (chdir) and executes the program.
+ */
+export const LAUNCHER_SYSCALLS = ['read', 'chdir', 'execve'] as const;
+/** Actions that let a call through. */
+const ALLOWING_ACTIONS: readonly SeccompActionName[] = ['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG'];
 /** Only these actions carry data, so only they may have errnoRet. */
 const ACTIONS_WITH_ERRNO_RET: readonly SeccompActionName[] = ['SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE'];
 
@@ -285,6 +297,32 @@ function checkRules(profile: RawProfile): Problem[] {
     });
   });
   return problems;
+}
+
+/**
+ * A profile the runtime runs programs under must let each of
+ * LAUNCHER_SYSCALLS through whatever its arguments, or every sandbox would
+ * fail before its program starts. Throws ConfigError
+ * `seccomp_launcher_syscall_denied` naming the first that is not.
+ */
+export function assertLauncherSyscallsAllowed(profile: SeccompProfile): void {
+  const problems: Problem[] = [];
+  for (const name of LAUNCHER_SYSCALLS) {
+    const ruleIndex = profile.syscalls.findIndex((rule) => rule.names.includes(name));
+    const rule = profile.syscalls[ruleIndex];
+    const allowed = rule
+      ? ALLOWING_ACTIONS.includes(rule.action) && rule.args.length === 0
+      : ALLOWING_ACTIONS.includes(profile.defaultAction);
+    if (allowed) continue;
+    problems.push({
+      code: 'seccomp_launcher_syscall_denied',
+      path: rule ? ['syscalls', ruleIndex, 'names', rule.names.indexOf(name)] : ['defaultAction'],
+      message:
+        `syscall "${name}" must be allowed whatever its arguments: the launcher calls ` +
+        `${LAUNCHER_SYSCALLS.join(', ')} after loading the filter, on the way to the program's execve`,
+    });
+  }
+  if (problems.length > 0) throw toConfigError(profile.source, problems[0]!, problems.length - 1);
 }
 
 function checkActErrno(action: SeccompActionName, errno: number | undefined, path: (string | number)[]): Problem[] {

@@ -118,6 +118,35 @@ test("the launcher holds its sandbox's mount namespace, so ending it (an RCU wai
   });
 });
 
+/** A /proc/<pid>/status field, e.g. "Seccomp". */
+function statusField(pid: number, name: string): string {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
+  assert.ok(line, `/proc/${pid}/status has no ${name}`);
+  return line.slice(name.length + 1).trim();
+}
+
+test("a prepared sandbox's program process waits already confined (inner ids, no capabilities, its filter loaded) and becomes the program", async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    const init = await waitingInit(rt);
+    const children = readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+    assert.equal(children.length, 1, `init ${init} has children ${children.join(', ')}`);
+    const program = children[0]!;
+    assert.equal(statusField(program, 'Seccomp'), '2', 'the parked process has no seccomp filter');
+    assert.equal(statusField(program, 'NoNewPrivs'), '1');
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(BigInt(`0x${statusField(program, set)}`), 0n, set);
+    const [, realUid] = statusField(program, 'Uid').split(/\s+/).map(Number);
+    const [, initUid] = statusField(init, 'Uid').split(/\s+/).map(Number);
+    assert.notEqual(realUid, initUid, "the parked process still has init's (inner root's) uid");
+    // Its pid inside is the program's: the same process executes it.
+    const innerPid = statusField(program, 'NSpid').split(/\s+/).at(-1);
+    const r = await bash(rt, 'echo "pid $$ uid $(id -u)"\n');
+    assert.equal(r.warm, true);
+    assert.equal(r.stdout, `pid ${innerPid} uid 1000\n`);
+  });
+});
+
 test('a prepared sandbox killed while it waits is replaced: the next step still runs', async () => {
   await withRuntime({ warmSlots: true }, async (rt) => {
     const prepared = await waitingInit(rt);

@@ -13,7 +13,7 @@ import {
   loadAndCompile,
   SOCK_FILTER_BYTES,
 } from '../../../../runtime/seccomp/compile.ts';
-import { validateProfile } from '../../../../runtime/seccomp/profile.ts';
+import { LAUNCHER_SYSCALLS, validateProfile } from '../../../../runtime/seccomp/profile.ts';
 
 const DEFAULT_PROFILE_PATH = fileURLToPath(new URL('../../../../profiles/seccomp/default.json', import.meta.url));
 let scratchDir = '';
@@ -72,7 +72,12 @@ test('a profile is compiled once per content: same path, or another path with th
 
 test('different content is compiled separately', () => {
   const allowAll = loadAndCompile(writeProfile('allow-all.json', { defaultAction: 'SCMP_ACT_ALLOW' }));
-  const killAll = loadAndCompile(writeProfile('kill-all.json', { defaultAction: 'SCMP_ACT_KILL_PROCESS' }));
+  const killAll = loadAndCompile(
+    writeProfile('kill-all.json', {
+      defaultAction: 'SCMP_ACT_KILL_PROCESS',
+      syscalls: [{ names: [...LAUNCHER_SYSCALLS], action: 'SCMP_ACT_ALLOW' }],
+    }),
+  );
   assert.notEqual(allowAll.sha256, killAll.sha256);
   assert.notDeepEqual(allowAll.bpf, killAll.bpf);
 });
@@ -103,7 +108,7 @@ test('a bad action or op in a file names the file and the json path', () => {
 test('an unknown syscall is seccomp_unknown_syscall naming the syscall and the file, never skipped', () => {
   const path = writeProfile('typo.json', {
     defaultAction: 'SCMP_ACT_ERRNO',
-    syscalls: [{ names: ['read', 'wirte'], action: 'SCMP_ACT_ALLOW' }],
+    syscalls: [{ names: [...LAUNCHER_SYSCALLS, 'wirte'], action: 'SCMP_ACT_ALLOW' }],
   });
   assert.throws(
     () => loadAndCompile(path),
@@ -112,8 +117,35 @@ test('an unknown syscall is seccomp_unknown_syscall naming the syscall and the f
       error.code === 'seccomp_unknown_syscall' &&
       error.message.includes('"wirte"') &&
       error.message.includes(path) &&
-      error.field === '$.syscalls[0].names[1]',
+      error.field === `$.syscalls[0].names[${LAUNCHER_SYSCALLS.length}]`,
   );
+});
+
+test('a profile that does not let the launcher reach execve is refused before any sandbox starts, naming the call', () => {
+  // Denied by default and not allowed by a rule.
+  const byDefault = writeProfile('no-chdir.json', {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    syscalls: [{ names: ['read', 'execve'], action: 'SCMP_ACT_ALLOW' }],
+  });
+  assertConfigError(() => loadAndCompile(byDefault), 'seccomp_launcher_syscall_denied', byDefault, '"chdir"', '$.defaultAction');
+  // Denied by a rule in an otherwise allowing profile.
+  const byRule = writeProfile('kill-read.json', {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    syscalls: [{ names: ['read'], action: 'SCMP_ACT_KILL_PROCESS' }],
+  });
+  assertConfigError(() => loadAndCompile(byRule), 'seccomp_launcher_syscall_denied', '"read"', '$.syscalls[0].names[0]');
+  // Allowed only for some arguments: the launcher's own call might not match.
+  const conditional = writeProfile('read-fd0.json', {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] }],
+  });
+  assertConfigError(() => loadAndCompile(conditional), 'seccomp_launcher_syscall_denied', '"read"');
+  // Logged calls go through.
+  const logged = writeProfile('log-execve.json', {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    syscalls: [{ names: ['execve'], action: 'SCMP_ACT_LOG' }],
+  });
+  assert.ok(loadAndCompile(logged).bpf.length > 0);
 });
 
 test('a syscall that exists only on a listed non-native arch compiles', () => {

@@ -707,6 +707,32 @@ static void arm_wall_limit(void) {
   CHECK(setitimer(ITIMER_REAL, &limit, NULL), "arm the wall limit");
 }
 
+/* Init asks for the shortest time slice the kernel grants (kernel ≥ 6.12,
+ * EEVDF custom slices), so that the go-ahead's wake-up preempts whatever the
+ * runtime does next. Measured: woken with the default slice, init landed on
+ * the runtime's CPU three times out of four after an idle pause and waited
+ * ~0.45 ms for the event loop to sleep; with the short one it runs at once.
+ * Only init has it: the program was cloned before and keeps the default.
+ * A hint, not a limit: older kernels take and ignore it, and where it is
+ * refused the sandbox runs all the same, only later. */
+#define INIT_SLICE_NS 100000
+/* struct sched_attr as of its first version; glibc 2.36 has no wrapper, and
+ * <linux/sched/types.h> clashes with <sched.h>. */
+struct sched_attr {
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+};
+static void ask_for_short_slice(void) {
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, 0);
+  if (nice == -1 && errno) return;
+  struct sched_attr attr = { .size = sizeof attr, .sched_policy = SCHED_OTHER, .sched_nice = nice, .sched_runtime = INIT_SLICE_NS };
+  if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) { /* see above: the sandbox is sound without it */ }
+}
+
 /* Ready goes with the sandbox's mount namespace, for the launcher to hold.
  * Why: the namespace ends with its last reference, and ending it unmounts
  * its ~125 mounts and then waits for an RCU grace period (~0.9 ms). Held by
@@ -772,6 +798,7 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   CHECK(devnull, "open /dev/null");
   for (int fd = 0; fd < 3; fd++) CHECK(dup2(devnull, fd), "dup2 /dev/null");
 
+  ask_for_short_slice();
   /* Prepared: from here on only what the step decides is left to do. */
   send_ready();
   int tree = receive_go(go_sock);

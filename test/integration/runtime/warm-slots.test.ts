@@ -127,7 +127,15 @@ function statusField(pid: number, name: string): string {
   return line.slice(name.length + 1).trim();
 }
 
-test("a prepared sandbox's program process waits already confined (inner ids, no capabilities, its filter loaded) and becomes the program", async () => {
+/** The task's EEVDF slice, or null where /proc does not show one. */
+function sliceNs(pid: number): number | null {
+  const line = readFileSync(`/proc/${pid}/sched`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('se.slice '));
+  return line === undefined ? null : Number(line.split(':')[1]);
+}
+
+test("a prepared sandbox's program process waits already confined (inner ids, no capabilities, its filter loaded) and becomes the program; only init has the short slice", async () => {
   await withRuntime({ warmSlots: true }, async (rt) => {
     const init = await waitingInit(rt);
     const children = readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
@@ -139,6 +147,14 @@ test("a prepared sandbox's program process waits already confined (inner ids, no
     const [, realUid] = statusField(program, 'Uid').split(/\s+/).map(Number);
     const [, initUid] = statusField(init, 'Uid').split(/\s+/).map(Number);
     assert.notEqual(realUid, initUid, "the parked process still has init's (inner root's) uid");
+    // Init asked for the shortest slice, so the go-ahead wakes it at once;
+    // the program keeps the default. /proc/PID/sched shows se.slice on
+    // kernels with custom slices (6.12 and later).
+    const initSlice = sliceNs(init);
+    if (initSlice !== null) {
+      assert.equal(initSlice, 100_000);
+      assert.ok(sliceNs(program)! > initSlice, `the program has init's slice (${sliceNs(program)} ns)`);
+    }
     // Its pid inside is the program's: the same process executes it.
     const innerPid = statusField(program, 'NSpid').split(/\s+/).at(-1);
     const r = await bash(rt, 'echo "pid $$ uid $(id -u)"\n');

@@ -678,7 +678,8 @@ static void limit_program(pid_t program) {
  * would go unseen until the program exits by itself. SA_RESTART lets the
  * interrupted wait4 carry on and reap the killed program, which then is
  * reported like any other exit: signal 9, wall time at or past the limit
- * (ITIMER_REAL never fires early, and the clock started before the fork). */
+ * (ITIMER_REAL never fires early, and the clock started before the program
+ * was woken). */
 static void on_wall_limit(int sig) {
   (void)sig;
   int saved_errno = errno; /* the interrupted code may be about to read it */
@@ -695,7 +696,7 @@ static void on_wall_limit(int sig) {
   _exit(BRIG_EXIT_SETUP);
 }
 
-/* Armed in init after the fork, so the program inherits neither the handler
+/* Armed in init after the clone, so the program inherits neither the handler
  * nor the timer. */
 static void arm_wall_limit(void) {
   struct sigaction on_limit = { .sa_handler = on_wall_limit, .sa_flags = SA_RESTART };

@@ -352,14 +352,18 @@ static void tmpfs(const char *dst, const char *opts, unsigned long flags) {
   CHECK(mount("tmpfs", dst, "tmpfs", flags, opts), "mount tmpfs");
 }
 
-static void overlay(const char *lowers, const char *upper, const char *work, const char *dst) {
+static void mount_overlay(const char *lowers, const char *upper, const char *work, const char *dst) {
   char opts[PATH_BYTES * 2];
-  mkdir_p(upper);
-  mkdir_p(work);
-  mkdir_p(dst);
   if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lowers, upper, work) >= (int)sizeof opts)
     report_error("overlay options too long", ENAMETOOLONG);
   CHECK(mount("overlay", dst, "overlay", MS_NOSUID | MS_NODEV, opts), "mount overlay");
+}
+
+static void overlay(const char *lowers, const char *upper, const char *work, const char *dst) {
+  mkdir_p(upper);
+  mkdir_p(work);
+  mkdir_p(dst);
+  mount_overlay(lowers, upper, work, dst);
 }
 
 /* Which paths are masked or read-only is the runtime's policy
@@ -554,7 +558,8 @@ static void place_box(int tree) {
   } else {
     resize_tmpfs(AT_FDCWD, "/box", go->step.root_bytes);
     CHECK(syscall(SYS_move_mount, tree, "", AT_FDCWD, "/box/" BOX_LOWER, MOVE_MOUNT_F_EMPTY_PATH), "move workspace under /box");
-    overlay("/box/" BOX_LOWER, "/box/" BOX_UPPER, "/box/" BOX_WORK, "/box");
+    /* Its directories were made with the staging tmpfs (build_rootfs). */
+    mount_overlay("/box/" BOX_LOWER, "/box/" BOX_UPPER, "/box/" BOX_WORK, "/box");
   }
   close(tree);
 }
@@ -651,6 +656,20 @@ static pid_t start_program(struct program *p, int *wake, int *parked) {
   return pid;
 }
 
+/* The program's process died while it waited (killed from outside, or by
+ * the OOM killer): nothing of the step ran. Reported like a sandbox killed
+ * before its start, without a wall time, so that the runtime builds the step
+ * another sandbox rather than report an outcome of a program that never ran. */
+static void report_unstarted(pid_t program) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(program, &status, 0)) < 0 && errno == EINTR) {}
+  CHECK(pid, "reap the program's process");
+  struct report r = { .kind = 'X', .code = -1, .sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0, .wall_us = -1, .max_rss_kb = -1 };
+  CHECK(write(report_fd, &r, sizeof r), "report exit");
+  _exit(0);
+}
+
 /* The step's resource limits, set on the parked program. Soft and hard are
  * equal, so the program can only lower them (raising a hard limit takes
  * CAP_SYS_RESOURCE in the host namespace). Why each value:
@@ -660,7 +679,10 @@ static void limit_program(pid_t program) {
     struct rlimit rl = { go->step.rlimits[i].value, go->step.rlimits[i].value };
     /* RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later. */
     if (go->step.rlimits[i].resource == RLIMIT_CPU && rl.rlim_cur != RLIM_INFINITY) rl.rlim_max = rl.rlim_cur + 1;
-    CHECK(prlimit(program, go->step.rlimits[i].resource, &rl, NULL), "setrlimit");
+    if (prlimit(program, go->step.rlimits[i].resource, &rl, NULL) < 0) {
+      if (errno == ESRCH) report_unstarted(program);
+      report_error("setrlimit", errno);
+    }
   }
 }
 
@@ -811,7 +833,12 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
   limit_program(program);
 
   long long start_us = now_us();
-  CHECK(write(wake, "G", 1), "wake the program");
+  /* EPIPE: the program's process is gone (init, as the pid namespace's
+   * init, ignores the SIGPIPE). */
+  if (write(wake, "G", 1) != 1) {
+    if (errno != EPIPE) report_error("wake the program", errno);
+    report_unstarted(program);
+  }
   /* Sleep until the program's execve or its exit, as a vfork parent would:
    * the two share memory and errno until then. A pipe write wakes the reader
    * as a synchronous wake-up, so the program tends to run on this CPU. */

@@ -174,6 +174,20 @@ test('a prepared sandbox killed while it waits is replaced: the next step still 
   });
 });
 
+test('a prepared sandbox whose parked program process was killed is replaced: the next step still runs, and nothing is left', async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    const init = await waitingInit(rt);
+    const [program] = readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(' ').map(Number);
+    assert.ok(program, `init ${init} has no parked program process`);
+    process.kill(program, 'SIGKILL');
+    const r = await bash(rt, 'echo after the kill\n');
+    assert.equal(r.stdout, 'after the kill\n');
+    assert.equal(r.warm, false, 'a sandbox without its program process cannot have run the step');
+    await rt.runtime.settled();
+    assert.deepEqual(sandboxLeftovers(rt.config), []);
+  });
+});
+
 test('a prepared sandbox left unused for its maximum age is discarded and prepared anew', async () => {
   await withRuntime({ warmSlots: true, preparedMaxAgeMs: MAX_AGE_MS }, async (rt) => {
     const first = await waitingInit(rt);

@@ -47,12 +47,7 @@ const CONTROL = /\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g;
 export function qemuArgs(opts: Omit<BootOptions, 'onLine' | 'consoleLog' | 'timeoutMs'>): string[] {
   return [
     ['-machine', 'q35,accel=tcg'],
-    // Without memory protection keys, a suspect (not confirmed) for node's
-    // occasional SIGSEGV in the guest, never seen on the host: V8 guards wasm
-    // code with them where the CPU has them (--wasm-memory-protection-keys,
-    // on by default), Node runs wasm in every process (its ESM loader's
-    // cjs-module-lexer), TCG's max model has PKU and this host has none.
-    ['-cpu', 'max,-pku'],
+    ['-cpu', 'max'],
     ['-smp', String(opts.cpus)],
     ['-m', String(opts.memoryMb)],
     ['-nographic'],

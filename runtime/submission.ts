@@ -114,7 +114,10 @@ export class Submission {
       signal: spec.signal,
       submittedAt,
     };
+    // The launchers of the step's sandboxes: the slot's next sandbox waits for them to exit.
+    const launchers: Promise<unknown>[] = [];
     const inSandbox = async ({ sandbox, warm }: TakenSandbox) => {
+      launchers.push(sandbox.exited);
       try {
         return await runStep(
           sandbox,
@@ -139,8 +142,9 @@ export class Submission {
         return await inSandbox(await slot.sandbox.take());
       }
     } finally {
-      // The step's sandbox is gone (its cgroup is empty): the slot prepares its next one.
-      slot.sandbox.refill();
+      // The step's sandbox is gone (its cgroup is empty): the slot prepares
+      // its next one once the launcher has ended its mount namespace.
+      slot.sandbox.refill(Promise.all(launchers));
     }
   }
 

@@ -63,9 +63,16 @@ export class SlotSandbox {
   /**
    * Starts preparing the next sandbox, unless warm slots are off or one is
    * already there. Call once the last step's sandbox is gone (runStep returns
-   * only when its cgroup is empty).
+   * only when its cgroup is empty), with `gone`: the last sandbox's launcher
+   * exiting. Until it has, the next sandbox is neither prepared nor built:
+   * the launcher's exit ends the last sandbox's mount namespace, and with it
+   * its tmpfs mounts, whose files, inodes and dentries are still charged to
+   * the slot's cgroup. A program that filled them left the cgroup at its
+   * limit, and the next run would have started there.
    */
-  refill(): void {
+  refill(gone: Promise<unknown> = Promise.resolve()): void {
+    const last = this.settling;
+    this.settling = Promise.all([last, gone.catch(() => {})]).then(() => {});
     if (!this.options.warm || this.closed || this.pending) return;
     const pending = this.settling.then(() => this.prepare());
     this.pending = pending;

@@ -188,6 +188,26 @@ test('a prepared sandbox whose parked program process was killed is replaced: th
   });
 });
 
+test("a run after one that filled its memory limit with files gets the whole limit: the slot's next sandbox waits for the last one's mounts to go", async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    const limits = { memoryMb: 64, cpuMs: 5000, wallMs: 10_000 };
+    // Empty files in /tmp: their inodes and dentries are charged to the slot's
+    // cgroup until the sandbox's tmpfs goes, with its mount namespace.
+    const files =
+      'import os\ni = 0\ntry:\n    while True:\n        open(f"/tmp/f{i}", "w").close()\n        i += 1\nexcept OSError as e:\n    print(i, e)\n';
+    const filled = await rt.run('python', files, { limits });
+    assert.ok(
+      filled.run?.verdict === 'memory_limit' || /No space|Cannot allocate/.test(filled.run?.stdout ?? ''),
+      JSON.stringify(filled.run),
+    );
+    const bomb = 'blocks = []\nwhile True:\n    blocks.append(b"x" * (1 << 20))\n';
+    const next = await rt.run('python', bomb, { limits });
+    assert.equal(next.run?.verdict, 'memory_limit', JSON.stringify(next.run));
+    // Before, the next run started with the last one's files still charged and was killed a few MiB in.
+    assert.ok(next.run.memoryKb >= 56 * 1024, `the run after got ${next.run.memoryKb} KiB of a 64 MiB limit`);
+  });
+});
+
 test('a prepared sandbox left unused for its maximum age is discarded and prepared anew', async () => {
   await withRuntime({ warmSlots: true, preparedMaxAgeMs: MAX_AGE_MS }, async (rt) => {
     const first = await waitingInit(rt);

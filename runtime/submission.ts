@@ -114,10 +114,7 @@ export class Submission {
       signal: spec.signal,
       submittedAt,
     };
-    // The launchers of the step's sandboxes: the slot's next sandbox waits for them to exit.
-    const launchers: Promise<unknown>[] = [];
     const inSandbox = async ({ sandbox, warm }: TakenSandbox) => {
-      launchers.push(sandbox.exited);
       try {
         return await runStep(
           sandbox,
@@ -144,7 +141,7 @@ export class Submission {
     } finally {
       // The step's sandbox is gone (its cgroup is empty): the slot prepares
       // its next one once the launcher has ended its mount namespace.
-      slot.sandbox.refill(Promise.all(launchers));
+      slot.sandbox.refill();
     }
   }
 

@@ -53,26 +53,32 @@ export class SlotSandbox {
     this.forget();
     if (pending) {
       const sandbox = await pending.catch(() => null);
-      if (sandbox && !sandbox.status.pending) return { sandbox, warm };
+      if (sandbox && !sandbox.status.pending) return this.handOut(sandbox, warm);
       if (sandbox) await sandbox.discard();
     }
     await this.settling;
-    return { sandbox: await this.prepare(), warm: false };
+    return this.handOut(await this.prepare(), false);
+  }
+
+  /**
+   * The slot's next sandbox is neither prepared nor built until the launcher
+   * of this one has exited: that exit ends this sandbox's mount namespace,
+   * and with it its tmpfs mounts, whose files, inodes and dentries stay
+   * charged to the slot's cgroup until then. A program that filled them left
+   * the cgroup at its limit, and the next run would have started there.
+   */
+  private handOut(sandbox: PreparedSandbox, warm: boolean): TakenSandbox {
+    this.settling = Promise.all([this.settling, sandbox.exited.catch(() => {})]).then(() => {});
+    return { sandbox, warm };
   }
 
   /**
    * Starts preparing the next sandbox, unless warm slots are off or one is
    * already there. Call once the last step's sandbox is gone (runStep returns
-   * only when its cgroup is empty), with `gone`: the last sandbox's launcher
-   * exiting. Until it has, the next sandbox is neither prepared nor built:
-   * the launcher's exit ends the last sandbox's mount namespace, and with it
-   * its tmpfs mounts, whose files, inodes and dentries are still charged to
-   * the slot's cgroup. A program that filled them left the cgroup at its
-   * limit, and the next run would have started there.
+   * only when its cgroup is empty); the preparation itself waits for the
+   * last sandbox's launcher (see handOut).
    */
-  refill(gone: Promise<unknown> = Promise.resolve()): void {
-    const last = this.settling;
-    this.settling = Promise.all([last, gone.catch(() => {})]).then(() => {});
+  refill(): void {
     if (!this.options.warm || this.closed || this.pending) return;
     const pending = this.settling.then(() => this.prepare());
     this.pending = pending;

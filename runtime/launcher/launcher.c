@@ -634,12 +634,13 @@ static int program_main(void *arg) {
 #define PROGRAM_STACK_BYTES (64 * 1024)
 
 /* Starts the program's process and waits until it is parked. Returns the
- * pid; *wake and *parked are init's ends of the two pipes. */
-static pid_t start_program(struct program *p, int *wake, int *parked) {
+ * pid; *wake and *parked are init's ends of the two pipes. *p must outlive
+ * the process's execve: it reads it from init's memory. */
+static pid_t start_program(const struct sock_fprog *filter, struct program *p, int *wake, int *parked) {
   int go_pipe[2], parked_pipe[2];
   CHECK(pipe2(go_pipe, O_CLOEXEC), "pipe for the program's go");
   CHECK(pipe2(parked_pipe, O_CLOEXEC), "pipe for the program's state");
-  *p = (struct program){ .filter = p->filter, .go_read = go_pipe[0], .go_write = go_pipe[1], .parked_write = parked_pipe[1] };
+  *p = (struct program){ .filter = filter, .go_read = go_pipe[0], .go_write = go_pipe[1], .parked_write = parked_pipe[1] };
   char *stack = mmap(NULL, PROGRAM_STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) report_error("mmap program stack", errno);
   pid_t pid = clone(program_main, stack + PROGRAM_STACK_BYTES, CLONE_VM | SIGCHLD, p);
@@ -811,9 +812,9 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
    * anything. The program inherits both across the clone. */
   for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding caps");
   CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
-  struct program program_setup = { .filter = filter };
+  struct program program_setup;
   int wake, parked;
-  pid_t program = start_program(&program_setup, &wake, &parked);
+  pid_t program = start_program(filter, &program_setup, &wake, &parked);
 
   /* Init keeps no copy of the program's pipes: once the program and its
    * descendants are gone, the runtime sees EOF. */
@@ -843,6 +844,9 @@ static void init_main(int sync_fd, int go_sock, const struct sock_fprog *filter)
    * the two share memory and errno until then. A pipe write wakes the reader
    * as a synchronous wake-up, so the program tends to run on this CPU. */
   CHECK(read(parked, &byte, 1), "wait for the program's execve");
+  /* EOF without the exec clock set: it died before its execve, a kill that
+   * was on its way when the wake-up went out. */
+  if (!exec_ns) report_unstarted(program);
   close(parked);
   close(wake);
   arm_wall_limit();

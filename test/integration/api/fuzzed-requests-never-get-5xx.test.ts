@@ -207,6 +207,20 @@ function define(target: Record<string, unknown> | unknown[], key: string | numbe
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
+/**
+ * A fresh copy of a generated value. fast-check hands out the same instance
+ * again (constantFrom's [[]], and every value while it replays and shrinks),
+ * so a mutation that pushed into it would change later runs, or make it
+ * contain itself, which no JSON can say.
+ */
+function copyValue(value: unknown): unknown {
+  if (!isContainer(value)) return value;
+  if (Array.isArray(value)) return value.map(copyValue);
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) define(copy, key, copyValue(value[key]));
+  return copy;
+}
+
 function mutate(body: Record<string, unknown>, m: Mutation): void {
   let node: Record<string, unknown> | unknown[] = body;
   for (const step of m.path) {
@@ -222,11 +236,11 @@ function mutate(body: Record<string, unknown>, m: Mutation): void {
     if (Array.isArray(node)) node.splice(Number(existing), 1);
     else delete node[existing];
   } else if (m.op === 'set' && existing !== undefined) {
-    define(node, Array.isArray(node) ? Number(existing) : existing, m.value);
+    define(node, Array.isArray(node) ? Number(existing) : existing, copyValue(m.value));
   } else if (Array.isArray(node)) {
-    node.push(m.value);
+    node.push(copyValue(m.value));
   } else {
-    define(node, m.key, m.value);
+    define(node, m.key, copyValue(m.value));
   }
 }
 

@@ -19,7 +19,9 @@
  * CPU the measured runs would otherwise share.
  *
  * Prints throughput for both, their ratio, the p50/p95 latency of each, what
- * HTTP plus the queue add, and the Redis commands per run of the counting
+ * HTTP plus the queue add, the CPU per run of each way's processes (from
+ * /proc: the runtime and its sandboxes; brig serve, its sandboxes, Redis and
+ * the load generator), and the Redis commands per run of the counting
  * round: top level (what clients sent; an EVALSHA is one) and in all (the
  * commands scripts run counted too), with the largest of each; the last line
  * is exactly
@@ -39,6 +41,7 @@ import { IDS_PER_SLOT } from '../runtime/slots/lease.ts';
 import { runSubmission } from '../runtime/submission.ts';
 import { loadRuntimeConfig, loadServiceConfig } from '../services/shared/config.ts';
 import { startPrivateRedis } from '../services/shared/redis-server.ts';
+import { type CpuSource, CpuTally } from './process-cpu.ts';
 import { countCommands, perRun, sum } from './redis-commands.ts';
 
 const CORES = availableParallelism();
@@ -115,6 +118,13 @@ async function openHttp(redisDir: string) {
   let non2xx = 0;
   return {
     redisUrl: redis.url!,
+    /** The processes of this way whose CPU is counted: brig serve and, apart, its sandboxes; Redis; and the load generator (autocannon, in this process). */
+    cpuSources: {
+      'brig serve': { pid: server.child.pid!, part: 'self' },
+      sandboxes: { pid: server.child.pid!, part: 'children' },
+      redis: { pid: redis.process.pid!, part: 'self' },
+      'load generator': { pid: process.pid, part: 'self' },
+    } satisfies Record<string, CpuSource>,
     get non2xx() {
       return non2xx;
     },
@@ -178,13 +188,24 @@ async function main(): Promise<void> {
       await http.block(CONCURRENCY);
       const d: Totals = { seconds: 0, latencies: [], wrong: 0 };
       const h: Totals = { seconds: 0, latencies: [], wrong: 0 };
+      // CPU per run of each way's processes: at this concurrency the cores are
+      // saturated, so what HTTP and the queue add to the latency is about
+      // twice what they add in CPU per run (two runs wait for each slot).
+      const directCpu = new CpuTally();
+      const httpCpu = new CpuTally();
+      const directSources: Record<string, CpuSource> = {
+        runtime: { pid: process.pid, part: 'self' },
+        sandboxes: { pid: process.pid, part: 'children' },
+      };
+      const runDirect = async () => add(d, await directCpu.during(directSources, () => direct.block(perBlock)));
+      const runHttp = async () => add(h, await httpCpu.during(http.cpuSources, () => http.block(perBlock)));
       for (let i = 0; i < BLOCKS; i++) {
         if (i % 2 === 0) {
-          add(d, await direct.block(perBlock));
-          add(h, await http.block(perBlock));
+          await runDirect();
+          await runHttp();
         } else {
-          add(h, await http.block(perBlock));
-          add(d, await direct.block(perBlock));
+          await runHttp();
+          await runDirect();
         }
       }
       for (const t of [d, h]) t.latencies.sort((a, b) => a - b);
@@ -201,6 +222,8 @@ async function main(): Promise<void> {
         `http:   ${httpRate.toFixed(1)} runs/s, latency p50 ${hp50.toFixed(1)} ms, p95 ${hp95.toFixed(1)} ms, non-2xx ${http.non2xx}, wrong output ${h.wrong}`,
       );
       console.log(`added by HTTP + queue: p50 ${(hp50 - dp50).toFixed(1)} ms, p95 ${(hp95 - dp95).toFixed(1)} ms`);
+      console.log(`CPU per run, direct: ${directCpu.perRun(d.latencies.length)}`);
+      console.log(`CPU per run, http:   ${httpCpu.perRun(h.latencies.length)}`);
 
       const counting = await countCommands(http.redisUrl);
       const counted = await http.block(COUNT_RUNS);

@@ -216,18 +216,19 @@ export class Runtime {
     return this.slots.filter((slot) => slot.sandbox.isReady).length;
   }
 
-  /** Drops a closed submission's workspace without holding up the event loop. */
-  releaseInBackground(workspace: Workspace): void {
-    this.inBackground(workspace.releaseOffThread());
+  /** Drops a closed submission's workspace without holding up the event loop; resolves once it is gone (or failed to go). */
+  releaseInBackground(workspace: Workspace): Promise<void> {
+    return this.inBackground(workspace.releaseOffThread());
   }
 
-  /** Work left to finish off the request's path; a failure goes to onBackgroundFailure. */
-  inBackground(work: Promise<unknown>): void {
+  /** Work left to finish off the request's path; a failure goes to onBackgroundFailure. Resolves once it has settled, never rejects. */
+  inBackground(work: Promise<unknown>): Promise<void> {
     const settled: Promise<void> = work
       .then(() => {})
       .catch((error: unknown) => this.onBackgroundFailure(error))
       .finally(() => this.releases.delete(settled));
     this.releases.add(settled);
+    return settled;
   }
 
   /** Resolves once every closed submission's workspace, and every finished step's launcher, is gone from the host. */

@@ -147,12 +147,13 @@ export class Submission {
 
   /**
    * Idempotent: gives the slot back and drops the workspace in the
-   * background (Runtime.settled() waits for that; Runtime.close() does).
+   * background (Runtime.settled() waits for that; Runtime.close() does, and
+   * so does the slot's next step).
    */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.runtime.releaseInBackground(this.workspace);
+    this.slot.sandbox.afterWorkspace(this.runtime.releaseInBackground(this.workspace));
     this.runtime.pool.release(this.slot);
   }
 }

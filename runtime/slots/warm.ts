@@ -33,6 +33,8 @@ export class SlotSandbox {
   private ready: PreparedSandbox | null = null;
   /** A discarded sandbox on its way out: the slot's cgroup is not free until it is gone. */
   private settling: Promise<void> = Promise.resolve();
+  /** The last submission's workspace on its way out (see afterWorkspace). */
+  private workspaceGone: Promise<void> = Promise.resolve();
   private ageTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -48,6 +50,7 @@ export class SlotSandbox {
 
   /** The sandbox for the next step. Never the same one twice. */
   async take(): Promise<TakenSandbox> {
+    await this.workspaceGone;
     const pending = this.pending;
     const warm = this.ready !== null;
     this.forget();
@@ -58,6 +61,19 @@ export class SlotSandbox {
     }
     await this.settling;
     return this.handOut(await this.prepare(), false);
+  }
+
+  /**
+   * The slot's next step starts once the last submission's workspace is
+   * gone, never before: what a compile wrote there is charged to the slot's
+   * cgroup until the workspace is unmounted, so a step started earlier would
+   * have less than its memory limit, and its peak counted above that
+   * leftover. The unmount takes about a millisecond (an RCU wait), and is
+   * usually over while the next sandbox is still being prepared: a step
+   * waits only when it finds a sandbox ready at once.
+   */
+  afterWorkspace(released: Promise<void>): void {
+    this.workspaceGone = released;
   }
 
   /**

@@ -208,6 +208,29 @@ test("a run after one that filled its memory limit with files gets the whole lim
   });
 });
 
+test("a submission after one whose compile filled its workspace gets the whole memory limit: the slot's next step waits for the last workspace to go", async () => {
+  await withRuntime({ warmSlots: true }, async (rt) => {
+    // gcc writes the array into the binary, in the workspace: its pages are
+    // charged to the slot's cgroup until the workspace is unmounted, after
+    // the submission closes.
+    const big = 'char big[15 << 20] = {1};\nint main(void) { return big[0] - 1; }\n';
+    const filled = await Submission.open(rt.runtime, { language: 'c', files: [{ name: 'main.c', content: Buffer.from(big) }] });
+    try {
+      const compile = await filled.compile();
+      assert.equal(compile?.verdict, 'ok', JSON.stringify(compile));
+      // The slot's next sandbox is ready before the workspace goes: its preparation holds nothing back.
+      await waitingInit(rt);
+    } finally {
+      filled.close();
+    }
+    const bomb = 'blocks = []\nwhile True:\n    blocks.append(b"x" * (1 << 20))\n';
+    const next = await rt.run('python', bomb, { limits: { memoryMb: 64, cpuMs: 5000, wallMs: 10_000 } });
+    assert.equal(next.run?.verdict, 'memory_limit', JSON.stringify(next.run));
+    // Started while the workspace was still there, its peak was counted above the workspace's 15 MiB.
+    assert.ok(next.run.memoryKb >= 56 * 1024, `the run after got ${next.run.memoryKb} KiB of a 64 MiB limit`);
+  });
+});
+
 test('a prepared sandbox left unused for its maximum age is discarded and prepared anew', async () => {
   await withRuntime({ warmSlots: true, preparedMaxAgeMs: MAX_AGE_MS }, async (rt) => {
     const first = await waitingInit(rt);

@@ -86,7 +86,7 @@ function brigWay(name: string, runtime: Runtime, argv: string[] | null): Way {
         },
       });
       try {
-        const r = argv ? await job.runCommand(argv, Buffer.alloc(0)) : await job.run(Buffer.alloc(0));
+        const r = argv ? await job.runCommand(argv, Buffer.alloc(0), { last: true }) : await job.run(Buffer.alloc(0), { last: true });
         if (r.verdict !== 'ok' || (!argv && r.stdout !== 'hello world\n')) throw new Error(`brig ${name}: ${r.verdict} ${r.stderr}`);
       } finally {
         job.close();

@@ -34,6 +34,21 @@ export interface SubmissionSpec {
   onStepTimings?: (timings: StepTimings & { warm: boolean }) => void;
 }
 
+/** What a run step may say besides its input. */
+export interface RunOptions {
+  /** Default: the submission's run limits. */
+  limits?: Limits;
+  /**
+   * The submission's last step: nothing runs over the workspace after it,
+   * so it gets the workspace itself, read-write, as a compile does, instead
+   * of an overlay over it (whose mount, ~0.1 ms, is on the step's path). What
+   * it writes in /box then shares the workspace's size with the submitted
+   * files and the compile's output. Taken only when the step's disk limit is
+   * the workspace's size; a step after it is refused.
+   */
+  last?: boolean;
+}
+
 /**
  * One submission: a slot, a workspace holding its files, an optional compile
  * step, then any number of run steps, each in a fresh sandbox over the same
@@ -44,11 +59,14 @@ export class Submission {
   /** Null for a language without a compile step. */
   readonly compileLimits: Limits | null;
   private closed = false;
+  /** A step said it was the last: the workspace is no longer the one every run starts from. */
+  private ended = false;
 
   private constructor(
     private readonly runtime: Runtime,
     private readonly slot: Slot,
     private readonly workspace: Workspace,
+    private readonly workspaceMb: number,
     readonly language: LanguageProfile,
     private readonly spec: SubmissionSpec,
     private readonly main: string,
@@ -68,15 +86,16 @@ export class Submission {
     const limits = { run: resolveLimits(spec.limits, base.run, runtime.config.maxima), compile: base.compile };
     const slot = await runtime.pool.acquire(spec.signal);
     try {
+      const workspaceMb = Math.max(limits.run.diskMb, limits.compile?.diskMb ?? 0);
       const workspace = Workspace.create({
         runsDir: slot.runsDir,
         id: randomUUID(),
-        sizeBytes: mbToBytes(Math.max(limits.run.diskMb, limits.compile?.diskMb ?? 0)),
+        sizeBytes: mbToBytes(workspaceMb),
         ownerUid: slot.lease.userHostId,
         ownerGid: slot.lease.userHostId,
         files: spec.files,
       });
-      return new Submission(runtime, slot, workspace, language, spec, main, limits);
+      return new Submission(runtime, slot, workspace, workspaceMb, language, spec, main, limits);
     } catch (error) {
       runtime.pool.release(slot);
       throw error;
@@ -89,18 +108,33 @@ export class Submission {
     return this.step(this.language.compile, 'rw', Buffer.alloc(0), this.compileLimits, []);
   }
 
-  /** Runs the program in a fresh sandbox over the (compiled) workspace; writes vanish with it. */
-  async run(stdin: Buffer, limits: Limits = this.runLimits): Promise<StepResult> {
-    return this.step(this.language.run, 'overlay', stdin, limits, this.spec.args ?? []);
+  /** Runs the program in a fresh sandbox over the (compiled) workspace; writes vanish with it, unless it is the last step. */
+  async run(stdin: Buffer, options: RunOptions = {}): Promise<StepResult> {
+    return this.runStep(this.language.run, stdin, options, this.spec.args ?? []);
   }
 
   /** Runs an arbitrary command of the image over the workspace (e.g. the language's version command). */
-  async runCommand(argv: string[], stdin: Buffer, limits: Limits = this.runLimits): Promise<StepResult> {
-    return this.step(argv, 'overlay', stdin, limits, []);
+  async runCommand(argv: string[], stdin: Buffer, options: RunOptions = {}): Promise<StepResult> {
+    return this.runStep(argv, stdin, options, []);
   }
 
-  private async step(template: string[], mode: 'rw' | 'overlay', stdin: Buffer, limits: Limits, args: string[]): Promise<StepResult> {
+  private async runStep(template: string[], stdin: Buffer, options: RunOptions, args: string[]): Promise<StepResult> {
     const submittedAt = process.hrtime.bigint();
+    if (this.ended) throw new Error('a submission runs nothing after its last step');
+    const limits = options.limits ?? this.runLimits;
+    this.ended = options.last === true;
+    const whole = this.ended && limits.diskMb === this.workspaceMb;
+    return this.step(template, whole ? 'rw' : 'overlay', stdin, limits, args, submittedAt);
+  }
+
+  private async step(
+    template: string[],
+    mode: 'rw' | 'overlay',
+    stdin: Buffer,
+    limits: Limits,
+    args: string[],
+    submittedAt = process.hrtime.bigint(),
+  ): Promise<StepResult> {
     const sources = this.spec.files.map((f) => f.name).filter((n) => this.language.extensions.includes(posix.extname(n).toLowerCase()));
     const argv = [...expandCommand(template, { main: this.main, sources, memoryMb: limits.memoryMb }), ...args];
     const { runtime, slot, spec } = this;
@@ -174,7 +208,7 @@ export async function runSubmission(runtime: Runtime, spec: SubmissionSpec, stdi
   try {
     const compile = await job.compile();
     if (compile && compile.verdict !== 'ok') return { compile, run: null };
-    return { compile, run: await job.run(stdin) };
+    return { compile, run: await job.run(stdin, { last: true }) };
   } finally {
     job.close();
   }

@@ -7,7 +7,10 @@ export async function probeVersion(runtime: Runtime, languageName: string): Prom
   const job = await Submission.open(runtime, { language: languageName, files: [{ name: language.sourceFile, content: Buffer.alloc(0) }] });
   try {
     // A compiler gets the room of a compile step to say its version (javac starts a JVM).
-    const result = await job.runCommand(language.versionCommand, Buffer.alloc(0), job.compileLimits ?? job.runLimits);
+    const result = await job.runCommand(language.versionCommand, Buffer.alloc(0), {
+      limits: job.compileLimits ?? job.runLimits,
+      last: true,
+    });
     const text = (result.stdout.trim() || result.stderr.trim()).split('\n')[0]!.trim();
     if (result.verdict !== 'ok' || !text) {
       throw new Error(

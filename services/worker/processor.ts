@@ -247,7 +247,9 @@ async function execute(
       return 'compile_error';
     }
     if (!judge) {
-      const run = await timed(metrics, 'run', () => measuredRun(metrics, () => submission.run(fromBase64(data.stdinBase64))));
+      const run = await timed(metrics, 'run', () =>
+        measuredRun(metrics, () => submission.run(fromBase64(data.stdinBase64), { last: true })),
+      );
       parts.run = run;
       return run.verdict;
     }
@@ -256,7 +258,8 @@ async function execute(
       parts.tests = tests;
       let verdict: RunVerdict = 'ok';
       for (const [index, test] of data.tests.entries()) {
-        const step = await measuredRun(metrics, () => submission.run(fromBase64(test.stdinBase64)));
+        const last = index === data.tests.length - 1;
+        const step = await measuredRun(metrics, () => submission.run(fromBase64(test.stdinBase64), { last }));
         const view: TestView = { ...step, name: test.name, verdict: testVerdict(step, test.expectedOutputBase64, data) };
         tests.push(view);
         const summary = summarizeTest(view);

@@ -41,7 +41,7 @@ export class CompiledProbe {
   }
 
   run(stdin: string, limits: Partial<Limits> = {}): Promise<StepResult> {
-    return this.job.run(Buffer.from(stdin), { ...this.job.runLimits, ...limits });
+    return this.job.run(Buffer.from(stdin), { limits: { ...this.job.runLimits, ...limits } });
   }
 
   close(): void {

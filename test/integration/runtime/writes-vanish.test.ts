@@ -108,3 +108,34 @@ test("within one job, a run step sees neither the writes nor the tampering of an
   }
   assert.deepEqual([...(await workspaces()).keys()], [], 'the closed job left its workspace under the state dir');
 });
+
+test("a job's last run step gets the workspace itself, read-write, as a compile does; no run step may follow it", async () => {
+  // Where /box comes from (the type of the top mount there: the staging tmpfs lies under it), what the step finds there, then a mark of its own.
+  const script = `sed -n 's/^[^ ]* [^ ]* [^ ]* [^ ]* \\/box .* - \\([^ ]*\\) .*/\\1/p' /proc/self/mountinfo | tail -n 1; ls /box; echo mark > /box/mark`;
+  const open = (limits?: Partial<Limits>) =>
+    Submission.open(rt.runtime, { language: 'bash', files: [{ name: 'main.sh', content: Buffer.from(script) }], limits });
+  const job = await open();
+  try {
+    const first = await job.run(Buffer.alloc(0));
+    assert.equal(first.verdict, 'ok', explain(first));
+    assert.equal(first.stdout, 'overlay\nmain.sh\n', 'a run that is not the last sees the workspace under an overlay');
+    const last = await job.run(Buffer.alloc(0), { last: true });
+    assert.equal(last.verdict, 'ok', explain(last));
+    assert.equal(last.stdout, 'tmpfs\nmain.sh\n', "the last run gets the workspace's own tmpfs, without the earlier run's mark");
+    assert.deepEqual([...(await workspaces()).values()], [['main.sh', 'mark']], 'the last run wrote the workspace itself');
+    await assert.rejects(job.run(Buffer.alloc(0)), /runs nothing after its last step/);
+  } finally {
+    job.close();
+  }
+  assert.deepEqual([...(await workspaces()).keys()], [], 'the closed job left its workspace under the state dir');
+
+  // A disk limit that is not the workspace's size keeps the overlay, whose upper layer that limit caps.
+  const smaller = await open({ diskMb: 16 });
+  try {
+    const last = await smaller.run(Buffer.alloc(0), { last: true, limits: { ...smaller.runLimits, diskMb: 8 } });
+    assert.equal(last.verdict, 'ok', explain(last));
+    assert.equal(last.stdout, 'overlay\nmain.sh\n');
+  } finally {
+    smaller.close();
+  }
+});

@@ -104,6 +104,7 @@ export class Submission {
 
   /** Compiles in a sandbox that may write the workspace; null for interpreted languages. */
   async compile(): Promise<StepResult | null> {
+    if (this.ended) throw new Error('a submission runs nothing after its last step');
     if (!this.language.compile || !this.compileLimits) return null;
     return this.step(this.language.compile, 'rw', Buffer.alloc(0), this.compileLimits, []);
   }

@@ -65,10 +65,10 @@ export class SlotSandbox {
 
   /**
    * The slot's next step starts once the last submission's workspace is
-   * gone, never before: what a compile wrote there is charged to the slot's
-   * cgroup until the workspace is unmounted, so a step started earlier would
-   * have less than its memory limit, and its peak counted above that
-   * leftover. The unmount takes about a millisecond (an RCU wait), and is
+   * gone, never before: what a compile (or the job's last run) wrote there
+   * is charged to the slot's cgroup until the workspace is unmounted, so a
+   * step started earlier would have less than its memory limit, and its peak
+   * counted above that leftover. The unmount takes about a millisecond (an RCU wait), and is
    * usually over while the next sandbox is still being prepared: a step
    * waits only when it finds a sandbox ready at once.
    */

@@ -124,6 +124,7 @@ test("a job's last run step gets the workspace itself, read-write, as a compile 
     assert.equal(last.stdout, 'tmpfs\nmain.sh\n', "the last run gets the workspace's own tmpfs, without the earlier run's mark");
     assert.deepEqual([...(await workspaces()).values()], [['main.sh', 'mark']], 'the last run wrote the workspace itself');
     await assert.rejects(job.run(Buffer.alloc(0)), /runs nothing after its last step/);
+    await assert.rejects(job.compile(), /runs nothing after its last step/);
   } finally {
     job.close();
   }

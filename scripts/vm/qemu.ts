@@ -44,9 +44,18 @@ const KERNEL_ARGS = 'console=ttyS0 quiet panic=-1';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: removing terminal escapes is this pattern's purpose.
 const CONTROL = /\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g;
 
+/**
+ * tcg,thread=single: one host thread emulates both vCPUs in turn. Under
+ * qemu's multi-threaded TCG (its default for this guest), node died of
+ * SIGSEGV now and then, early in a start, with V8's own threads or without
+ * them (--single-threaded): a probe that only imported modules saw 2 in 28
+ * starts, and most runs of the suite retried one to three steps. Two runs
+ * with one thread retried none, and took 646 and 751 s against 463–473 s.
+ */
 export function qemuArgs(opts: Omit<BootOptions, 'onLine' | 'consoleLog' | 'timeoutMs'>): string[] {
   return [
-    ['-machine', 'q35,accel=tcg'],
+    ['-machine', 'q35'],
+    ['-accel', 'tcg,thread=single'],
     ['-cpu', 'max'],
     ['-smp', String(opts.cpus)],
     ['-m', String(opts.memoryMb)],

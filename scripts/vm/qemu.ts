@@ -49,8 +49,8 @@ const CONTROL = /\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g;
  * qemu's multi-threaded TCG (its default for this guest), node died of
  * SIGSEGV now and then, early in a start, with V8's own threads or without
  * them (--single-threaded): a probe that only imported modules saw 2 in 28
- * starts, and most runs of the suite retried one to three steps. Two runs
- * with one thread retried none, and took 646 and 751 s against 463–473 s.
+ * starts, and most runs of the suite retried one to three steps. Three runs
+ * with one thread retried none, and took 646–814 s against 463–473 s.
  */
 export function qemuArgs(opts: Omit<BootOptions, 'onLine' | 'consoleLog' | 'timeoutMs'>): string[] {
   return [

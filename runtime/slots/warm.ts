@@ -31,10 +31,13 @@ export class SlotSandbox {
   /** Being prepared, or prepared and waiting. */
   private pending: Promise<PreparedSandbox> | null = null;
   private ready: PreparedSandbox | null = null;
-  /** A discarded sandbox on its way out: the slot's cgroup is not free until it is gone. */
+  /**
+   * What of earlier steps and jobs still holds the slot's cgroup: the
+   * launchers of the sandboxes handed out (handOut), a discarded sandbox, the
+   * last job's workspace (afterWorkspace). The next sandbox is prepared, and
+   * the next step starts, only once all of it is gone.
+   */
   private settling: Promise<void> = Promise.resolve();
-  /** The last submission's workspace on its way out (see afterWorkspace). */
-  private workspaceGone: Promise<void> = Promise.resolve();
   private ageTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -50,7 +53,7 @@ export class SlotSandbox {
 
   /** The sandbox for the next step. Never the same one twice. */
   async take(): Promise<TakenSandbox> {
-    await this.workspaceGone;
+    await this.settling;
     const pending = this.pending;
     const warm = this.ready !== null;
     this.forget();
@@ -59,7 +62,6 @@ export class SlotSandbox {
       if (sandbox && !sandbox.status.pending) return this.handOut(sandbox, warm);
       if (sandbox) await sandbox.discard();
     }
-    await this.settling;
     return this.handOut(await this.prepare(), false);
   }
 
@@ -68,12 +70,12 @@ export class SlotSandbox {
    * gone, never before: what a compile (or the job's last run) wrote there
    * is charged to the slot's cgroup until the workspace is unmounted, so a
    * step started earlier would have less than its memory limit, and its peak
-   * counted above that leftover. The unmount takes about a millisecond (an RCU wait), and is
-   * usually over while the next sandbox is still being prepared: a step
-   * waits only when it finds a sandbox ready at once.
+   * counted above that leftover. The unmount takes about a millisecond (an
+   * RCU wait), and is usually over while the next sandbox is still being
+   * prepared: a step waits only when it finds a sandbox ready at once.
    */
   afterWorkspace(released: Promise<void>): void {
-    this.workspaceGone = released;
+    this.settleAfter(released);
   }
 
   /**
@@ -84,8 +86,13 @@ export class SlotSandbox {
    * the cgroup at its limit, and the next run would have started there.
    */
   private handOut(sandbox: PreparedSandbox, warm: boolean): TakenSandbox {
-    this.settling = Promise.all([this.settling, sandbox.exited.catch(() => {})]).then(() => {});
+    this.settleAfter(sandbox.exited);
     return { sandbox, warm };
+  }
+
+  /** Adds work to what the slot's next sandbox and step wait for; its failure is not theirs. */
+  private settleAfter(work: Promise<unknown>): void {
+    this.settling = Promise.all([this.settling, work.catch(() => {})]).then(() => {});
   }
 
   /**
@@ -124,7 +131,8 @@ export class SlotSandbox {
   private expire(pending: Promise<PreparedSandbox>, sandbox: PreparedSandbox): void {
     if (this.pending !== pending) return;
     this.forget();
-    this.settling = sandbox.discard();
+    // Unlike settleAfter, a discard that failed fails the next preparation: the slot's cgroup may not be free.
+    this.settling = Promise.all([this.settling, sandbox.discard()]).then(() => {});
     this.refill();
   }
 

@@ -19,15 +19,23 @@
  * CPU the measured runs would otherwise share.
  *
  * Prints throughput for both, their ratio, the p50/p95 latency of each, what
- * HTTP plus the queue add, the CPU per run of each way's processes (from
+ * HTTP plus the queue add (over all runs; and the p50's, block pair by block
+ * pair: its median and range), the CPU per run of each way's processes (from
  * /proc: the runtime and its sandboxes; brig serve, its sandboxes, Redis and
  * the load generator), and the Redis commands per run of the counting
  * round: top level (what clients sent; an EVALSHA is one) and in all (the
  * commands scripts run counted too), with the largest of each; the last line
  * is exactly
  *   http/direct throughput ratio: X.XX
- * Environment: BENCH_RUNS (default 1000), BENCH_BLOCKS (default 4),
- * BENCH_COUNT_RUNS (default 200), BENCH_CONCURRENCY (default 2 × cores).
+ * Before the measured blocks, each way runs BENCH_WARMUP runs unmeasured: a
+ * service runs for days, and what it costs then is what this measures. A
+ * fresh brig serve is still optimizing its code for the first thousand runs
+ * or so (V8 compiled ~40 functions a second on its worker threads; serve's
+ * other threads took 1.7 ms per run over its first 300 runs, ~0.6 from its
+ * 1,500th on).
+ * Environment: BENCH_RUNS (default 1000), BENCH_BLOCKS (default 10),
+ * BENCH_WARMUP (default 600), BENCH_COUNT_RUNS (default 200),
+ * BENCH_CONCURRENCY (default 2 × cores).
  */
 
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -46,7 +54,8 @@ import { countCommands, perRun, sum } from './redis-commands.ts';
 
 const CORES = availableParallelism();
 const RUNS = Number(process.env.BENCH_RUNS ?? 1000);
-const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 4);
+const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 10);
+const WARMUP_RUNS = Number(process.env.BENCH_WARMUP ?? 600);
 const COUNT_RUNS = Number(process.env.BENCH_COUNT_RUNS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 2 * CORES);
 const SOURCE = 'print("hello world")\n';
@@ -177,15 +186,15 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o711);
   const perBlock = Math.ceil(RUNS / BLOCKS);
   console.log(
-    `brig e2e benchmark: ${perBlock * BLOCKS} python hello-world runs per way in ${BLOCKS} alternating blocks, ` +
-      `concurrency ${CONCURRENCY}, ${CORES} cores, ${CORES} sandbox slots per way`,
+    `brig e2e benchmark: ${perBlock * BLOCKS} python hello-world runs per way in ${BLOCKS} alternating blocks ` +
+      `after ${WARMUP_RUNS} unmeasured, concurrency ${CONCURRENCY}, ${CORES} cores, ${CORES} sandbox slots per way`,
   );
   const direct = await openDirect(join(dir, 'direct'));
   try {
     const http = await openHttp(join(dir, 'redis'));
     try {
-      await direct.block(CONCURRENCY); // warm-up
-      await http.block(CONCURRENCY);
+      await direct.block(WARMUP_RUNS);
+      await http.block(WARMUP_RUNS);
       const d: Totals = { seconds: 0, latencies: [], wrong: 0 };
       const h: Totals = { seconds: 0, latencies: [], wrong: 0 };
       // CPU per run of each way's processes: at this concurrency the cores are
@@ -197,8 +206,20 @@ async function main(): Promise<void> {
         runtime: { pid: process.pid, part: 'self' },
         sandboxes: { pid: process.pid, part: 'children' },
       };
-      const runDirect = async () => add(d, await directCpu.during(directSources, () => direct.block(perBlock)));
-      const runHttp = async () => add(h, await httpCpu.during(http.cpuSources, () => http.block(perBlock)));
+      // The p50 each way took in each block: a pair's difference is measured a minute
+      // apart at most, so the machine's drift from one minute to the next falls out of it.
+      const blockP50 = { direct: [] as number[], http: [] as number[] };
+      const measured = async (totals: Totals, p50s: number[], block: Block) => {
+        add(totals, block);
+        p50s.push(
+          quantile(
+            [...block.latencies].sort((a, b) => a - b),
+            0.5,
+          ),
+        );
+      };
+      const runDirect = async () => measured(d, blockP50.direct, await directCpu.during(directSources, () => direct.block(perBlock)));
+      const runHttp = async () => measured(h, blockP50.http, await httpCpu.during(http.cpuSources, () => http.block(perBlock)));
       for (let i = 0; i < BLOCKS; i++) {
         if (i % 2 === 0) {
           await runDirect();
@@ -208,6 +229,7 @@ async function main(): Promise<void> {
           await runDirect();
         }
       }
+      const pairs = blockP50.http.map((p50, i) => p50 - blockP50.direct[i]!).sort((a, b) => a - b);
       for (const t of [d, h]) t.latencies.sort((a, b) => a - b);
       const directRate = d.latencies.length / d.seconds;
       const httpRate = h.latencies.length / h.seconds;
@@ -222,6 +244,10 @@ async function main(): Promise<void> {
         `http:   ${httpRate.toFixed(1)} runs/s, latency p50 ${hp50.toFixed(1)} ms, p95 ${hp95.toFixed(1)} ms, non-2xx ${http.non2xx}, wrong output ${h.wrong}`,
       );
       console.log(`added by HTTP + queue: p50 ${(hp50 - dp50).toFixed(1)} ms, p95 ${(hp95 - dp95).toFixed(1)} ms`);
+      console.log(
+        `added p50 by block pair: median ${quantile(pairs, 0.5).toFixed(1)} ms, ` +
+          `${pairs[0]!.toFixed(1)} to ${pairs.at(-1)!.toFixed(1)} over ${pairs.length} pairs`,
+      );
       console.log(`CPU per run, direct: ${directCpu.perRun(d.latencies.length)}`);
       console.log(`CPU per run, http:   ${httpCpu.perRun(h.latencies.length)}`);
 

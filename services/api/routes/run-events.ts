@@ -1,8 +1,8 @@
 import type { Request, Response } from 'express';
 import type { RunEvent, RunRecord } from '../../shared/contract.ts';
-import { isFinal } from '../../shared/run-store.ts';
+import { isFinal, storedStatus } from '../../shared/run-store.ts';
 import { type ApiContext, locals } from '../context.ts';
-import { RunEventHub, type RunSignal } from '../runs/event-hub.ts';
+import { type FollowedEvent, RunEventHub, type RunSignal } from '../runs/event-hub.ts';
 import { RunFollower } from '../runs/follower.ts';
 import { missingRunError } from '../runs/ids.ts';
 import { RECORD_RECHECK_MS } from '../runs/wait.ts';
@@ -10,6 +10,17 @@ import { pathParam, type Route, route } from './route.ts';
 
 export function formatEvent(event: RunEvent): string {
   return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/** An event on the stream; a 'done' with its record as stored has the bytes spliced in as they are. */
+function writeEvent(res: Response, event: FollowedEvent): void {
+  if (!('stored' in event)) {
+    res.write(formatEvent(event));
+    return;
+  }
+  res.write(`event: done\ndata: {"type":"done","id":${JSON.stringify(event.id)},"record":`);
+  res.write(event.stored);
+  res.write('}\n\n');
 }
 
 /**
@@ -33,10 +44,13 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
       else if (state === 'live') send(signal);
     });
 
-    let record: RunRecord | null;
+    // A finished run's stream is its done event alone, with the record as stored: a client
+    // opening it again and again must not have the outputs parsed and written anew each time.
+    let current: { finished: Buffer } | { record: RunRecord };
     try {
-      record = await ctx.store.get(id);
-      if (!record) throw missingRunError(id, ctx.config.resultTtlSeconds);
+      const stored = await ctx.store.getBytes(id);
+      if (!stored) throw missingRunError(id, ctx.config.resultTtlSeconds);
+      current = storedStatus(stored) === 'done' ? { finished: stored } : { record: JSON.parse(stored.toString('utf8')) as RunRecord };
     } catch (error) {
       unsubscribe();
       throw error;
@@ -58,14 +72,18 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
     };
     const send = (signal: RunSignal) => {
       const event = follower.accept(signal);
-      if (event) res.write(formatEvent(event));
+      if (event) writeEvent(res, event);
       if (follower.finished) end();
     };
     res.once('close', end);
     ctx.shutdownSignal.addEventListener('abort', end, { once: true });
     if (ctx.shutdownSignal.aborted) return end();
 
-    for (const event of follower.replay(record)) res.write(formatEvent(event));
+    if ('finished' in current) {
+      writeEvent(res, { type: 'done', id, stored: current.finished });
+      return end();
+    }
+    for (const event of follower.replay(current.record)) writeEvent(res, event);
     if (follower.finished) return end();
     state = 'live';
     // What raced the read; the follower drops repeats.

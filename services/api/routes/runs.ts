@@ -85,7 +85,8 @@ export function runRoutes(ctx: ApiContext): Route[] {
     const final = await waiting.result;
     if (res.destroyed) return;
     if (final) {
-      res.status(200).json(final);
+      if (Buffer.isBuffer(final)) res.status(200).type('json').send(final);
+      else res.status(200).json(final);
       return;
     }
     const current = await store.get(id);
@@ -95,9 +96,10 @@ export function runRoutes(ctx: ApiContext): Route[] {
   async function get(req: Request, res: Response): Promise<void> {
     const id = pathParam(req, 'id');
     locals(res).runId = id;
-    const record = await store.get(id);
+    // Sent as stored: a client reading a large record again and again must not hold the event loop.
+    const record = await store.getBytes(id);
     if (!record) throw missingRunError(id, config.resultTtlSeconds);
-    res.json(record);
+    res.type('json').send(record);
   }
 
   async function cancel(req: Request, res: Response): Promise<void> {

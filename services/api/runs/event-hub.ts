@@ -2,7 +2,7 @@ import { type PublishedSignal, RUN_EVENTS_CHANNEL, type RunEvent, type RunRecord
 import type { RunError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Redis } from '../../shared/redis.ts';
-import { isFinal, type RunStore } from '../../shared/run-store.ts';
+import { isFinal, type RunStore, storedStatus } from '../../shared/run-store.ts';
 import type { QueueFailures } from './queue-failures.ts';
 
 /**
@@ -10,7 +10,22 @@ import type { QueueFailures } from './queue-failures.ts';
  * when the run went back to the queue (a retry, a stalled worker, a worker
  * that shut down) and will start over.
  */
-export type RunSignal = RunEvent | { type: 'requeued'; id: string };
+export type RunSignal = FollowedEvent | { type: 'requeued'; id: string };
+
+/**
+ * A 'done' whose record came too large for its signal, passed on as stored
+ * (its JSON's bytes) rather than parsed: a final record holds the outputs,
+ * and parsing one and writing it again held the event loop ~100 ms per
+ * 15 MiB. Listeners send the bytes on as they are.
+ */
+export interface StoredDone {
+  type: 'done';
+  id: string;
+  stored: Buffer;
+}
+
+/** What a follower of a run is told: a RunEvent, or a 'done' with its record as stored. */
+export type FollowedEvent = RunEvent | StoredDone;
 export type RunListener = (signal: RunSignal) => void;
 
 /** Where the hub hears of runs. */
@@ -136,11 +151,14 @@ export class RunEventHub {
     work.catch((error: unknown) => this.logger.error({ err: error, runId: id }, 'run event not handled'));
   }
 
-  /** The final event from the record, for the followers of a run in this process. */
+  /** The final event from the record, for the followers of a run in this process; a 'done' carries the record as stored. */
   private async dispatchFinal(id: string): Promise<void> {
     if (!this.listeners.has(id)) return;
-    const record = await this.store.get(id);
-    const event = record && isFinal(record) ? RunEventHub.finalEvent(record) : null;
+    const stored = await this.store.getBytes(id);
+    if (!stored) return;
+    if (storedStatus(stored) === 'done') return this.dispatch(id, { type: 'done', id, stored });
+    const record = JSON.parse(stored.toString('utf8')) as RunRecord;
+    const event = isFinal(record) ? RunEventHub.finalEvent(record) : null;
     if (event) this.dispatch(id, event);
   }
 

@@ -1,5 +1,5 @@
 import type { RunEvent, RunRecord } from '../../shared/contract.ts';
-import type { RunSignal } from './event-hub.ts';
+import type { FollowedEvent, RunSignal } from './event-hub.ts';
 
 /**
  * What one follower of a run (an event stream) has been told, so that the
@@ -26,7 +26,7 @@ export class RunFollower {
    * The events that bring a follower to the record's state: just the end for
    * a final run, else the steps so far, from the running record's progress.
    */
-  replay(record: RunRecord): RunEvent[] {
+  replay(record: RunRecord): FollowedEvent[] {
     const events: RunEvent[] = [];
     if (record.status === 'done') events.push({ type: 'done', id: this.id, record });
     else if (record.status === 'cancelled') events.push({ type: 'cancelled', id: this.id });
@@ -44,7 +44,7 @@ export class RunFollower {
   }
 
   /** The event to send for a signal, or null when the follower already knows. */
-  accept(signal: RunSignal): RunEvent | null {
+  accept(signal: RunSignal): FollowedEvent | null {
     if (this.ended) return null;
     switch (signal.type) {
       case 'requeued':

@@ -10,8 +10,12 @@ import type { RunEventHub } from './event-hub.ts';
 export const RECORD_RECHECK_MS = 2_000;
 
 export interface FinalWait {
-  /** The final record, or null when the time ran out or the wait was aborted. */
-  readonly result: Promise<RunRecord | null>;
+  /**
+   * The final record (as stored, its bytes, when it was too large to come
+   * with its event: see StoredDone), or null when the time ran out or the
+   * wait was aborted.
+   */
+  readonly result: Promise<RunRecord | Buffer | null>;
   stop(): void;
 }
 
@@ -21,8 +25,8 @@ export interface FinalWait {
  */
 export function waitForFinal(opts: { hub: RunEventHub; store: RunStore; id: string; timeoutMs: number; signal?: AbortSignal }): FinalWait {
   const { hub, store, id } = opts;
-  let settle!: (record: RunRecord | null) => void;
-  const result = new Promise<RunRecord | null>((resolve) => {
+  let settle!: (record: RunRecord | Buffer | null) => void;
+  const result = new Promise<RunRecord | Buffer | null>((resolve) => {
     settle = resolve;
   });
   let done = false;
@@ -33,8 +37,10 @@ export function waitForFinal(opts: { hub: RunEventHub; store: RunStore; id: stri
   };
   const onError = () => {}; // a failed recheck waits for the next one, or for the timeout
   const unsubscribe = hub.subscribe(id, (signal) => {
-    if (signal.type === 'done') void check(signal.record).catch(onError);
-    else if (signal.type === 'cancelled') void check().catch(onError);
+    if (signal.type === 'done') {
+      if ('stored' in signal) finish(signal.stored);
+      else void check(signal.record).catch(onError);
+    } else if (signal.type === 'cancelled') void check().catch(onError);
   });
   const recheck = setInterval(() => void check().catch(onError), RECORD_RECHECK_MS);
   const timeout = setTimeout(() => finish(null), opts.timeoutMs);
@@ -42,7 +48,7 @@ export function waitForFinal(opts: { hub: RunEventHub; store: RunStore; id: stri
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
 
-  function finish(record: RunRecord | null): void {
+  function finish(record: RunRecord | Buffer | null): void {
     if (done) return;
     done = true;
     unsubscribe();

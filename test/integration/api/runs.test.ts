@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 import { newRunId } from '../../../services/api/runs/ids.ts';
+import { releaseRun } from '../../../services/shared/admission.ts';
 import {
   CANCEL_CHANNEL,
   FINAL_EVENT_RECORD_MAX_BYTES,
@@ -12,6 +13,7 @@ import {
   type RunEvent,
   type RunRecord,
 } from '../../../services/shared/contract.ts';
+import { storedStatus } from '../../../services/shared/run-store.ts';
 import { type ApiHarness, judgeEverythingOk, PYTHON_HELLO, readEvents, redisServerForFile, startHarness } from './harness.ts';
 
 const redisServer = redisServerForFile();
@@ -99,6 +101,26 @@ describe('runs', () => {
     assert.equal(((await old.json()) as ErrorBody).error.code, 'run_expired');
   });
 
+  test('GET sends the record as stored, byte for byte: never parsed and written again', async () => {
+    const id = newRunId();
+    const record = {
+      id,
+      language: 'python',
+      status: 'done',
+      verdict: 'ok',
+      createdAt: Date.now(),
+      run: { verdict: 'ok', stdout: `é\u2028${'x'.repeat(FINAL_EVENT_RECORD_MAX_BYTES)}`, stdoutEncoding: 'utf8' },
+    };
+    // Spaced out, which no re-stringified record would be: the answer can only match if it is the stored bytes.
+    const stored = JSON.stringify(record, null, 1);
+    await h.redis.set(keys.run(id), stored, 'EX', 60);
+    const res = await h.fetch(`/v1/runs/${id}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(await res.text(), stored);
+    await h.redis.del(keys.run(id));
+  });
+
   test('wait=true answers 200 with the final record when a worker finishes in time', async () => {
     const worker = h.worker(judgeEverythingOk(h.redis, h.config.resultTtlSeconds));
     try {
@@ -153,6 +175,24 @@ describe('runs', () => {
       ['done'],
     );
     assert.equal((events[0]!.data as Extract<RunEvent, { type: 'done' }>).record.status, 'done');
+  });
+
+  test("SSE: a finished run's done event carries its record as stored, byte for byte", async () => {
+    const id = newRunId();
+    const record = { id, language: 'python', status: 'done', verdict: 'ok', createdAt: Date.now(), run: { stdout: 'é'.repeat(70_000) } };
+    // The escapes are what no re-stringified record would hold: the event can only match if it splices the stored bytes.
+    const stored = JSON.stringify(record).replaceAll('é', '\\u00e9');
+    await h.redis.set(keys.run(id), stored, 'EX', 60);
+    const res = await h.fetch(`/v1/runs/${id}/events`);
+    assert.equal(await res.text(), `event: done\ndata: {"type":"done","id":"${id}","record":${stored}}\n\n`);
+    await h.redis.del(keys.run(id));
+  });
+
+  test('the API writes records whose status the head tells (queued, then cancelled)', async () => {
+    const { id } = await submit(h);
+    assert.equal(storedStatus((await h.redis.getBuffer(keys.run(id)))!), 'queued');
+    assert.equal((await h.fetch(`/v1/runs/${id}`, { method: 'DELETE' })).status, 202);
+    assert.equal(storedStatus((await h.redis.getBuffer(keys.run(id)))!), 'cancelled');
   });
 
   test('SSE: a client that joins a running run gets what it missed from the record, then the live events', async () => {
@@ -374,6 +414,50 @@ describe('runs', () => {
       assert.deepEqual(JSON.parse(signals[0]!), { type: 'done', id: record.id }, 'announced without the record');
     } finally {
       await subscriber.quit();
+      await worker.close();
+    }
+  });
+
+  test('wait=true and a live event stream pass a final record too large for its signal on as stored, byte for byte', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let taken: string | undefined;
+    let stored = '';
+    const worker = h.worker(async (job) => {
+      const { id, createdAt } = job.data;
+      taken = id;
+      await released;
+      const record = {
+        id,
+        language: 'python',
+        status: 'done',
+        verdict: 'ok',
+        createdAt,
+        run: { stdout: 'é'.repeat(FINAL_EVENT_RECORD_MAX_BYTES) },
+      };
+      // The escapes are what no re-stringified record would hold: the answers can only match if they pass the stored bytes on.
+      stored = JSON.stringify(record).replaceAll('é', '\\u00e9');
+      await h.redis.set(keys.run(id), stored, 'EX', 60);
+      await releaseRun(h.redis, id);
+      await h.redis.publish(RUN_EVENTS_CHANNEL, JSON.stringify({ type: 'done', id }));
+      return { id, status: 'done', verdict: 'ok' };
+    });
+    try {
+      const answer = h.fetch('/v1/runs?wait=true', { json: PYTHON_HELLO });
+      const id = await until('the job to be taken', async () => taken);
+      const stream = await h.fetch(`/v1/runs/${id}/events`);
+      release();
+      const res = await answer;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+      assert.equal(await res.text(), stored);
+      const events = await stream.text();
+      assert.ok(events.startsWith('event: queued\n'), events.slice(0, 80));
+      assert.ok(events.endsWith(`event: done\ndata: {"type":"done","id":"${id}","record":${stored}}\n\n`), events.slice(-80));
+    } finally {
+      release();
       await worker.close();
     }
   });

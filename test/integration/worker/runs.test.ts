@@ -16,6 +16,7 @@ import {
   type RunOutcome,
   type WorkerHeartbeat,
 } from '../../../services/shared/contract.ts';
+import { storedStatus } from '../../../services/shared/run-store.ts';
 import type { BrigWorker } from '../../../services/worker/worker.ts';
 import { verifyCallback } from '../../helpers/webhook.ts';
 import { enqueue, readRecord, waitForRecord, workerHarnessForFile } from './harness.ts';
@@ -54,6 +55,7 @@ test('native python: stdin and args in, stdout out, verdict ok; the job returns 
   const returned = (await job.waitUntilFinished(h.clients.queueEvents, 20_000)) as RunOutcome;
   const record = (await readRecord(h.clients.redis, id))!;
   assert.equal(record.status, 'done');
+  assert.equal(storedStatus((await h.clients.redis.getBuffer(keys.run(id)))!), 'done', 'the API reads the status from the head');
   assert.equal(record.verdict, 'ok', JSON.stringify(record));
   assert.equal(record.run?.stdout, 'HELLO a b\n');
   assert.equal(record.compile, null);
@@ -280,12 +282,14 @@ test('cancel of an active run: its sandbox is killed and the record says cancell
   await waitForRecord(h.clients.redis, id, (r) => r.status === 'running');
   await h.clients.events.waitFor(id, 'compiled');
   await new Promise((r) => setTimeout(r, 300)); // well inside the sandbox by now
+  assert.equal(storedStatus((await h.clients.redis.getBuffer(keys.run(id)))!), 'running', 'the API reads the status from the head');
   const askedAt = Date.now();
   await h.clients.redis.set(keys.cancel(id), '1', 'EX', 600);
   await h.clients.redis.publish(CANCEL_CHANNEL, id);
   const record = await waitForRecord(h.clients.redis, id, (r) => r.status !== 'running', 5_000);
   const tookMs = Date.now() - askedAt;
   assert.equal(record.status, 'cancelled');
+  assert.equal(storedStatus((await h.clients.redis.getBuffer(keys.run(id)))!), 'cancelled', 'the API reads the status from the head');
   assert.equal(record.verdict, null);
   assert.ok(tookMs < 3000, `cancel took ${tookMs} ms`);
   await h.clients.events.waitFor(id, 'cancelled');

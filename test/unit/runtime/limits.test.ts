@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { RequestError } from '../../../runtime/errors.ts';
 import { type Limits, resolveLimits } from '../../../runtime/limits.ts';
 import { classify } from '../../../runtime/result.ts';
@@ -83,6 +84,26 @@ test('output that is not valid UTF-8 is carried as base64 and marked, never mang
   const encoded = encodeOutput('stderr', bytes);
   assert.equal(encoded.stderrEncoding, 'base64');
   assert.deepEqual(Buffer.from(encoded.stderr!, 'base64'), bytes);
+});
+
+test('the JSON escape count agrees with JSON.stringify for any text, wherever it starts in memory and whatever its length', async () => {
+  const { jsonEscapeExtraBytes } = await import('../../../runtime/result.ts');
+  // Control characters, quotes and backslashes among other text, so that words with and without them both occur.
+  const char = fc.oneof(
+    fc.constantFrom('"', '\\', '\n', '\t', '\x00', '\x1f', ' ', '\x7f', 'é', '\u2028', '😀'),
+    fc.string({ maxLength: 1, unit: 'grapheme' }),
+  );
+  fc.assert(
+    fc.property(fc.array(char, { maxLength: 64 }), fc.nat(7), (chars, offset) => {
+      const text = chars.join('');
+      const encoded = Buffer.from(text);
+      // At every alignment of the underlying memory: the count goes four bytes at a time where it is aligned.
+      const bytes = Buffer.alloc(offset + encoded.length).subarray(offset);
+      encoded.copy(bytes);
+      assert.equal(bytes.length + jsonEscapeExtraBytes(bytes), Buffer.byteLength(JSON.stringify(text)) - 2, JSON.stringify(text));
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('an output whose JSON escapes would more than double it goes as base64, so a record holds at most twice the output', async () => {

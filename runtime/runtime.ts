@@ -27,6 +27,7 @@ import { SlotPool } from './slots/pool.ts';
 import { SlotSandbox } from './slots/warm.ts';
 import { MNT_DETACH, unmount } from './system/libc.ts';
 import { mbToBytes } from './units.ts';
+import { MountPoints } from './workspace/mount-points.ts';
 import type { Workspace } from './workspace/workspace.ts';
 
 /** A leased slot with the cgroup it runs its steps in. */
@@ -35,6 +36,8 @@ export interface Slot {
   cgroup: RunCgroup;
   /** Where this slot's job workspaces are mounted. */
   runsDir: string;
+  /** The mount points in it, reused from job to job. */
+  mountPoints: MountPoints;
   /** Its next sandbox, prepared ahead when warm slots are on. */
   sandbox: SlotSandbox;
 }
@@ -127,7 +130,13 @@ export class Runtime {
         userHostId: lease.userHostId,
         tmpfsBytes: mbToBytes(config.defaults.diskMb),
       };
-      return { lease, cgroup, runsDir, sandbox: new SlotSandbox(() => PreparedSandbox.prepare(host, cgroup, spec), warm) };
+      return {
+        lease,
+        cgroup,
+        runsDir,
+        mountPoints: new MountPoints(runsDir),
+        sandbox: new SlotSandbox(() => PreparedSandbox.prepare(host, cgroup, spec), warm),
+      };
     });
     for (const slot of slots) slot.sandbox.refill();
     const pool = new SlotPool(slots, (slot) => slot.sandbox.isReady);
@@ -293,22 +302,24 @@ function openSeccompFilter(profilePath: string, dir: string): number {
 }
 
 /**
- * Unmounts and removes workspaces left by a crashed holder of the slot. Each is
- * its own tmpfs, so a lazy unmount drops the hostile content without reading it.
- * Returns how many there were.
+ * Unmounts and removes workspaces left by a crashed holder of the slot, and
+ * its mount points. Each workspace is its own tmpfs, so a lazy unmount drops
+ * the hostile content without reading it. Returns how many workspaces were
+ * still mounted (an empty mount point, kept for reuse, is no leftover).
  */
 function sweepWorkspaces(runsDir: string): number {
-  const names = readdirSync(runsDir);
-  for (const name of names) {
+  let mounted = 0;
+  for (const name of readdirSync(runsDir)) {
     const dir = join(runsDir, name);
     try {
       unmount(dir, MNT_DETACH);
+      mounted++;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
     }
     rmdirSync(dir);
   }
-  return names.length;
+  return mounted;
 }
 
 /** Sweeps a slot's runs folder and removes it; a folder already gone holds nothing. Returns how many workspaces were left in it. */

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { RequestError, SandboxError } from './errors.ts';
 import { expandCommand, type LanguageProfile } from './languages/profile.ts';
@@ -88,8 +87,7 @@ export class Submission {
     try {
       const workspaceMb = Math.max(limits.run.diskMb, limits.compile?.diskMb ?? 0);
       const workspace = Workspace.create({
-        runsDir: slot.runsDir,
-        id: randomUUID(),
+        mountPoints: slot.mountPoints,
         sizeBytes: mbToBytes(workspaceMb),
         ownerUid: slot.lease.userHostId,
         ownerGid: slot.lease.userHostId,

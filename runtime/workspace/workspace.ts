@@ -1,9 +1,9 @@
-import { chownSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { RequestError, SandboxError } from '../errors.ts';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, mount, unmount, unmountOffThread } from '../system/libc.ts';
 import { checkFiles, type SubmissionFile } from './files.ts';
+import type { MountPoints } from './mount-points.ts';
 
 /**
  * A job's working directory: a size-capped tmpfs of its own on the host, so
@@ -13,8 +13,8 @@ import { checkFiles, type SubmissionFile } from './files.ts';
  * overlay, so every run starts from the same compiled state.
  *
  * Once a sandbox has touched it, its content is hostile: we never read,
- * follow, write or chown anything inside again. Release is a lazy unmount
- * and an rmdir of the (then empty) mount point.
+ * follow, write or chown anything inside again. Release is a lazy unmount;
+ * the (then empty) mount point goes back to the slot for its next job.
  */
 const PRIVATE_DIR_MODE = 0o700;
 const PRIVATE_FILE_MODE = 0o600;
@@ -22,24 +22,21 @@ const PRIVATE_FILE_MODE = 0o600;
 export class Workspace {
   private released = false;
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly mountPoints: MountPoints,
+  ) {}
 
   static create(opts: {
-    runsDir: string;
-    id: string;
+    mountPoints: MountPoints;
     sizeBytes: number;
     ownerUid: number;
     ownerGid: number;
     files: SubmissionFile[];
   }): Workspace {
     checkFiles(opts.files);
-    const dir = join(opts.runsDir, opts.id);
-    try {
-      mkdirSync(dir, { mode: 0o700 });
-    } catch (cause) {
-      throw new SandboxError('workspace_create_failed', `cannot create workspace mount point ${dir}`, { cause });
-    }
-    const workspace = new Workspace(dir);
+    const dir = opts.mountPoints.take();
+    const workspace = new Workspace(dir, opts.mountPoints);
     try {
       // The sandbox's user owns it and no one else can read it: a local user
       // who finds the mount in /proc/self/mountinfo must not read a submission.
@@ -85,7 +82,7 @@ export class Workspace {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error; // EINVAL: not mounted (creation failed early)
     }
-    rmdirSync(this.dir);
+    this.mountPoints.give(this.dir);
   }
 
   /** release() with the kernel's waits (see unmountOffThread) on the thread pool, off the event loop. */
@@ -97,7 +94,7 @@ export class Workspace {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
     }
-    await rmdir(this.dir);
+    this.mountPoints.give(this.dir);
   }
 }
 

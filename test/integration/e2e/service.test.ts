@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -149,9 +149,19 @@ test('a worker killed with SIGKILL mid-run loses no run, and leaves no cgroup or
     const mounts = readFileSync('/proc/self/mounts', 'utf8')
       .split('\n')
       .filter((l) => l.includes(service.stateDir));
-    const runDirs = readdirSync(join(service.stateDir, 'runs')).flatMap((slot) =>
-      existsSync(join(service.stateDir, 'runs', slot)) ? readdirSync(join(service.stateDir, 'runs', slot)) : [],
-    );
+    // Workspaces still mounted or holding anything; a live slot keeps its empty mount points for its next jobs.
+    const runDirs = readdirSync(join(service.stateDir, 'runs')).flatMap((slot) => {
+      const slotDir = join(service.stateDir, 'runs', slot);
+      if (!existsSync(slotDir)) return [];
+      return readdirSync(slotDir).filter((id) => {
+        const dir = join(slotDir, id);
+        try {
+          return statSync(dir).dev !== statSync(slotDir).dev || readdirSync(dir).length > 0;
+        } catch {
+          return false; // swept between the listing and the look
+        }
+      });
+    });
     return { slots: slots.length, mounts, runDirs };
   };
   while (Date.now() < deadline && (leftovers().slots > 2 || leftovers().mounts.length > 0 || leftovers().runDirs.length > 0))

@@ -5,7 +5,7 @@
  * shared; within a job the run steps share only what the compile step made.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Limits } from '../../../runtime/limits.ts';
@@ -27,13 +27,21 @@ after(async () => {
   await rt?.close();
 });
 
-/** The files of every job workspace mounted under the state dir, once closed jobs' workspaces are released. */
+/**
+ * The files of every job workspace mounted under the state dir, once closed jobs' workspaces are released.
+ * A released workspace's mount point stays for the slot's next job: it must be empty and unmounted.
+ */
 async function workspaces(): Promise<Map<string, string[]>> {
   await rt.runtime.settled();
   const found = new Map<string, string[]>();
   const runs = join(rt.stateDir, 'runs');
   for (const slot of readdirSync(runs)) {
-    for (const id of readdirSync(join(runs, slot))) found.set(`${slot}/${id}`, readdirSync(join(runs, slot, id)).sort());
+    for (const id of readdirSync(join(runs, slot))) {
+      const dir = join(runs, slot, id);
+      const files = readdirSync(dir).sort();
+      if (statSync(dir).dev !== statSync(join(runs, slot)).dev) found.set(`${slot}/${id}`, files);
+      else assert.deepEqual(files, [], `the unmounted mount point ${dir} holds files`);
+    }
   }
   return found;
 }
@@ -58,6 +66,33 @@ test('a new job sees none of the files an earlier job wrote', async () => {
     assert.equal(report.get(`read ${mark}`), 'ENOENT', `${mark} survived into another job:\n${explain(second.run)}`);
   }
   assert.deepEqual([...(await workspaces()).keys()], [], 'finished jobs left workspaces under the state dir');
+});
+
+test("a slot's next job mounts its workspace where an earlier one's was, and finds none of that job's files", async () => {
+  const LIST_BOX = Buffer.from('import os\nprint(sorted(os.listdir("/box")))\n');
+  const mountPoints = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const job = await Submission.open(rt.runtime, {
+      language: 'python',
+      files: [{ name: `job${i}.py`, content: LIST_BOX }],
+      limits: LIMITS,
+    });
+    try {
+      const mounted = [...(await workspaces())];
+      assert.deepEqual(
+        mounted.map(([, files]) => files),
+        [[`job${i}.py`]],
+        'the open job should be the one workspace mounted',
+      );
+      mountPoints.add(mounted[0]![0]);
+      const run = await job.run(Buffer.alloc(0), { last: true });
+      assert.equal(run.stdout, `['job${i}.py']\n`, explain(run));
+    } finally {
+      job.close();
+    }
+  }
+  assert.ok(mountPoints.size <= 2, `${mountPoints.size} mount points for four jobs on two slots: none was reused`);
+  assert.deepEqual([...(await workspaces()).keys()], [], 'the closed jobs left workspaces mounted');
 });
 
 test("within one job, a run step sees neither the writes nor the tampering of an earlier run step, only the compile step's artifact", async () => {

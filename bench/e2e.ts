@@ -31,8 +31,8 @@
  * service runs for days, and what it costs then is what this measures. A
  * fresh brig serve is still optimizing its code for the first thousand runs
  * or so (V8 compiled ~40 functions a second on its worker threads; serve's
- * other threads took 1.7 ms per run over its first 300 runs, ~0.6 from its
- * 1,500th on).
+ * other threads took 1.7 ms per run over its first 300 runs, 0.6–0.9 from
+ * its 1,500th on).
  * Environment: BENCH_RUNS (default 1000), BENCH_BLOCKS (default 10),
  * BENCH_WARMUP (default 600), BENCH_COUNT_RUNS (default 200),
  * BENCH_CONCURRENCY (default 2 × cores).

@@ -34,9 +34,7 @@ import type { Workspace } from './workspace/workspace.ts';
 export interface Slot {
   lease: SlotLease;
   cgroup: RunCgroup;
-  /** Where this slot's job workspaces are mounted. */
-  runsDir: string;
-  /** The mount points in it, reused from job to job. */
+  /** Where this slot's job workspaces are mounted (its runs folder), reused from job to job. */
   mountPoints: MountPoints;
   /** Its next sandbox, prepared ahead when warm slots are on. */
   sandbox: SlotSandbox;
@@ -133,7 +131,6 @@ export class Runtime {
       return {
         lease,
         cgroup,
-        runsDir,
         mountPoints: new MountPoints(runsDir),
         sandbox: new SlotSandbox(() => PreparedSandbox.prepare(host, cgroup, spec), warm),
       };
@@ -258,7 +255,7 @@ export class Runtime {
     for (const slot of this.slots) {
       await slot.sandbox.close();
       await slot.cgroup.destroy();
-      removeRunsDir(slot.runsDir);
+      removeRunsDir(slot.mountPoints.runsDir);
       slot.lease.release();
     }
     this.cgroups.removeParentIfUnused();

@@ -102,7 +102,7 @@ export class Submission {
 
   /** Compiles in a sandbox that may write the workspace; null for interpreted languages. */
   async compile(): Promise<StepResult | null> {
-    if (this.ended) throw new Error('a submission runs nothing after its last step');
+    this.refuseAfterLast();
     if (!this.language.compile || !this.compileLimits) return null;
     return this.step(this.language.compile, 'rw', Buffer.alloc(0), this.compileLimits, []);
   }
@@ -119,11 +119,16 @@ export class Submission {
 
   private async runStep(template: string[], stdin: Buffer, options: RunOptions, args: string[]): Promise<StepResult> {
     const submittedAt = process.hrtime.bigint();
-    if (this.ended) throw new Error('a submission runs nothing after its last step');
+    this.refuseAfterLast();
     const limits = options.limits ?? this.runLimits;
     this.ended = options.last === true;
     const whole = this.ended && limits.diskMb === this.workspaceMb;
     return this.step(template, whole ? 'rw' : 'overlay', stdin, limits, args, submittedAt);
+  }
+
+  /** A step after the last one is the caller's bug, not a request's: a plain Error. */
+  private refuseAfterLast(): void {
+    if (this.ended) throw new Error('a submission runs nothing after its last step');
   }
 
   private async step(

@@ -20,7 +20,8 @@ export class MountPoints {
   /** The runs folder's device: a directory on another one is still a mount point. */
   private readonly runsDev: number;
 
-  constructor(private readonly runsDir: string) {
+  /** The slot's runs folder, where they are. */
+  constructor(readonly runsDir: string) {
     this.runsDev = lstatSync(runsDir).dev;
   }
 

@@ -47,7 +47,12 @@ const LAUNCHER_SOURCES = ['runtime/launcher/launcher.c', 'runtime/launcher/proto
 const DEFAULT_CACHE = '/var/cache/brig-vm';
 const GUEST_MEMORY_MB = 3072;
 const GUEST_CPUS = 2;
-/** One guest's boot and suite took 5.3 to 6.8 minutes here with one TCG thread (see qemu.ts); past this it is taken for hung. */
+/**
+ * One guest's boot and suite took 5.3 to 6.8 minutes here with one TCG
+ * thread (see qemu.ts) on 2026-12-01; on the slower 2026-12-02 the whole of
+ * test:vm (both guests) took 1159-1207 s, so about 9.5 minutes a guest.
+ * Past this it is taken for hung.
+ */
 const GUEST_TIMEOUT_MS = 12 * 60_000;
 const MS_PER_S = 1000;
 /** node:test lists the tests its name pattern left out; they are not part of the subset. */

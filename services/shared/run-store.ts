@@ -104,8 +104,19 @@ export type HeldWrite = 'written' | 'lock_lost' | 'cancelled';
 function finalSignal(record: RunRecord, encoded: string): string {
   if (record.status === 'cancelled') return JSON.stringify({ type: 'cancelled', id: record.id } satisfies PublishedSignal);
   if (encoded.length > FINAL_EVENT_RECORD_MAX_BYTES) return JSON.stringify({ type: 'done', id: record.id } satisfies PublishedSignal);
-  return `{"type":"done","id":${JSON.stringify(record.id)},"record":${encoded}}`;
+  return `${doneEventHead(record.id)}${encoded}}`;
 }
+
+/**
+ * A 'done' signal or event up to its record, whose JSON (as stored) follows,
+ * then `}`: so a record is spliced in without being encoded again.
+ */
+export function doneEventHead(id: string): string {
+  return `{"type":"done","id":${JSON.stringify(id)},"record":`;
+}
+
+/** A stored record for a follower: a done one as its bytes (see storedStatus), any other parsed. */
+export type FollowedRecord = { done: Buffer } | { record: RunRecord };
 
 /**
  * A stored record's head as every writer builds it: id, language and status
@@ -161,6 +172,14 @@ export class RunStore {
    */
   async getBytes(id: string): Promise<Buffer | null> {
     return this.redis.getBuffer(keys.run(id));
+  }
+
+  /** The record for a follower: when it is done, its bytes, unparsed; else parsed, to replay its progress. */
+  async getFollowed(id: string): Promise<FollowedRecord | null> {
+    const stored = await this.getBytes(id);
+    if (stored === null) return null;
+    if (storedStatus(stored) === 'done') return { done: stored };
+    return { record: JSON.parse(stored.toString('utf8')) as RunRecord };
   }
 
   /** Removes a record that was never queued, and its admission. */

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
-import type { RunEvent, RunRecord } from '../../shared/contract.ts';
-import { isFinal, storedStatus } from '../../shared/run-store.ts';
+import type { RunEvent } from '../../shared/contract.ts';
+import { doneEventHead, type FollowedRecord, isFinal } from '../../shared/run-store.ts';
 import { type ApiContext, locals } from '../context.ts';
 import { type FollowedEvent, RunEventHub, type RunSignal } from '../runs/event-hub.ts';
 import { RunFollower } from '../runs/follower.ts';
@@ -18,7 +18,7 @@ function writeEvent(res: Response, event: FollowedEvent): void {
     res.write(formatEvent(event));
     return;
   }
-  res.write(`event: done\ndata: {"type":"done","id":${JSON.stringify(event.id)},"record":`);
+  res.write(`event: done\ndata: ${doneEventHead(event.id)}`);
   res.write(event.stored);
   res.write('}\n\n');
 }
@@ -46,11 +46,10 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
 
     // A finished run's stream is its done event alone, with the record as stored: a client
     // opening it again and again must not have the outputs parsed and written anew each time.
-    let current: { finished: Buffer } | { record: RunRecord };
+    let followed: FollowedRecord | null;
     try {
-      const stored = await ctx.store.getBytes(id);
-      if (!stored) throw missingRunError(id, ctx.config.resultTtlSeconds);
-      current = storedStatus(stored) === 'done' ? { finished: stored } : { record: JSON.parse(stored.toString('utf8')) as RunRecord };
+      followed = await ctx.store.getFollowed(id);
+      if (!followed) throw missingRunError(id, ctx.config.resultTtlSeconds);
     } catch (error) {
       unsubscribe();
       throw error;
@@ -79,11 +78,11 @@ export function runEventRoutes(ctx: ApiContext): Route[] {
     ctx.shutdownSignal.addEventListener('abort', end, { once: true });
     if (ctx.shutdownSignal.aborted) return end();
 
-    if ('finished' in current) {
-      writeEvent(res, { type: 'done', id, stored: current.finished });
+    if ('done' in followed) {
+      writeEvent(res, { type: 'done', id, stored: followed.done });
       return end();
     }
-    for (const event of follower.replay(current.record)) writeEvent(res, event);
+    for (const event of follower.replay(followed.record)) writeEvent(res, event);
     if (follower.finished) return end();
     state = 'live';
     // What raced the read; the follower drops repeats.

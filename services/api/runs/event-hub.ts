@@ -2,7 +2,7 @@ import { type PublishedSignal, RUN_EVENTS_CHANNEL, type RunEvent, type RunRecord
 import type { RunError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Redis } from '../../shared/redis.ts';
-import { isFinal, type RunStore, storedStatus } from '../../shared/run-store.ts';
+import { isFinal, type RunStore } from '../../shared/run-store.ts';
 import type { QueueFailures } from './queue-failures.ts';
 
 /**
@@ -154,11 +154,10 @@ export class RunEventHub {
   /** The final event from the record, for the followers of a run in this process; a 'done' carries the record as stored. */
   private async dispatchFinal(id: string): Promise<void> {
     if (!this.listeners.has(id)) return;
-    const stored = await this.store.getBytes(id);
-    if (!stored) return;
-    if (storedStatus(stored) === 'done') return this.dispatch(id, { type: 'done', id, stored });
-    const record = JSON.parse(stored.toString('utf8')) as RunRecord;
-    const event = isFinal(record) ? RunEventHub.finalEvent(record) : null;
+    const followed = await this.store.getFollowed(id);
+    if (!followed) return;
+    if ('done' in followed) return this.dispatch(id, { type: 'done', id, stored: followed.done });
+    const event = isFinal(followed.record) ? RunEventHub.finalEvent(followed.record) : null;
     if (event) this.dispatch(id, event);
   }
 

@@ -25,60 +25,78 @@ import { LuaScript, type Redis } from './redis.ts';
  * that failed. Entries carry the time they go stale (the result TTL after
  * the run was created), so a run that vanished (its job removed by hand,
  * say) gives its share back by itself.
+ *
+ * The reservations' sum is kept beside them (keys.reservedTotal), changed
+ * by every script that adds or removes one, so that an admission costs the
+ * same however many runs are admitted. Summing the hash on each admission
+ * cost Redis 0.45 ms per admission with 1,000 runs admitted (the default
+ * backlog) and 7 ms with 10,000, on its one thread. A sum that is missing
+ * or below zero (the key deleted by hand), or that is not zero beside an
+ * empty hash, is counted again from the hash, the source of truth.
  */
 
 /** Stale reservations dropped per admission: bounded work, and the backlog of them drains over a few calls. */
 const STALE_PER_CALL = 100;
 
-// KEYS: client runs, reservations, reservation expiry, the run's record, then the backlog:
-// ARGV[9] lists (LLEN), then sorted sets (ZCARD).
+// KEYS: client runs, reservations, reservation expiry, reservations' sum, the run's record,
+// then the backlog: ARGV[9] lists (LLEN), then sorted sets (ZCARD).
 // ARGV: now, staleAt, run id, bytes, client cap, room (bytes; -1 when Redis has no maxmemory), client,
 // queue capacity, number of backlog lists, the record (JSON), its TTL (s).
 // Returns {0, position among the client's runs} when admitted (and the record written),
 // {1, active runs} over the client cap, {2, bytes already reserved} when the store has no
 // room, {3, backlog} when the queue is full, {4, 0} when the record's key is taken.
-// Only ZREM/HDEL (never refused for memory) run before the checks.
+// Only ZREM/HDEL (never refused for memory) run before the checks, and the DECRBYs after
+// them: a script that has written is not refused for memory midway.
 const admit = new LuaScript(
   'admit',
   `
 local now = tonumber(ARGV[1])
 local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, ${STALE_PER_CALL})
 for _, id in ipairs(stale) do
-  redis.call('HDEL', KEYS[2], id)
+  local reservation = redis.call('HGET', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
+  if reservation then
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('DECRBY', KEYS[4], tonumber(string.match(reservation, '^%d+')) or 0)
+  end
 end
 local lists = tonumber(ARGV[9])
 local backlog = 0
-for i = 5, #KEYS do
-  if i < 5 + lists then backlog = backlog + redis.call('LLEN', KEYS[i])
+for i = 6, #KEYS do
+  if i < 6 + lists then backlog = backlog + redis.call('LLEN', KEYS[i])
   else backlog = backlog + redis.call('ZCARD', KEYS[i]) end
 end
 if backlog >= tonumber(ARGV[8]) then return {3, backlog} end
-if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0} end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {4, 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local active = redis.call('ZCARD', KEYS[1])
 if active >= tonumber(ARGV[5]) then return {1, active} end
-local room = tonumber(ARGV[6])
-if room >= 0 then
-  local reserved = 0
-  for _, entry in ipairs(redis.call('HVALS', KEYS[2])) do reserved = reserved + tonumber(string.match(entry, '^%d+')) end
-  if reserved + tonumber(ARGV[4]) > room then return {2, reserved} end
+local reserved = tonumber(redis.call('GET', KEYS[4]))
+local recounted = reserved == nil or reserved < 0 or (reserved ~= 0 and redis.call('HLEN', KEYS[2]) == 0)
+if recounted then
+  reserved = 0
+  for _, entry in ipairs(redis.call('HVALS', KEYS[2])) do reserved = reserved + (tonumber(string.match(entry, '^%d+')) or 0) end
 end
+local room = tonumber(ARGV[6])
+if room >= 0 and reserved + tonumber(ARGV[4]) > room then return {2, reserved} end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4] .. ' ' .. ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-redis.call('SET', KEYS[4], ARGV[10], 'EX', ARGV[11])
+if recounted then redis.call('SET', KEYS[4], reserved) end
+redis.call('INCRBY', KEYS[4], ARGV[4])
+redis.call('SET', KEYS[5], ARGV[10], 'EX', ARGV[11])
 return {0, active + 1}
 `,
 );
 
 /**
  * The Lua that gives a run's admission back, for the scripts that end a
- * run: KEYS[first] and KEYS[first + 1] are the reservations and their
- * expiry, id a Lua expression for the run id. The reservation names the
- * client, whose ZSET is found from it, so whoever ends a run needs only its
- * id. ZREM and HDEL are never refused for memory: a full Redis still frees
+ * run: KEYS[first] to KEYS[first + 2] are RELEASE_KEYS, id a Lua
+ * expression for the run id. The reservation names the client, whose ZSET
+ * is found from it, so whoever ends a run needs only its id. ZREM and HDEL
+ * are never refused for memory, and the DECRBY after them is not either (a
+ * script that has written is not stopped midway): a full Redis still frees
  * a run's share.
  */
 export function releaseLua(first: number, id: string): string {
@@ -88,12 +106,13 @@ if reservation then
   local client = string.match(reservation, '^%d+ (.*)$')
   if client then redis.call('ZREM', '${keys.clientRuns('')}' .. client, ${id}) end
   redis.call('HDEL', KEYS[${first}], ${id})
+  redis.call('DECRBY', KEYS[${first + 2}], tonumber(string.match(reservation, '^%d+')) or 0)
 end
 redis.call('ZREM', KEYS[${first + 1}], ${id})`;
 }
 
 /** The keys releaseLua needs, in its order. */
-export const RELEASE_KEYS = [keys.reservations, keys.reservationExpiry];
+export const RELEASE_KEYS = [keys.reservations, keys.reservationExpiry, keys.reservedTotal];
 
 const release = new LuaScript(
   'release',
@@ -171,8 +190,7 @@ export async function releaseRun(redis: Redis, id: string): Promise<void> {
   await release.run(redis, RELEASE_KEYS, [id]);
 }
 
-/** Bytes reserved by the runs admitted and not yet ended. */
+/** Bytes reserved by the runs admitted and not yet ended (the sum as kept; the next admission mends one gone wrong). */
 export async function reservedBytes(redis: Redis): Promise<number> {
-  const entries = await redis.hvals(keys.reservations);
-  return entries.reduce((sum, entry) => sum + Number.parseInt(entry, 10), 0);
+  return Math.max(0, Number((await redis.get(keys.reservedTotal)) ?? 0));
 }

@@ -52,7 +52,7 @@ return 1
 `,
 );
 
-// The worker's writes, each only while its job lock (KEYS[2], or KEYS[4] for the final one)
+// The worker's writes, each only while its job lock (KEYS[2], or KEYS[5] for the final one)
 // still holds its token (ARGV[3], or ARGV[4]); 0 when it does not, and nothing is written.
 // A record that is not final (KEYS[1]) with its TTL, then ARGV[6..] published on ARGV[5], in
 // order. With ARGV[4] = '1', a run whose cancel was asked for (KEYS[3]) is not written: 2.
@@ -72,7 +72,7 @@ return 1
 const writeFinal = new LuaScript(
   'write-final',
   `
-if redis.call('GET', KEYS[4]) ~= ARGV[4] then return 0 end
+if redis.call('GET', KEYS[5]) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 ${releaseLua(2, 'ARGV[3]')}
 redis.call('PUBLISH', ARGV[5], ARGV[6])

@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { admitRun, releaseRun, reservedBytes } from '../../../services/shared/admission.ts';
 import { EVENTS_MAX_LEN, keys, type RunRecord } from '../../../services/shared/contract.ts';
 import { type ApiHarness, judgeEverythingOk, PYTHON_HELLO, redisServerForFile, startHarness } from './harness.ts';
 
@@ -171,5 +173,84 @@ describe('Redis memory', () => {
 
   test("BullMQ's event stream is kept short: the queue says so to every producer of events", async () => {
     assert.equal((await h.queue.getMeta()).maxLenEvents, EVENTS_MAX_LEN);
+  });
+});
+
+describe("the reservations' sum", () => {
+  let redis: Redis;
+  before(() => {
+    redis = new Redis(redisServer.url);
+  });
+  after(() => redis.disconnect());
+
+  const MiB = 1024 * 1024;
+  let next = 0;
+  const admitOne = (bytes: number, staleAt = Date.now() + 3_600_000) => {
+    const id = `sum-${next++}`;
+    return admitRun(redis, {
+      record: { id, language: 'python', status: 'queued', verdict: null, compile: null, createdAt: Date.now() },
+      ttlSeconds: 60,
+      backlog: { lists: [], sortedSets: [], capacity: 1_000 },
+      client: 'sum-test',
+      bytes,
+      clientCap: 1_000,
+      roomBytes: 1_000 * MiB,
+      now: Date.now(),
+      staleAt,
+    }).then((admission) => {
+      assert.equal(admission.admitted, true);
+      return id;
+    });
+  };
+  const sumOfHash = async () => (await redis.hvals(keys.reservations)).reduce((sum, entry) => sum + Number.parseInt(entry, 10), 0);
+  const hvalsCalls = async () => Number(/cmdstat_hvals:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  const clear = () => redis.del(keys.reservations, keys.reservationExpiry, keys.reservedTotal, keys.clientRuns('sum-test'));
+
+  test('follows every admission, release and stale entry, and an admission reads no more than the sum: it costs the same however many runs are admitted', async () => {
+    await clear();
+    const first = await admitOne(3 * MiB);
+    const hvalsBefore = await hvalsCalls();
+    const ids = [first];
+    for (let i = 0; i < 20; i++) ids.push(await admitOne(MiB + i));
+    assert.equal(await hvalsCalls(), hvalsBefore, 'no admission summed the hash');
+    assert.equal(await reservedBytes(redis), await sumOfHash());
+    await releaseRun(redis, first);
+    await releaseRun(redis, first); // idempotent
+    assert.equal(await reservedBytes(redis), await sumOfHash());
+    // An entry gone stale is dropped, and its bytes with it, by the next admission.
+    const stale = await admitOne(5 * MiB, Date.now() - 1);
+    assert.equal(await redis.hexists(keys.reservations, stale), 1);
+    await admitOne(MiB);
+    assert.equal(await redis.hexists(keys.reservations, stale), 0);
+    assert.equal(await reservedBytes(redis), await sumOfHash());
+    for (const id of ids) await releaseRun(redis, id);
+    assert.equal(await reservedBytes(redis), await sumOfHash());
+  });
+
+  test('a sum deleted by hand, below zero, or not zero beside an empty hash is counted again from the hash', async () => {
+    await clear();
+    await admitOne(2 * MiB);
+    await redis.del(keys.reservedTotal);
+    await admitOne(MiB);
+    assert.equal(await reservedBytes(redis), 3 * MiB);
+    await redis.set(keys.reservedTotal, '-5');
+    await admitOne(MiB);
+    assert.equal(await reservedBytes(redis), 4 * MiB);
+    await redis.del(keys.reservations);
+    await admitOne(MiB);
+    assert.equal(await reservedBytes(redis), MiB, 'only the run admitted since the hash went');
+  });
+
+  test('a full Redis still gives a run its share back, the sum included', async () => {
+    await clear();
+    const id = await admitOne(2 * MiB);
+    await redis.config('SET', 'maxmemory', '1');
+    try {
+      await releaseRun(redis, id);
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+    }
+    assert.equal(await redis.hlen(keys.reservations), 0);
+    assert.equal(await reservedBytes(redis), 0);
   });
 });

@@ -2,7 +2,7 @@ import { type PublishedSignal, RUN_EVENTS_CHANNEL, type RunEvent, type RunRecord
 import type { RunError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Redis } from '../../shared/redis.ts';
-import { isFinal, type RunStore } from '../../shared/run-store.ts';
+import { doneEventHead, isFinal, type RunStore, storedStatus } from '../../shared/run-store.ts';
 import type { QueueFailures } from './queue-failures.ts';
 
 /**
@@ -13,10 +13,10 @@ import type { QueueFailures } from './queue-failures.ts';
 export type RunSignal = FollowedEvent | { type: 'requeued'; id: string };
 
 /**
- * A 'done' whose record came too large for its signal, passed on as stored
- * (its JSON's bytes) rather than parsed: a final record holds the outputs,
- * and parsing one and writing it again held the event loop ~100 ms per
- * 15 MiB. Listeners send the bytes on as they are.
+ * A 'done' with its record as stored (its JSON's bytes, cut from the signal
+ * or read from Redis when too large for it) rather than parsed: a final
+ * record holds the outputs, and parsing one and writing it again held the
+ * event loop ~100 ms per 15 MiB. Listeners send the bytes on as they are.
  */
 export interface StoredDone {
   type: 'done';
@@ -45,6 +45,20 @@ const SIGNAL_TYPES: ReadonlySet<string> = new Set(['queued', 'started', 'compile
  * record of up to FINAL_EVENT_RECORD_MAX_BYTES.
  */
 const SIGNAL_HEAD = /^\{"type":"[a-z]+","id":("(?:[^"\\]|\\.)*")/;
+
+/**
+ * A 'done' signal with its record (the worker splices the record's JSON in
+ * as stored: see finalSignal) as a StoredDone, its record cut out rather
+ * than parsed, so that a wait=true answer or an event stream sends the
+ * bytes the worker stored, as GET does. Null for anything else, or for a
+ * record whose head storedStatus does not vouch for: that is parsed.
+ */
+function storedDone(id: string, message: string): StoredDone | null {
+  const head = doneEventHead(id);
+  if (!message.startsWith(head) || !message.endsWith('}')) return null;
+  const stored = Buffer.from(message.slice(head.length, -1));
+  return storedStatus(stored) === 'done' ? { type: 'done', id, stored } : null;
+}
 
 /** What the caller sees when a job failed without a final record; the reason itself goes to the log. */
 const RUN_FAILED: RunError = {
@@ -122,7 +136,15 @@ export class RunEventHub {
 
   private received(message: string): void {
     const head = SIGNAL_HEAD.exec(message);
-    if (head && !this.listeners.has(JSON.parse(head[1]!) as string)) return;
+    if (head) {
+      const id = JSON.parse(head[1]!) as string;
+      if (!this.listeners.has(id)) return;
+      const done = storedDone(id, message);
+      if (done) {
+        this.dispatch(id, done);
+        return;
+      }
+    }
     let signal: unknown;
     try {
       signal = JSON.parse(message);

@@ -11,9 +11,9 @@ export const RECORD_RECHECK_MS = 2_000;
 
 export interface FinalWait {
   /**
-   * The final record (as stored, its bytes, when it was too large to come
-   * with its event: see StoredDone), or null when the time ran out or the
-   * wait was aborted.
+   * The final record (as stored, its bytes, when its 'done' brought it or
+   * said where: see StoredDone), or null when the time ran out or the wait
+   * was aborted.
    */
   readonly result: Promise<RunRecord | Buffer | null>;
   stop(): void;

@@ -13,7 +13,7 @@ import {
   type RunEvent,
   type RunRecord,
 } from '../../../services/shared/contract.ts';
-import { storedStatus } from '../../../services/shared/run-store.ts';
+import { doneEventHead, storedStatus } from '../../../services/shared/run-store.ts';
 import { type ApiHarness, judgeEverythingOk, PYTHON_HELLO, readEvents, redisServerForFile, startHarness } from './harness.ts';
 
 const redisServer = redisServerForFile();
@@ -418,49 +418,51 @@ describe('runs', () => {
     }
   });
 
-  test('wait=true and a live event stream pass a final record too large for its signal on as stored, byte for byte', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
+  for (const large of [false, true])
+    test(`wait=true and a live event stream pass a final record ${large ? 'too large for its signal' : 'that came with its signal'} on as stored, byte for byte`, async () => {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let taken: string | undefined;
+      let stored = '';
+      const worker = h.worker(async (job) => {
+        const { id, createdAt } = job.data;
+        taken = id;
+        await released;
+        const record = {
+          id,
+          language: 'python',
+          status: 'done',
+          verdict: 'ok',
+          createdAt,
+          run: { stdout: 'é'.repeat(large ? FINAL_EVENT_RECORD_MAX_BYTES : 10) },
+        };
+        // The escapes are what no re-stringified record would hold: the answers can only match if they pass the stored bytes on.
+        stored = JSON.stringify(record).replaceAll('é', '\\u00e9');
+        await h.redis.set(keys.run(id), stored, 'EX', 60);
+        await releaseRun(h.redis, id);
+        // Spliced in as the worker's final signal does (finalSignal), or left out when too large.
+        await h.redis.publish(RUN_EVENTS_CHANNEL, large ? JSON.stringify({ type: 'done', id }) : `${doneEventHead(id)}${stored}}`);
+        return { id, status: 'done', verdict: 'ok' };
+      });
+      try {
+        const answer = h.fetch('/v1/runs?wait=true', { json: PYTHON_HELLO });
+        const id = await until('the job to be taken', async () => taken);
+        const stream = await h.fetch(`/v1/runs/${id}/events`);
+        release();
+        const res = await answer;
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+        assert.equal(await res.text(), stored);
+        const events = await stream.text();
+        assert.ok(events.startsWith('event: queued\n'), events.slice(0, 80));
+        assert.ok(events.endsWith(`event: done\ndata: {"type":"done","id":"${id}","record":${stored}}\n\n`), events.slice(-80));
+      } finally {
+        release();
+        await worker.close();
+      }
     });
-    let taken: string | undefined;
-    let stored = '';
-    const worker = h.worker(async (job) => {
-      const { id, createdAt } = job.data;
-      taken = id;
-      await released;
-      const record = {
-        id,
-        language: 'python',
-        status: 'done',
-        verdict: 'ok',
-        createdAt,
-        run: { stdout: 'é'.repeat(FINAL_EVENT_RECORD_MAX_BYTES) },
-      };
-      // The escapes are what no re-stringified record would hold: the answers can only match if they pass the stored bytes on.
-      stored = JSON.stringify(record).replaceAll('é', '\\u00e9');
-      await h.redis.set(keys.run(id), stored, 'EX', 60);
-      await releaseRun(h.redis, id);
-      await h.redis.publish(RUN_EVENTS_CHANNEL, JSON.stringify({ type: 'done', id }));
-      return { id, status: 'done', verdict: 'ok' };
-    });
-    try {
-      const answer = h.fetch('/v1/runs?wait=true', { json: PYTHON_HELLO });
-      const id = await until('the job to be taken', async () => taken);
-      const stream = await h.fetch(`/v1/runs/${id}/events`);
-      release();
-      const res = await answer;
-      assert.equal(res.status, 200);
-      assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
-      assert.equal(await res.text(), stored);
-      const events = await stream.text();
-      assert.ok(events.startsWith('event: queued\n'), events.slice(0, 80));
-      assert.ok(events.endsWith(`event: done\ndata: {"type":"done","id":"${id}","record":${stored}}\n\n`), events.slice(-80));
-    } finally {
-      release();
-      await worker.close();
-    }
-  });
 
   test('a job that fails without writing a final record ends as internal_error, and waiters hear it', async () => {
     const worker = h.worker(async () => {

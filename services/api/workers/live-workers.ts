@@ -16,6 +16,8 @@ const MIN_REFRESH_INTERVAL_MS = 200;
 
 export class LiveWorkers {
   private cached: { atMs: number; heartbeats: Promise<WorkerHeartbeat[]> } | null = null;
+  /** The languages of the cached heartbeats, worked out once per read rather than once per request. */
+  private union: { of: Promise<WorkerHeartbeat[]>; languages: Promise<ReadonlyMap<string, LanguageView>> } | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -41,33 +43,13 @@ export class LiveWorkers {
    * The union of the live workers' languages, by name. Workers may differ
    * during a rollout: the versions are listed, the first worker's defaults
    * are shown, and a request is held to the lowest maximum of any of them
-   * (it must fit whichever worker takes it).
+   * (it must fit whichever worker takes it). Shared by every caller until
+   * the next read: not to be changed.
    */
-  async languages(opts: { refresh?: boolean } = {}): Promise<Map<string, LanguageView>> {
-    const languages = new Map<string, LanguageView>();
-    for (const heartbeat of await this.heartbeats(opts)) {
-      for (const language of heartbeat.languages) {
-        const known = languages.get(language.name);
-        if (known) {
-          known.workers += 1;
-          if (!known.versions.includes(language.version)) known.versions.push(language.version);
-          known.maxLimits = lowestOf(known.maxLimits, language.maxLimits);
-          continue;
-        }
-        languages.set(language.name, {
-          name: language.name,
-          displayName: language.displayName,
-          versions: [language.version],
-          // A worker older than the field sends none: then only files can be sent.
-          sourceFile: language.sourceFile ?? null,
-          limits: language.limits,
-          compileLimits: language.compileLimits,
-          maxLimits: language.maxLimits ?? language.limits,
-          workers: 1,
-        });
-      }
-    }
-    return new Map([...languages].sort(([a], [b]) => a.localeCompare(b)));
+  languages(opts: { refresh?: boolean } = {}): Promise<ReadonlyMap<string, LanguageView>> {
+    const heartbeats = this.heartbeats(opts);
+    if (this.union?.of !== heartbeats) this.union = { of: heartbeats, languages: heartbeats.then(unionOfLanguages) };
+    return this.union.languages;
   }
 
   private async read(now: number): Promise<WorkerHeartbeat[]> {
@@ -92,4 +74,32 @@ export class LiveWorkers {
 function lowestOf(a: Limits, b: Limits | undefined): Limits {
   if (!b) return a;
   return Object.fromEntries(LIMIT_NAMES.map((name) => [name, Math.min(a[name], b[name])])) as unknown as Limits;
+}
+
+/** The live workers' languages by name (see LiveWorkers.languages). */
+function unionOfLanguages(heartbeats: WorkerHeartbeat[]): ReadonlyMap<string, LanguageView> {
+  const languages = new Map<string, LanguageView>();
+  for (const heartbeat of heartbeats) {
+    for (const language of heartbeat.languages) {
+      const known = languages.get(language.name);
+      if (known) {
+        known.workers += 1;
+        if (!known.versions.includes(language.version)) known.versions.push(language.version);
+        known.maxLimits = lowestOf(known.maxLimits, language.maxLimits);
+        continue;
+      }
+      languages.set(language.name, {
+        name: language.name,
+        displayName: language.displayName,
+        versions: [language.version],
+        // A worker older than the field sends none: then only files can be sent.
+        sourceFile: language.sourceFile ?? null,
+        limits: language.limits,
+        compileLimits: language.compileLimits,
+        maxLimits: language.maxLimits ?? language.limits,
+        workers: 1,
+      });
+    }
+  }
+  return new Map([...languages].sort(([a], [b]) => a.localeCompare(b)));
 }

@@ -45,8 +45,19 @@ export interface RunCgroup {
    * unchanged.
    */
   applyLimits(limits: CgroupLimits): void;
-  /** Called after the sandbox is built and before the program starts: the next usage() must describe only what happens from now on. */
-  resetCounters(): void;
+  /**
+   * The baselines of the counters that nothing moves while a prepared
+   * sandbox waits for its go-ahead (CPU time, OOM kills): called once it is
+   * ready, off the step's path. With resetPeak, the next usage() describes
+   * only what happens from then on.
+   */
+  resetWaitingCounters(): void;
+  /**
+   * The memory peak's baseline: called right before the go-ahead, since
+   * memory the last sandbox's teardown was still giving back when this one
+   * became ready would hide a small program's peak.
+   */
+  resetPeak(): void;
   /** Cheap enough to call every ~20 ms while a program runs. On v2 before kernel 6.12 see v2/memory-peak.ts for how exact the peak is. */
   usage(): CgroupUsage;
   /** Just the CPU counter since reset, the cheapest possible read. */

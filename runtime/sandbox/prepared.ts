@@ -91,6 +91,12 @@ export class PreparedSandbox {
       await cgroup.waitEmpty(LAUNCHER_KILL_GRACE_MS).catch(() => cgroup.killAll());
       throw launcherFailure(first, how, null);
     }
+    try {
+      cgroup.resetWaitingCounters();
+    } catch (error) {
+      await sandbox.discard();
+      throw error;
+    }
     return sandbox;
   }
 

@@ -77,10 +77,11 @@ export async function runStep(
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     const message = goMessage(spec);
     cgroup.applyLimits({ memoryBytes: mbToBytes(spec.limits.memoryMb), cpuQuotaCores, pids: spec.limits.processes + 1 /* init */ });
-    // Here, not when the sandbox became ready: on v1 the peak is counted
-    // above the usage at this moment, and memory the last sandbox's teardown
-    // was still giving back then would hide a small program's peak.
-    cgroup.resetCounters();
+    // Here, not when the sandbox became ready (as the CPU and OOM baselines
+    // were): on v1 the peak is counted above the usage at this moment, and
+    // memory the last sandbox's teardown was still giving back then would
+    // hide a small program's peak.
+    cgroup.resetPeak();
     const goAt = performance.now();
     sandbox.go(message, spec.box.dir);
     // Attached after the go-ahead, off its path (each stream starts reading

@@ -55,12 +55,15 @@ export class V1MemoryController {
    * current usage; that usage (mostly page cache left by earlier runs, which
    * force_empty would evict at a cost to every run) is the baseline.
    */
-  reset(): void {
+  resetPeak(): void {
     // Kept open: a step resets on the request's path, and open/close is most of the cost.
     this.maxUsageFile ??= OpenCgroupFile.openForReadWrite(this.maxUsagePath);
     this.usageFile ??= OpenCgroupFile.openForReading(this.usagePath);
     this.maxUsageFile.write('0');
     this.baselineUsageBytes = parseCounter(this.usageFile.read(), this.usagePath);
+  }
+
+  resetOomKills(): void {
     this.baselineOomKills = this.readOomKills();
   }
 

@@ -60,9 +60,13 @@ export class V1RunCgroup implements RunCgroup {
     this.appliedLimitsKey = key;
   }
 
-  resetCounters(): void {
+  resetWaitingCounters(): void {
     this.cpuacct.reset();
-    this.memory.reset();
+    this.memory.resetOomKills();
+  }
+
+  resetPeak(): void {
+    this.memory.resetPeak();
   }
 
   usage(): CgroupUsage {

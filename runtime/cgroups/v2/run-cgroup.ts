@@ -76,9 +76,12 @@ export class V2RunCgroup implements RunCgroup {
     this.appliedLimitsKey = key;
   }
 
-  resetCounters(): void {
+  resetWaitingCounters(): void {
     this.cpu.reset();
     this.memory.reset();
+  }
+
+  resetPeak(): void {
     this.peak.reset(!this.usedSinceCreation);
     this.usedSinceCreation = true;
   }

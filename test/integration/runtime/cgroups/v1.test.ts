@@ -93,7 +93,8 @@ const WORKLOAD =
 
 async function runWorkload(cgroup: RunCgroup, burnMs: number, allocMb: number) {
   const run = await startInCgroup(cgroup, WORKLOAD, { BURN_MS: String(burnMs), ALLOC_MB: String(allocMb) });
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   run.go();
   const exit = await withTimeout(run.exited);
   return { exit, usage: cgroup.usage(), stderr: run.stderr() };
@@ -159,7 +160,8 @@ test('CPU and memory are counted from reset, and a reused cgroup shows only the 
   assert.equal(cgroup.isEmpty(), true);
 
   cgroup.applyLimits(LIMITS);
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   const idle = cgroup.usage();
   assert.equal(idle.cpuNs, 0, 'nothing ran since the reset');
   assert.ok(idle.memoryPeakBytes < MIB, `peak ${idle.memoryPeakBytes} starts near 0`);
@@ -182,7 +184,8 @@ test('an allocation over the memory limit is OOM-killed and counted once', { ski
   assert.ok(run.usage.memoryPeakBytes <= memoryBytes, `peak ${run.usage.memoryPeakBytes} stays under the limit`);
 
   cgroup.applyLimits({ ...LIMITS, memoryBytes });
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   assert.equal(cgroup.usage().oomKills, 0, 'the next run starts with no OOM kill');
   await cgroup.destroy();
 });
@@ -192,7 +195,8 @@ test('pids.max stops a fork loop, and killAll/waitEmpty clear what it left', { s
   const pids = 8;
   cgroup.applyLimits({ ...LIMITS, pids });
   const run = await startInCgroup(cgroup, `sh -c 'i=0; while [ $i -lt 50 ]; do sleep 60 & i=$((i+1)); done; echo all forked; wait'`);
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   run.go();
   const exit = await withTimeout(run.exited);
   assert.notEqual(exit.code, 0, 'the loop failed to fork');

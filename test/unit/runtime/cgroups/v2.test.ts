@@ -95,7 +95,7 @@ test('errors name the cgroup file that failed', (t) => {
   );
 });
 
-/** Simulates one run: counters move between resetCounters() and usage(). */
+/** Simulates one run: counters move between the resets and usage(). */
 function simulateRun(
   fake: FakeCgroupfs,
   cgroup: RunCgroup,
@@ -106,7 +106,8 @@ function simulateRun(
   fake.write(dir, 'cpu.stat', `usage_usec ${run.cpuUsec[0]}\nuser_usec 1\nsystem_usec 1\n`);
   fake.write(dir, 'memory.current', `${run.currentBytes}\n`);
   fake.write(dir, 'memory.events.local', events(run.oomKills[0]));
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   assert.equal(fake.read(dir, 'memory.peak').slice(0, 'reset'.length), 'reset', 'the reset is a write to memory.peak');
   fake.resetPeak(dir);
   fake.write(dir, 'cpu.stat', `usage_usec ${run.cpuUsec[1]}\nuser_usec 1\nsystem_usec 1\n`);
@@ -123,7 +124,8 @@ test('usage() reports deltas from the last reset, so earlier runs never show', (
   assert.equal(cgroup.cpuNs(), 2_500_000);
 
   cgroup.applyLimits(LIMITS);
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   fake.resetPeak(cgroup.dirs[0]);
   assert.deepEqual(cgroup.usage(), { cpuNs: 0, memoryPeakBytes: 0, oomKills: 0 }, 'a fresh reset starts at zero');
 
@@ -135,7 +137,8 @@ test('oom kills come from memory.events.local when present, else memory.events',
   const { fake, manager } = setUp(t);
   const local = manager.open('slot-local');
   fake.write(local.dirs[0], 'memory.events', 'oom_kill 40\n');
-  local.resetCounters();
+  local.resetWaitingCounters();
+  local.resetPeak();
   fake.write(local.dirs[0], 'memory.events', 'oom_kill 45\n');
   fake.resetPeak(local.dirs[0]);
   assert.equal(local.usage().oomKills, 0, 'descendants counted in memory.events are ignored');
@@ -145,7 +148,8 @@ test('oom kills come from memory.events.local when present, else memory.events',
   fs.rmSync(join(dir, 'memory.events.local'));
   const old = manager.open('slot-old-kernel');
   fake.write(dir, 'memory.events', 'oom 1\noom_kill 1\n');
-  old.resetCounters();
+  old.resetWaitingCounters();
+  old.resetPeak();
   fake.resetPeak(dir);
   fake.write(dir, 'memory.events', 'oom 3\noom_kill 3\n');
   assert.equal(old.usage().oomKills, 2);
@@ -157,7 +161,8 @@ test('the per-fd memory peak is read back through the fd that was reset', (t) =>
   const [dir] = cgroup.dirs;
   const peakPath = join(dir, 'memory.peak');
   fake.write(dir, 'memory.current', `${4 * MIB}\n`);
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   const sameFile = fs.openSync(peakPath, 'r+');
   t.after(() => fs.closeSync(sameFile));
   // Replace the name with another file: only a read through the held fd still sees the first one.
@@ -180,7 +185,8 @@ test('read-only memory.peak: a used cgroup is recreated before the next run', (t
   const [dir] = cgroup.dirs;
   cgroup.applyLimits(LIMITS);
   fake.write(dir, 'memory.current', `${3 * MIB}\n`);
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   fake.write(dir, 'memory.peak', `${8 * MIB}\n`);
   assert.equal(cgroup.usage().memoryPeakBytes, 5 * MIB, 'peak since creation minus the usage at reset');
 
@@ -189,7 +195,8 @@ test('read-only memory.peak: a used cgroup is recreated before the next run', (t
   assert.equal(fs.existsSync(join(dir, 'marker')), false, 'renew() recreated the cgroup for run 2');
   cgroup.applyLimits(LIMITS);
   assert.equal(fake.read(dir, 'memory.max'), String(256 * MIB), 'unchanged limits are written again into the new cgroup');
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   fake.write(dir, 'memory.peak', `${MIB}\n`);
   assert.equal(cgroup.usage().memoryPeakBytes, MIB);
 
@@ -203,12 +210,14 @@ test("read-only memory.peak in a used cgroup: never an earlier run's peak", (t) 
   const { fake, manager } = setUp(t, { peak: 'read-only' });
   const cgroup = manager.open('slot-0');
   const [dir] = cgroup.dirs;
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   fake.write(dir, 'memory.peak', `${8 * MIB}\n`);
 
   // A caller that skips renew() between runs leaves the cgroup as it was.
   fake.write(dir, 'memory.current', `${4 * MIB}\n`);
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   fake.write(dir, 'memory.current', `${6 * MIB}\n`);
   assert.equal(cgroup.usage().memoryPeakBytes, 2 * MIB, 'below the earlier peak: the highest usage seen, a lower bound');
   fake.write(dir, 'memory.peak', `${12 * MIB}\n`);
@@ -232,7 +241,8 @@ test('no memory.peak: the peak is the highest memory.current sampled by usage()'
   const cgroup = manager.open('slot-0');
   const [dir] = cgroup.dirs;
   fake.write(dir, 'memory.current', `${2 * MIB}\n`);
-  cgroup.resetCounters();
+  cgroup.resetWaitingCounters();
+  cgroup.resetPeak();
   fake.write(dir, 'memory.current', `${7 * MIB}\n`);
   assert.equal(cgroup.usage().memoryPeakBytes, 5 * MIB);
   fake.write(dir, 'memory.current', `${3 * MIB}\n`);

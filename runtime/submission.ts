@@ -20,6 +20,18 @@ const BASE_ENV: Record<string, string> = {
 };
 const BOX = '/box';
 
+/** Each language's step environment, merged once: the same object every step, so goWords can reuse its words. */
+const stepEnvs = new WeakMap<LanguageProfile, Readonly<Record<string, string>>>();
+
+function stepEnv(language: LanguageProfile): Readonly<Record<string, string>> {
+  let env = stepEnvs.get(language);
+  if (!env) {
+    env = Object.freeze({ ...BASE_ENV, ...language.env });
+    stepEnvs.set(language, env);
+  }
+  return env;
+}
+
 export interface SubmissionSpec {
   language: string;
   files: SubmissionFile[];
@@ -145,7 +157,7 @@ export class Submission {
     const stepSpec = {
       box: { dir: this.workspace.dir, mode },
       cwd: BOX,
-      env: { ...BASE_ENV, ...this.language.env },
+      env: stepEnv(this.language),
       argv,
       limits,
       stdin,

@@ -59,6 +59,19 @@ export function launcherArgs(spec: SandboxSpec): string[] {
 const GO_LENGTH_BYTES = 4;
 
 /** The go message's words (see launcher.c parse_step), in order. */
+/** The --env words of an environment; an environment object is usually a language's, the same every step. */
+const envWordsOf = new WeakMap<Readonly<Record<string, string>>, readonly string[]>();
+
+function envWords(env: Readonly<Record<string, string>>): readonly string[] {
+  let words = envWordsOf.get(env);
+  if (!words) {
+    words = Object.entries(env).flatMap(([name, value]) => ['--env', `${name}=${value}`]);
+    // Only a frozen environment can be trusted to be the same next time.
+    if (Object.isFrozen(env)) envWordsOf.set(env, words);
+  }
+  return words;
+}
+
 export function goWords(spec: GoSpec): string[] {
   // The workspace itself goes with the message, as a mount fd (PreparedSandbox.go).
   const words = [
@@ -74,7 +87,7 @@ export function goWords(spec: GoSpec): string[] {
     '--wall-ms',
     String(Math.ceil(spec.limits.wallMs)),
   ];
-  for (const [name, value] of Object.entries(spec.env)) words.push('--env', `${name}=${value}`);
+  words.push(...envWords(spec.env));
   for (const [name, value] of Object.entries(programRlimits(spec.limits))) words.push('--rlimit', name, String(value));
   words.push('--', ...spec.argv);
   return words;

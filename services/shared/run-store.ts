@@ -159,11 +159,6 @@ export class RunStore {
     return raw === null ? null : (JSON.parse(raw) as RunRecord);
   }
 
-  /** The record as stored (JSON), for a sender that passes it on unchanged: one copy fewer than get(). */
-  async getEncoded(id: string): Promise<string | null> {
-    return this.redis.get(keys.run(id));
-  }
-
   /**
    * The record as stored, as bytes, for an answer that sends it on
    * unchanged: neither parsed, stringified nor decoded. A final record holds

@@ -141,7 +141,7 @@ export async function startWorker(opts: WorkerOptions): Promise<BrigWorker> {
     const callbackWorker = startCallbackWorker({
       redisUrl,
       serviceConfig,
-      readRecord: (id) => store.getEncoded(id),
+      readRecord: (id) => store.getBytes(id),
       metrics,
       logger,
       name: workerId,

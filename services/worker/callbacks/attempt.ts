@@ -1,5 +1,5 @@
 import type { RunRecord } from '../../shared/contract.ts';
-import { isFinal } from '../../shared/run-store.ts';
+import { isFinal, storedStatus } from '../../shared/run-store.ts';
 import type { AddressPolicy } from './address-policy.ts';
 import { postCallback } from './post.ts';
 import type { CallbackJobData } from './queue.ts';
@@ -16,8 +16,8 @@ export type AttemptResult =
   | { outcome: 'dropped' | 'failed'; reason: string; status?: number; host?: string; error?: unknown };
 
 export interface AttemptDeps {
-  /** Reads the final record as stored (RunStore.getEncoded). */
-  readRecord: (runId: string) => Promise<string | null>;
+  /** Reads the final record as stored, its bytes (RunStore.getBytes). */
+  readRecord: (runId: string) => Promise<Buffer | null>;
   policy: AddressPolicy;
   /** The decoded BRIG_CALLBACK_SECRET; null sends callbacks unsigned. */
   key: Buffer | null;
@@ -58,7 +58,7 @@ export async function attemptCallback(data: CallbackJobData, deps: AttemptDeps):
     return { outcome: 'failed', reason: `callback host lookup failed: ${messageOf(error)}`, error };
   }
   const host = target.url.host;
-  let body: string | null;
+  let body: Buffer | null;
   try {
     body = await deps.readRecord(data.runId);
   } catch (error) {
@@ -71,8 +71,7 @@ export async function attemptCallback(data: CallbackJobData, deps: AttemptDeps):
       host,
     };
   // A run whose worker died after its final record runs again, and writes another: that run's end queues this callback again.
-  const record = parseRecord(body);
-  if (record === null || !isFinal(record))
+  if (!isFinalRecord(body))
     return {
       outcome: 'dropped',
       reason: 'the run record is not final (the run is running again): its next final record will be sent',
@@ -102,12 +101,19 @@ function beforeDeadline<T>(promise: Promise<T>, deadline: AbortSignal): Promise<
   });
 }
 
-/** A record that is not JSON has nothing to send either. */
-function parseRecord(body: string): RunRecord | null {
+/**
+ * Whether the stored record is final, from its head when it is laid out as
+ * Brig writes records (storedStatus): a final record holds the outputs, up
+ * to 16 MiB, which need not be parsed to be sent. Otherwise it is parsed; a
+ * record that is not JSON has nothing to send either.
+ */
+function isFinalRecord(body: Buffer): boolean {
+  const status = storedStatus(body);
+  if (status !== null) return status === 'done' || status === 'cancelled';
   try {
-    return JSON.parse(body) as RunRecord;
+    return isFinal(JSON.parse(body.toString('utf8')) as RunRecord);
   } catch {
-    return null;
+    return false;
   }
 }
 

@@ -16,7 +16,7 @@ export type CallbackOutcome = 'delivered' | 'retried' | 'dropped';
 export interface CallbackWorkerOptions {
   redisUrl: string;
   serviceConfig: ServiceConfig;
-  /** Reads a run's final record as stored (RunStore.getEncoded). */
+  /** Reads a run's final record as stored, its bytes (RunStore.getBytes). */
   readRecord: AttemptDeps['readRecord'];
   metrics: Metrics;
   logger: Logger;

@@ -30,7 +30,7 @@ export class CallbackNetworkError extends Error {
  */
 export function postCallback(
   target: CallbackTarget,
-  body: string,
+  body: Buffer,
   headers: Record<string, string>,
   deadline: AbortSignal,
   tls: { ca?: string } = {},

@@ -26,13 +26,13 @@ export const CALLBACK_HEADERS = {
 const SIGNATURE_VERSION = 'v1';
 
 /** The signed headers of one attempt; `key` is the decoded secret (config.ts callbackSecretKey). */
-export function callbackHeaders(id: string, body: string, key: Buffer | null, nowMs: number = Date.now()): Record<string, string> {
+export function callbackHeaders(id: string, body: Buffer | string, key: Buffer | null, nowMs: number = Date.now()): Record<string, string> {
   const timestamp = String(Math.floor(nowMs / MS_PER_S));
   const headers: Record<string, string> = { [CALLBACK_HEADERS.id]: id, [CALLBACK_HEADERS.timestamp]: timestamp };
   if (key) headers[CALLBACK_HEADERS.signature] = `${SIGNATURE_VERSION},${sign(key, id, timestamp, body)}`;
   return headers;
 }
 
-function sign(key: Buffer, id: string, timestamp: string, body: string): string {
+function sign(key: Buffer, id: string, timestamp: string, body: Buffer | string): string {
   return createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest('base64');
 }

@@ -121,7 +121,7 @@ async function startCallbacks(
   const worker = startCallbackWorker({
     redisUrl: redis.url,
     serviceConfig,
-    readRecord: (id) => client.get(keys.run(id)),
+    readRecord: (id) => client.getBuffer(keys.run(id)),
     metrics,
     logger,
     ...testing,
@@ -376,6 +376,7 @@ test('the callback carries the record as stored, signed as the README says, with
     assert.equal(request.headers['content-type'], 'application/json');
     assert.equal(request.headers['webhook-id'], record.id);
     assert.deepEqual(JSON.parse(request.body), record);
+    assert.equal(request.body, await client.get(keys.run(record.id)), 'byte for byte');
     assert.equal(verifyCallback(SECRET, request.headers, request.body), true, 'the signature verifies');
     assert.equal(verifyCallback(SECRET, request.headers, request.body.replace('résultat', 'resultat')), false, 'a changed body does not');
     assert.equal(
@@ -474,6 +475,25 @@ test('the response body is not read: an endless one does not hold the delivery',
   } finally {
     await callbacks.close();
     await endless.close();
+  }
+});
+
+test('a record that is not final (its run is running again) is dropped, whether its head is laid out as Brig writes it or not', async () => {
+  const hook = await receiver();
+  const callbacks = await startCallbacks({ callbackAllow: ['127.0.0.1'] });
+  try {
+    const { id, language, createdAt } = await finishedRun();
+    // As the worker writes a running record (id, language, status first), and in another key order (parsed to know).
+    await client.set(keys.run(id), JSON.stringify({ id, language, status: 'running', verdict: null, compile: null, createdAt }), 'EX', 600);
+    await callbacks.queue.enqueue({ runId: id, url: `http://127.0.0.1:${hook.port}/hook` }, log);
+    await waitForOutcomes(callbacks, { dropped: 1 });
+    await client.set(keys.run(id), JSON.stringify({ status: 'running', id, language, verdict: null, compile: null, createdAt }), 'EX', 600);
+    await callbacks.queue.enqueue({ runId: id, url: `http://127.0.0.1:${hook.port}/hook?again` }, log);
+    await waitForOutcomes(callbacks, { dropped: 2 });
+    assert.equal(hook.connections, 0);
+  } finally {
+    await callbacks.close();
+    await hook.close();
   }
 });
 

@@ -58,7 +58,6 @@ export function launcherArgs(spec: SandboxSpec): string[] {
 
 const GO_LENGTH_BYTES = 4;
 
-/** The go message's words (see launcher.c parse_step), in order. */
 /** The --env words of an environment; an environment object is usually a language's, the same every step. */
 const envWordsOf = new WeakMap<Readonly<Record<string, string>>, readonly string[]>();
 
@@ -72,6 +71,7 @@ function envWords(env: Readonly<Record<string, string>>): readonly string[] {
   return words;
 }
 
+/** The go message's words (see launcher.c parse_step), in order. */
 export function goWords(spec: GoSpec): string[] {
   // The workspace itself goes with the message, as a mount fd (PreparedSandbox.go).
   const words = [

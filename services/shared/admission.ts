@@ -192,5 +192,6 @@ export async function releaseRun(redis: Redis, id: string): Promise<void> {
 
 /** Bytes reserved by the runs admitted and not yet ended (the sum as kept; the next admission mends one gone wrong). */
 export async function reservedBytes(redis: Redis): Promise<number> {
-  return Math.max(0, Number((await redis.get(keys.reservedTotal)) ?? 0));
+  const sum = Number(await redis.get(keys.reservedTotal));
+  return Number.isFinite(sum) && sum > 0 ? sum : 0;
 }

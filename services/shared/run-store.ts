@@ -145,7 +145,11 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 export function isFinal(record: RunRecord): boolean {
-  return FINAL_STATUSES.has(record.status);
+  return isFinalStatus(record.status);
+}
+
+export function isFinalStatus(status: RunRecord['status']): boolean {
+  return FINAL_STATUSES.has(status);
 }
 
 export class RunStore {

@@ -1,5 +1,5 @@
 import type { RunRecord } from '../../shared/contract.ts';
-import { isFinal, storedStatus } from '../../shared/run-store.ts';
+import { isFinal, isFinalStatus, storedStatus } from '../../shared/run-store.ts';
 import type { AddressPolicy } from './address-policy.ts';
 import { postCallback } from './post.ts';
 import type { CallbackJobData } from './queue.ts';
@@ -109,7 +109,7 @@ function beforeDeadline<T>(promise: Promise<T>, deadline: AbortSignal): Promise<
  */
 function isFinalRecord(body: Buffer): boolean {
   const status = storedStatus(body);
-  if (status !== null) return status === 'done' || status === 'cancelled';
+  if (status !== null) return isFinalStatus(status);
   try {
     return isFinal(JSON.parse(body.toString('utf8')) as RunRecord);
   } catch {

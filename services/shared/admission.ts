@@ -30,23 +30,29 @@ import { LuaScript, type Redis } from './redis.ts';
  * by every script that adds or removes one, so that an admission costs the
  * same however many runs are admitted. Summing the hash on each admission
  * cost Redis 0.45 ms per admission with 1,000 runs admitted (the default
- * backlog) and 7 ms with 10,000, on its one thread. A sum that is missing
- * or below zero (the key deleted by hand), or that is not zero beside an
- * empty hash, is counted again from the hash, the source of truth.
+ * backlog) and 7 ms with 10,000, on its one thread. The sum is counted
+ * again from the hash, the source of truth, when it is missing or below
+ * zero (the key deleted by hand), when it is not zero beside an empty hash,
+ * and at most RECOUNT_SECONDS after the last count whatever it says: a sum
+ * gone wrong (a process of an older version beside newer ones during a
+ * rollout, which changes the hash but not the sum) mends itself within that.
  */
 
 /** Stale reservations dropped per admission: bounded work, and the backlog of them drains over a few calls. */
 const STALE_PER_CALL = 100;
+/** The longest a sum is trusted without counting it again: one walk of the hash a minute. */
+const RECOUNT_SECONDS = 60;
 
 // KEYS: client runs, reservations, reservation expiry, reservations' sum, the run's record,
-// then the backlog: ARGV[9] lists (LLEN), then sorted sets (ZCARD).
+// the recount marker, then the backlog: ARGV[9] lists (LLEN), then sorted sets (ZCARD).
 // ARGV: now, staleAt, run id, bytes, client cap, room (bytes; -1 when Redis has no maxmemory), client,
 // queue capacity, number of backlog lists, the record (JSON), its TTL (s).
 // Returns {0, position among the client's runs} when admitted (and the record written),
 // {1, active runs} over the client cap, {2, bytes already reserved} when the store has no
 // room, {3, backlog} when the queue is full, {4, 0} when the record's key is taken.
 // Only ZREM/HDEL (never refused for memory) run before the checks, and the DECRBYs after
-// them: a script that has written is not refused for memory midway.
+// them: a script that has written is not refused for memory midway. Then the recount's
+// marker and sum, which a full Redis may refuse: that is 503 store_full too.
 const admit = new LuaScript(
   'admit',
   `
@@ -62,8 +68,8 @@ for _, id in ipairs(stale) do
 end
 local lists = tonumber(ARGV[9])
 local backlog = 0
-for i = 6, #KEYS do
-  if i < 6 + lists then backlog = backlog + redis.call('LLEN', KEYS[i])
+for i = 7, #KEYS do
+  if i < 7 + lists then backlog = backlog + redis.call('LLEN', KEYS[i])
   else backlog = backlog + redis.call('ZCARD', KEYS[i]) end
 end
 if backlog >= tonumber(ARGV[8]) then return {3, backlog} end
@@ -72,10 +78,11 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local active = redis.call('ZCARD', KEYS[1])
 if active >= tonumber(ARGV[5]) then return {1, active} end
 local reserved = tonumber(redis.call('GET', KEYS[4]))
-local recounted = reserved == nil or reserved < 0 or (reserved ~= 0 and redis.call('HLEN', KEYS[2]) == 0)
-if recounted then
+if reserved == nil or reserved < 0 or (reserved ~= 0 and redis.call('HLEN', KEYS[2]) == 0) or redis.call('EXISTS', KEYS[6]) == 0 then
   reserved = 0
   for _, entry in ipairs(redis.call('HVALS', KEYS[2])) do reserved = reserved + (tonumber(string.match(entry, '^%d+')) or 0) end
+  redis.call('SET', KEYS[4], reserved)
+  redis.call('SET', KEYS[6], '1', 'EX', ${RECOUNT_SECONDS})
 end
 local room = tonumber(ARGV[6])
 if room >= 0 and reserved + tonumber(ARGV[4]) > room then return {2, reserved} end
@@ -83,7 +90,6 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4] .. ' ' .. ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-if recounted then redis.call('SET', KEYS[4], reserved) end
 redis.call('INCRBY', KEYS[4], ARGV[4])
 redis.call('SET', KEYS[5], ARGV[10], 'EX', ARGV[11])
 return {0, active + 1}
@@ -156,7 +162,7 @@ export async function admitRun(redis: Redis, request: AdmitRequest): Promise<Adm
   const { record, backlog } = request;
   const [code, value] = (await admit.run(
     redis,
-    [keys.clientRuns(request.client), ...RELEASE_KEYS, keys.run(record.id), ...backlog.lists, ...backlog.sortedSets],
+    [keys.clientRuns(request.client), ...RELEASE_KEYS, keys.run(record.id), keys.reservedRecount, ...backlog.lists, ...backlog.sortedSets],
     [
       request.now,
       request.staleAt,

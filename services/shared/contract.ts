@@ -95,6 +95,8 @@ export const keys = {
   reservationExpiry: 'brig:admission:expiry',
   /** The sum of the reservations, in bytes. */
   reservedTotal: 'brig:admission:total',
+  /** Present (with a TTL) until the sum is next counted again from the reservations. */
+  reservedRecount: 'brig:admission:recount',
 };
 
 export type CompareMode = 'exact' | 'trim' | 'tokens' | { float: number };

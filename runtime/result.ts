@@ -1,4 +1,4 @@
-import { decodeUtf8 } from './utf8.ts';
+import { nextTurn, type Pause } from './pause.ts';
 
 /**
  * What one sandboxed step (compile or run) produced: always a program's
@@ -109,14 +109,101 @@ export function jsonEscapeExtraBytes(bytes: Buffer): number {
 }
 
 /**
+ * How much output is decoded and counted between two turns of the event
+ * loop (a few milliseconds of CPU here). An output may be 16 MiB, and
+ * decoding and counting it in one go held the worker's event loop for 20 to
+ * 50 ms, during which the API in the same process answered nobody.
+ */
+export const OUTPUT_SLICE_BYTES = 1 << 20;
+
+/**
  * Output as JSON can carry it: text when it is valid UTF-8, else base64 and a
  * marker, so that no byte is lost or replaced behind the caller's back. Text
  * whose escapes would more than double it (mostly control characters) goes
  * as base64 too, so that an output never takes more than twice its size in
  * a record: the service reserves Redis memory on that bound.
+ *
+ * Takes the output as the chunks it arrived in (a pipe's, up to 64 KiB):
+ * they are decoded one after another, never copied into one buffer first,
+ * and the event loop turns after each OUTPUT_SLICE_BYTES. An output under
+ * that size is encoded without a pause.
  */
-export function encodeOutput(name: 'stdout' | 'stderr', bytes: Buffer): Partial<StepResult> {
-  const text = decodeUtf8(bytes);
-  if (text !== null && jsonEscapeExtraBytes(bytes) <= bytes.length) return { [name]: text };
-  return { [name]: bytes.toString('base64'), [`${name}Encoding`]: 'base64' };
+export async function encodeOutput(
+  name: 'stdout' | 'stderr',
+  chunks: readonly Buffer[],
+  pause: Pause = nextTurn,
+): Promise<Partial<StepResult>> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const texts: string[] = [];
+  let bytes = 0;
+  let extra = 0;
+  let utf8 = true;
+  for await (const slice of sliced(chunks, pause)) {
+    const text = decodeSlice(decoder, slice);
+    if (text === null) {
+      utf8 = false;
+      break;
+    }
+    texts.push(text);
+    bytes += slice.length;
+    extra += jsonEscapeExtraBytes(slice);
+  }
+  // The end: a sequence it cuts short is not UTF-8 either.
+  const tail = utf8 ? decodeSlice(decoder, undefined) : null;
+  if (tail !== null && extra <= bytes) return { [name]: texts.join('') + tail };
+  return { [name]: await toBase64(chunks, pause), [`${name}Encoding`]: 'base64' };
+}
+
+/**
+ * The chunks in slices of at most OUTPUT_SLICE_BYTES, pausing before a slice
+ * that would take the bytes since the last pause past that.
+ */
+async function* sliced(chunks: readonly Buffer[], pause: Pause): AsyncGenerator<Buffer> {
+  let sincePause = 0;
+  for (const chunk of chunks) {
+    for (let start = 0; start < chunk.length; start += OUTPUT_SLICE_BYTES) {
+      const slice = chunk.subarray(start, start + OUTPUT_SLICE_BYTES);
+      if (sincePause + slice.length > OUTPUT_SLICE_BYTES) {
+        await pause();
+        sincePause = 0;
+      }
+      sincePause += slice.length;
+      yield slice;
+    }
+  }
+}
+
+/** The text of one slice, a sequence it starts kept for the next; null when it is not UTF-8. */
+function decodeSlice(decoder: TextDecoder, slice: Buffer | undefined): string | null {
+  try {
+    return slice === undefined ? decoder.decode() : decoder.decode(slice, { stream: true });
+  } catch {
+    return null;
+  }
+}
+
+const BASE64_GROUP_BYTES = 3;
+
+/**
+ * Base64 of the chunks as one byte string, a slice at a time: each slice but
+ * the last is encoded in whole groups of three bytes, the rest carried over
+ * to the next, so that the pieces join into exactly the one encoding.
+ */
+async function toBase64(chunks: readonly Buffer[], pause: Pause): Promise<string> {
+  const pieces: string[] = [];
+  let carry: Buffer = Buffer.alloc(0);
+  for await (let slice of sliced(chunks, pause)) {
+    if (carry.length > 0) {
+      const group = Buffer.concat([carry, slice.subarray(0, BASE64_GROUP_BYTES - carry.length)]);
+      slice = slice.subarray(group.length - carry.length);
+      carry = group;
+      if (group.length < BASE64_GROUP_BYTES) continue;
+      pieces.push(group.toString('base64'));
+    }
+    const whole = slice.length - (slice.length % BASE64_GROUP_BYTES);
+    pieces.push(slice.toString('base64', 0, whole));
+    carry = slice.subarray(whole);
+  }
+  pieces.push(carry.toString('base64'));
+  return pieces.join('');
 }

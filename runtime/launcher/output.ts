@@ -38,7 +38,8 @@ export class OutputCollector {
     }
   }
 
-  bytes(name: 'stdout' | 'stderr'): Buffer {
-    return Buffer.concat(this.chunks[name]);
+  /** What was kept, as it arrived: a 16 MiB output is never copied into one buffer (a copy held the event loop ~10 ms). */
+  kept(name: 'stdout' | 'stderr'): readonly Buffer[] {
+    return this.chunks[name];
   }
 }

@@ -145,11 +145,13 @@ export async function runStep(
       throw new SandboxError('sandbox_killed_before_start', `the sandbox was killed (signal ${end.signal}) before its program started`);
     const cpuMs = nsToMs(usage.cpuNs);
     wallMs = Math.round(wallMs);
+    const encodedStdout = await encodeOutput('stdout', output.kept('stdout'));
+    const encodedStderr = await encodeOutput('stderr', output.kept('stderr'));
     return {
       stdout: '',
       stderr: '',
-      ...encodeOutput('stdout', output.bytes('stdout')),
-      ...encodeOutput('stderr', output.bytes('stderr')),
+      ...encodedStdout,
+      ...encodedStderr,
       exitCode,
       signal,
       verdict: classify({

@@ -164,7 +164,7 @@ export class LuaScript {
     scriptNames.set(this.sha, name);
   }
 
-  async run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+  async run(client: Redis, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (error) {

@@ -9,6 +9,7 @@ import {
   type RunRecord,
 } from './contract.ts';
 import type { RunError } from './errors.ts';
+import { jsonOf } from './record-json.ts';
 import { LuaScript, type Redis } from './redis.ts';
 import { storeFault } from './store-errors.ts';
 
@@ -101,9 +102,10 @@ export type HeldWrite = 'written' | 'lock_lost' | 'cancelled';
  * record (as stored: its JSON is spliced in, not encoded again) when it is
  * at most FINAL_EVENT_RECORD_MAX_BYTES characters, else without it.
  */
-function finalSignal(record: RunRecord, encoded: string): string {
+function finalSignal(record: RunRecord, encoded: string | Buffer): string {
   if (record.status === 'cancelled') return JSON.stringify({ type: 'cancelled', id: record.id } satisfies PublishedSignal);
-  if (encoded.length > FINAL_EVENT_RECORD_MAX_BYTES) return JSON.stringify({ type: 'done', id: record.id } satisfies PublishedSignal);
+  if (typeof encoded !== 'string' || encoded.length > FINAL_EVENT_RECORD_MAX_BYTES)
+    return JSON.stringify({ type: 'done', id: record.id } satisfies PublishedSignal);
   return `${doneEventHead(record.id)}${encoded}}`;
 }
 
@@ -236,10 +238,11 @@ export class RunStore {
    * while it holds the job's lock. False when it does not: nothing was
    * written, released or published (the lock's new holder does all three).
    * A refusal for memory is tried again for a while (see
-   * FULL_RETRY_DELAYS_MS) rather than losing the result.
+   * FULL_RETRY_DELAYS_MS) rather than losing the result. A record with
+   * long outputs is encoded into bytes a slice at a time (see jsonOf).
    */
   async putFinal(record: RunRecord, lock: JobLock): Promise<boolean> {
-    const encoded = JSON.stringify(record);
+    const encoded = await jsonOf(record);
     for (let attempt = 0; ; attempt++) {
       try {
         const written = await writeFinal.run(

@@ -234,6 +234,32 @@ test('output that is not UTF-8 comes back base64 and marked, and is judged as by
   assert.equal(other.verdict, 'wrong_answer');
 });
 
+test('outputs of several MiB (text with escapes, bytes that are not UTF-8) are stored whole, the record as JSON.stringify writes it', async () => {
+  // Over a few slices of output encoding and of record encoding, each done between turns of the event loop.
+  const text = 'ünï "q"\\\t😀\n';
+  const repeats = 200_000;
+  const source = [
+    'import sys',
+    `sys.stdout.write(${JSON.stringify(text)} * ${repeats})`,
+    'sys.stdout.flush()',
+    'sys.stderr.buffer.write(bytes(range(256)) * 8192)',
+  ].join('\n');
+  const id = await enqueue(h.clients.queue, h.clients.redis, {
+    language: 'python',
+    source,
+    limits: { ...SMALL, memoryMb: 128, outputBytes: 8 << 20 },
+  });
+  const record = await waitForRecord(h.clients.redis, id);
+  assert.equal(record.verdict, 'ok', JSON.stringify(record).slice(0, 500));
+  assert.equal(record.run!.stdout.length, text.length * repeats);
+  assert.ok(record.run!.stdout === text.repeat(repeats), 'stdout whole and unchanged');
+  assert.equal(record.run!.stderrEncoding, 'base64');
+  assert.ok(Buffer.from(record.run!.stderr, 'base64').equals(Buffer.alloc(256 * 8192).map((_, i) => i % 256)), 'stderr byte for byte');
+  const stored = (await h.clients.redis.getBuffer(keys.run(id)))!;
+  assert.equal(storedStatus(stored), 'done');
+  assert.ok(stored.equals(Buffer.from(JSON.stringify(JSON.parse(stored.toString('utf8'))))), 'stored exactly as JSON.stringify writes it');
+});
+
 test('a job asking for limits over the server maximum is internal_error naming the limit, not retried', async () => {
   const id = await enqueue(h.clients.queue, h.clients.redis, { language: 'python', source: 'print(1)\n', limits: { cpuMs: 10_000_000 } });
   const record = await waitForRecord(h.clients.redis, id);

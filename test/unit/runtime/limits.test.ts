@@ -79,9 +79,9 @@ test('verdicts come from kernel facts, in order: output, memory, time, exit stat
 
 test('output that is not valid UTF-8 is carried as base64 and marked, never mangled', async () => {
   const { encodeOutput } = await import('../../../runtime/result.ts');
-  assert.deepEqual(encodeOutput('stdout', Buffer.from('héllo\n')), { stdout: 'héllo\n' });
+  assert.deepEqual(await encodeOutput('stdout', [Buffer.from('héllo\n')]), { stdout: 'héllo\n' });
   const bytes = Buffer.from([0x66, 0xff, 0xfe, 0x00, 0x0a]);
-  const encoded = encodeOutput('stderr', bytes);
+  const encoded = await encodeOutput('stderr', [bytes]);
   assert.equal(encoded.stderrEncoding, 'base64');
   assert.deepEqual(Buffer.from(encoded.stderr!, 'base64'), bytes);
 });
@@ -116,13 +116,13 @@ test('an output whose JSON escapes would more than double it goes as base64, so 
       `escape count of ${JSON.stringify(text)}`,
     );
   }
-  assert.deepEqual(encodeOutput('stdout', Buffer.from('1\n2\n3\n')), { stdout: '1\n2\n3\n' });
+  assert.deepEqual(await encodeOutput('stdout', [Buffer.from('1\n2\n3\n')]), { stdout: '1\n2\n3\n' });
   const controls = Buffer.from('\x01\x02\x1b[0mx');
-  const encoded = encodeOutput('stdout', controls);
+  const encoded = await encodeOutput('stdout', [controls]);
   assert.equal(encoded.stdoutEncoding, 'base64');
   assert.deepEqual(Buffer.from(encoded.stdout!, 'base64'), controls);
   for (const sample of [Buffer.alloc(4096, 1), Buffer.alloc(4096, 0x22), Buffer.from('\x1b'.repeat(100) + 'x'.repeat(500))]) {
-    const { stdout } = encodeOutput('stdout', sample);
+    const { stdout } = await encodeOutput('stdout', [sample]);
     assert.ok(Buffer.byteLength(JSON.stringify(stdout)) <= 2 * sample.length + 2, 'at most twice the bytes, and the quotes');
   }
 });

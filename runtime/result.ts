@@ -1,4 +1,5 @@
 import { nextTurn, type Pause } from './pause.ts';
+import { decodeUtf8 } from './utf8.ts';
 
 /**
  * What one sandboxed step (compile or run) produced: always a program's
@@ -110,9 +111,10 @@ export function jsonEscapeExtraBytes(bytes: Buffer): number {
 
 /**
  * How much output is decoded and counted between two turns of the event
- * loop (a few milliseconds of CPU here). An output may be 16 MiB, and
- * decoding and counting it in one go held the worker's event loop for 20 to
- * 50 ms, during which the API in the same process answered nobody.
+ * loop (a few milliseconds of CPU here). An output may be 16 MiB: copied
+ * into one buffer, then decoded and counted in one go, 15 MiB took 30 to
+ * 57 ms of the worker's event loop (in a CPU profile), during which the API
+ * in the same process answered nobody.
  */
 export const OUTPUT_SLICE_BYTES = 1 << 20;
 
@@ -133,26 +135,71 @@ export async function encodeOutput(
   chunks: readonly Buffer[],
   pause: Pause = nextTurn,
 ): Promise<Partial<StepResult>> {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
   const texts: string[] = [];
   let bytes = 0;
   let extra = 0;
+  // A sequence the last slice ended in the middle of, to be completed from the next.
+  let held: Buffer | null = null;
   let utf8 = true;
   for await (const slice of sliced(chunks, pause)) {
-    const text = decodeSlice(decoder, slice);
+    bytes += slice.length;
+    extra += jsonEscapeExtraBytes(slice);
+    let rest = slice;
+    if (held !== null) {
+      const sequence: Buffer = Buffer.concat([held, slice.subarray(0, sequenceBytes(held[0]!) - held.length)]);
+      rest = slice.subarray(sequence.length - held.length);
+      held = sequence;
+      if (sequence.length < sequenceBytes(sequence[0]!)) continue;
+      const text = decodeUtf8(sequence);
+      held = null;
+      if (text === null) {
+        utf8 = false;
+        break;
+      }
+      texts.push(text);
+    }
+    const whole = completeSequencesEnd(rest);
+    const text = decodeUtf8(rest.subarray(0, whole));
     if (text === null) {
       utf8 = false;
       break;
     }
     texts.push(text);
-    bytes += slice.length;
-    extra += jsonEscapeExtraBytes(slice);
+    if (whole < rest.length) held = rest.subarray(whole);
   }
-  // The end: a sequence it cuts short is not UTF-8 either.
-  const tail = utf8 ? decodeSlice(decoder, undefined) : null;
-  if (tail !== null && extra <= bytes) return { [name]: texts.join('') + tail };
+  // An output that ends in the middle of a sequence is not UTF-8 either.
+  if (utf8 && held === null && extra <= bytes) return { [name]: texts.join('') };
   return { [name]: await toBase64(chunks, pause), [`${name}Encoding`]: 'base64' };
 }
+
+/** The longest UTF-8 sequence: a slice's last three bytes may start one that the next slice ends. */
+const MAX_SEQUENCE_BYTES = 4;
+const FIRST_LEAD_BYTE = 0xc0;
+const FIRST_THREE_BYTE_LEAD = 0xe0;
+const FIRST_FOUR_BYTE_LEAD = 0xf0;
+
+/** How many bytes the sequence a lead byte starts takes (a byte that leads none: the decoder refuses it). */
+function sequenceBytes(lead: number): number {
+  if (lead < FIRST_LEAD_BYTE) return 1;
+  return lead >= FIRST_FOUR_BYTE_LEAD ? 4 : lead >= FIRST_THREE_BYTE_LEAD ? 3 : 2;
+}
+
+/**
+ * Where a slice's complete sequences end: before a sequence its last bytes
+ * start and the next slice ends, else at its end. Each slice is then
+ * decoded on its own, by the decoder's one-shot path (a streaming decoder
+ * took twice as long here), and is valid exactly when the whole is.
+ */
+function completeSequencesEnd(slice: Buffer): number {
+  for (let i = slice.length - 1; i >= 0 && i > slice.length - MAX_SEQUENCE_BYTES; i--) {
+    const byte = slice[i]!;
+    if (byte < ASCII_END) return slice.length;
+    if (byte >= FIRST_LEAD_BYTE) return i + sequenceBytes(byte) > slice.length ? i : slice.length;
+  }
+  return slice.length;
+}
+
+const ASCII_END = 0x80;
 
 /**
  * The chunks in slices of at most OUTPUT_SLICE_BYTES, pausing before a slice
@@ -170,15 +217,6 @@ async function* sliced(chunks: readonly Buffer[], pause: Pause): AsyncGenerator<
       sincePause += slice.length;
       yield slice;
     }
-  }
-}
-
-/** The text of one slice, a sequence it starts kept for the next; null when it is not UTF-8. */
-function decodeSlice(decoder: TextDecoder, slice: Buffer | undefined): string | null {
-  try {
-    return slice === undefined ? decoder.decode() : decoder.decode(slice, { stream: true });
-  } catch {
-    return null;
   }
 }
 

@@ -60,12 +60,15 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next();
 };
 
+const BYTE_ORDER_MARK = '\ufeff';
+
 function parseJson(bytes: Buffer): unknown {
   if (bytes.length === 0) throw new ServiceError('body_invalid_json', 'the body is empty; send a JSON object');
   const text = decodeUtf8(bytes);
   if (text === null) throw new ServiceError('body_invalid_json', 'the body is not valid UTF-8; send JSON as UTF-8');
   try {
-    return JSON.parse(text);
+    // RFC 8259 lets a parser ignore a byte order mark; JSON.parse would not.
+    return JSON.parse(text.startsWith(BYTE_ORDER_MARK) ? text.slice(BYTE_ORDER_MARK.length) : text);
   } catch (cause) {
     throw new ServiceError('body_invalid_json', `the body is not valid JSON: ${(cause as Error).message}`, { cause });
   }

@@ -468,3 +468,14 @@ test('well-formed non-ASCII text (an NFC name, characters outside the BMP) is ac
   assert.equal(Buffer.from(job!.data.stdinBase64, 'base64').toString('utf8'), '\u{10FFFF}');
   assert.deepEqual(job?.data.args, ['\u00e9']);
 });
+
+test('a JSON body that starts with a byte order mark is read as JSON (RFC 8259 lets a parser ignore the mark), and a mark inside a string is kept', async () => {
+  const res = await h.fetch('/v1/runs', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: `\ufeff${JSON.stringify({ language: 'c', files: [file('main.c', '\ufeffint main(){}')] })}`,
+  });
+  assert.equal(res.status, 202, await res.clone().text());
+  const job = await h.queue.getJob(((await res.json()) as { id: string }).id);
+  assert.equal(Buffer.from(job!.data.files[0]!.contentBase64, 'base64').toString('utf8'), '\ufeffint main(){}');
+});

@@ -14,7 +14,7 @@ import { encodeOutput, jsonEscapeExtraBytes, OUTPUT_SLICE_BYTES } from '../../..
 function encodedWhole(bytes: Buffer): { stdout: string; stdoutEncoding?: 'base64' } {
   let text: string | null;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     text = null;
   }
@@ -38,9 +38,12 @@ const noPause = async () => {};
 
 test('an output cut into any chunks encodes exactly as the whole: UTF-8 split mid-character, invalid bytes, escape-heavy text', async () => {
   const text = fc
-    .array(fc.oneof(fc.constantFrom('é', '😀', '\u2028', '\n', '"', '\\', '\x01', 'a'), fc.string({ maxLength: 3, unit: 'grapheme' })), {
-      maxLength: 40,
-    })
+    .array(
+      fc.oneof(fc.constantFrom('é', '😀', '\u2028', '\ufeff', '\n', '"', '\\', '\x01', 'a'), fc.string({ maxLength: 3, unit: 'grapheme' })),
+      {
+        maxLength: 40,
+      },
+    )
     .map((parts) => Buffer.from(parts.join('')));
   const bytes = fc.oneof(
     text,
@@ -52,6 +55,14 @@ test('an output cut into any chunks encodes exactly as the whole: UTF-8 split mi
     }),
     { numRuns: 3000 },
   );
+});
+
+test('a byte order mark is kept, at the start of an output as anywhere else: no byte is dropped', async () => {
+  for (const text of ['\ufeffhello\n', 'a\ufeffb', '\ufeff']) {
+    const bytes = Buffer.from(text);
+    assert.deepEqual(await encodeOutput('stdout', [bytes], noPause), { stdout: text });
+    assert.deepEqual(await encodeOutput('stdout', cut(bytes, [1, 2]), noPause), { stdout: text }, 'cut inside the mark');
+  }
 });
 
 test('base64 of an output in chunks of every length joins into the one encoding of the whole', async () => {

@@ -100,7 +100,8 @@ export type HeldWrite = 'written' | 'lock_lost' | 'cancelled';
 /**
  * The signal that announces a final record: 'cancelled', or 'done' with the
  * record (as stored: its JSON is spliced in, not encoded again) when it is
- * at most FINAL_EVENT_RECORD_MAX_BYTES characters, else without it.
+ * at most FINAL_EVENT_RECORD_MAX_BYTES characters, else without it (a
+ * record jsonOf gave as bytes, for its long strings, is always longer).
  */
 function finalSignal(record: RunRecord, encoded: string | Buffer): string {
   if (record.status === 'cancelled') return JSON.stringify({ type: 'cancelled', id: record.id } satisfies PublishedSignal);

@@ -141,16 +141,17 @@ export async function encodeOutput(
   // A sequence the last slice ended in the middle of, to be completed from the next.
   let held: Buffer | null = null;
   let utf8 = true;
-  for await (const slice of sliced(chunks, pause)) {
+  for (const { slice, pauseFirst } of pacedSlices(chunks)) {
+    if (pauseFirst) await pause();
     bytes += slice.length;
     extra += jsonEscapeExtraBytes(slice);
     let rest = slice;
     if (held !== null) {
-      const sequence: Buffer = Buffer.concat([held, slice.subarray(0, sequenceBytes(held[0]!) - held.length)]);
-      rest = slice.subarray(sequence.length - held.length);
-      held = sequence;
-      if (sequence.length < sequenceBytes(sequence[0]!)) continue;
-      const text = decodeUtf8(sequence);
+      const topped = topUp(held, slice, sequenceBytes(held[0]!));
+      rest = topped.rest;
+      held = topped.group;
+      if (held.length < sequenceBytes(held[0]!)) continue;
+      const text = decodeUtf8(held);
       held = null;
       if (text === null) {
         utf8 = false;
@@ -170,6 +171,15 @@ export async function encodeOutput(
   // An output that ends in the middle of a sequence is not UTF-8 either.
   if (utf8 && held === null && extra <= bytes) return { [name]: texts.join('') };
   return { [name]: await toBase64(chunks, pause), [`${name}Encoding`]: 'base64' };
+}
+
+/**
+ * The bytes carried over from the last slice, completed to size from the
+ * start of this one (shorter when this slice is), and what is left of it.
+ */
+function topUp(carry: Buffer, slice: Buffer, size: number): { group: Buffer; rest: Buffer } {
+  const group = Buffer.concat([carry, slice.subarray(0, size - carry.length)]);
+  return { group, rest: slice.subarray(group.length - carry.length) };
 }
 
 /** The longest UTF-8 sequence: a slice's last three bytes may start one that the next slice ends. */
@@ -202,20 +212,19 @@ function completeSequencesEnd(slice: Buffer): number {
 const ASCII_END = 0x80;
 
 /**
- * The chunks in slices of at most OUTPUT_SLICE_BYTES, pausing before a slice
- * that would take the bytes since the last pause past that.
+ * The chunks in slices of at most OUTPUT_SLICE_BYTES, each marked to be
+ * preceded by a pause when it would take the bytes since the last pause
+ * past that. A generator of its own, not an async one: an output of a few
+ * bytes (nearly every step) waits for no promise.
  */
-async function* sliced(chunks: readonly Buffer[], pause: Pause): AsyncGenerator<Buffer> {
+function* pacedSlices(chunks: readonly Buffer[]): Generator<{ slice: Buffer; pauseFirst: boolean }> {
   let sincePause = 0;
   for (const chunk of chunks) {
     for (let start = 0; start < chunk.length; start += OUTPUT_SLICE_BYTES) {
       const slice = chunk.subarray(start, start + OUTPUT_SLICE_BYTES);
-      if (sincePause + slice.length > OUTPUT_SLICE_BYTES) {
-        await pause();
-        sincePause = 0;
-      }
-      sincePause += slice.length;
-      yield slice;
+      const pauseFirst = sincePause + slice.length > OUTPUT_SLICE_BYTES;
+      sincePause = pauseFirst ? slice.length : sincePause + slice.length;
+      yield { slice, pauseFirst };
     }
   }
 }
@@ -230,13 +239,15 @@ const BASE64_GROUP_BYTES = 3;
 async function toBase64(chunks: readonly Buffer[], pause: Pause): Promise<string> {
   const pieces: string[] = [];
   let carry: Buffer = Buffer.alloc(0);
-  for await (let slice of sliced(chunks, pause)) {
+  for (const paced of pacedSlices(chunks)) {
+    if (paced.pauseFirst) await pause();
+    let slice = paced.slice;
     if (carry.length > 0) {
-      const group = Buffer.concat([carry, slice.subarray(0, BASE64_GROUP_BYTES - carry.length)]);
-      slice = slice.subarray(group.length - carry.length);
-      carry = group;
-      if (group.length < BASE64_GROUP_BYTES) continue;
-      pieces.push(group.toString('base64'));
+      const topped = topUp(carry, slice, BASE64_GROUP_BYTES);
+      slice = topped.rest;
+      carry = topped.group;
+      if (carry.length < BASE64_GROUP_BYTES) continue;
+      pieces.push(carry.toString('base64'));
     }
     const whole = slice.length - (slice.length % BASE64_GROUP_BYTES);
     pieces.push(slice.toString('base64', 0, whole));

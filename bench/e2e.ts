@@ -35,7 +35,9 @@
  * its 1,500th on).
  * Environment: BENCH_RUNS (default 1000), BENCH_BLOCKS (default 10),
  * BENCH_WARMUP (default 600), BENCH_COUNT_RUNS (default 200),
- * BENCH_CONCURRENCY (default 2 × cores).
+ * BENCH_CONCURRENCY (default 2 × cores); brig serve logs at LOG_LEVEL and
+ * BRIG_LOG_FLUSH_MS as the service reads them (default info, 100 ms), its
+ * output discarded.
  */
 
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -111,11 +113,15 @@ async function openDirect(stateDir: string): Promise<{ block(runs: number): Prom
 
 /** http: brig serve with the bench's Redis. */
 async function openHttp(redisDir: string) {
-  const redis = await startPrivateRedis(redisDir, { appendOnly: true, maxMemory: loadServiceConfig().redisMaxMemory, tcp: true });
+  const serviceConfig = loadServiceConfig();
+  const redis = await startPrivateRedis(redisDir, { appendOnly: true, maxMemory: serviceConfig.redisMaxMemory, tcp: true });
   const server = await startServeProcess({
     name: BENCH_NAME,
     uidBase: loadRuntimeConfig().uidBase,
-    env: { BRIG_SLOTS: String(CORES) },
+    // Logging as this environment configures it (the service's defaults
+    // unless LOG_LEVEL or BRIG_LOG_FLUSH_MS are set), not the load tests'
+    // warnings only: a run's log lines are part of what HTTP and the queue cost.
+    env: { BRIG_SLOTS: String(CORES), LOG_LEVEL: serviceConfig.logLevel, BRIG_LOG_FLUSH_MS: String(serviceConfig.logFlushMs) },
     stdio: ['ignore', 'ignore', 'inherit'],
     redisUrl: redis.socketUrl,
   }).catch(async (error: unknown) => {

@@ -56,7 +56,7 @@ export function serviceCommand(part: Part) {
     }
     const runtimeConfig = loadRuntimeConfig();
     const serviceConfig = loadServiceConfig();
-    const logger = createLogger({ level: serviceConfig.logLevel, name: `brig-${part}` });
+    const logger = createLogger({ level: serviceConfig.logLevel, name: `brig-${part}`, flushMs: serviceConfig.logFlushMs });
     const metrics = createMetrics();
     const stops: (() => Promise<void>)[] = [];
     // Listened for before anything starts: a SIGTERM during the start (which

@@ -80,7 +80,9 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
 
 export async function startApi(opts: StartApiOptions = {}): Promise<RunningApi> {
   const config = opts.config ?? loadServiceConfig();
-  const logger = (opts.logger ?? createLogger({ level: config.logLevel, name: 'brig-api' })).child({ component: 'api' });
+  const logger = (opts.logger ?? createLogger({ level: config.logLevel, name: 'brig-api', flushMs: config.logFlushMs })).child({
+    component: 'api',
+  });
   const metrics = opts.metrics ?? createMetrics();
   if (!config.redisUrl) throw new ConfigError('redis_url_missing', 'the API needs REDIS_URL, the Redis its workers use');
   checkExposure(config);

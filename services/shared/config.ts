@@ -302,6 +302,8 @@ const serviceSchema = z.object({
   /** Callbacks one worker process delivers at once. */
   callbackConcurrency: z.coerce.number().int().positive().default(4),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How long a log line below warn may wait to be written with others; 0: each line at once. */
+  logFlushMs: z.coerce.number().int().min(0).max(10_000).default(100),
 });
 
 export type ServiceConfig = z.infer<typeof serviceSchema>;
@@ -338,6 +340,7 @@ const SERVICE_ENV: Record<string, string> = {
   BRIG_CALLBACK_TIMEOUT_MS: 'callbackTimeoutMs',
   BRIG_CALLBACK_CONCURRENCY: 'callbackConcurrency',
   LOG_LEVEL: 'logLevel',
+  BRIG_LOG_FLUSH_MS: 'logFlushMs',
 };
 
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, unknown>> = {}): ServiceConfig {

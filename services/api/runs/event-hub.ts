@@ -45,6 +45,10 @@ const SIGNAL_TYPES: ReadonlySet<string> = new Set(['queued', 'started', 'compile
  * record of up to FINAL_EVENT_RECORD_MAX_BYTES.
  */
 const SIGNAL_HEAD = /^\{"type":"[a-z]+","id":("(?:[^"\\]|\\.)*")/;
+/** Where SIGNAL_HEAD is looked for: far more than a type and a run id take. */
+const SIGNAL_HEAD_MAX_BYTES = 256;
+const RUN_EVENTS_CHANNEL_BYTES = Buffer.from(RUN_EVENTS_CHANNEL);
+const CLOSING_BRACE = 0x7d;
 
 /**
  * A 'done' signal with its record (the worker splices the record's JSON in
@@ -53,10 +57,10 @@ const SIGNAL_HEAD = /^\{"type":"[a-z]+","id":("(?:[^"\\]|\\.)*")/;
  * bytes the worker stored, as GET does. Null for anything else, or for a
  * record whose head storedStatus does not vouch for: that is parsed.
  */
-function storedDone(id: string, message: string): StoredDone | null {
-  const head = doneEventHead(id);
-  if (!message.startsWith(head) || !message.endsWith('}')) return null;
-  const stored = Buffer.from(message.slice(head.length, -1));
+function storedDone(id: string, message: Buffer): StoredDone | null {
+  const head = Buffer.from(doneEventHead(id));
+  if (message.length <= head.length || !message.subarray(0, head.length).equals(head) || message.at(-1) !== CLOSING_BRACE) return null;
+  const stored = message.subarray(head.length, -1);
   return storedStatus(stored) === 'done' ? { type: 'done', id, stored } : null;
 }
 
@@ -95,11 +99,13 @@ export class RunEventHub {
     private readonly store: RunStore,
     private readonly logger: Logger,
   ) {
-    const onMessage = (channel: string, message: string) => {
-      if (channel === RUN_EVENTS_CHANNEL) this.received(message);
+    // As bytes: a 'done' brings its record, which is passed on as it came,
+    // never decoded (ioredis decodes a message only for 'message' listeners).
+    const onMessage = (channel: Buffer, message: Buffer) => {
+      if (channel.equals(RUN_EVENTS_CHANNEL_BYTES)) this.received(message);
     };
-    sources.subscriber.on('message', onMessage);
-    this.detach.push(() => sources.subscriber.off('message', onMessage));
+    sources.subscriber.on('messageBuffer', onMessage);
+    this.detach.push(() => sources.subscriber.off('messageBuffer', onMessage));
     this.detach.push(sources.failures.onFailed((id, reason) => this.track(id, this.failed(id, reason))));
   }
 
@@ -134,8 +140,8 @@ export class RunEventHub {
     return null;
   }
 
-  private received(message: string): void {
-    const head = SIGNAL_HEAD.exec(message);
+  private received(message: Buffer): void {
+    const head = SIGNAL_HEAD.exec(message.toString('utf8', 0, SIGNAL_HEAD_MAX_BYTES));
     if (head) {
       const id = JSON.parse(head[1]!) as string;
       if (!this.listeners.has(id)) return;
@@ -147,7 +153,7 @@ export class RunEventHub {
     }
     let signal: unknown;
     try {
-      signal = JSON.parse(message);
+      signal = JSON.parse(message.toString('utf8'));
     } catch {
       this.logger.warn({ channel: RUN_EVENTS_CHANNEL }, 'unreadable run signal ignored');
       return;

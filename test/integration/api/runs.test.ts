@@ -436,9 +436,10 @@ describe('runs', () => {
           status: 'done',
           verdict: 'ok',
           createdAt,
-          run: { stdout: 'é'.repeat(large ? FINAL_EVENT_RECORD_MAX_BYTES : 10) },
+          run: { stdout: 'é'.repeat(large ? FINAL_EVENT_RECORD_MAX_BYTES : 10), stderr: '漢字 😀' },
         };
         // The escapes are what no re-stringified record would hold: the answers can only match if they pass the stored bytes on.
+        // The raw multi-byte characters left in stderr must come through the signal's bytes unchanged too.
         stored = JSON.stringify(record).replaceAll('é', '\\u00e9');
         await h.redis.set(keys.run(id), stored, 'EX', 60);
         await releaseRun(h.redis, id);

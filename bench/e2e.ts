@@ -118,10 +118,10 @@ async function openHttp(redisDir: string) {
   const server = await startServeProcess({
     name: BENCH_NAME,
     uidBase: loadRuntimeConfig().uidBase,
-    // Logging as this environment configures it (the service's defaults
-    // unless LOG_LEVEL or BRIG_LOG_FLUSH_MS are set), not the load tests'
-    // warnings only: a run's log lines are part of what HTTP and the queue cost.
-    env: { BRIG_SLOTS: String(CORES), LOG_LEVEL: serviceConfig.logLevel, BRIG_LOG_FLUSH_MS: String(serviceConfig.logFlushMs) },
+    // Logging as this environment configures it (the service's default
+    // unless LOG_LEVEL is set; BRIG_LOG_FLUSH_MS passes through), not the load
+    // tests' warnings only: a run's log lines are part of what HTTP and the queue cost.
+    env: { BRIG_SLOTS: String(CORES), LOG_LEVEL: serviceConfig.logLevel },
     stdio: ['ignore', 'ignore', 'inherit'],
     redisUrl: redis.socketUrl,
   }).catch(async (error: unknown) => {

@@ -49,7 +49,7 @@ const CONTROL = /\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g;
  * qemu's multi-threaded TCG (its default for this guest), node died of
  * SIGSEGV now and then, early in a start, with V8's own threads or without
  * them (--single-threaded): a probe that only imported modules saw 2 in 28
- * starts, and most runs of the suite retried one to three steps. The eight
+ * starts, and most runs of the suite retried one to three steps. The ten
  * runs with one thread on 2026-12-01 and -02 retried none, and took 646–1207
  * s against 463–473 s.
  */

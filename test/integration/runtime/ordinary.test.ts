@@ -3,6 +3,7 @@
  * in /box and /tmp and a program's own source all work as on any machine.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Limits } from '../../../runtime/limits.ts';
 import { startTestRuntime, type TestRuntime } from '../../helpers/runtime.ts';
@@ -122,4 +123,20 @@ test('python and c: a program can read its own source file', async () => {
   const c =
     '#include <stdio.h>\nint main(void) {\n  FILE *f = fopen("/box/main.c", "r");\n  int ch;\n  if (!f) return 1;\n  while ((ch = fgetc(f)) != EOF) putchar(ch);\n  return 0;\n}\n';
   assert.equal(await runOk('c', c), c);
+});
+
+test('python: long arguments arrive whole, however the go message is split on its way to the sandbox', async () => {
+  // 64 arguments of 4,096 characters, 3 bytes each in UTF-8: about 770 KiB,
+  // more than a unix socket takes in one piece, so init reads it in parts.
+  const args = Array.from({ length: 64 }, (_, i) => `${String.fromCharCode(0x4e00 + i)}`.repeat(4096));
+  const r = await rt.run(
+    'python',
+    'import sys, hashlib\nprint(len(sys.argv) - 1, hashlib.sha256("\\0".join(sys.argv[1:]).encode()).hexdigest())\n',
+    {
+      limits: LIMITS,
+      args,
+    },
+  );
+  assert.equal(r.run?.verdict, 'ok', explain(r.run));
+  assert.equal(r.run!.stdout, `64 ${createHash('sha256').update(args.join('\0')).digest('hex')}\n`);
 });

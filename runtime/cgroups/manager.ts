@@ -33,11 +33,14 @@ export interface RunCgroup {
   /** Directories the sandbox's init must be moved into: one per v1 hierarchy (memory, cpu, cpuacct, pids — deduplicated when co-mounted), or the single v2 dir. The launcher writes its child's pid to <dir>/cgroup.procs. */
   readonly dirs: string[];
   /**
-   * Call before a sandbox's init is moved in (when a sandbox is prepared): on
-   * v2 kernels whose memory.peak cannot be reset (< 6.12) it is where a used,
-   * empty cgroup is recreated so the next peak is exact. Nothing on v1.
+   * Call before a sandbox's init is moved in (when a sandbox is prepared),
+   * with no process left in the cgroup. On v2 kernels whose memory.peak
+   * cannot be reset (< 6.12) a used cgroup is recreated here, so the next peak
+   * is exact. Where the cgroup is kept, it resolves once the kernel memory the
+   * last sandbox left charged to it has been given back, within a bound (see
+   * kernel-memory.ts), so the next program gets its whole memory limit.
    */
-  renew(): void;
+  renew(): Promise<void>;
   /**
    * Memory limit with swap disabled, CPU quota, pids.max. Call before every
    * run, with the prepared sandbox's init already inside (its few pages count

@@ -59,7 +59,7 @@ export class PreparedSandbox {
    * first, then init joins it. SandboxError when the sandbox cannot be built.
    */
   static async prepare(host: SandboxHost, cgroup: RunCgroup, spec: Omit<SandboxSpec, 'cgroupDirs'>): Promise<PreparedSandbox> {
-    cgroup.renew();
+    await cgroup.renew();
     // fds 0-5 of the launcher; see runtime/launcher/protocol.h.
     const launcher = await spawnProcess(
       host.launcherPath,

@@ -12,7 +12,9 @@ export class V1MemoryController {
   private readonly maxUsagePath: string;
   private readonly usagePath: string;
   private readonly oomControlPath: string;
+  private readonly kernelUsagePath: string | null;
   private maxUsageFile?: OpenCgroupFile;
+  private kernelUsageFile?: OpenCgroupFile;
   private usageFile?: OpenCgroupFile;
   private oomControlFile?: OpenCgroupFile;
   private baselineUsageBytes = 0n;
@@ -28,6 +30,9 @@ export class V1MemoryController {
     this.maxUsagePath = `${dir}/memory.max_usage_in_bytes`;
     this.usagePath = `${dir}/memory.usage_in_bytes`;
     this.oomControlPath = `${dir}/memory.oom_control`;
+    // Absent on kernels built without kernel memory accounting.
+    const kernelUsagePath = `${dir}/memory.kmem.usage_in_bytes`;
+    this.kernelUsagePath = pathExists(kernelUsagePath) ? kernelUsagePath : null;
   }
 
   /** Setting memory+swap equal to memory leaves no room for swap; TCP buffers get the same cap. */
@@ -72,6 +77,13 @@ export class V1MemoryController {
     return counterDelta(parseCounter(this.maxUsageFile.read(), this.maxUsagePath), this.baselineUsageBytes);
   }
 
+  /** Kernel memory charged to the cgroup (inodes, dentries, page tables...); null where the kernel does not count it. */
+  kernelBytes(): number | null {
+    if (!this.kernelUsagePath) return null;
+    this.kernelUsageFile ??= OpenCgroupFile.openForReading(this.kernelUsagePath);
+    return Number(parseCounter(this.kernelUsageFile.read(), this.kernelUsagePath));
+  }
+
   oomKills(): number {
     return counterDelta(this.readOomKills(), this.baselineOomKills);
   }
@@ -80,6 +92,7 @@ export class V1MemoryController {
     this.maxUsageFile?.close();
     this.usageFile?.close();
     this.oomControlFile?.close();
+    this.kernelUsageFile?.close();
   }
 
   private readOomKills(): bigint {

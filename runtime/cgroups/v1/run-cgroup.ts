@@ -3,6 +3,7 @@
  * each controller handled by its own class.
  */
 import { type CgroupDirOps, pathExists } from '../files.ts';
+import { KernelMemoryFloor } from '../kernel-memory.ts';
 import { killListedProcesses, OnceTeardown, readProcs, teardownCgroup, waitUntilEmpty } from '../lifecycle.ts';
 import { checkLimits, limitsKey } from '../limits.ts';
 import type { CgroupLimits, CgroupUsage, RunCgroup } from '../manager.ts';
@@ -29,6 +30,7 @@ export class V1RunCgroup implements RunCgroup {
   private readonly procsPaths: string[];
   private readonly dirOps: CgroupDirOps;
   private readonly memory: V1MemoryController;
+  private readonly kernelMemory: KernelMemoryFloor;
   private readonly cpu: V1CpuController;
   private readonly cpuacct: V1CpuAcctController;
   private appliedLimitsKey?: string;
@@ -41,12 +43,15 @@ export class V1RunCgroup implements RunCgroup {
     this.procsPaths = this.dirs.map((dir) => `${dir}/cgroup.procs`);
     this.dirOps = dirOps;
     this.memory = new V1MemoryController(controllerDirs.memory);
+    this.kernelMemory = new KernelMemoryFloor(() => this.memory.kernelBytes());
     this.cpu = new V1CpuController(controllerDirs.cpu);
     this.cpuacct = new V1CpuAcctController(controllerDirs.cpuacct);
   }
 
-  /** v1 resets its peak (memory.max_usage_in_bytes) in place: nothing to renew. */
-  renew(): void {}
+  /** v1 resets its peak (memory.max_usage_in_bytes) in place: the cgroup is kept, and waited on. */
+  renew(): Promise<void> {
+    return this.kernelMemory.settle();
+  }
 
   /** Writes nothing when the limits are unchanged since the last call. */
   applyLimits(limits: CgroupLimits): void {

@@ -1,13 +1,15 @@
 /** v2 memory controller: the limit with swap shut off, whole-cgroup OOM kills, and the OOM-kill counter. */
 import { OpenCgroupFile, pathExists, writeText } from '../files.ts';
-import { counterDelta, parseKeyedCounter } from '../parse.ts';
+import { counterDelta, hasKey, parseKeyedCounter } from '../parse.ts';
 
 export class V2MemoryController {
   private readonly maxPath: string;
   private readonly swapMaxPath: string;
   private readonly oomGroupPath: string;
   private readonly eventsPath: string;
+  private readonly statPath: string;
   private eventsFile?: OpenCgroupFile;
+  private statFile?: OpenCgroupFile;
   private baselineOomKills = 0n;
 
   constructor(dir: string) {
@@ -18,6 +20,7 @@ export class V2MemoryController {
     // The .local variant (≥ 5.7) counts this cgroup alone, not its descendants.
     const localEvents = `${dir}/memory.events.local`;
     this.eventsPath = pathExists(localEvents) ? localEvents : `${dir}/memory.events`;
+    this.statPath = `${dir}/memory.stat`;
   }
 
   /** oom.group=1: one OOM kill takes the whole sandbox, so no half-dead process tree lingers. */
@@ -35,8 +38,20 @@ export class V2MemoryController {
     return counterDelta(this.readOomKills(), this.baselineOomKills);
   }
 
+  /**
+   * Kernel memory charged to the cgroup: memory.stat's "kernel" (≥ 5.18), else
+   * its "slab" (inodes and dentries are slab objects); null with neither.
+   */
+  kernelBytes(): number | null {
+    this.statFile ??= OpenCgroupFile.openForReading(this.statPath);
+    const stat = this.statFile.read();
+    for (const key of ['kernel', 'slab']) if (hasKey(stat, key)) return Number(parseKeyedCounter(stat, key, this.statPath));
+    return null;
+  }
+
   close(): void {
     this.eventsFile?.close();
+    this.statFile?.close();
   }
 
   private readOomKills(): bigint {

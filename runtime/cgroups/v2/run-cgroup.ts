@@ -1,5 +1,6 @@
 /** One sandbox slot's cgroup on v2: a single directory under Brig's parent. */
 import { type CgroupDirOps, makeCgroupDir, pathExists, removeCgroupDir, writeText } from '../files.ts';
+import { KernelMemoryFloor } from '../kernel-memory.ts';
 import { killListedProcesses, OnceTeardown, readProcs, teardownCgroup, waitUntilEmpty } from '../lifecycle.ts';
 import { checkLimits, limitsKey } from '../limits.ts';
 import type { CgroupLimits, CgroupUsage, RunCgroup } from '../manager.ts';
@@ -37,6 +38,7 @@ export class V2RunCgroup implements RunCgroup {
   private memory: V2MemoryController;
   private cpu: V2CpuController;
   private peak: V2MemoryPeak;
+  private kernelMemory: KernelMemoryFloor;
   /** A run was counted since the directory was created: its memory.peak (if not resettable) holds that run. */
   private usedSinceCreation: boolean;
   private appliedLimitsKey?: string;
@@ -58,11 +60,13 @@ export class V2RunCgroup implements RunCgroup {
     this.memory = new V2MemoryController(dir);
     this.cpu = new V2CpuController(dir);
     this.peak = V2MemoryPeak.open(dir);
+    this.kernelMemory = new KernelMemoryFloor(() => this.memory.kernelBytes());
     this.usedSinceCreation = reused;
   }
 
-  renew(): void {
-    this.recreateIfPeakNeedsIt();
+  renew(): Promise<void> {
+    if (this.recreateIfPeakNeedsIt()) return Promise.resolve(); // the last sandbox's leftovers stay with the old directory
+    return this.kernelMemory.settle();
   }
 
   applyLimits(limits: CgroupLimits): void {
@@ -128,15 +132,17 @@ export class V2RunCgroup implements RunCgroup {
    * and the limits are written again. A busy cgroup is left as it is; the
    * peak then degrades as memory-peak.ts describes.
    */
-  private recreateIfPeakNeedsIt(): void {
-    if (this.peak.mode !== 'since-creation' || !this.usedSinceCreation || !this.isEmpty()) return;
+  private recreateIfPeakNeedsIt(): boolean {
+    if (this.peak.mode !== 'since-creation' || !this.usedSinceCreation || !this.isEmpty()) return false;
     this.closeFiles();
     removeCgroupDir(this.dirOps, this.dir);
     makeCgroupDir(this.dirOps, this.dir);
     this.memory = new V2MemoryController(this.dir);
     this.cpu = new V2CpuController(this.dir);
     this.peak = V2MemoryPeak.open(this.dir);
+    this.kernelMemory = new KernelMemoryFloor(() => this.memory.kernelBytes());
     this.usedSinceCreation = false;
     this.appliedLimitsKey = undefined;
+    return true;
   }
 }

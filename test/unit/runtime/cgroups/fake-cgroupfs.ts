@@ -292,6 +292,7 @@ export class FakeCgroupfs {
       'memory.current': '0\n',
       'memory.events': MEMORY_EVENTS,
       'memory.events.local': MEMORY_EVENTS,
+      'memory.stat': 'anon 0\nfile 0\nkernel 0\nkernel_stack 0\nslab 0\n',
       'cpu.max': 'max 100000\n',
       'cpu.stat': 'usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n',
       'pids.max': 'max\n',

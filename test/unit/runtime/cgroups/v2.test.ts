@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { type CgroupManager, detectCgroups, type RunCgroup } from '../../../../runtime/cgroups/manager.ts';
 import { SandboxError } from '../../../../runtime/errors.ts';
@@ -173,7 +174,7 @@ test('the per-fd memory peak is read back through the fd that was reset', (t) =>
   assert.equal(cgroup.usage().memoryPeakBytes, 5 * MIB);
 });
 
-test('read-only memory.peak: a used cgroup is recreated before the next run', (t) => {
+test('read-only memory.peak: a used cgroup is recreated before the next run', async (t) => {
   const { fake, manager, parent } = setUp(t, { peak: 'read-only' });
   const reusedDir = join(parent, 'slot-reused');
   fake.makeCgroup(reusedDir);
@@ -191,7 +192,7 @@ test('read-only memory.peak: a used cgroup is recreated before the next run', (t
   assert.equal(cgroup.usage().memoryPeakBytes, 5 * MIB, 'peak since creation minus the usage at reset');
 
   fake.write(dir, 'marker', 'run 1');
-  cgroup.renew();
+  await cgroup.renew();
   assert.equal(fs.existsSync(join(dir, 'marker')), false, 'renew() recreated the cgroup for run 2');
   cgroup.applyLimits(LIMITS);
   assert.equal(fake.read(dir, 'memory.max'), String(256 * MIB), 'unchanged limits are written again into the new cgroup');
@@ -202,7 +203,7 @@ test('read-only memory.peak: a used cgroup is recreated before the next run', (t
 
   fake.write(dir, 'cgroup.procs', `${FAKE_PIDS[0]}\n`);
   fake.write(dir, 'marker', 'run 2');
-  cgroup.renew();
+  await cgroup.renew();
   assert.equal(fs.existsSync(join(dir, 'marker')), true, 'a cgroup with processes is not recreated');
 });
 
@@ -316,4 +317,19 @@ test('describe() reports the version, the controllers and the peak mode', (t) =>
   for (const controller of ['memory', 'cpu', 'pids']) assert.equal(byName.get(`controller ${controller}`)?.ok, true);
   assert.equal(byName.get('parent has no processes')?.ok, true);
   assert.match(byName.get('memory peak')?.detail ?? '', /freshly created/);
+});
+
+test("a kept cgroup's renew waits until the last sandbox's kernel memory is given back", async (t) => {
+  const { fake, manager } = setUp(t);
+  const cgroup = manager.open('slot-0');
+  const [dir] = cgroup.dirs;
+  const stat = (kernelBytes: number) => `anon 0\nfile 0\nkernel ${kernelBytes}\nslab ${kernelBytes}\n`;
+  fake.write(dir, 'memory.stat', stat(MIB / 4));
+  await cgroup.renew(); // the first sandbox: the floor is where it starts
+  fake.write(dir, 'memory.stat', stat(40 * MIB));
+  const given = setTimeout(() => fake.write(dir, 'memory.stat', stat(MIB / 2)), 30);
+  t.after(() => clearTimeout(given));
+  const start = performance.now();
+  await cgroup.renew();
+  assert.ok(performance.now() - start >= 25, 'renew resolved while 40 MiB of kernel memory was still charged');
 });

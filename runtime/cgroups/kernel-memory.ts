@@ -8,7 +8,7 @@
  * here, a program that filled a 64 MiB limit with empty files left its
  * cgroup charged for 10–25 ms after its launcher was gone, 60–90 ms in all.
  * The next program, started meanwhile, got that much less than its memory
- * limit (45–55 of 64 MiB in 1 run of 4 on a slow day). So the slot's next
+ * limit (43–55 of 64 MiB in 3 probes of 20 on a slow day). So the slot's next
  * sandbox is prepared only once the cgroup's kernel memory is back near where
  * it stood when the last one was prepared.
  *

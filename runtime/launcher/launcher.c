@@ -110,8 +110,8 @@ static struct go the_go, *go;
  * every step touches: the first page of its bytes and of its words, and what
  * it says. Taken at the go-ahead, these faults were about 60 us of init's
  * work there on a slow day, and since init runs on the runtime's CPU then,
- * the program waited about as long again while the runtime got its time
- * back. The pages are charged to the slot's cgroup either way, now before
+ * the program waited ~40 us more while the runtime got that time back (see
+ * the README's Performance section). The pages are charged to the slot's cgroup either way, now before
  * the step's peak is reset rather than after: they are init's, not the
  * program's. A longer message faults in the rest as before. */
 static void prefault_go(void) {

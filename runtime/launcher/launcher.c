@@ -561,11 +561,11 @@ static int receive_go(int sock) {
   int tree;
   memcpy(&tree, CMSG_DATA(c), sizeof tree);
   /* A stream socket may split anywhere, even inside the length. */
-  for (size_t got = n; got < sizeof len;) {
-    ssize_t r = read(sock, (char *)&len + got, sizeof len - got);
+  for (size_t have = n; have < sizeof len;) {
+    ssize_t r = read(sock, (char *)&len + have, sizeof len - have);
     if (r == 0) _exit(BRIG_EXIT_ABORTED);
     CHECK(r, "read go");
-    got += r;
+    have += r;
   }
   size_t got = n > (ssize_t)sizeof len ? n - sizeof len : 0;
   if (len > sizeof go->buf || got > len) report_error("malformed go message", EPROTO);

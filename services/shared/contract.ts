@@ -84,7 +84,8 @@ export const keys = {
   cancel: (id: string) => `brig:cancel:${id}`,
   /** JSON WorkerHeartbeat, with a short TTL renewed by the worker. */
   worker: (workerId: string) => `brig:worker:${workerId}`,
-  workerPattern: 'brig:worker:*',
+  /** SET of the ids of the workers that publish a heartbeat: how the API finds them without a SCAN (worker-registry.ts). */
+  workers: 'brig:workers',
   /** Fixed-window rate limit counter. */
   rate: (subject: string, windowStart: number) => `brig:rate:${subject}:${windowStart}`,
   /** ZSET of a client's runs queued or running (member run id, score: when the entry goes stale, ms). */

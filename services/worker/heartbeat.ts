@@ -1,11 +1,12 @@
 import type { Redis } from 'ioredis';
-import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../shared/contract.ts';
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_MS, type WorkerHeartbeat } from '../shared/contract.ts';
 import type { Logger } from '../shared/logger.ts';
+import { publishHeartbeat, withdrawHeartbeat } from '../shared/worker-registry.ts';
 
 /**
- * Publishes this worker's heartbeat at keys.worker(id) every
+ * Publishes this worker's heartbeat (worker-registry.ts) every
  * HEARTBEAT_INTERVAL_MS, with a TTL of HEARTBEAT_TTL_MS so that a worker that
- * dies without a word drops out by itself. stop() deletes the key at once.
+ * dies without a word drops out by itself. stop() withdraws it at once.
  */
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
@@ -32,11 +33,11 @@ export class Heartbeat {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.inFlight;
-    await this.redis.del(keys.worker(this.workerId));
+    await withdrawHeartbeat(this.redis, this.workerId);
   }
 
   private async publish(): Promise<void> {
     if (this.stopped) return;
-    await this.redis.set(keys.worker(this.workerId), JSON.stringify(this.snapshot()), 'PX', HEARTBEAT_TTL_MS);
+    await publishHeartbeat(this.redis, this.snapshot(), HEARTBEAT_TTL_MS);
   }
 }

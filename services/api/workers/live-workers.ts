@@ -1,12 +1,13 @@
 import { LIMIT_NAMES, type Limits } from '../../../runtime/limits.ts';
-import { HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../../shared/contract.ts';
+import { HEARTBEAT_TTL_MS, type WorkerHeartbeat } from '../../shared/contract.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { type Redis, scanKeys } from '../../shared/redis.ts';
+import type { Redis } from '../../shared/redis.ts';
 import type { LanguageView } from '../../shared/schemas.ts';
+import { readHeartbeats } from '../../shared/worker-registry.ts';
 
 /**
  * The workers whose heartbeat is fresh, and the languages they can run, read
- * from keys.worker(*): the API's only source about languages and limits. A submission asks on every request, so the answer is
+ * from their heartbeats (worker-registry.ts): the API's only source about languages and limits. A submission asks on every request, so the answer is
  * kept for a moment; a caller that did not find what it looked for may ask
  * for a fresh read (a worker that just came up), at most every
  * MIN_REFRESH_INTERVAL_MS.
@@ -53,20 +54,16 @@ export class LiveWorkers {
   }
 
   private async read(now: number): Promise<WorkerHeartbeat[]> {
-    const names = await scanKeys(this.redis, keys.workerPattern);
-    if (names.length === 0) return [];
-    const values = await this.redis.mget(...names);
     const heartbeats: WorkerHeartbeat[] = [];
-    values.forEach((raw, index) => {
-      if (raw === null) return; // expired between SCAN and MGET
+    for (const raw of await readHeartbeats(this.redis)) {
       try {
         const heartbeat = JSON.parse(raw) as WorkerHeartbeat;
         // The key's own TTL drops a dead worker; the timestamp also catches a stuck one.
         if (now - heartbeat.at <= HEARTBEAT_TTL_MS && Array.isArray(heartbeat.languages)) heartbeats.push(heartbeat);
       } catch {
-        this.logger.warn({ key: names[index] }, 'unreadable worker heartbeat ignored');
+        this.logger.warn({ heartbeat: raw.slice(0, 200) }, 'unreadable worker heartbeat ignored');
       }
-    });
+    }
     return heartbeats.sort((a, b) => a.workerId.localeCompare(b.workerId));
   }
 }

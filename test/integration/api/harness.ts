@@ -8,7 +8,6 @@ import { loadRuntimeConfig, loadServiceConfig, type ServiceConfig } from '../../
 import {
   EVENTS_MAX_LEN,
   HEARTBEAT_TTL_MS,
-  keys,
   QUEUE_NAME,
   type RunEvent,
   type RunJobData,
@@ -21,6 +20,7 @@ import {
 import { createLogger } from '../../../services/shared/logger.ts';
 import { createMetrics } from '../../../services/shared/metrics.ts';
 import { type JobLock, RunStore } from '../../../services/shared/run-store.ts';
+import { publishHeartbeat } from '../../../services/shared/worker-registry.ts';
 import { jobLock } from '../../../services/worker/job-lock.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 
@@ -105,7 +105,7 @@ export async function startHarness(redisServer: TestRedis, overrides: Partial<Re
           maxLimits: runtimeConfig.maxima,
         })),
       };
-      await redis.set(keys.worker(workerId), JSON.stringify(heartbeat), 'PX', HEARTBEAT_TTL_MS);
+      await publishHeartbeat(redis, heartbeat, HEARTBEAT_TTL_MS);
     },
     worker(processor) {
       const worker = new Worker<RunJobData, RunOutcome>(QUEUE_NAME, (job, token) => processor(job, jobLock(job, token!)), {

@@ -3,6 +3,7 @@ import { before, describe, test } from 'node:test';
 import { newRunId } from '../../../services/api/runs/ids.ts';
 import { HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../../../services/shared/contract.ts';
 import { runRequestSchema } from '../../../services/shared/schemas.ts';
+import { publishHeartbeat } from '../../../services/shared/worker-registry.ts';
 import { harnessForFile, PYTHON_HELLO } from './harness.ts';
 import { validate } from './json-schema.ts';
 
@@ -72,8 +73,8 @@ describe('languages', () => {
       at: now - HEARTBEAT_TTL_MS - 1_000,
       languages: [{ ...second.languages[0]!, name: 'java' }],
     };
-    await h.redis.set(keys.worker('w2'), JSON.stringify(second), 'PX', HEARTBEAT_TTL_MS);
-    await h.redis.set(keys.worker('w3'), JSON.stringify(stale), 'PX', HEARTBEAT_TTL_MS);
+    await publishHeartbeat(h.redis, second, HEARTBEAT_TTL_MS);
+    await publishHeartbeat(h.redis, stale, HEARTBEAT_TTL_MS);
     await h.redis.del(keys.worker('test-worker'));
     await new Promise((resolve) => setTimeout(resolve, 1_100)); // past the heartbeat cache
 

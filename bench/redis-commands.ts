@@ -21,6 +21,7 @@ import { Redis } from 'ioredis';
 import '../services/api/middleware/rate-limit.ts';
 import '../services/shared/admission.ts';
 import '../services/shared/run-store.ts';
+import '../services/shared/worker-registry.ts';
 import { luaScriptName } from '../services/shared/redis.ts';
 
 const bullmqNames = new Map<string, string>(

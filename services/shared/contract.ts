@@ -80,6 +80,8 @@ export const EVENTS_MAX_LEN = 1_000;
 export const keys = {
   /** JSON RunRecord, with the result TTL. */
   run: (id: string) => `brig:run:${id}`,
+  /** A long final record while its worker writes it in slices, before it is moved to keys.run(id) (run-store.ts). */
+  stagedFinal: (id: string, lockToken: string) => `brig:run-staged:${id}:${lockToken}`,
   /** '1' when a cancel was asked for; TTL = the result TTL. */
   cancel: (id: string) => `brig:cancel:${id}`,
   /** JSON WorkerHeartbeat, with a short TTL renewed by the worker. */

@@ -31,6 +31,16 @@ import { storeFault } from './store-errors.ts';
 const FINAL_STATUSES: ReadonlySet<RunRecord['status']> = new Set(['done', 'cancelled']);
 /** A record longer than this is read back in slices of this size (RunStore.getBytes). */
 export const READ_SLICE_BYTES = 1024 * 1024;
+/** A final record longer than this is written in slices of this size (RunStore.putFinal). */
+export const WRITE_SLICE_BYTES = 1024 * 1024;
+/**
+ * How long a final record's slices may wait for the script that puts them
+ * in place: a worker writes them one after another, in seconds at most, so
+ * this only bounds what a worker that died midway leaves behind.
+ */
+const STAGED_TTL_SECONDS = 300;
+/** Writes of a final record's slices that vanished before they were moved in place, before the write fails. */
+const MAX_STAGINGS = 3;
 /** Attempts of a read-modify-write before giving up to a faster writer. */
 const MAX_CAS_ATTEMPTS = 5;
 /**
@@ -77,6 +87,25 @@ const writeFinal = new LuaScript(
   `
 if redis.call('GET', KEYS[5]) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+${releaseLua(2, 'ARGV[3]')}
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+`,
+);
+
+// As write-final, for a record written beforehand in slices at KEYS[6]: it is moved in
+// place when it holds all ARGV[1] bytes (else 3: an expired staging, nothing written), and
+// dropped when the lock is lost. RENAME is never refused for memory.
+const writeFinalStaged = new LuaScript(
+  'write-final-staged',
+  `
+if redis.call('GET', KEYS[5]) ~= ARGV[4] then
+  redis.call('DEL', KEYS[6])
+  return 0
+end
+if redis.call('STRLEN', KEYS[6]) ~= tonumber(ARGV[1]) then return 3 end
+redis.call('RENAME', KEYS[6], KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 ${releaseLua(2, 'ARGV[3]')}
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
@@ -265,24 +294,49 @@ export class RunStore {
    * written, released or published (the lock's new holder does all three).
    * A refusal for memory is tried again for a while (see
    * FULL_RETRY_DELAYS_MS) rather than losing the result. A record with
-   * long outputs is encoded into bytes a slice at a time (see jsonOf).
+   * long outputs is encoded into bytes a slice at a time (see jsonOf), and
+   * one longer than WRITE_SLICE_BYTES is written a slice at a time (stage)
+   * before the script moves it in place.
    */
   async putFinal(record: RunRecord, lock: JobLock): Promise<boolean> {
     const encoded = await jsonOf(record);
+    const signal = finalSignal(record, encoded);
+    const bytes = Buffer.byteLength(encoded) > WRITE_SLICE_BYTES ? Buffer.from(encoded) : null;
+    const written = async (): Promise<boolean> => {
+      const keysOfWrite = [keys.run(record.id), ...RELEASE_KEYS, lock.key];
+      const common = [this.ttlSeconds, record.id, lock.token, RUN_EVENTS_CHANNEL, signal];
+      if (bytes === null) return (await writeFinal.run(this.redis, keysOfWrite, [encoded, ...common])) === 1;
+      const staged = keys.stagedFinal(record.id, lock.token);
+      for (let staging = 1; ; staging++) {
+        await this.stage(staged, bytes);
+        const outcome = await writeFinalStaged.run(this.redis, [...keysOfWrite, staged], [bytes.length, ...common]);
+        if (outcome !== 3) return outcome === 1;
+        // Gone before it was moved in place: expired, or evicted by a Redis configured to evict.
+        if (staging === MAX_STAGINGS) throw new Error(`the final record of run ${record.id} did not stay in Redis while it was written`);
+      }
+    };
     for (let attempt = 0; ; attempt++) {
       try {
-        const written = await writeFinal.run(
-          this.redis,
-          [keys.run(record.id), ...RELEASE_KEYS, lock.key],
-          [encoded, this.ttlSeconds, record.id, lock.token, RUN_EVENTS_CHANNEL, finalSignal(record, encoded)],
-        );
-        return written === 1;
+        return await written();
       } catch (error) {
         const delay = FULL_RETRY_DELAYS_MS[attempt];
         if (storeFault(error) !== 'full' || delay === undefined) throw error;
         await sleep(delay);
       }
     }
+  }
+
+  /**
+   * A long record written a slice per command: sent whole, ioredis copies
+   * it into one buffer and the socket takes it in one go, holding the
+   * event loop (README: "A long record is written a slice at a time"). The
+   * key is the run's and the lock token's, so that a worker that lost the
+   * lock and still writes cannot mix its slices into the new owner's.
+   */
+  private async stage(key: string, bytes: Buffer): Promise<void> {
+    await this.redis.set(key, bytes.subarray(0, WRITE_SLICE_BYTES), 'EX', STAGED_TTL_SECONDS);
+    for (let at = WRITE_SLICE_BYTES; at < bytes.length; at += WRITE_SLICE_BYTES)
+      await this.redis.append(key, bytes.subarray(at, at + WRITE_SLICE_BYTES));
   }
 
   /**

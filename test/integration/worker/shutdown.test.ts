@@ -80,9 +80,11 @@ test('close() finishes a short run, hands a long one back to the queue, and anot
 test('close() with nothing running returns promptly and removes the heartbeat', async () => {
   const worker = await h.startWorker({ service: { shutdownGraceMs: 30_000 }, workerId: 'shutdown-idle' });
   assert.equal(await h.clients.redis.exists(keys.worker('shutdown-idle')), 1);
+  assert.equal(await h.clients.redis.sismember(keys.workers, 'shutdown-idle'), 1, 'the API finds workers by this set');
   const started = Date.now();
   await Promise.all([worker.close(), worker.close()]);
   assert.ok(Date.now() - started < 3000, `idle close took ${Date.now() - started} ms`);
   assert.equal(await h.clients.redis.exists(keys.worker('shutdown-idle')), 0);
+  assert.equal(await h.clients.redis.sismember(keys.workers, 'shutdown-idle'), 0);
   await assert.rejects(fetch(worker.metricsUrl), 'the metrics server still listens');
 });

@@ -13,7 +13,7 @@ import { HEARTBEAT_TTL_MS, keys, type WorkerHeartbeat } from '../../../../servic
 import { createLogger } from '../../../../services/shared/logger.ts';
 import { closeRedis, createRedisClient, type Redis } from '../../../../services/shared/redis.ts';
 import { publishHeartbeat, readHeartbeats, withdrawHeartbeat } from '../../../../services/shared/worker-registry.ts';
-import { startRedis, type TestRedis } from '../../../helpers/redis.ts';
+import { commandsSince, startRedis, type TestRedis } from '../../../helpers/redis.ts';
 
 const STORED_RUNS = 20_000;
 const logger = createLogger({ level: 'silent', name: 'test' });
@@ -41,16 +41,6 @@ function heartbeat(workerId: string): WorkerHeartbeat {
   return { workerId, hostname: 'h', pid: 1, slots: 2, activeRuns: 0, languages: [], startedAt: now, at: now };
 }
 
-/** Calls of each command since the last call, from INFO commandstats (an EVALSHA and what its script ran). */
-async function commandsSince(): Promise<Record<string, number>> {
-  const info = await redis.info('commandstats');
-  await redis.config('RESETSTAT');
-  const calls: Record<string, number> = {};
-  for (const [, name, count] of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm))
-    if (name !== 'info' && !name!.startsWith('config')) calls[name!] = Number(count);
-  return calls;
-}
-
 async function storeRuns(count: number): Promise<void> {
   for (let at = 0; at < count; at += 1_000) {
     const batch = redis.pipeline();
@@ -65,11 +55,11 @@ test('the live workers are read with one script whatever the number of stored ru
   await storeRuns(STORED_RUNS);
   for (const id of ['w1', 'w2', 'w3']) await publishHeartbeat(redis, heartbeat(id), HEARTBEAT_TTL_MS);
   await readHeartbeats(redis); // the script loaded (its first call is a NOSCRIPT, then an EVAL)
-  await commandsSince();
+  await commandsSince(redis);
 
   assert.deepEqual(await workerIds(new LiveWorkers(redis, logger)), ['w1', 'w2', 'w3']);
 
-  const calls = await commandsSince();
+  const calls = await commandsSince(redis);
   assert.equal(calls.scan, undefined, 'a SCAN walks the stored runs');
   assert.equal(calls.keys, undefined);
   assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 1, JSON.stringify(calls));

@@ -13,7 +13,7 @@ import { createLogger } from '../../../../services/shared/logger.ts';
 import { jsonOf } from '../../../../services/shared/record-json.ts';
 import { closeRedis, createRedisClient, type Redis } from '../../../../services/shared/redis.ts';
 import { RunStore, WRITE_SLICE_BYTES } from '../../../../services/shared/run-store.ts';
-import { startRedis, type TestRedis } from '../../../helpers/redis.ts';
+import { commandsSince, startRedis, type TestRedis } from '../../../helpers/redis.ts';
 
 const TTL_SECONDS = 60;
 const LOCK = { key: 'test:lock:r1', token: 'token-1' };
@@ -51,16 +51,6 @@ function finalRecord(stdoutBytes: number): RunRecord {
   return { id: 'r1', language: 'python', status: 'done', verdict: 'ok', run: { stdout, stderr: '' } } as unknown as RunRecord;
 }
 
-/** Calls of each command since the last call, from INFO commandstats (scripts' commands included). */
-async function commandsSince(): Promise<Record<string, number>> {
-  const info = await redis.info('commandstats');
-  await redis.config('RESETSTAT');
-  const calls: Record<string, number> = {};
-  for (const [, name, count] of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm))
-    if (name !== 'info' && !name!.startsWith('config')) calls[name!] = Number(count);
-  return calls;
-}
-
 const bytesOf = async (record: RunRecord) => Buffer.from(await jsonOf(record));
 const stagedKeys = () => redis.keys('brig:run-staged:*');
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50)); // pub/sub delivery
@@ -70,12 +60,12 @@ test('a long final record goes a slice per command, and lands whole with its TTL
   const expected = await bytesOf(record);
   await new RunStore(redis, TTL_SECONDS).putFinal(record, LOCK); // the scripts loaded
   await redis.set(keys.run('r1'), '{"id":"r1","language":"python","status":"running"}');
-  await commandsSince();
+  await commandsSince(redis);
   signals.length = 0;
 
   assert.equal(await new RunStore(redis, TTL_SECONDS).putFinal(record, LOCK), true);
 
-  const calls = await commandsSince();
+  const calls = await commandsSince(redis);
   assert.deepEqual(
     { set: calls.set, append: calls.append, rename: calls.rename, evalsha: calls.evalsha },
     { set: 1, append: Math.ceil(expected.length / WRITE_SLICE_BYTES) - 1, rename: 1, evalsha: 1 },
@@ -92,11 +82,11 @@ test('a final record within one slice is one script, as before', async () => {
   const record = finalRecord(1000);
   await new RunStore(redis, TTL_SECONDS).putFinal(record, LOCK);
   await redis.set(keys.run('r1'), '{"id":"r1","language":"python","status":"running"}');
-  await commandsSince();
+  await commandsSince(redis);
 
   assert.equal(await new RunStore(redis, TTL_SECONDS).putFinal(record, LOCK), true);
 
-  const calls = await commandsSince();
+  const calls = await commandsSince(redis);
   assert.equal(calls.append, undefined);
   assert.equal(calls.rename, undefined);
   assert.equal(calls.evalsha, 1);

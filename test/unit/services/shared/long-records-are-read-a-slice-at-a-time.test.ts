@@ -11,7 +11,7 @@ import { keys } from '../../../../services/shared/contract.ts';
 import { createLogger } from '../../../../services/shared/logger.ts';
 import { closeRedis, createRedisClient, type Redis } from '../../../../services/shared/redis.ts';
 import { READ_SLICE_BYTES, RunStore } from '../../../../services/shared/run-store.ts';
-import { startRedis, type TestRedis } from '../../../helpers/redis.ts';
+import { commandsSince, startRedis, type TestRedis } from '../../../helpers/redis.ts';
 
 let server: TestRedis;
 let redis: Redis;
@@ -28,16 +28,6 @@ after(async () => {
   await server.stop();
 });
 
-/** Calls of each command since the last call, from INFO commandstats. */
-async function commandsSince(): Promise<Record<string, number>> {
-  const info = await redis.info('commandstats');
-  await redis.config('RESETSTAT');
-  const calls: Record<string, number> = {};
-  for (const [, name, count] of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm))
-    if (name !== 'info' && !name!.startsWith('config')) calls[name!] = Number(count);
-  return calls;
-}
-
 function record(status: string, stdoutBytes: number): string {
   // Multi-byte characters across the slices' edges: slices are cut by bytes and must join as they were.
   const stdout = 'aé漢😀'.repeat(Math.ceil(stdoutBytes / 10)).slice(0, stdoutBytes);
@@ -48,18 +38,18 @@ test('a long final record comes back byte for byte, one slice per round trip', a
   const stored = record('done', Math.floor(3.5 * READ_SLICE_BYTES));
   const bytes = Buffer.from(stored);
   await redis.set(keys.run('r1'), stored);
-  await commandsSince();
+  await commandsSince(redis);
   const read = await store.getBytes('r1');
   assert.ok(read?.equals(bytes));
-  assert.deepEqual(await commandsSince(), { getrange: Math.ceil(bytes.length / READ_SLICE_BYTES), strlen: 1 });
+  assert.deepEqual(await commandsSince(redis), { getrange: Math.ceil(bytes.length / READ_SLICE_BYTES), strlen: 1 });
 });
 
 test('a record within one slice, or exactly one slice long, takes one GETRANGE, as GET would', async () => {
   for (const stored of ['{"id":"r1","language":"python","status":"queued"}', 'x'.repeat(READ_SLICE_BYTES - 1)]) {
     await redis.set(keys.run('r1'), stored);
-    await commandsSince();
+    await commandsSince(redis);
     assert.equal((await store.getBytes('r1'))?.toString(), stored);
-    assert.deepEqual(await commandsSince(), { getrange: 1 });
+    assert.deepEqual(await commandsSince(redis), { getrange: 1 });
   }
   const exact = 'x'.repeat(READ_SLICE_BYTES);
   await redis.set(keys.run('r1'), exact);
@@ -73,9 +63,9 @@ test('a missing record is null', async () => {
 test('a long record that is not final, or not laid out as Brig writes records, is read whole: it may change between slices', async () => {
   for (const stored of [record('running', 2 * READ_SLICE_BYTES), `{"status":"done",${record('done', 2 * READ_SLICE_BYTES).slice(1)}`]) {
     await redis.set(keys.run('r1'), stored);
-    await commandsSince();
+    await commandsSince(redis);
     assert.ok((await store.getBytes('r1'))?.equals(Buffer.from(stored)));
-    assert.deepEqual(await commandsSince(), { getrange: 1, get: 1 });
+    assert.deepEqual(await commandsSince(redis), { getrange: 1, get: 1 });
   }
 });
 
